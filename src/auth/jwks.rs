@@ -1,0 +1,246 @@
+//! The JWKS cache: Better-Auth's public keys, fetched, kept, refreshed and looked up.
+//!
+//! Rules (DESIGN §1; ADR 0003):
+//! - Lookups of known keys read an immutable [`KeySet`] through an `ArcSwap`: no lock, and
+//!   never a wait for a fetch.
+//! - A token with an unknown `kid` may trigger a refetch (Better-Auth signs with a rotated key
+//!   at once). Such fetches are single-flight (one async mutex; whoever waited re-checks the set
+//!   before fetching) and at most one per cooldown, so a flood of random kids costs one fetch.
+//! - A background task refreshes every `JWKS_REFRESH_SECS`, sooner with backoff while failing.
+//! - A failed fetch keeps the last good keys, adding any usable public keys from the shared
+//!   database `jwks` table, so warden keeps working while Better-Auth is unreachable.
+//! - A fetch has a timeout and a body size limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use super::keys::{KeySet, Skipped, VerifyingKey};
+use crate::db;
+
+/// A JWKS larger than this is refused (Better-Auth's is a few hundred bytes per key).
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// Why a fetch brought no key set.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("request to the JWKS endpoint failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the JWKS endpoint answered HTTP {0}")]
+    Status(u16),
+    #[error("the JWKS is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("{0}")]
+    Parse(#[from] super::keys::JwksParseError),
+}
+
+/// The outcome of looking up a `kid`.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Arc<VerifyingKey>),
+    /// The JWKS was reachable (or is in cooldown after a good fetch) and has no such key.
+    Unknown,
+    /// The key is unknown and the JWKS endpoint could not be reached.
+    Unavailable,
+}
+
+/// Where keys come from.
+#[derive(Debug, Clone)]
+pub struct JwksSource {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub timeout: Duration,
+    /// The shared database, for the `jwks` table fallback; `None` disables it.
+    pub db: Option<PgPool>,
+    /// A database key is used until `expires_at` + this.
+    pub db_grace: Duration,
+}
+
+/// Counters for readiness, logs and tests.
+#[derive(Debug, Default)]
+pub struct JwksStats {
+    pub fetches: AtomicU64,
+    pub failed_fetches: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct JwksCache {
+    keys: ArcSwap<KeySet>,
+    source: JwksSource,
+    cooldown: Duration,
+    /// Held while fetching; holds the time of the last fetch caused by an unknown kid.
+    fetch_lock: Mutex<Option<Instant>>,
+    last_fetch_ok: AtomicBool,
+    pub stats: JwksStats,
+}
+
+impl JwksCache {
+    pub fn new(source: JwksSource, cooldown: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            source,
+            cooldown,
+            fetch_lock: Mutex::new(None),
+            last_fetch_ok: AtomicBool::new(false),
+            stats: JwksStats::default(),
+        })
+    }
+
+    /// The current key set.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
+    /// Whether the last fetch reached the JWKS endpoint and parsed.
+    pub fn last_fetch_ok(&self) -> bool {
+        self.last_fetch_ok.load(Ordering::Relaxed)
+    }
+
+    /// Fetches now (waiting for any fetch in flight first). Used at start and by the
+    /// background task. On failure, the last good keys stay, plus usable database keys.
+    pub async fn refresh(&self) -> Result<usize, FetchError> {
+        let _guard = self.fetch_lock.lock().await;
+        self.fetch_and_store().await
+    }
+
+    async fn fetch_and_store(&self) -> Result<usize, FetchError> {
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch().await {
+            Ok(set) => {
+                let count = set.len();
+                let previous = self.keys.swap(Arc::new(set));
+                self.last_fetch_ok.store(true, Ordering::Relaxed);
+                if previous.len() != count {
+                    tracing::info!(keys = count, url = %self.source.url, "JWKS loaded");
+                }
+                Ok(count)
+            }
+            Err(err) => {
+                self.stats.failed_fetches.fetch_add(1, Ordering::Relaxed);
+                self.last_fetch_ok.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %err, url = %self.source.url, "JWKS fetch failed; keeping the last good keys");
+                self.add_database_keys().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<KeySet, FetchError> {
+        let mut response = self
+            .source
+            .client
+            .get(&self.source.url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.source.timeout)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let (set, skipped) = KeySet::from_jwks_json(&body)?;
+        log_skipped("JWKS endpoint", &skipped);
+        Ok(set)
+    }
+
+    /// The fallback: public keys Better-Auth stored in the shared `jwks` table.
+    async fn add_database_keys(&self) {
+        let Some(pool) = &self.source.db else { return };
+        let rows = match db::jwks::usable_public_keys(pool, self.source.db_grace).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the jwks table either");
+                return;
+            }
+        };
+        let jwks: Vec<serde_json::Value> = rows.into_iter().filter_map(|row| row.into_jwk()).collect();
+        let (db_set, skipped) = KeySet::from_jwks(jwks.iter());
+        log_skipped("database jwks table", &skipped);
+        if db_set.is_empty() {
+            return;
+        }
+        let mut merged = KeySet::clone(&self.keys.load());
+        let before = merged.len();
+        merged.merge_missing(&db_set);
+        if merged.len() != before {
+            tracing::info!(
+                added = merged.len() - before,
+                "using public keys from the database jwks table"
+            );
+            self.keys.store(Arc::new(merged));
+        }
+    }
+
+    /// Finds the key for `kid`, refetching the JWKS if it is unknown (single-flight, at most
+    /// once per cooldown). Known keys never wait.
+    pub async fn key(&self, kid: &str) -> Lookup {
+        if let Some(key) = self.keys.load().get(kid) {
+            return Lookup::Found(Arc::clone(key));
+        }
+        let mut last_on_demand = self.fetch_lock.lock().await;
+        // Whoever held the lock before us may have brought the key.
+        if let Some(key) = self.keys.load().get(kid) {
+            return Lookup::Found(Arc::clone(key));
+        }
+        let in_cooldown = last_on_demand.is_some_and(|at| at.elapsed() < self.cooldown);
+        if !in_cooldown {
+            *last_on_demand = Some(Instant::now());
+            tracing::debug!("unknown kid: refetching the JWKS");
+            // The outcome is judged below from the key set and last_fetch_ok.
+            let _ = self.fetch_and_store().await;
+            if let Some(key) = self.keys.load().get(kid) {
+                return Lookup::Found(Arc::clone(key));
+            }
+        }
+        if self.last_fetch_ok() {
+            Lookup::Unknown
+        } else {
+            Lookup::Unavailable
+        }
+    }
+
+    /// Refreshes every `period`; after a failure, retries sooner (1 s, doubling up to
+    /// `period`) so a warden started before Better-Auth becomes ready on its own.
+    pub fn spawn_refresher(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+        let cache = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            let mut next = if cache.last_fetch_ok() { period } else { backoff };
+            loop {
+                tokio::time::sleep(next).await;
+                next = match cache.refresh().await {
+                    Ok(_) => {
+                        backoff = Duration::from_secs(1);
+                        period
+                    }
+                    Err(_) => {
+                        backoff = (backoff * 2).min(period);
+                        backoff
+                    }
+                };
+            }
+        })
+    }
+}
+
+fn log_skipped(from: &str, skipped: &[Skipped]) {
+    for s in skipped {
+        tracing::warn!(kid = ?s.kid, reason = %s.error, "ignoring a key from the {from}");
+    }
+}

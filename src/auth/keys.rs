@@ -1,0 +1,358 @@
+//! Public keys: one JWK in, one [`VerifyingKey`] out, with its algorithm pinned.
+//!
+//! The algorithm a key verifies comes from the key itself (`kty`, `crv` and `alg` must agree),
+//! never from a token's header: a token whose header names another algorithm is refused by
+//! [`super::verify`]. Symmetric keys (`oct`), `none`, and anything we cannot check are
+//! rejected here, so they never enter a key set.
+//!
+//! Four algorithms go through `jsonwebtoken` (on aws-lc-rs); ES512 (P-521) goes straight to
+//! aws-lc-rs, because `jsonwebtoken` has no ES512. Both sit behind [`VerifyingKey::verify`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+/// The signature algorithms Better-Auth's jwt plugin can sign with, and no others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alg {
+    EdDsa,
+    Rs256,
+    Ps256,
+    Es256,
+    Es512,
+}
+
+impl Alg {
+    /// The JOSE name (`alg` header / JWK parameter).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
+            Self::Es256 => "ES256",
+            Self::Es512 => "ES512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "EdDSA" | "Ed25519" => Self::EdDsa,
+            "RS256" => Self::Rs256,
+            "PS256" => Self::Ps256,
+            "ES256" => Self::Es256,
+            "ES512" => Self::Es512,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a JWK was not taken into the key set.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("key has no kid")]
+    NoKid,
+    #[error("unsupported key type or curve: kty={kty:?} crv={crv:?}")]
+    Unsupported { kty: String, crv: Option<String> },
+    #[error("unsupported or mismatched alg {alg:?} for kty={kty:?} crv={crv:?}")]
+    AlgMismatch {
+        alg: String,
+        kty: String,
+        crv: Option<String>,
+    },
+    #[error("RSA key without alg: RS256 and PS256 cannot be told apart")]
+    RsaWithoutAlg,
+    #[error("key is not for signatures (use={0:?})")]
+    NotForSignatures(String),
+    #[error("malformed key material: {0}")]
+    Malformed(&'static str),
+}
+
+/// The JWK members we read. Everything else (`use`, `key_ops`, `x5c`, ...) is ignored.
+#[derive(Debug, Deserialize)]
+struct RawJwk {
+    kty: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    crv: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+enum Material {
+    Jwt(DecodingKey, Algorithm),
+    P521(UnparsedPublicKey<Vec<u8>>),
+}
+
+/// A public key ready to check signatures for exactly one algorithm.
+pub struct VerifyingKey {
+    kid: String,
+    alg: Alg,
+    material: Material,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish()
+    }
+}
+
+impl VerifyingKey {
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+
+    /// Parses one JWK (as JSON) and pins its algorithm.
+    pub fn from_jwk(jwk: &serde_json::Value) -> Result<Self, KeyError> {
+        let raw: RawJwk =
+            serde_json::from_value(jwk.clone()).map_err(|_| KeyError::Malformed("not a JWK object"))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawJwk) -> Result<Self, KeyError> {
+        let kid = raw.kid.clone().filter(|k| !k.is_empty()).ok_or(KeyError::NoKid)?;
+        if let Some(u) = &raw.use_
+            && u != "sig"
+        {
+            return Err(KeyError::NotForSignatures(u.clone()));
+        }
+        // What the key type and curve allow; for RSA, the JWK's alg decides between two.
+        let by_key = match (raw.kty.as_str(), raw.crv.as_deref()) {
+            ("OKP", Some("Ed25519")) => Some(Alg::EdDsa),
+            ("EC", Some("P-256")) => Some(Alg::Es256),
+            ("EC", Some("P-521")) => Some(Alg::Es512),
+            ("RSA", _) => None,
+            _ => {
+                return Err(KeyError::Unsupported {
+                    kty: raw.kty.clone(),
+                    crv: raw.crv.clone(),
+                });
+            }
+        };
+        let mismatch = || KeyError::AlgMismatch {
+            alg: raw.alg.clone().unwrap_or_default(),
+            kty: raw.kty.clone(),
+            crv: raw.crv.clone(),
+        };
+        let alg = match (by_key, raw.alg.as_deref()) {
+            (Some(alg), None) => alg,
+            (Some(alg), Some(named)) if Alg::from_name(named) == Some(alg) => alg,
+            (None, Some("RS256")) => Alg::Rs256,
+            (None, Some("PS256")) => Alg::Ps256,
+            (None, None) => return Err(KeyError::RsaWithoutAlg),
+            _ => return Err(mismatch()),
+        };
+
+        let field = |v: &Option<String>, name: &'static str| -> Result<Vec<u8>, KeyError> {
+            let text = v.as_deref().ok_or(KeyError::Malformed(name))?;
+            URL_SAFE_NO_PAD
+                .decode(text.trim_end_matches('='))
+                .map_err(|_| KeyError::Malformed(name))
+        };
+        let material = match alg {
+            Alg::EdDsa => {
+                let x = field(&raw.x, "x")?;
+                if x.len() != 32 {
+                    return Err(KeyError::Malformed("Ed25519 x must be 32 bytes"));
+                }
+                Material::Jwt(DecodingKey::from_ed_der(&x), Algorithm::EdDSA)
+            }
+            Alg::Es256 => {
+                let point = ec_point(&field(&raw.x, "x")?, &field(&raw.y, "y")?, 32)?;
+                Material::Jwt(DecodingKey::from_ec_der(&point), Algorithm::ES256)
+            }
+            Alg::Es512 => {
+                let point = ec_point(&field(&raw.x, "x")?, &field(&raw.y, "y")?, 66)?;
+                Material::P521(UnparsedPublicKey::new(&ECDSA_P521_SHA512_FIXED, point))
+            }
+            Alg::Rs256 | Alg::Ps256 => {
+                let n = field(&raw.n, "n")?;
+                let e = field(&raw.e, "e")?;
+                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                if bits < 2048 {
+                    return Err(KeyError::Malformed("RSA modulus shorter than 2048 bits"));
+                }
+                if e.is_empty() || e.len() > 8 {
+                    return Err(KeyError::Malformed("RSA exponent"));
+                }
+                let algorithm = if alg == Alg::Rs256 {
+                    Algorithm::RS256
+                } else {
+                    Algorithm::PS256
+                };
+                Material::Jwt(DecodingKey::from_rsa_raw_components(&n, &e), algorithm)
+            }
+        };
+        Ok(Self { kid, alg, material })
+    }
+
+    /// Checks `signature` (raw bytes) over `message` (the JWS signing input).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.material {
+            Material::Jwt(key, algorithm) => {
+                // jsonwebtoken's verify takes the signature base64url-encoded.
+                let encoded = URL_SAFE_NO_PAD.encode(signature);
+                jsonwebtoken::crypto::verify(&encoded, message, key, *algorithm).unwrap_or(false)
+            }
+            Material::P521(key) => key.verify(message, signature).is_ok(),
+        }
+    }
+}
+
+fn ec_point(x: &[u8], y: &[u8], coordinate_len: usize) -> Result<Vec<u8>, KeyError> {
+    if x.len() != coordinate_len || y.len() != coordinate_len {
+        return Err(KeyError::Malformed(
+            "EC coordinates have the wrong length for the curve",
+        ));
+    }
+    let mut point = Vec::with_capacity(1 + 2 * coordinate_len);
+    point.push(0x04);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    Ok(point)
+}
+
+/// An immutable set of keys by `kid`. Swapped whole when a fetch brings a new one.
+#[derive(Debug, Default, Clone)]
+pub struct KeySet {
+    keys: HashMap<String, Arc<VerifyingKey>>,
+}
+
+/// A JWK that was left out of a key set, and why (for the log).
+#[derive(Debug)]
+pub struct Skipped {
+    pub kid: Option<String>,
+    pub error: KeyError,
+}
+
+/// Why a whole JWKS document was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksParseError {
+    #[error("not a JWKS document: {0}")]
+    NotJwks(String),
+}
+
+impl KeySet {
+    /// Parses a JWKS document (`{"keys":[...]}`). Keys we cannot use are skipped and
+    /// returned so the caller can log them; a document that is not a JWKS at all is an error.
+    pub fn from_jwks_json(body: &[u8]) -> Result<(Self, Vec<Skipped>), JwksParseError> {
+        #[derive(Deserialize)]
+        struct Doc {
+            keys: Vec<serde_json::Value>,
+        }
+        let doc: Doc = serde_json::from_slice(body).map_err(|e| JwksParseError::NotJwks(e.to_string()))?;
+        Ok(Self::from_jwks(doc.keys.iter()))
+    }
+
+    /// Builds a key set from JWK values, skipping (and reporting) the unusable ones.
+    pub fn from_jwks<'a>(jwks: impl IntoIterator<Item = &'a serde_json::Value>) -> (Self, Vec<Skipped>) {
+        let mut set = Self::default();
+        let mut skipped = Vec::new();
+        for jwk in jwks {
+            match VerifyingKey::from_jwk(jwk) {
+                Ok(key) => set.insert(key),
+                Err(error) => skipped.push(Skipped {
+                    kid: jwk.get("kid").and_then(|k| k.as_str()).map(str::to_owned),
+                    error,
+                }),
+            }
+        }
+        (set, skipped)
+    }
+
+    pub fn insert(&mut self, key: VerifyingKey) {
+        self.keys.insert(key.kid.clone(), Arc::new(key));
+    }
+
+    /// Adds every key of `other` that this set does not have.
+    pub fn merge_missing(&mut self, other: &KeySet) {
+        for (kid, key) in &other.keys {
+            self.keys.entry(kid.clone()).or_insert_with(|| Arc::clone(key));
+        }
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.keys.get(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The algorithms present, for logs and readiness.
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let mut algs: Vec<_> = self.keys.values().map(|k| k.alg.name()).collect();
+        algs.sort_unstable();
+        algs.dedup();
+        algs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn algorithm_comes_from_the_key() {
+        let x32 = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let ok = VerifyingKey::from_jwk(&json!({"kty":"OKP","crv":"Ed25519","x":x32,"kid":"a"})).unwrap();
+        assert_eq!(ok.alg(), Alg::EdDsa);
+        // A JWK claiming another algorithm than its curve allows is refused.
+        let err =
+            VerifyingKey::from_jwk(&json!({"kty":"OKP","crv":"Ed25519","x":x32,"kid":"a","alg":"ES256"}));
+        assert!(matches!(err, Err(KeyError::AlgMismatch { .. })));
+        // Symmetric keys never enter a key set.
+        let err = VerifyingKey::from_jwk(&json!({"kty":"oct","k":"c2VjcmV0","kid":"h","alg":"HS256"}));
+        assert!(matches!(err, Err(KeyError::Unsupported { .. })));
+        // RSA without alg is ambiguous.
+        let n = URL_SAFE_NO_PAD.encode([0xffu8; 256]);
+        let err = VerifyingKey::from_jwk(&json!({"kty":"RSA","n":n,"e":"AQAB","kid":"r"}));
+        assert_eq!(err.unwrap_err(), KeyError::RsaWithoutAlg);
+        let short = URL_SAFE_NO_PAD.encode([0xffu8; 128]);
+        let err = VerifyingKey::from_jwk(&json!({"kty":"RSA","n":short,"e":"AQAB","kid":"r","alg":"RS256"}));
+        assert!(matches!(err, Err(KeyError::Malformed(_))));
+        let err = VerifyingKey::from_jwk(&json!({"kty":"OKP","crv":"Ed25519","x":x32}));
+        assert_eq!(err.unwrap_err(), KeyError::NoKid);
+        let err = VerifyingKey::from_jwk(&json!({"kty":"OKP","crv":"Ed25519","x":x32,"kid":"e","use":"enc"}));
+        assert!(matches!(err, Err(KeyError::NotForSignatures(_))));
+    }
+
+    #[test]
+    fn jwks_document_skips_bad_keys_and_rejects_garbage() {
+        let x32 = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let body =
+            json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":x32,"kid":"a","alg":"EdDSA"},{"kty":"X"},42]});
+        let (set, skipped) = KeySet::from_jwks_json(body.to_string().as_bytes()).unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(skipped.len(), 2);
+        assert!(KeySet::from_jwks_json(b"<html>").is_err());
+        assert!(KeySet::from_jwks_json(b"{\"keys\":{}}").is_err());
+    }
+}

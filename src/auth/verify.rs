@@ -1,0 +1,310 @@
+//! Token verification: from the compact JWS string to checked [`Claims`].
+//!
+//! The order matters and is fixed: size limit, structure, header (`alg` allow-list, `kid`,
+//! `crit`), key lookup, algorithm agreement between header and key, signature, and only then
+//! the payload and its claims. Nothing in the header chooses a key or an algorithm by itself:
+//! `jwk`, `jku`, `x5u` and `x5c` are never read.
+//!
+//! Parsing is ours rather than `jsonwebtoken::decode`'s because `jsonwebtoken` cannot parse an
+//! ES512 header at all; one parser and one claim check serve all five algorithms.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use super::keys::{Alg, VerifyingKey};
+
+/// Tokens longer than this are refused before any parsing (Better-Auth's are ~1 KiB).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Why a token was refused. Each message is safe to show to the client.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("the token is longer than {MAX_TOKEN_LEN} bytes")]
+    TooLong,
+    #[error("the token is not a well-formed JWT: {0}")]
+    Malformed(&'static str),
+    #[error("the token's algorithm {0:?} is not accepted")]
+    AlgNotAllowed(String),
+    #[error("the token's header has no kid")]
+    NoKid,
+    #[error("the token's header carries critical parameters warden does not understand")]
+    Critical,
+    #[error("the token was signed with an unknown key")]
+    UnknownKid,
+    #[error("the token's algorithm does not match its key")]
+    AlgMismatch,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token has no {0} claim")]
+    MissingClaim(&'static str),
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+}
+
+/// The rules every token's claims must pass.
+#[derive(Debug, Clone)]
+pub struct ClaimRules {
+    pub issuer: String,
+    pub audience: Vec<String>,
+    pub leeway_secs: u64,
+}
+
+/// The JOSE header members warden reads.
+#[derive(Debug, Deserialize)]
+pub struct Header {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub crit: Option<serde_json::Value>,
+}
+
+/// The claims warden uses. Better-Auth's payload also carries the whole user record; it is
+/// deliberately not trusted here: the user is read fresh from the database.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: f64,
+    #[serde(default)]
+    pub iat: Option<f64>,
+    #[serde(default)]
+    pub nbf: Option<f64>,
+    #[serde(default)]
+    pub iss: Option<String>,
+    #[serde(default)]
+    pub aud: Option<Audience>,
+    /// Session id, added by warden's auth server through `jwt.definePayload`.
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+/// `aud` is a string in Better-Auth's tokens, but RFC 7519 allows an array.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains_any(&self, accepted: &[String]) -> bool {
+        match self {
+            Self::One(a) => accepted.iter().any(|x| x == a),
+            Self::Many(all) => all.iter().any(|a| accepted.iter().any(|x| x == a)),
+        }
+    }
+}
+
+/// A token split and its header decoded; the signature is not checked yet.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub header: Header,
+    pub alg: Alg,
+    pub kid: String,
+    signing_input: &'a [u8],
+    payload_b64: &'a str,
+    signature: Vec<u8>,
+}
+
+/// Steps 1–3: size, structure, header. Cheap, and refuses most garbage before any key lookup.
+pub fn parse(token: &str) -> Result<Parsed<'_>, VerifyError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(VerifyError::TooLong);
+    }
+    let mut parts = token.splitn(4, '.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Malformed("expected three dot-separated parts"));
+    };
+    let header_bytes = b64(header_b64, "header is not base64url")?;
+    let header: Header = serde_json::from_slice(&header_bytes)
+        .map_err(|_| VerifyError::Malformed("header is not a JSON object"))?;
+    let alg = match Alg::from_name(&header.alg) {
+        // `Ed25519` is a curve name, not a JWS alg: only exact JOSE names pass.
+        Some(alg) if alg.name() == header.alg => alg,
+        _ => return Err(VerifyError::AlgNotAllowed(truncate(&header.alg))),
+    };
+    if header.crit.is_some() {
+        return Err(VerifyError::Critical);
+    }
+    let kid = header
+        .kid
+        .clone()
+        .filter(|k| !k.is_empty())
+        .ok_or(VerifyError::NoKid)?;
+    let signature = b64(signature_b64, "signature is not base64url")?;
+    let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+    Ok(Parsed {
+        header,
+        alg,
+        kid,
+        signing_input,
+        payload_b64,
+        signature,
+    })
+}
+
+impl Parsed<'_> {
+    /// Steps 4–6: algorithm agreement, signature, claims.
+    pub fn verify(
+        &self,
+        key: &VerifyingKey,
+        rules: &ClaimRules,
+        now_secs: f64,
+    ) -> Result<Claims, VerifyError> {
+        if key.alg() != self.alg {
+            return Err(VerifyError::AlgMismatch);
+        }
+        if !key.verify(self.signing_input, &self.signature) {
+            return Err(VerifyError::BadSignature);
+        }
+        let payload = b64(self.payload_b64, "payload is not base64url")?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&payload).map_err(|_| VerifyError::Malformed("payload is not JSON"))?;
+        let object = value
+            .as_object()
+            .ok_or(VerifyError::Malformed("payload is not a JSON object"))?;
+        for claim in ["sub", "exp"] {
+            if object.get(claim).is_none_or(|v| v.is_null()) {
+                return Err(VerifyError::MissingClaim(claim));
+            }
+        }
+        let claims: Claims = serde_json::from_value(value)
+            .map_err(|_| VerifyError::Malformed("a registered claim has the wrong type"))?;
+        check_claims(&claims, rules, now_secs)?;
+        Ok(claims)
+    }
+}
+
+fn check_claims(claims: &Claims, rules: &ClaimRules, now: f64) -> Result<(), VerifyError> {
+    let leeway = rules.leeway_secs as f64;
+    if claims.sub.is_empty() {
+        return Err(VerifyError::MissingClaim("sub"));
+    }
+    if !claims.exp.is_finite() || claims.exp + leeway <= now {
+        return Err(VerifyError::Expired);
+    }
+    if let Some(nbf) = claims.nbf
+        && (!nbf.is_finite() || nbf - leeway > now)
+    {
+        return Err(VerifyError::NotYetValid);
+    }
+    match &claims.iss {
+        Some(iss) if *iss == rules.issuer => {}
+        Some(_) => return Err(VerifyError::WrongIssuer),
+        None => return Err(VerifyError::MissingClaim("iss")),
+    }
+    match &claims.aud {
+        Some(aud) if aud.contains_any(&rules.audience) => {}
+        Some(_) => return Err(VerifyError::WrongAudience),
+        None => return Err(VerifyError::MissingClaim("aud")),
+    }
+    Ok(())
+}
+
+fn b64(part: &str, what: &'static str) -> Result<Vec<u8>, VerifyError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| VerifyError::Malformed(what))
+}
+
+/// Keeps attacker-chosen strings short in messages.
+fn truncate(s: &str) -> String {
+    s.chars().take(32).collect()
+}
+
+/// Seconds since the Unix epoch, as JWT NumericDate.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(header: &str, payload: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    #[test]
+    fn header_is_checked_before_any_key_is_looked_up() {
+        assert_eq!(
+            parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(),
+            VerifyError::TooLong
+        );
+        assert!(matches!(parse("abc").unwrap_err(), VerifyError::Malformed(_)));
+        assert!(matches!(parse("a.b.c.d").unwrap_err(), VerifyError::Malformed(_)));
+        for alg in ["none", "HS256", "HS512", "Ed25519", "RS512", "eddsa"] {
+            let t = token(&format!(r#"{{"alg":"{alg}","kid":"k"}}"#), "{}");
+            assert_eq!(
+                parse(&t).unwrap_err(),
+                VerifyError::AlgNotAllowed(alg.into()),
+                "{alg}"
+            );
+        }
+        let t = token(r#"{"alg":"EdDSA"}"#, "{}");
+        assert_eq!(parse(&t).unwrap_err(), VerifyError::NoKid);
+        let t = token(r#"{"alg":"EdDSA","kid":"k","crit":["b64"]}"#, "{}");
+        assert_eq!(parse(&t).unwrap_err(), VerifyError::Critical);
+        let t = token(r#"{"alg":"ES512","kid":"k"}"#, "{}");
+        assert_eq!(parse(&t).unwrap().alg, Alg::Es512);
+    }
+
+    #[test]
+    fn claims_rules() {
+        let rules = ClaimRules {
+            issuer: "https://a".into(),
+            audience: vec!["https://a".into()],
+            leeway_secs: 30,
+        };
+        let base = Claims {
+            sub: "u".into(),
+            exp: 1000.0,
+            iat: None,
+            nbf: None,
+            iss: Some("https://a".into()),
+            aud: Some(Audience::One("https://a".into())),
+            sid: None,
+        };
+        assert_eq!(check_claims(&base, &rules, 1020.0), Ok(()));
+        assert_eq!(check_claims(&base, &rules, 1031.0), Err(VerifyError::Expired));
+        let c = Claims {
+            nbf: Some(1100.0),
+            ..base.clone()
+        };
+        assert_eq!(check_claims(&c, &rules, 1000.0), Err(VerifyError::NotYetValid));
+        let c = Claims {
+            iss: Some("https://b".into()),
+            ..base.clone()
+        };
+        assert_eq!(check_claims(&c, &rules, 900.0), Err(VerifyError::WrongIssuer));
+        let c = Claims {
+            aud: Some(Audience::Many(vec!["x".into(), "https://a".into()])),
+            ..base.clone()
+        };
+        assert_eq!(check_claims(&c, &rules, 900.0), Ok(()));
+        let c = Claims {
+            aud: Some(Audience::Many(vec!["x".into()])),
+            ..base.clone()
+        };
+        assert_eq!(check_claims(&c, &rules, 900.0), Err(VerifyError::WrongAudience));
+        let c = Claims { aud: None, ..base };
+        assert_eq!(
+            check_claims(&c, &rules, 900.0),
+            Err(VerifyError::MissingClaim("aud"))
+        );
+    }
+}

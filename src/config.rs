@@ -1,0 +1,281 @@
+//! Configuration: every environment variable warden reads, its default, and its validation.
+//!
+//! The environment is read once, at start, by [`Config::from_env`]. Each value is checked
+//! there, and a bad one stops the start with a message naming the variable, so nothing deeper
+//! in the code ever has to deal with a half-valid configuration. README and `.env.example`
+//! list the same variables with the same defaults.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where Better-Auth listens when `BETTER_AUTH_URL` is not set (its own default port).
+pub const DEFAULT_BETTER_AUTH_URL: &str = "http://localhost:3000";
+/// Better-Auth's default `jwks.gracePeriod`: a rotated-out key stays valid this long.
+pub const DEFAULT_JWKS_GRACE_SECS: u64 = 30 * 24 * 3600;
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// `DATABASE_URL` (required): the PostgreSQL database shared with Better-Auth.
+    pub database_url: String,
+    /// `BETTER_AUTH_URL` (default `http://localhost:3000`): Better-Auth's base URL.
+    pub better_auth_url: String,
+    /// `JWKS_URL` (default `$BETTER_AUTH_URL/api/auth/jwks`).
+    pub jwks_url: String,
+    /// `JWT_ISSUER` (default `$BETTER_AUTH_URL`): the only `iss` accepted.
+    pub jwt_issuer: String,
+    /// `JWT_AUDIENCE` (default `$BETTER_AUTH_URL`; a comma list): a token's `aud` must name one.
+    pub jwt_audience: Vec<String>,
+    /// `JWT_LEEWAY_SECS` (default 30): clock skew allowed on `exp` and `nbf`.
+    pub jwt_leeway: Duration,
+    /// `JWKS_REFRESH_SECS` (default 300): background refresh period of the key set.
+    pub jwks_refresh: Duration,
+    /// `JWKS_COOLDOWN_SECS` (default 5): minimum time between two fetches caused by unknown
+    /// `kid`s, so a flood of random kids cannot turn warden into a JWKS hammer.
+    pub jwks_cooldown: Duration,
+    /// `JWKS_TIMEOUT_SECS` (default 5): a JWKS fetch that takes longer is abandoned.
+    pub jwks_timeout: Duration,
+    /// `JWKS_GRACE_PERIOD_SECS` (default 2592000 = 30 days, Better-Auth's default): how long
+    /// after its `expires_at` a key in the database `jwks` table is still used as a fallback.
+    pub jwks_grace: Duration,
+    /// `BIND_ADDR` (default `0.0.0.0:8080`).
+    pub bind_addr: SocketAddr,
+    /// `RUN_MIGRATIONS` (default true): `warden serve` migrates the database before serving.
+    pub run_migrations: bool,
+    /// `DATABASE_MAX_CONNECTIONS` (default 10): size of the connection pool.
+    pub database_max_connections: u32,
+}
+
+// Hand-written so the database URL (it may hold a password) never reaches a log line.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("better_auth_url", &self.better_auth_url)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_leeway", &self.jwt_leeway)
+            .field("jwks_refresh", &self.jwks_refresh)
+            .field("jwks_cooldown", &self.jwks_cooldown)
+            .field("jwks_timeout", &self.jwks_timeout)
+            .field("jwks_grace", &self.jwks_grace)
+            .field("bind_addr", &self.bind_addr)
+            .field("run_migrations", &self.run_migrations)
+            .field("database_max_connections", &self.database_max_connections)
+            .finish()
+    }
+}
+
+/// A configuration value that cannot be used. The message names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    #[error("{var} is not valid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can pass a map instead of the
+    /// process environment. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let database_url = get("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+
+        let better_auth_url = http_url(
+            "BETTER_AUTH_URL",
+            get("BETTER_AUTH_URL").unwrap_or_else(|| DEFAULT_BETTER_AUTH_URL.to_owned()),
+        )?;
+        let base = better_auth_url.trim_end_matches('/');
+        let jwks_url = http_url(
+            "JWKS_URL",
+            get("JWKS_URL").unwrap_or_else(|| format!("{base}/api/auth/jwks")),
+        )?;
+        let jwt_issuer = get("JWT_ISSUER").unwrap_or_else(|| better_auth_url.clone());
+        let jwt_audience: Vec<String> = get("JWT_AUDIENCE")
+            .unwrap_or_else(|| better_auth_url.clone())
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if jwt_audience.is_empty() {
+            return Err(invalid("JWT_AUDIENCE", "names no audience"));
+        }
+
+        let secs = |var: &'static str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
+            let value = match get(var) {
+                None => default,
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| invalid(var, format!("expected a whole number of seconds, got {v:?}")))?,
+            };
+            if value < min || value > max {
+                return Err(invalid(
+                    var,
+                    format!("must be between {min} and {max} seconds, got {value}"),
+                ));
+            }
+            Ok(Duration::from_secs(value))
+        };
+
+        let bind_addr = match get("BIND_ADDR") {
+            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+            Some(v) => v.parse().map_err(|_| {
+                invalid(
+                    "BIND_ADDR",
+                    format!("expected host:port such as 0.0.0.0:8080, got {v:?}"),
+                )
+            })?,
+        };
+
+        let run_migrations = match get("RUN_MIGRATIONS") {
+            None => true,
+            Some(v) => parse_bool(&v)
+                .ok_or_else(|| invalid("RUN_MIGRATIONS", format!("expected true or false, got {v:?}")))?,
+        };
+
+        let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
+            None => 10,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "DATABASE_MAX_CONNECTIONS",
+                        format!("expected 1 to 1000, got {v:?}"),
+                    ));
+                }
+            },
+        };
+
+        Ok(Self {
+            database_url,
+            jwks_url,
+            jwt_issuer,
+            jwt_audience,
+            jwt_leeway: secs("JWT_LEEWAY_SECS", 30, 0, 600)?,
+            jwks_refresh: secs("JWKS_REFRESH_SECS", 300, 1, 86_400)?,
+            jwks_cooldown: secs("JWKS_COOLDOWN_SECS", 5, 0, 3_600)?,
+            jwks_timeout: secs("JWKS_TIMEOUT_SECS", 5, 1, 120)?,
+            jwks_grace: secs(
+                "JWKS_GRACE_PERIOD_SECS",
+                DEFAULT_JWKS_GRACE_SECS,
+                0,
+                10 * 365 * 86_400,
+            )?,
+            better_auth_url,
+            bind_addr,
+            run_migrations,
+            database_max_connections,
+        })
+    }
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.into(),
+    }
+}
+
+fn http_url(var: &'static str, value: String) -> Result<String, ConfigError> {
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .ok_or_else(|| invalid(var, format!("expected an http:// or https:// URL, got {value:?}")))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(invalid(var, format!("the URL {value:?} has no host")));
+    }
+    Ok(value)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_derive_from_better_auth_url() {
+        let c = config(&[("DATABASE_URL", "postgres://localhost/db")]).unwrap();
+        assert_eq!(c.better_auth_url, "http://localhost:3000");
+        assert_eq!(c.jwks_url, "http://localhost:3000/api/auth/jwks");
+        assert_eq!(c.jwt_issuer, "http://localhost:3000");
+        assert_eq!(c.jwt_audience, vec!["http://localhost:3000".to_owned()]);
+        assert_eq!(c.jwt_leeway, Duration::from_secs(30));
+        assert_eq!(c.jwks_refresh, Duration::from_secs(300));
+        assert_eq!(c.jwks_cooldown, Duration::from_secs(5));
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0:8080");
+        assert!(c.run_migrations);
+
+        let c = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("BETTER_AUTH_URL", "https://auth.example.com/"),
+            ("JWT_AUDIENCE", "a, b,,c"),
+            ("RUN_MIGRATIONS", "false"),
+        ])
+        .unwrap();
+        assert_eq!(c.jwks_url, "https://auth.example.com/api/auth/jwks");
+        assert_eq!(c.jwt_audience, vec!["a", "b", "c"]);
+        assert!(!c.run_migrations);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        assert_eq!(config(&[]).unwrap_err(), ConfigError::Missing("DATABASE_URL"));
+        let base = ("DATABASE_URL", "postgres://localhost/db");
+        for (var, value) in [
+            ("DATABASE_URL", "mysql://x"),
+            ("BETTER_AUTH_URL", "localhost:3000"),
+            ("JWKS_URL", "ftp://x"),
+            ("JWT_AUDIENCE", " , "),
+            ("JWT_LEEWAY_SECS", "-1"),
+            ("JWKS_REFRESH_SECS", "0"),
+            ("JWKS_COOLDOWN_SECS", "soon"),
+            ("BIND_ADDR", "8080"),
+            ("RUN_MIGRATIONS", "maybe"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+        ] {
+            let vars = if var == "DATABASE_URL" {
+                vec![(var, value)]
+            } else {
+                vec![base, (var, value)]
+            };
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}={value:?} gave {err:?}");
+        }
+    }
+}

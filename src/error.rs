@@ -1,0 +1,220 @@
+//! Errors: [`ApiError`] is what one request can fail with, rendered as an RFC 9457
+//! `application/problem+json` body with a stable `code`; [`StartupError`] is what stops the
+//! process before it serves anything.
+//!
+//! Every variant has exactly one HTTP status and one code. The `detail` a client sees is
+//! written for the client; internal causes (SQL errors, network failures) go to the log inside
+//! the request's span and never into a response.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::config::ConfigError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no bearer token")]
+    MissingToken,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("token expired")]
+    TokenExpired,
+    #[error("the token's user does not exist")]
+    UserNotFound,
+    #[error("user is banned")]
+    Banned {
+        reason: Option<String>,
+        expires: Option<OffsetDateTime>,
+    },
+    #[error("no JWKS available to verify the token")]
+    JwksUnavailable,
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(#[source] sqlx::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("validation failed: {0}")]
+    ValidationFailed(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable machine-readable code clients can switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::UserNotFound => "user_not_found",
+            Self::Banned { .. } => "banned",
+            Self::JwksUnavailable => "jwks_unavailable",
+            Self::DatabaseUnavailable(_) => "database_unavailable",
+            Self::NotFound => "not_found",
+            Self::ValidationFailed(_) => "validation_failed",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) | Self::TokenExpired | Self::UserNotFound => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Banned { .. } => StatusCode::FORBIDDEN,
+            Self::JwksUnavailable | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ValidationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client is told. Never includes internal causes.
+    fn detail(&self) -> String {
+        match self {
+            Self::MissingToken => "send the Better-Auth JWT as `Authorization: Bearer <token>`".into(),
+            Self::InvalidToken(why) => why.clone(),
+            Self::TokenExpired => "the token has expired; get a fresh one from Better-Auth".into(),
+            Self::UserNotFound => "the user this token was issued to no longer exists".into(),
+            Self::Banned { reason, expires } => {
+                let reason = reason.as_deref().unwrap_or("No reason");
+                match expires.and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok()) {
+                    Some(until) => format!("this account is banned until {until}: {reason}"),
+                    None => format!("this account is banned: {reason}"),
+                }
+            }
+            Self::JwksUnavailable => {
+                "the token's signing key is unknown and Better-Auth's JWKS cannot be reached".into()
+            }
+            Self::DatabaseUnavailable(_) => "the database is unavailable; try again shortly".into(),
+            Self::NotFound => "no such resource".into(),
+            Self::ValidationFailed(why) => why.clone(),
+            Self::Internal(_) => "an internal error occurred".into(),
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "Authentication required",
+            Self::InvalidToken(_) => "Invalid token",
+            Self::TokenExpired => "Token expired",
+            Self::UserNotFound => "User not found",
+            Self::Banned { .. } => "User banned",
+            Self::JwksUnavailable => "Signing keys unavailable",
+            Self::DatabaseUnavailable(_) => "Database unavailable",
+            Self::NotFound => "Not found",
+            Self::ValidationFailed(_) => "Validation failed",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::DatabaseUnavailable(err),
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+/// RFC 9457 problem details, plus our stable `code` extension member.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Internal(_) | Self::DatabaseUnavailable(_) => {
+                tracing::error!(error = %self, code = self.code(), "request failed");
+            }
+            _ => tracing::debug!(error = %self, code = self.code(), "request refused"),
+        }
+        let problem = Problem {
+            kind: format!("urn:warden:problem:{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code(),
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(challenge) = self.challenge() {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl ApiError {
+    /// RFC 6750 §3: a bare challenge when no credentials were sent, `invalid_token` with a
+    /// description for every other 401.
+    fn challenge(&self) -> Option<HeaderValue> {
+        if self.status() != StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        if matches!(self, Self::MissingToken) {
+            return Some(HeaderValue::from_static("Bearer"));
+        }
+        // The description is quoted: keep only characters RFC 6750 allows there.
+        let description: String = self
+            .detail()
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                    '\''
+                } else {
+                    c
+                }
+            })
+            .collect();
+        HeaderValue::from_str(&format!(
+            r#"Bearer error="invalid_token", error_description="{description}""#
+        ))
+        .ok()
+    }
+}
+
+/// What stops warden from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot connect to the database: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    Usage(String),
+}

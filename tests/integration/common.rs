@@ -1,0 +1,261 @@
+//! Test helpers: signing keys for all five algorithms, token minting, a JWKS server on
+//! 127.0.0.1 whose answers a test controls, and app/state builders.
+
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+    RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair,
+};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower::ServiceExt;
+use warden::auth::Verifier;
+use warden::auth::jwks::{JwksCache, JwksSource};
+use warden::auth::keys::Alg;
+use warden::auth::verify::ClaimRules;
+
+pub const ISSUER: &str = "http://auth.test:3000";
+
+pub const ALL_ALGS: [Alg; 5] = [Alg::EdDsa, Alg::Rs256, Alg::Ps256, Alg::Es256, Alg::Es512];
+
+enum Pair {
+    Ed(Ed25519KeyPair),
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// A signing key of one algorithm, with its public JWK.
+pub struct TestKey {
+    pub kid: String,
+    pub alg: Alg,
+    pair: Pair,
+}
+
+impl TestKey {
+    pub fn generate(alg: Alg) -> Self {
+        let pair = match alg {
+            Alg::EdDsa => Pair::Ed(Ed25519KeyPair::generate().unwrap()),
+            Alg::Es256 => Pair::Ec(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap()),
+            Alg::Es512 => Pair::Ec(EcdsaKeyPair::generate(&ECDSA_P521_SHA512_FIXED_SIGNING).unwrap()),
+            Alg::Rs256 | Alg::Ps256 => Pair::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).unwrap()),
+        };
+        let kid = format!("{}-{}", alg.name(), random_hex(8));
+        Self { kid, alg, pair }
+    }
+
+    /// The public JWK as Better-Auth serves it: `alg` present, no `use`.
+    pub fn jwk(&self) -> Value {
+        let b = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        match &self.pair {
+            Pair::Ed(k) => json!({"kty":"OKP","crv":"Ed25519","x":b(k.public_key().as_ref()),"alg":"EdDSA","kid":self.kid}),
+            Pair::Ec(k) => {
+                let point = k.public_key().as_ref();
+                let n = (point.len() - 1) / 2;
+                let crv = if self.alg == Alg::Es256 { "P-256" } else { "P-521" };
+                json!({"kty":"EC","crv":crv,"x":b(&point[1..1 + n]),"y":b(&point[1 + n..]),"alg":self.alg.name(),"kid":self.kid})
+            }
+            Pair::Rsa(k) => {
+                let c = PublicKeyComponents::<Vec<u8>>::from(k.public_key());
+                json!({"kty":"RSA","n":b(&c.n),"e":b(&c.e),"alg":self.alg.name(),"kid":self.kid})
+            }
+        }
+    }
+
+    /// Signs `message` with this key's own algorithm.
+    pub fn sign_raw(&self, message: &[u8]) -> Vec<u8> {
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Ed(k) => k.sign(message).as_ref().to_vec(),
+            Pair::Ec(k) => k.sign(&rng, message).unwrap().as_ref().to_vec(),
+            Pair::Rsa(k) => {
+                let padding = if self.alg == Alg::Rs256 { &RSA_PKCS1_SHA256 } else { &RSA_PSS_SHA256 };
+                let mut sig = vec![0; k.public_modulus_len()];
+                k.sign(padding, &rng, message, &mut sig).unwrap();
+                sig
+            }
+        }
+    }
+
+    /// A compact JWS with the given header and payload, signed by this key.
+    pub fn sign_with_header(&self, header: &Value, payload: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string())
+        );
+        let sig = self.sign_raw(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    /// A token shaped like Better-Auth's: header `{alg, kid}`, no `typ`.
+    pub fn sign(&self, payload: &Value) -> String {
+        self.sign_with_header(&json!({"alg": self.alg.name(), "kid": self.kid}), payload)
+    }
+}
+
+pub fn jwks_of(keys: &[&TestKey]) -> Value {
+    json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Claims like Better-Auth's jwt plugin emits for user `sub`.
+pub fn claims(sub: &str) -> Value {
+    let iat = now();
+    json!({
+        "iat": iat, "exp": iat + 900, "iss": ISSUER, "aud": ISSUER, "sub": sub, "id": sub,
+        "name": "Test User", "email": format!("{sub}@example.com"), "emailVerified": false,
+        "image": null, "createdAt": "2026-11-27T08:00:00.000Z", "updatedAt": "2026-11-27T08:00:00.000Z",
+        "role": "user", "banned": false, "banReason": null, "banExpires": null,
+    })
+}
+
+pub fn rules() -> ClaimRules {
+    ClaimRules { issuer: ISSUER.into(), audience: vec![ISSUER.into()], leeway_secs: 30 }
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A JWKS endpoint on 127.0.0.1 that counts its hits and answers what the test says.
+pub struct MockJwks {
+    pub url: String,
+    state: Arc<MockState>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+struct MockState {
+    body: Mutex<String>,
+    status: AtomicU16,
+    delay_ms: AtomicU64,
+    hits: AtomicU64,
+}
+
+impl MockJwks {
+    pub async fn start(jwks: Value) -> Self {
+        let state = Arc::new(MockState {
+            body: Mutex::new(jwks.to_string()),
+            status: AtomicU16::new(200),
+            delay_ms: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+        });
+        let shared = Arc::clone(&state);
+        let router = axum::Router::new().route(
+            "/api/auth/jwks",
+            get(move || {
+                let s = Arc::clone(&shared);
+                async move {
+                    s.hits.fetch_add(1, Ordering::SeqCst);
+                    let delay = s.delay_ms.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
+                    let status = StatusCode::from_u16(s.status.load(Ordering::SeqCst)).unwrap();
+                    let body = s.body.lock().unwrap().clone();
+                    (status, [("content-type", "application/json")], body).into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/auth/jwks", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self { url, state, _server: server }
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.state.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn set_jwks(&self, jwks: Value) {
+        *self.state.body.lock().unwrap() = jwks.to_string();
+    }
+
+    pub fn set_body(&self, body: &str) {
+        *self.state.body.lock().unwrap() = body.to_owned();
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+/// A JWKS cache on `url`, with the database fallback when `db` is given.
+pub fn cache(url: &str, db: Option<PgPool>, cooldown: Duration) -> Arc<JwksCache> {
+    JwksCache::new(
+        JwksSource {
+            url: url.to_owned(),
+            client: reqwest::Client::new(),
+            timeout: Duration::from_secs(2),
+            db,
+            db_grace: Duration::from_secs(30 * 24 * 3600),
+        },
+        cooldown,
+    )
+}
+
+/// The app as `warden serve` builds it, against `db` and the JWKS at `jwks_url`.
+pub async fn app(db: PgPool, jwks_url: &str) -> axum::Router {
+    let jwks = cache(jwks_url, Some(db.clone()), Duration::from_secs(5));
+    let _ = jwks.refresh().await;
+    warden::app(warden::AppState { db, verifier: Verifier::new(jwks, rules()) })
+}
+
+/// A response, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+pub async fn get_as(app: &axum::Router, path: &str, token: Option<&str>) -> Answer {
+    let mut request = Request::get(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    send(app, request.body(Body::empty()).unwrap()).await
+}
+
+pub async fn send(app: &axum::Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    Answer { status, headers, body }
+}
+
+/// Inserts a user row the way Better-Auth writes one.
+pub async fn insert_user(db: &PgPool, id: &str, email: &str) {
+    sqlx::query(
+        r#"INSERT INTO "user" (id, name, email, email_verified, image, created_at, updated_at, role, banned)
+           VALUES ($1, 'Test User', $2, false, NULL, now(), now(), 'user', false)"#,
+    )
+    .bind(id)
+    .bind(email)
+    .execute(db)
+    .await
+    .unwrap();
+}

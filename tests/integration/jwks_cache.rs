@@ -1,0 +1,175 @@
+//! The JWKS cache against a real HTTP server on 127.0.0.1: refetch on unknown kid,
+//! single-flight, cooldown, failure handling, limits, and the database fallback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::PgPool;
+use warden::auth::jwks::Lookup;
+use warden::auth::keys::Alg;
+
+use crate::common::{MockJwks, TestKey, cache, jwks_of};
+
+fn found(lookup: &Lookup) -> bool {
+    matches!(lookup, Lookup::Found(_))
+}
+
+#[tokio::test]
+async fn unknown_kid_triggers_one_refetch_and_the_new_key_is_used() {
+    let old = TestKey::generate(Alg::EdDsa);
+    let server = MockJwks::start(jwks_of(&[&old])).await;
+    let jwks = cache(&server.url, None, Duration::from_secs(5));
+    assert_eq!(jwks.refresh().await.unwrap(), 1);
+    assert_eq!(server.hits(), 1);
+
+    // Known keys never fetch.
+    for _ in 0..10 {
+        assert!(found(&jwks.key(&old.kid).await));
+    }
+    assert_eq!(server.hits(), 1);
+
+    // Better-Auth rotates: the new key signs at once.
+    let new = TestKey::generate(Alg::EdDsa);
+    server.set_jwks(jwks_of(&[&old, &new]));
+    assert!(found(&jwks.key(&new.kid).await));
+    assert_eq!(server.hits(), 2);
+    assert_eq!(jwks.keys().len(), 2);
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_requests_for_a_new_kid_cause_exactly_one_fetch() {
+    let old = TestKey::generate(Alg::Es256);
+    let server = MockJwks::start(jwks_of(&[&old])).await;
+    let jwks = cache(&server.url, None, Duration::from_secs(5));
+    jwks.refresh().await.unwrap();
+
+    let new = TestKey::generate(Alg::Es256);
+    server.set_jwks(jwks_of(&[&old, &new]));
+    server.set_delay(Duration::from_millis(200));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let jwks = Arc::clone(&jwks);
+            let kid = new.kid.clone();
+            tokio::spawn(async move { found(&jwks.key(&kid).await) })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(server.hits(), 2, "one initial load + exactly one refetch");
+}
+
+#[tokio::test]
+async fn random_kids_are_limited_by_the_cooldown() {
+    let key = TestKey::generate(Alg::EdDsa);
+    let server = MockJwks::start(jwks_of(&[&key])).await;
+    let jwks = cache(&server.url, None, Duration::from_millis(800));
+    jwks.refresh().await.unwrap();
+
+    assert!(matches!(jwks.key("random-1").await, Lookup::Unknown));
+    assert_eq!(server.hits(), 2);
+    for i in 0..50 {
+        assert!(matches!(jwks.key(&format!("random-{i}")).await, Lookup::Unknown));
+    }
+    assert_eq!(server.hits(), 2, "no fetch inside the cooldown");
+
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(matches!(jwks.key("random-after").await, Lookup::Unknown));
+    assert_eq!(server.hits(), 3, "one fetch once the cooldown is over");
+}
+
+#[tokio::test]
+async fn a_failing_jwks_keeps_the_last_good_keys() {
+    let key = TestKey::generate(Alg::Ps256);
+    let server = MockJwks::start(jwks_of(&[&key])).await;
+    let jwks = cache(&server.url, None, Duration::from_millis(0));
+    jwks.refresh().await.unwrap();
+
+    server.set_status(500);
+    assert!(jwks.refresh().await.is_err());
+    assert!(found(&jwks.key(&key.kid).await));
+
+    server.set_status(200);
+    server.set_body("<html>not json</html>");
+    assert!(jwks.refresh().await.is_err());
+    server.set_body(r#"{"keys":"nope"}"#);
+    assert!(jwks.refresh().await.is_err());
+    assert!(found(&jwks.key(&key.kid).await));
+    assert_eq!(jwks.keys().len(), 1);
+
+    // An unknown kid while the JWKS cannot be read: unavailable, not "unknown".
+    assert!(matches!(jwks.key("new-kid").await, Lookup::Unavailable));
+
+    // Unreachable server.
+    let gone = cache("http://127.0.0.1:9/api/auth/jwks", None, Duration::from_secs(5));
+    assert!(gone.refresh().await.is_err());
+    assert!(matches!(gone.key("any").await, Lookup::Unavailable));
+}
+
+#[tokio::test]
+async fn oversized_slow_and_unsupported_answers() {
+    let key = TestKey::generate(Alg::EdDsa);
+    let server = MockJwks::start(jwks_of(&[&key])).await;
+    let jwks = cache(&server.url, None, Duration::from_millis(0));
+    jwks.refresh().await.unwrap();
+
+    // Larger than the 1 MiB limit.
+    server.set_body(&format!(r#"{{"keys":[],"pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024)));
+    let err = jwks.refresh().await.unwrap_err();
+    assert!(err.to_string().contains("larger"), "{err}");
+    assert_eq!(jwks.keys().len(), 1);
+
+    // Slower than the 2 s timeout: the fetch fails, and a known key never waits for it.
+    server.set_jwks(jwks_of(&[&key]));
+    server.set_delay(Duration::from_secs(4));
+    let background = {
+        let jwks = Arc::clone(&jwks);
+        tokio::spawn(async move { jwks.refresh().await.is_err() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lookup = tokio::time::timeout(Duration::from_millis(200), jwks.key(&key.kid)).await;
+    assert!(found(&lookup.expect("a known key must not wait for a fetch in flight")));
+    assert!(background.await.unwrap(), "the slow fetch times out");
+
+    // Keys of types warden does not verify are skipped, the rest are used.
+    server.set_delay(Duration::ZERO);
+    let ok = TestKey::generate(Alg::Es512);
+    let mut doc = jwks_of(&[&ok]);
+    doc["keys"].as_array_mut().unwrap().extend([
+        json!({"kty":"oct","k":"c2VjcmV0","kid":"hmac","alg":"HS256"}),
+        json!({"kty":"EC","crv":"P-384","x":"AA","y":"AA","kid":"p384","alg":"ES384"}),
+        json!({"kty":"OKP","crv":"X25519","x":"AA","kid":"x25519"}),
+    ]);
+    server.set_jwks(doc);
+    assert_eq!(jwks.refresh().await.unwrap(), 1);
+    assert!(found(&jwks.key(&ok.kid).await));
+}
+
+#[sqlx::test]
+async fn database_jwks_table_is_the_fallback(db: PgPool) {
+    let live = TestKey::generate(Alg::EdDsa);
+    let expired = TestKey::generate(Alg::Es256);
+    // Better-Auth stores the public JWK without kid (the row id is the kid).
+    for (key, expires_in) in [(&live, "1 day"), (&expired, "-40 days")] {
+        let mut public = key.jwk();
+        public.as_object_mut().unwrap().remove("kid");
+        public.as_object_mut().unwrap().remove("alg");
+        sqlx::query(
+            "INSERT INTO jwks (id, public_key, private_key, created_at, expires_at, alg, crv)
+             VALUES ($1, $2, 'encrypted', now(), now() + $4::text::interval, $3, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(public.to_string())
+        .bind(key.alg.name())
+        .bind(expires_in)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    let jwks = cache("http://127.0.0.1:9/api/auth/jwks", Some(db), Duration::from_secs(5));
+    assert!(jwks.refresh().await.is_err(), "the endpoint is down");
+    assert!(found(&jwks.key(&live.kid).await), "the live key comes from the table");
+    assert!(!found(&jwks.key(&expired.kid).await), "a key past expires_at + grace is skipped");
+    assert_eq!(jwks.keys().len(), 1);
+}

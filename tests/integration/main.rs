@@ -1,0 +1,9 @@
+//! Integration tests against a real PostgreSQL (`DATABASE_URL`; `#[sqlx::test]` gives each
+//! test its own database) and JWKS servers started on 127.0.0.1 by the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod jwks_cache;
+mod migrations;
+mod users_me;
+mod verify;
