@@ -215,6 +215,6 @@ pub enum StartupError {
     HttpClient(#[from] reqwest::Error),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
-    #[error("{0}")]
-    Usage(String),
+    #[error("health check failed: {0}")]
+    Unhealthy(String),
 }

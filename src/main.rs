@@ -9,16 +9,19 @@ use warden::error::StartupError;
 use warden::{build_state, db, run, shutdown_signal};
 
 const USAGE: &str = "\
-usage: warden [serve|migrate]
+usage: warden [serve|migrate|healthcheck]
 
-  serve    (default) run migrations unless RUN_MIGRATIONS=false, then serve the API
-  migrate  run the database migrations and exit
+  serve        (default) run migrations unless RUN_MIGRATIONS=false, then serve the API
+  migrate      run the database migrations and exit
+  healthcheck  GET /healthz of the warden on BIND_ADDR's port; exit 0 when it answers 200
+               (for container HEALTHCHECKs: the runtime image needs no curl)
 
 Configuration comes from the environment (and a .env file); see README.md.";
 
 enum Command {
     Serve,
     Migrate,
+    Healthcheck,
 }
 
 #[tokio::main]
@@ -33,6 +36,7 @@ async fn main() -> ExitCode {
     let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => Command::Serve,
         ["migrate"] => Command::Migrate,
+        ["healthcheck"] => Command::Healthcheck,
         ["-h" | "--help" | "help"] => {
             eprintln!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -59,6 +63,9 @@ async fn main() -> ExitCode {
 
 async fn execute(command: Command) -> Result<(), StartupError> {
     let config = Config::from_env()?;
+    if let Command::Healthcheck = command {
+        return healthcheck(&config).await;
+    }
     let pool = db::connect(&config).await.map_err(StartupError::Database)?;
     match command {
         Command::Migrate => {
@@ -66,6 +73,7 @@ async fn execute(command: Command) -> Result<(), StartupError> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Healthcheck => Ok(()),
         Command::Serve => {
             if config.run_migrations {
                 db::migrate(&pool).await?;
@@ -81,5 +89,23 @@ async fn execute(command: Command) -> Result<(), StartupError> {
             tracing::info!(addr = %config.bind_addr, jwks = %config.jwks_url, "warden listening");
             run(listener, state, shutdown_signal()).await
         }
+    }
+}
+
+/// Asks the local warden for `/healthz`.
+async fn healthcheck(config: &Config) -> Result<(), StartupError> {
+    let url = format!("http://127.0.0.1:{}/healthz", config.bind_addr.port());
+    let response = reqwest::Client::new()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(StartupError::Unhealthy(format!(
+            "{url} answered {}",
+            response.status()
+        )))
     }
 }

@@ -59,7 +59,9 @@ impl TestKey {
     pub fn jwk(&self) -> Value {
         let b = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
         match &self.pair {
-            Pair::Ed(k) => json!({"kty":"OKP","crv":"Ed25519","x":b(k.public_key().as_ref()),"alg":"EdDSA","kid":self.kid}),
+            Pair::Ed(k) => {
+                json!({"kty":"OKP","crv":"Ed25519","x":b(k.public_key().as_ref()),"alg":"EdDSA","kid":self.kid})
+            }
             Pair::Ec(k) => {
                 let point = k.public_key().as_ref();
                 let n = (point.len() - 1) / 2;
@@ -80,7 +82,11 @@ impl TestKey {
             Pair::Ed(k) => k.sign(message).as_ref().to_vec(),
             Pair::Ec(k) => k.sign(&rng, message).unwrap().as_ref().to_vec(),
             Pair::Rsa(k) => {
-                let padding = if self.alg == Alg::Rs256 { &RSA_PKCS1_SHA256 } else { &RSA_PSS_SHA256 };
+                let padding = if self.alg == Alg::Rs256 {
+                    &RSA_PKCS1_SHA256
+                } else {
+                    &RSA_PSS_SHA256
+                };
                 let mut sig = vec![0; k.public_modulus_len()];
                 k.sign(padding, &rng, message, &mut sig).unwrap();
                 sig
@@ -125,7 +131,11 @@ pub fn claims(sub: &str) -> Value {
 }
 
 pub fn rules() -> ClaimRules {
-    ClaimRules { issuer: ISSUER.into(), audience: vec![ISSUER.into()], leeway_secs: 30 }
+    ClaimRules {
+        issuer: ISSUER.into(),
+        audience: vec![ISSUER.into()],
+        leeway_secs: 30,
+    }
 }
 
 pub fn random_hex(bytes: usize) -> String {
@@ -178,7 +188,11 @@ impl MockJwks {
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Self { url, state, _server: server }
+        Self {
+            url,
+            state,
+            _server: server,
+        }
     }
 
     pub fn hits(&self) -> u64 {
@@ -198,7 +212,9 @@ impl MockJwks {
     }
 
     pub fn set_delay(&self, delay: Duration) {
-        self.state.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
@@ -220,7 +236,10 @@ pub fn cache(url: &str, db: Option<PgPool>, cooldown: Duration) -> Arc<JwksCache
 pub async fn app(db: PgPool, jwks_url: &str) -> axum::Router {
     let jwks = cache(jwks_url, Some(db.clone()), Duration::from_secs(5));
     let _ = jwks.refresh().await;
-    warden::app(warden::AppState { db, verifier: Verifier::new(jwks, rules()) })
+    warden::app(warden::AppState {
+        db,
+        verifier: Verifier::new(jwks, rules()),
+    })
 }
 
 /// A response, read whole.
@@ -243,8 +262,16 @@ pub async fn send(app: &axum::Router, request: Request<Body>) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-    Answer { status, headers, body }
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Inserts a user row the way Better-Auth writes one.

@@ -115,7 +115,10 @@ async fn oversized_slow_and_unsupported_answers() {
     jwks.refresh().await.unwrap();
 
     // Larger than the 1 MiB limit.
-    server.set_body(&format!(r#"{{"keys":[],"pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024)));
+    server.set_body(&format!(
+        r#"{{"keys":[],"pad":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    ));
     let err = jwks.refresh().await.unwrap_err();
     assert!(err.to_string().contains("larger"), "{err}");
     assert_eq!(jwks.keys().len(), 1);
@@ -129,7 +132,9 @@ async fn oversized_slow_and_unsupported_answers() {
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let lookup = tokio::time::timeout(Duration::from_millis(200), jwks.key(&key.kid)).await;
-    assert!(found(&lookup.expect("a known key must not wait for a fetch in flight")));
+    assert!(found(
+        &lookup.expect("a known key must not wait for a fetch in flight")
+    ));
     assert!(background.await.unwrap(), "the slow fetch times out");
 
     // Keys of types warden does not verify are skipped, the rest are used.
@@ -167,9 +172,19 @@ async fn database_jwks_table_is_the_fallback(db: PgPool) {
         .await
         .unwrap();
     }
-    let jwks = cache("http://127.0.0.1:9/api/auth/jwks", Some(db), Duration::from_secs(5));
+    let jwks = cache(
+        "http://127.0.0.1:9/api/auth/jwks",
+        Some(db),
+        Duration::from_secs(5),
+    );
     assert!(jwks.refresh().await.is_err(), "the endpoint is down");
-    assert!(found(&jwks.key(&live.kid).await), "the live key comes from the table");
-    assert!(!found(&jwks.key(&expired.kid).await), "a key past expires_at + grace is skipped");
+    assert!(
+        found(&jwks.key(&live.kid).await),
+        "the live key comes from the table"
+    );
+    assert!(
+        !found(&jwks.key(&expired.kid).await),
+        "a key past expires_at + grace is skipped"
+    );
     assert_eq!(jwks.keys().len(), 1);
 }

@@ -46,13 +46,25 @@ async fn constraints_in(db: &PgPool, schema: &str) -> Vec<(String, String)> {
 async fn a_fresh_schema_is_exactly_the_one_better_auth_emits(db: PgPool) {
     MIGRATOR.run(&db).await.unwrap();
     let mut conn = db.acquire().await.unwrap();
-    sqlx::raw_sql("CREATE SCHEMA ba; SET search_path TO ba;").execute(&mut *conn).await.unwrap();
-    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql")).execute(&mut *conn).await.unwrap();
-    sqlx::raw_sql("SET search_path TO public").execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA ba; SET search_path TO ba;")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql"))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql("SET search_path TO public")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     drop(conn);
     assert_eq!(columns_in(&db, "public").await, columns_in(&db, "ba").await);
-    let ours: Vec<_> =
-        constraints_in(&db, "public").await.into_iter().filter(|(t, _)| t != "_sqlx_migrations").collect();
+    let ours: Vec<_> = constraints_in(&db, "public")
+        .await
+        .into_iter()
+        .filter(|(t, _)| t != "_sqlx_migrations")
+        .collect();
     assert_eq!(ours, constraints_in(&db, "ba").await);
 }
 
@@ -62,25 +74,42 @@ async fn migrations_run_twice(db: PgPool) {
     MIGRATOR.run(&db).await.unwrap();
     let cols = columns(&db).await;
     assert!(cols.contains(&("jwks".into(), "alg".into(), "text".into(), "YES".into())));
-    assert!(cols.contains(&("user".into(), "ban_expires".into(), "timestamp with time zone".into(), "YES".into())));
+    assert!(cols.contains(&(
+        "user".into(),
+        "ban_expires".into(),
+        "timestamp with time zone".into(),
+        "YES".into()
+    )));
     // Re-running the SQL itself (a second warden with a fresh _sqlx_migrations) also passes.
-    sqlx::raw_sql(include_str!("../../migrations/20261127000001_better_auth_schema.sql"))
-        .execute(&db)
-        .await
-        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../migrations/20261127000001_better_auth_schema.sql"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
 }
 
 #[sqlx::test(migrations = false)]
 async fn migrations_accept_a_database_better_auth_created(db: PgPool) {
-    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql")).execute(&db).await.unwrap();
+    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql"))
+        .execute(&db)
+        .await
+        .unwrap();
     let before = columns(&db).await;
     MIGRATOR.run(&db).await.unwrap();
-    assert_eq!(columns(&db).await, before, "warden's schema is exactly Better-Auth's");
+    assert_eq!(
+        columns(&db).await,
+        before,
+        "warden's schema is exactly Better-Auth's"
+    );
 }
 
 #[sqlx::test(migrations = false)]
 async fn migrations_add_plugin_columns_missing_from_an_older_database(db: PgPool) {
-    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql")).execute(&db).await.unwrap();
+    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql"))
+        .execute(&db)
+        .await
+        .unwrap();
     let complete = columns(&db).await;
     // As if Better-Auth had run without the admin plugin and before jwks.alg/crv existed.
     sqlx::raw_sql(

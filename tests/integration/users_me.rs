@@ -19,7 +19,10 @@ fn assert_problem(answer: &Answer, status: u16, code: &str) {
 
 fn assert_invalid_token_challenge(answer: &Answer) {
     let challenge = answer.headers[WWW_AUTHENTICATE].to_str().unwrap();
-    assert!(challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#), "{challenge}");
+    assert!(
+        challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#),
+        "{challenge}"
+    );
 }
 
 #[sqlx::test]
@@ -58,7 +61,10 @@ async fn me_returns_the_fresh_user_row(db: PgPool) {
 
 #[sqlx::test]
 async fn every_algorithm_reaches_me(db: PgPool) {
-    let keys: Vec<TestKey> = crate::common::ALL_ALGS.into_iter().map(TestKey::generate).collect();
+    let keys: Vec<TestKey> = crate::common::ALL_ALGS
+        .into_iter()
+        .map(TestKey::generate)
+        .collect();
     let jwks = MockJwks::start(jwks_of(&keys.iter().collect::<Vec<_>>())).await;
     let app = app(db.clone(), &jwks.url).await;
     insert_user(&db, "u1", "alice@example.com").await;
@@ -131,7 +137,10 @@ async fn deleted_and_banned_users_are_refused_at_once(db: PgPool) {
     assert!(answer.headers.get(WWW_AUTHENTICATE).is_none());
 
     // Banned forever, no reason given: Better-Auth's default wording.
-    sqlx::query(r#"UPDATE "user" SET ban_reason = NULL, ban_expires = NULL WHERE id = 'u1'"#).execute(&db).await.unwrap();
+    sqlx::query(r#"UPDATE "user" SET ban_reason = NULL, ban_expires = NULL WHERE id = 'u1'"#)
+        .execute(&db)
+        .await
+        .unwrap();
     let answer = get_as(&app, "/users/me", Some(&token)).await;
     assert_problem(&answer, 403, "banned");
     assert!(answer.body["detail"].as_str().unwrap().contains("No reason"));
@@ -143,9 +152,15 @@ async fn deleted_and_banned_users_are_refused_at_once(db: PgPool) {
         .unwrap();
     let answer = get_as(&app, "/users/me", Some(&token)).await;
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.body["banned"], true, "the stale flag is shown, but no longer applies");
+    assert_eq!(
+        answer.body["banned"], true,
+        "the stale flag is shown, but no longer applies"
+    );
 
-    sqlx::query(r#"DELETE FROM "user" WHERE id = 'u1'"#).execute(&db).await.unwrap();
+    sqlx::query(r#"DELETE FROM "user" WHERE id = 'u1'"#)
+        .execute(&db)
+        .await
+        .unwrap();
     let answer = get_as(&app, "/users/me", Some(&token)).await;
     assert_problem(&answer, 401, "user_not_found");
     assert_invalid_token_challenge(&answer);
@@ -186,7 +201,10 @@ async fn health_readiness_and_unknown_routes(db: PgPool) {
 
     let answer = get_as(&app, "/readyz", None).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
-    assert_eq!(answer.body, json!({"status":"ready","database":"ok","jwks":"ok","keys":1,"algorithms":["EdDSA"]}));
+    assert_eq!(
+        answer.body,
+        json!({"status":"ready","database":"ok","jwks":"ok","keys":1,"algorithms":["EdDSA"]})
+    );
 
     // Better-Auth has not signed anything yet: its JWKS is empty, so warden is not ready.
     let empty = MockJwks::start(json!({"keys": []})).await;

@@ -76,13 +76,22 @@ fn time_issuer_audience_and_subject_are_checked() {
     assert!(with(json!({"exp": t - 10})).is_ok());
     assert_eq!(with(json!({"nbf": t + 120})), Err(VerifyError::NotYetValid));
     assert!(with(json!({"nbf": t + 10})).is_ok());
-    assert_eq!(with(json!({"iss": "http://evil.test"})), Err(VerifyError::WrongIssuer));
-    assert_eq!(with(json!({"aud": "http://other.test"})), Err(VerifyError::WrongAudience));
+    assert_eq!(
+        with(json!({"iss": "http://evil.test"})),
+        Err(VerifyError::WrongIssuer)
+    );
+    assert_eq!(
+        with(json!({"aud": "http://other.test"})),
+        Err(VerifyError::WrongAudience)
+    );
     assert!(with(json!({"aud": ["http://other.test", crate::common::ISSUER]})).is_ok());
     assert_eq!(with(json!({"sub": null})), Err(VerifyError::MissingClaim("sub")));
     assert_eq!(with(json!({"exp": null})), Err(VerifyError::MissingClaim("exp")));
     assert_eq!(with(json!({"iss": null})), Err(VerifyError::MissingClaim("iss")));
-    assert!(matches!(with(json!({"exp": "tomorrow"})), Err(VerifyError::Malformed(_))));
+    assert!(matches!(
+        with(json!({"exp": "tomorrow"})),
+        Err(VerifyError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -100,9 +109,15 @@ fn alg_none_and_hmac_with_the_public_key_are_refused() {
     for secret in [jwk.to_string(), jwk["n"].as_str().unwrap().to_owned()] {
         let header = URL_SAFE_NO_PAD.encode(json!({"alg":"HS256","kid":key.kid}).to_string());
         let input = format!("{header}.{payload}");
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()), input.as_bytes());
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+            input.as_bytes(),
+        );
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
-        assert_eq!(check(&set, &token), Err(VerifyError::AlgNotAllowed("HS256".into())));
+        assert_eq!(
+            check(&set, &token),
+            Err(VerifyError::AlgNotAllowed("HS256".into()))
+        );
     }
 }
 
@@ -130,7 +145,8 @@ fn header_key_injection_is_ignored() {
     let trusted = TestKey::generate(Alg::EdDsa);
     let set = keyset(&[&trusted]);
     let attacker = TestKey::generate(Alg::EdDsa);
-    let header = json!({"alg":"EdDSA","kid":trusted.kid,"jwk":attacker.jwk(),"jku":"http://127.0.0.1:1/jwks"});
+    let header =
+        json!({"alg":"EdDSA","kid":trusted.kid,"jwk":attacker.jwk(),"jku":"http://127.0.0.1:1/jwks"});
     let token = attacker.sign_with_header(&header, &claims("user-1"));
     assert_eq!(check(&set, &token), Err(VerifyError::BadSignature));
 }
@@ -140,19 +156,31 @@ fn unknown_kid_oversized_and_garbage_are_refused() {
     let key = TestKey::generate(Alg::Es256);
     let set = keyset(&[&key]);
     let other = TestKey::generate(Alg::Es256);
-    assert_eq!(check(&set, &other.sign(&claims("u"))), Err(VerifyError::UnknownKid));
+    assert_eq!(
+        check(&set, &other.sign(&claims("u"))),
+        Err(VerifyError::UnknownKid)
+    );
 
     let mut big = claims("u");
     big["padding"] = Value::String("x".repeat(9000));
     assert_eq!(check(&set, &key.sign(&big)), Err(VerifyError::TooLong));
 
     for garbage in ["", "garbage", "a.b", "a.b.c", "...", "\u{0}.\u{0}.\u{0}"] {
-        assert!(matches!(check(&set, garbage), Err(VerifyError::Malformed(_))), "{garbage:?}");
+        assert!(
+            matches!(check(&set, garbage), Err(VerifyError::Malformed(_))),
+            "{garbage:?}"
+        );
     }
     // A good header with a signature that is not base64url.
     let header = URL_SAFE_NO_PAD.encode(json!({"alg":"EdDSA","kid":key.kid}).to_string());
-    assert!(matches!(check(&set, &format!("{header}.e30.!!!")), Err(VerifyError::Malformed(_))));
+    assert!(matches!(
+        check(&set, &format!("{header}.e30.!!!")),
+        Err(VerifyError::Malformed(_))
+    ));
     // A header that is JSON but not an object with alg.
     let header = URL_SAFE_NO_PAD.encode("[1,2]");
-    assert!(matches!(check(&set, &format!("{header}.e30.c2ln")), Err(VerifyError::Malformed(_))));
+    assert!(matches!(
+        check(&set, &format!("{header}.e30.c2ln")),
+        Err(VerifyError::Malformed(_))
+    ));
 }

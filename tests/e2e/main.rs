@@ -1,0 +1,183 @@
+//! End-to-end: the real Better-Auth server (`auth-server/`, Node) signs real tokens and the
+//! real `warden` binary verifies them, through HTTP only, on 127.0.0.1.
+//!
+//! Needs `npm ci --prefix auth-server` (scripts/test does it) and PostgreSQL at
+//! `DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/test); each test creates and
+//! drops its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod stack;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stack::{Options, Stack, jwt_header};
+
+/// Sign up, sign in, take the JWT, call `/users/me`: same id and email as Better-Auth's
+/// own `get-session`, signed with the configured algorithm.
+async fn round_trip(alg: &'static str) {
+    let stack = Stack::start(Options {
+        alg,
+        ..Options::default()
+    })
+    .await;
+    let email = format!("{}@example.com", alg.to_lowercase());
+    let session = stack.sign_up_and_in("E2E User", &email).await;
+    let jwt = stack.jwt(&session).await;
+    assert_eq!(jwt_header(&jwt)["alg"], alg);
+
+    let (status, _, better_auth) = stack.auth_get("/get-session", &session).await;
+    assert_eq!(status, 200);
+    let (status, me) = stack.warden_get("/users/me", &jwt).await;
+    assert_eq!(status, 200, "{alg}: {me}");
+    assert_eq!(me["id"], better_auth["user"]["id"]);
+    assert_eq!(me["email"], email);
+    assert_eq!(me["email"], better_auth["user"]["email"]);
+    assert_eq!(me["name"], "E2E User");
+
+    // Once the key is known, warden is ready.
+    let ready = stack
+        .http
+        .get(format!("{}/readyz", stack.warden_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["algorithms"], json!([alg]));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn eddsa_token_from_better_auth_reaches_users_me() {
+    round_trip("EdDSA").await;
+}
+
+#[tokio::test]
+async fn rs256_token_from_better_auth_reaches_users_me() {
+    round_trip("RS256").await;
+}
+
+#[tokio::test]
+async fn ps256_token_from_better_auth_reaches_users_me() {
+    round_trip("PS256").await;
+}
+
+#[tokio::test]
+async fn es256_token_from_better_auth_reaches_users_me() {
+    round_trip("ES256").await;
+}
+
+#[tokio::test]
+async fn es512_token_from_better_auth_reaches_users_me() {
+    round_trip("ES512").await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_accepted_without_restart() {
+    let stack = Stack::start(Options {
+        rotation_secs: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let session = stack.sign_up_and_in("Rotating", "rotating@example.com").await;
+    let first = stack.jwt(&session).await;
+    assert_eq!(stack.warden_get("/users/me", &first).await.0, 200);
+
+    // After the interval, Better-Auth signs with a brand-new key at once.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let second = stack.jwt(&session).await;
+    let (kid1, kid2) = (
+        jwt_header(&first)["kid"].clone(),
+        jwt_header(&second)["kid"].clone(),
+    );
+    assert_ne!(kid1, kid2, "Better-Auth rotated its key");
+
+    // warden (JWKS_COOLDOWN_SECS=1) accepts it within the cooldown, without a restart.
+    let started = Instant::now();
+    loop {
+        let (status, body) = stack.warden_get("/users/me", &second).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "new kid not accepted: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The old key is still in its grace period.
+    assert_eq!(stack.warden_get("/users/me", &first).await.0, 200);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn bans_roles_and_an_auth_server_outage() {
+    let mut stack = Stack::start(Options::default()).await;
+    let admin_session = stack.sign_up_and_in("Admin", "admin@example.com").await;
+    let user_session = stack.sign_up_and_in("User", "user@example.com").await;
+    let user_jwt = stack.jwt(&user_session).await;
+    let (status, me) = stack.warden_get("/users/me", &user_jwt).await;
+    assert_eq!(status, 200);
+    let user_id = me["id"].as_str().unwrap().to_owned();
+
+    // A role changed in the database is seen on the next request, not when the JWT expires.
+    sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE email = 'admin@example.com'"#)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    sqlx::query(r#"UPDATE "user" SET role = 'user,editor' WHERE id = $1"#)
+        .bind(&user_id)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let (_, me) = stack.warden_get("/users/me", &user_jwt).await;
+    assert_eq!(me["roles"], json!(["user", "editor"]));
+
+    // Banned through Better-Auth's own admin API: the still-unexpired JWT is refused at once.
+    let (status, _, body) = stack
+        .auth_post(
+            "/admin/ban-user",
+            Some(&admin_session),
+            json!({"userId": user_id, "banReason": "spam"}),
+        )
+        .await;
+    assert_eq!(status, 200, "ban-user: {body}");
+    let (status, body) = stack.warden_get("/users/me", &user_jwt).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "banned");
+    assert!(body["detail"].as_str().unwrap().contains("spam"));
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM session WHERE user_id = $1")
+        .bind(&user_id)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "Better-Auth deleted the banned user's sessions");
+
+    let (status, _, body) = stack
+        .auth_post(
+            "/admin/unban-user",
+            Some(&admin_session),
+            json!({"userId": user_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "unban-user: {body}");
+    assert_eq!(stack.warden_get("/users/me", &user_jwt).await.0, 200);
+
+    // Better-Auth goes down: keys warden already has keep working.
+    let admin_jwt = stack.jwt(&admin_session).await;
+    stack.stop_auth_server().await;
+    assert!(
+        stack
+            .http
+            .get(format!("{}/healthz", stack.auth_url))
+            .send()
+            .await
+            .is_err()
+    );
+    let (status, me) = stack.warden_get("/users/me", &admin_jwt).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["roles"], json!(["admin"]));
+    assert_eq!(stack.warden_get("/users/me", &user_jwt).await.0, 200);
+    stack.stop().await;
+}

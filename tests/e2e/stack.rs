@@ -1,0 +1,292 @@
+//! The real stack for end-to-end tests: a fresh PostgreSQL database, warden's migrations,
+//! the real Better-Auth server from `auth-server/` (Node), and the real `warden` binary, all
+//! on 127.0.0.1 with free ports. Everything started here is stopped when the [`Stack`] drops.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::process::{Child, Command};
+
+pub const PASSWORD: &str = "correct-horse-battery-staple";
+const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// `admin_url` with its database name replaced.
+fn url_for(database: &str) -> String {
+    let base = admin_url();
+    let (prefix, rest) = base.rsplit_once('/').expect("DATABASE_URL has a database name");
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{prefix}/{database}{query}")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh database, dropped by [`Stack::stop`].
+pub struct Database {
+    pub name: String,
+    pub url: String,
+}
+
+impl Database {
+    pub async fn create() -> Self {
+        let name = format!("warden_e2e_{}", random_hex(6));
+        let mut conn = PgConnection::connect(&admin_url())
+            .await
+            .expect("PostgreSQL reachable at DATABASE_URL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        Self {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    async fn drop_database(&self) {
+        if let Ok(mut conn) = PgConnection::connect(&admin_url()).await {
+            let sql = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name);
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        }
+    }
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Options for one stack.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub alg: &'static str,
+    pub rotation_secs: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            alg: "EdDSA",
+            rotation_secs: None,
+        }
+    }
+}
+
+pub struct Stack {
+    pub db: Database,
+    pub pool: PgPool,
+    pub auth_url: String,
+    pub warden_url: String,
+    pub http: reqwest::Client,
+    auth: Option<Child>,
+    warden: Option<Child>,
+}
+
+impl Stack {
+    pub async fn start(options: Options) -> Self {
+        let node_modules = repo().join("auth-server/node_modules");
+        assert!(
+            node_modules.is_dir(),
+            "auth-server/node_modules is missing: run `npm ci --prefix auth-server` (scripts/test does)"
+        );
+        let db = Database::create().await;
+
+        let status = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("migrate")
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "warden migrate failed");
+        let pool = PgPool::connect(&db.url).await.unwrap();
+
+        let auth_port = free_port();
+        let auth_url = format!("http://127.0.0.1:{auth_port}");
+        let mut auth = Command::new("node");
+        auth.arg("server.mjs")
+            .current_dir(repo().join("auth-server"))
+            .env("DATABASE_URL", &db.url)
+            .env("BETTER_AUTH_SECRET", SECRET)
+            .env("BETTER_AUTH_URL", &auth_url)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", auth_port.to_string())
+            .env("JWT_ALG", options.alg)
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some(secs) = options.rotation_secs {
+            auth.env("JWKS_ROTATION_INTERVAL_SECS", secs.to_string());
+        }
+        let auth = auth.spawn().expect("node is installed");
+
+        let warden_port = free_port();
+        let warden_url = format!("http://127.0.0.1:{warden_port}");
+        let warden = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("BETTER_AUTH_URL", &auth_url)
+            .env("BIND_ADDR", format!("127.0.0.1:{warden_port}"))
+            .env("RUN_MIGRATIONS", "false")
+            .env("JWKS_COOLDOWN_SECS", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+
+        let stack = Self {
+            db,
+            pool,
+            auth_url,
+            warden_url,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            auth: Some(auth),
+            warden: Some(warden),
+        };
+        stack.wait_healthy(&format!("{}/healthz", stack.auth_url)).await;
+        stack.wait_healthy(&format!("{}/healthz", stack.warden_url)).await;
+        stack
+    }
+
+    async fn wait_healthy(&self, url: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(url).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{url} did not become healthy in 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops Better-Auth only (warden keeps running).
+    pub async fn stop_auth_server(&mut self) {
+        if let Some(mut child) = self.auth.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Stops everything and drops the database.
+    pub async fn stop(mut self) {
+        for child in [self.auth.take(), self.warden.take()].into_iter().flatten() {
+            let mut child = child;
+            let _ = child.kill().await;
+        }
+        self.pool.close().await;
+        self.db.drop_database().await;
+    }
+
+    /// POST to Better-Auth with the `Origin` header it requires.
+    pub async fn auth_post(&self, path: &str, bearer: Option<&str>, body: Value) -> (u16, HeaderMap, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/api/auth{path}", self.auth_url))
+            .header("origin", &self.auth_url)
+            .json(&body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn auth_get(&self, path: &str, bearer: &str) -> (u16, HeaderMap, Value) {
+        let response = self
+            .http
+            .get(format!("{}/api/auth{path}", self.auth_url))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signs a new user up, then in; returns the bearer session token of the sign-in.
+    pub async fn sign_up_and_in(&self, name: &str, email: &str) -> String {
+        let (status, _, body) = self
+            .auth_post(
+                "/sign-up/email",
+                None,
+                json!({"name": name, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "sign-up: {body}");
+        let (status, headers, body) = self
+            .auth_post(
+                "/sign-in/email",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "sign-in: {body}");
+        headers["set-auth-token"].to_str().unwrap().to_owned()
+    }
+
+    /// The JWT Better-Auth hands out for a session (`GET /api/auth/token`).
+    pub async fn jwt(&self, session_token: &str) -> String {
+        let (status, _, body) = self.auth_get("/token", session_token).await;
+        assert_eq!(status, 200, "token: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// GET on warden with a bearer token; returns status and JSON body.
+    pub async fn warden_get(&self, path: &str, bearer: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.warden_url))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The decoded JOSE header of a JWT.
+pub fn jwt_header(jwt: &str) -> Value {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap()
+}
