@@ -45,6 +45,47 @@ pub struct Config {
     pub run_migrations: bool,
     /// `DATABASE_MAX_CONNECTIONS` (default 10): size of the connection pool.
     pub database_max_connections: u32,
+    /// `ADMIN_ROLES` (default `admin`): a user holding any of these roles is an admin.
+    pub admin_roles: Vec<String>,
+    /// `ADMIN_USER_IDS` (default empty): users who are admins whatever their roles.
+    pub admin_user_ids: Vec<String>,
+    /// `ROLES` (default `admin,user`): the roles an admin may assign.
+    pub roles: Vec<String>,
+    /// `SESSION_CHECK` (default `auto`): whether a JWT's `sid` must name a live session.
+    pub session_check: SessionCheck,
+    /// `BETTER_AUTH_SECRET` (optional): verifies signed session tokens (`token.signature`).
+    pub better_auth_secret: Option<Secret>,
+}
+
+/// How a JWT is tied to its Better-Auth session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// The `sid` claim is ignored.
+    Off,
+    /// When the JWT carries `sid`, that session must exist and not be expired.
+    Auto,
+    /// Every JWT must carry `sid`, and its session must exist and not be expired.
+    Required,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 // Hand-written so the database URL (it may hold a password) never reaches a log line.
@@ -64,6 +105,11 @@ impl fmt::Debug for Config {
             .field("bind_addr", &self.bind_addr)
             .field("run_migrations", &self.run_migrations)
             .field("database_max_connections", &self.database_max_connections)
+            .field("admin_roles", &self.admin_roles)
+            .field("admin_user_ids", &self.admin_user_ids)
+            .field("roles", &self.roles)
+            .field("session_check", &self.session_check)
+            .field("better_auth_secret", &self.better_auth_secret)
             .finish()
     }
 }
@@ -166,7 +212,64 @@ impl Config {
             },
         };
 
+        let list = |var: &'static str, default: &str| -> Vec<String> {
+            let mut items: Vec<String> = get(var)
+                .unwrap_or_else(|| default.to_owned())
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect();
+            items.dedup();
+            items
+        };
+        let roles = list("ROLES", "admin,user");
+        let admin_roles = list("ADMIN_ROLES", "admin");
+        if roles.is_empty() {
+            return Err(invalid("ROLES", "names no role"));
+        }
+        if admin_roles.is_empty() {
+            return Err(invalid("ADMIN_ROLES", "names no role"));
+        }
+        for role in roles.iter().chain(&admin_roles) {
+            if !role
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')
+            {
+                let var = if roles.contains(role) {
+                    "ROLES"
+                } else {
+                    "ADMIN_ROLES"
+                };
+                return Err(invalid(
+                    var,
+                    format!("role {role:?} may only use letters, digits, _ - :"),
+                ));
+            }
+        }
+        let session_check = match get("SESSION_CHECK")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("auto") => SessionCheck::Auto,
+            Some("off") => SessionCheck::Off,
+            Some("required") => SessionCheck::Required,
+            Some(other) => {
+                return Err(invalid(
+                    "SESSION_CHECK",
+                    format!("expected off, auto or required, got {other:?}"),
+                ));
+            }
+        };
+        let better_auth_secret = get("BETTER_AUTH_SECRET").map(Secret::new);
+
         Ok(Self {
+            admin_user_ids: list("ADMIN_USER_IDS", ""),
+            admin_roles,
+            roles,
+            session_check,
+            better_auth_secret,
             database_url,
             jwks_url,
             jwt_issuer,
@@ -240,14 +343,23 @@ mod tests {
         assert_eq!(c.jwks_cooldown, Duration::from_secs(5));
         assert_eq!(c.bind_addr.to_string(), "0.0.0.0:8080");
         assert!(c.run_migrations);
+        assert_eq!(c.roles, vec!["admin", "user"]);
+        assert_eq!(c.admin_roles, vec!["admin"]);
+        assert!(c.admin_user_ids.is_empty());
+        assert_eq!(c.session_check, SessionCheck::Auto);
+        assert!(c.better_auth_secret.is_none());
 
         let c = config(&[
             ("DATABASE_URL", "postgres://localhost/db"),
             ("BETTER_AUTH_URL", "https://auth.example.com/"),
             ("JWT_AUDIENCE", "a, b,,c"),
             ("RUN_MIGRATIONS", "false"),
+            ("SESSION_CHECK", "Required"),
+            ("BETTER_AUTH_SECRET", "s3cret"),
         ])
         .unwrap();
+        assert_eq!(c.session_check, SessionCheck::Required);
+        assert!(!format!("{c:?}").contains("s3cret"), "secrets never print");
         assert_eq!(c.jwks_url, "https://auth.example.com/api/auth/jwks");
         assert_eq!(c.jwt_audience, vec!["a", "b", "c"]);
         assert!(!c.run_migrations);
@@ -268,6 +380,9 @@ mod tests {
             ("BIND_ADDR", "8080"),
             ("RUN_MIGRATIONS", "maybe"),
             ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("ROLES", " , "),
+            ("ADMIN_ROLES", "admin;drop"),
+            ("SESSION_CHECK", "sometimes"),
         ] {
             let vars = if var == "DATABASE_URL" {
                 vec![(var, value)]

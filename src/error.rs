@@ -24,6 +24,10 @@ pub enum ApiError {
     TokenExpired,
     #[error("the token's user does not exist")]
     UserNotFound,
+    #[error("the session behind the credentials is gone or expired")]
+    SessionRevoked,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("user is banned")]
     Banned {
         reason: Option<String>,
@@ -37,6 +41,16 @@ pub enum ApiError {
     NotFound,
     #[error("validation failed: {0}")]
     ValidationFailed(String),
+    #[error("an admin cannot do this to their own account: {0}")]
+    SelfAction(String),
+    #[error("would leave no admin: {0}")]
+    LastAdmin(String),
+    #[error("malformed JSON body: {0}")]
+    InvalidJson(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -49,24 +63,37 @@ impl ApiError {
             Self::InvalidToken(_) => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::UserNotFound => "user_not_found",
+            Self::SessionRevoked => "session_revoked",
+            Self::Forbidden(_) => "forbidden",
             Self::Banned { .. } => "banned",
             Self::JwksUnavailable => "jwks_unavailable",
             Self::DatabaseUnavailable(_) => "database_unavailable",
             Self::NotFound => "not_found",
             Self::ValidationFailed(_) => "validation_failed",
+            Self::SelfAction(_) => "self_action",
+            Self::LastAdmin(_) => "last_admin",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::Internal(_) => "internal",
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) | Self::TokenExpired | Self::UserNotFound => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::Banned { .. } => StatusCode::FORBIDDEN,
+            Self::MissingToken
+            | Self::InvalidToken(_)
+            | Self::TokenExpired
+            | Self::UserNotFound
+            | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
+            Self::Banned { .. } | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::JwksUnavailable | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::ValidationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ValidationFailed(_) | Self::SelfAction(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::LastAdmin(_) => StatusCode::CONFLICT,
+            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +105,10 @@ impl ApiError {
             Self::InvalidToken(why) => why.clone(),
             Self::TokenExpired => "the token has expired; get a fresh one from Better-Auth".into(),
             Self::UserNotFound => "the user this token was issued to no longer exists".into(),
+            Self::SessionRevoked => {
+                "the session was signed out, revoked or has expired; sign in again".into()
+            }
+            Self::Forbidden(why) => why.clone(),
             Self::Banned { reason, expires } => {
                 let reason = reason.as_deref().unwrap_or("No reason");
                 match expires.and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok()) {
@@ -90,7 +121,12 @@ impl ApiError {
             }
             Self::DatabaseUnavailable(_) => "the database is unavailable; try again shortly".into(),
             Self::NotFound => "no such resource".into(),
-            Self::ValidationFailed(why) => why.clone(),
+            Self::ValidationFailed(why) | Self::SelfAction(why) | Self::LastAdmin(why) => why.clone(),
+            Self::InvalidJson(why) => why.clone(),
+            Self::UnsupportedMediaType => {
+                "send the body as JSON with `Content-Type: application/json`".into()
+            }
+            Self::PayloadTooLarge => "the request body is too large".into(),
             Self::Internal(_) => "an internal error occurred".into(),
         }
     }
@@ -101,11 +137,18 @@ impl ApiError {
             Self::InvalidToken(_) => "Invalid token",
             Self::TokenExpired => "Token expired",
             Self::UserNotFound => "User not found",
+            Self::SessionRevoked => "Session revoked",
+            Self::Forbidden(_) => "Forbidden",
             Self::Banned { .. } => "User banned",
             Self::JwksUnavailable => "Signing keys unavailable",
             Self::DatabaseUnavailable(_) => "Database unavailable",
             Self::NotFound => "Not found",
             Self::ValidationFailed(_) => "Validation failed",
+            Self::SelfAction(_) => "Not on your own account",
+            Self::LastAdmin(_) => "Last admin",
+            Self::InvalidJson(_) => "Malformed JSON",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PayloadTooLarge => "Payload too large",
             Self::Internal(_) => "Internal error",
         }
     }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod routes;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::MatchedPath;
@@ -27,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use auth::Verifier;
 use auth::jwks::{JwksCache, JwksSource};
+use auth::policy::AuthPolicy;
 use auth::verify::ClaimRules;
 use config::Config;
 use error::StartupError;
@@ -36,12 +38,14 @@ use error::StartupError;
 pub struct AppState {
     pub db: PgPool,
     pub verifier: Verifier,
+    pub policy: Arc<AuthPolicy>,
 }
 
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(routes::users::router())
+        .merge(routes::admin::router())
         .merge(routes::health::router())
         .fallback(routes::not_found)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -88,6 +92,7 @@ pub async fn build_state(config: &Config, db: PgPool) -> Result<AppState, Startu
     Ok(AppState {
         db,
         verifier: Verifier::new(jwks, rules),
+        policy: Arc::new(AuthPolicy::from_config(config)),
     })
 }
 

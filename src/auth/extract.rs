@@ -1,8 +1,15 @@
 //! Extractors: the only place a request's credentials are read.
 //!
-//! A handler that takes [`AuthUser`] cannot run for an unauthenticated caller: the extractor
-//! verifies the bearer JWT, then loads the user row fresh from the database on every request
-//! (the JWT's copy of the user can be 15 minutes stale), refusing deleted and banned users.
+//! A handler that takes [`AuthUser`] cannot run for an unauthenticated caller; one that takes
+//! [`Admin`] or [`RequireRole`] cannot run for a caller without the role. Every decision is
+//! made on fresh database state: the user row is read on each request (the JWT's copy of the
+//! user, roles included, can be 15 minutes stale), deleted and banned users are refused, and
+//! when the JWT names its session (`sid`), that session must still be live.
+//!
+//! Credentials: `Authorization: Bearer <Better-Auth JWT>`, or a Better-Auth session token
+//! (raw or signed, as the bearer plugin issues them).
+
+use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -10,16 +17,28 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use time::OffsetDateTime;
 
+use super::session_token::{looks_like_jwt, session_token};
 use super::verify::{Claims, MAX_TOKEN_LEN};
 use crate::AppState;
+use crate::config::SessionCheck;
+use crate::db::sessions::{self, SessionRef};
 use crate::db::users::{self, User};
 use crate::error::ApiError;
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Jwt(Box<Claims>),
+    SessionToken,
+}
 
 /// An authenticated caller whose account exists and is not banned.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user: User,
-    pub claims: Claims,
+    /// The Better-Auth session behind the credential, when known (`sid`, or the session token's).
+    pub session_id: Option<String>,
+    pub credential: Credential,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -27,18 +46,129 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
-        let claims = state.verifier.verify(token).await?;
-        tracing::Span::current().record("user_id", claims.sub.as_str());
-        let user = users::find_by_id(&state.db, &claims.sub)
+        let policy = &state.policy;
+        let now = OffsetDateTime::now_utc();
+        // Who: a verified JWT's subject, or the owner of a session token.
+        let (user_id, proof) = if looks_like_jwt(token) {
+            let claims = state.verifier.verify(token).await?;
+            (claims.sub.clone(), Proof::Jwt(claims))
+        } else {
+            let raw = session_token(token, policy.better_auth_secret.as_ref())
+                .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+            // Unknown and signed-out tokens look the same here: neither is a live session.
+            let session = sessions::find_ref_by_token(&state.db, &raw)
+                .await?
+                .ok_or_else(|| ApiError::InvalidToken("no live session has this token".into()))?;
+            (session.user_id.clone(), Proof::Session(session))
+        };
+        tracing::Span::current().record("user_id", user_id.as_str());
+
+        // The account first: a banned user hears "banned" (Better-Auth's ban also deletes the
+        // sessions, which would otherwise hide the reason behind "session revoked").
+        let user = users::find_by_id(&state.db, &user_id)
             .await?
             .ok_or(ApiError::UserNotFound)?;
-        if user.ban_is_active(OffsetDateTime::now_utc()) {
+        if user.ban_is_active(now) {
             return Err(ApiError::Banned {
                 reason: user.ban_reason.clone(),
                 expires: user.ban_expires,
             });
         }
-        Ok(Self { user, claims })
+
+        // Then the session behind the credential.
+        let (session_id, credential) = match proof {
+            Proof::Session(session) => {
+                if session.expires_at <= now {
+                    return Err(ApiError::TokenExpired);
+                }
+                (Some(session.id), Credential::SessionToken)
+            }
+            Proof::Jwt(claims) => {
+                let session_id = match (policy.session_check, claims.sid.as_deref()) {
+                    (SessionCheck::Off, sid) => sid.map(str::to_owned),
+                    (SessionCheck::Required, None) => {
+                        return Err(ApiError::InvalidToken(
+                            "the token names no session (sid), which this server requires".into(),
+                        ));
+                    }
+                    (SessionCheck::Auto, None) => None,
+                    (_, Some(sid)) => {
+                        let session = sessions::find_ref_by_id(&state.db, sid).await?;
+                        Some(live_session_of(session, &claims.sub, now)?.id)
+                    }
+                };
+                (session_id, Credential::Jwt(Box::new(claims)))
+            }
+        };
+        Ok(Self {
+            user,
+            session_id,
+            credential,
+        })
+    }
+}
+
+enum Proof {
+    Jwt(Claims),
+    Session(SessionRef),
+}
+
+/// The session a JWT names must exist, belong to the token's subject, and not be expired.
+fn live_session_of(
+    session: Option<SessionRef>,
+    sub: &str,
+    now: OffsetDateTime,
+) -> Result<SessionRef, ApiError> {
+    match session {
+        Some(s) if s.user_id == sub && s.expires_at > now => Ok(s),
+        _ => Err(ApiError::SessionRevoked),
+    }
+}
+
+/// An authenticated admin (Better-Auth's rules: an admin role, or an id in `ADMIN_USER_IDS`),
+/// judged on the fresh user row.
+#[derive(Debug, Clone)]
+pub struct Admin(pub AuthUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = AuthUser::from_request_parts(parts, state).await?;
+        if !state.policy.is_admin(&caller.user) {
+            return Err(ApiError::Forbidden("this route is for admins".into()));
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// A role a route can require: `RequireRole<Editor>` where `Editor: RoleName`.
+pub trait RoleName {
+    const ROLE: &'static str;
+}
+
+/// An authenticated caller holding the role `R::ROLE` (from the fresh user row).
+#[derive(Debug, Clone)]
+pub struct RequireRole<R> {
+    pub caller: AuthUser,
+    role: PhantomData<R>,
+}
+
+impl<R: RoleName + Send + Sync> FromRequestParts<AppState> for RequireRole<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = AuthUser::from_request_parts(parts, state).await?;
+        if !caller.user.roles().iter().any(|r| r == R::ROLE) {
+            return Err(ApiError::Forbidden(format!(
+                "this route requires the role {:?}",
+                R::ROLE
+            )));
+        }
+        Ok(Self {
+            caller,
+            role: PhantomData,
+        })
     }
 }
 

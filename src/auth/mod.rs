@@ -4,13 +4,17 @@
 //! - [`keys`]: one JWK → one [`keys::VerifyingKey`] with its algorithm pinned; key sets.
 //! - [`jwks`]: the cache of Better-Auth's JWKS (fetch, refresh, single-flight, fallback).
 //! - [`verify`]: compact JWS → checked [`verify::Claims`], for all five algorithms.
-//! - [`extract`]: the [`extract::AuthUser`] extractor handlers take to be authenticated.
+//! - [`session_token`]: Better-Auth session tokens (raw or signed) as bearer credentials.
+//! - [`policy`]: admin membership, assignable roles, session strictness.
+//! - [`extract`]: [`extract::AuthUser`], [`extract::Admin`], [`extract::RequireRole`].
 //!
 //! [`Verifier`] joins the cache and the claim rules; it is the only thing the extractor calls.
 
 pub mod extract;
 pub mod jwks;
 pub mod keys;
+pub mod policy;
+pub mod session_token;
 pub mod verify;
 
 use std::sync::Arc;

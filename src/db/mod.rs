@@ -1,7 +1,10 @@
 //! Database access. All SQL lives in this module's children, one per table, checked at
 //! compile time by `sqlx::query!` (offline data in `.sqlx/`).
 
+pub mod accounts;
+pub mod audit;
 pub mod jwks;
+pub mod sessions;
 pub mod users;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 /// One row of `"user"`. Better-Auth writes it; warden reads it fresh on each request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct User {
     pub id: String,
     pub name: String,
@@ -50,4 +50,263 @@ pub async fn find_by_id(pool: &PgPool, id: &str) -> Result<Option<User>, sqlx::E
     )
     .fetch_optional(pool)
     .await
+}
+
+/// What `GET /admin/users` can search and sort by. Column names come only from these enums,
+/// never from the request, so the dynamic query stays injection-free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SearchField {
+    Email,
+    Name,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchOperator {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SortBy {
+    CreatedAt,
+    UpdatedAt,
+    Email,
+    Name,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+/// A validated user listing request.
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    pub search: Option<(SearchField, SearchOperator, String)>,
+    pub role: Option<String>,
+    pub banned: Option<bool>,
+    pub sort_by: SortBy,
+    pub direction: SortDirection,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// `%`, `_` and `\` in user input match themselves, not anything.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQuery) {
+    builder.push(" WHERE true");
+    if let Some((field, operator, text)) = &query.search {
+        let column = match field {
+            SearchField::Email => "lower(email)",
+            SearchField::Name => "lower(name)",
+        };
+        let escaped = escape_like(&text.to_lowercase());
+        let pattern = match operator {
+            SearchOperator::Contains => format!("%{escaped}%"),
+            SearchOperator::StartsWith => format!("{escaped}%"),
+            SearchOperator::EndsWith => format!("%{escaped}"),
+        };
+        builder
+            .push(" AND ")
+            .push(column)
+            .push(" LIKE ")
+            .push_bind(pattern);
+    }
+    if let Some(role) = &query.role {
+        builder
+            .push(" AND ")
+            .push_bind(role.clone())
+            .push(" = ANY(string_to_array(replace(coalesce(role, ''), ' ', ''), ','))");
+    }
+    match query.banned {
+        Some(true) => {
+            builder.push(" AND banned IS TRUE");
+        }
+        Some(false) => {
+            builder.push(" AND banned IS NOT TRUE");
+        }
+        None => {}
+    }
+}
+
+/// One page of users and the total matching.
+pub async fn list(pool: &PgPool, query: &UserQuery) -> Result<(Vec<User>, i64), sqlx::Error> {
+    let mut count = sqlx::QueryBuilder::new(r#"SELECT count(*) FROM "user""#);
+    push_filters(&mut count, query);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+
+    let mut page = sqlx::QueryBuilder::new(
+        r#"SELECT id, name, email, email_verified, image, created_at, updated_at,
+                  role, banned, ban_reason, ban_expires FROM "user""#,
+    );
+    push_filters(&mut page, query);
+    let column = match query.sort_by {
+        SortBy::CreatedAt => "created_at",
+        SortBy::UpdatedAt => "updated_at",
+        SortBy::Email => "email",
+        SortBy::Name => "name",
+    };
+    let direction = match query.direction {
+        SortDirection::Asc => "ASC",
+        SortDirection::Desc => "DESC",
+    };
+    // `id` breaks ties so pages never overlap or skip.
+    page.push(format_args!(
+        " ORDER BY {column} {direction}, id {direction} LIMIT "
+    ))
+    .push_bind(query.limit)
+    .push(" OFFSET ")
+    .push_bind(query.offset);
+    let users = page.build_query_as::<User>().fetch_all(pool).await?;
+    Ok((users, total))
+}
+
+/// Profile fields a user may change about themselves. `image: Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub image: Option<Option<String>>,
+}
+
+pub async fn update_profile(
+    conn: &mut sqlx::PgConnection,
+    id: &str,
+    change: &ProfileChange,
+) -> Result<Option<User>, sqlx::Error> {
+    let image = change.image.clone().flatten();
+    sqlx::query_as!(
+        User,
+        r#"UPDATE "user" SET
+               name = COALESCE($2, name),
+               image = CASE WHEN $3 THEN $4 ELSE image END,
+               updated_at = now()
+           WHERE id = $1
+           RETURNING id, name, email, email_verified, image, created_at, updated_at,
+                     role, banned, ban_reason, ban_expires"#,
+        id,
+        change.name.as_deref(),
+        change.image.is_some(),
+        image.as_deref(),
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Reads a user inside a transaction, locking the row against concurrent admin writes.
+pub async fn find_for_update(conn: &mut sqlx::PgConnection, id: &str) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id, name, email, email_verified, image, created_at, updated_at,
+                  role, banned, ban_reason, ban_expires
+           FROM "user" WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn set_role(conn: &mut sqlx::PgConnection, id: &str, role: &str) -> Result<User, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"UPDATE "user" SET role = $2, updated_at = now() WHERE id = $1
+           RETURNING id, name, email, email_verified, image, created_at, updated_at,
+                     role, banned, ban_reason, ban_expires"#,
+        id,
+        role
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Bans like Better-Auth's admin plugin: sets the three ban columns (the caller deletes the
+/// sessions in the same transaction).
+pub async fn ban(
+    conn: &mut sqlx::PgConnection,
+    id: &str,
+    reason: &str,
+    expires_in_secs: Option<i64>,
+) -> Result<User, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"UPDATE "user" SET banned = true, ban_reason = $2,
+               ban_expires = CASE WHEN $3::bigint IS NULL THEN NULL
+                                  ELSE now() + make_interval(secs => $3::bigint::double precision) END,
+               updated_at = now()
+           WHERE id = $1
+           RETURNING id, name, email, email_verified, image, created_at, updated_at,
+                     role, banned, ban_reason, ban_expires"#,
+        id,
+        reason,
+        expires_in_secs
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn unban(conn: &mut sqlx::PgConnection, id: &str) -> Result<User, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"UPDATE "user" SET banned = false, ban_reason = NULL, ban_expires = NULL, updated_at = now()
+           WHERE id = $1
+           RETURNING id, name, email, email_verified, image, created_at, updated_at,
+                     role, banned, ban_reason, ban_expires"#,
+        id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Deletes the user; sessions and accounts go with it by cascade.
+pub async fn delete(conn: &mut sqlx::PgConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(r#"DELETE FROM "user" WHERE id = $1"#, id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How many users other than `except` are admins, by role or by id. Only called under the
+/// admin-change lock, so two admins cannot demote each other into an admin-less system.
+pub async fn count_other_admins(
+    conn: &mut sqlx::PgConnection,
+    except: &str,
+    admin_roles: &[String],
+    admin_ids: &[String],
+) -> Result<i64, sqlx::Error> {
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM "user"
+           WHERE id <> $1
+             AND (id = ANY($3) OR string_to_array(replace(coalesce(role, ''), ' ', ''), ',') && $2)"#,
+        except,
+        admin_roles,
+        admin_ids
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(count)
+}
+
+/// Serialises every change that could remove an admin (role change, delete), for the
+/// rest of the transaction.
+pub async fn lock_admin_changes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    // An arbitrary constant naming "admin membership changes" in pg_advisory locks.
+    sqlx::query!("SELECT pg_advisory_xact_lock(7261127001)")
+        .execute(conn)
+        .await?;
+    Ok(())
 }

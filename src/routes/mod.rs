@@ -1,8 +1,11 @@
 //! HTTP routes, one module per feature, each with its own `router()`; [`crate::app`]
 //! merges them.
 
+pub mod admin;
+pub mod extract;
 pub mod health;
 pub mod users;
+pub mod views;
 
 use crate::error::ApiError;
 

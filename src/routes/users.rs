@@ -1,59 +1,155 @@
-//! `/users/me`: the signed-in user's own profile.
+//! `/users/me`: the signed-in user's own profile, sessions and linked accounts.
 
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Serialize;
-use time::OffsetDateTime;
+use serde::{Deserialize, Deserializer};
 
+use super::extract::AppJson;
+use super::views::{AccountView, Revoked, SessionView, UserProfile};
 use crate::AppState;
 use crate::auth::extract::AuthUser;
-use crate::db::users::User;
+use crate::db::users::ProfileChange;
+use crate::db::{accounts, sessions, users};
+use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/users/me", get(me))
-}
-
-/// A user as the frontend sees it: camelCase like Better-Auth's own user object, ISO dates,
-/// and the roles both as Better-Auth's comma-joined string and as an array.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserProfile {
-    pub id: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub name: String,
-    pub image: Option<String>,
-    pub role: Option<String>,
-    pub roles: Vec<String>,
-    pub banned: bool,
-    pub ban_reason: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub ban_expires: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl From<User> for UserProfile {
-    fn from(user: User) -> Self {
-        Self {
-            roles: user.roles(),
-            id: user.id,
-            email: user.email,
-            email_verified: user.email_verified,
-            name: user.name,
-            image: user.image,
-            role: user.role,
-            banned: user.banned.unwrap_or(false),
-            ban_reason: user.ban_reason,
-            ban_expires: user.ban_expires,
-            created_at: user.created_at,
-            updated_at: user.updated_at,
-        }
-    }
+    Router::new()
+        .route("/users/me", get(me).patch(update_me))
+        .route(
+            "/users/me/sessions",
+            get(my_sessions).delete(revoke_my_other_sessions),
+        )
+        .route("/users/me/sessions/{id}", delete(revoke_my_session))
+        .route("/users/me/accounts", get(my_accounts))
 }
 
 async fn me(auth: AuthUser) -> Json<UserProfile> {
     Json(auth.user.into())
+}
+
+/// `PATCH /users/me`: only `name` and `image`; an absent field stays as it is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilePatch {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    image: Option<Option<String>>,
+}
+
+/// Tells `"field": null` (Some(None)) from an absent field (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_IMAGE_URL_LEN: usize = 2048;
+
+impl ProfilePatch {
+    fn validate(self) -> Result<ProfileChange, ApiError> {
+        if self.name.is_none() && self.image.is_none() {
+            return Err(ApiError::ValidationFailed(
+                "send at least one of `name` and `image`".into(),
+            ));
+        }
+        let name = match self.name {
+            None => None,
+            Some(None) => return Err(ApiError::ValidationFailed("`name` cannot be null".into())),
+            Some(Some(name)) => {
+                let name = name.trim().to_owned();
+                let chars = name.chars().count();
+                if chars == 0 || chars > MAX_NAME_CHARS {
+                    return Err(ApiError::ValidationFailed(format!(
+                        "`name` must be 1 to {MAX_NAME_CHARS} characters"
+                    )));
+                }
+                if name.chars().any(char::is_control) {
+                    return Err(ApiError::ValidationFailed(
+                        "`name` cannot contain control characters".into(),
+                    ));
+                }
+                Some(name)
+            }
+        };
+        let image = match self.image {
+            Some(Some(url)) => Some(Some(validate_image_url(url)?)),
+            other => other,
+        };
+        Ok(ProfileChange { name, image })
+    }
+}
+
+fn validate_image_url(url: String) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::ValidationFailed(format!(
+            "`image` must be an http(s) URL of at most {MAX_IMAGE_URL_LEN} characters, or null"
+        ))
+    };
+    if url.len() > MAX_IMAGE_URL_LEN || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let parsed = reqwest::Url::parse(&url).map_err(|_| bad())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(patch): AppJson<ProfilePatch>,
+) -> Result<Json<UserProfile>, ApiError> {
+    let change = patch.validate()?;
+    let mut conn = state.db.acquire().await?;
+    let user = users::update_profile(&mut conn, &auth.user.id, &change)
+        .await?
+        .ok_or(ApiError::UserNotFound)?;
+    Ok(Json(user.into()))
+}
+
+async fn my_sessions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let list = sessions::list_live_for_user(&state.db, &auth.user.id).await?;
+    let current = auth.session_id.as_deref();
+    Ok(Json(
+        list.into_iter().map(|s| SessionView::new(s, current)).collect(),
+    ))
+}
+
+/// Revokes one of the caller's own sessions. Another user's session id answers 404, the same
+/// as an unknown id, so ids of other users' sessions cannot be probed.
+async fn revoke_my_session(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    if sessions::delete_for_user(&mut conn, &auth.user.id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Signs the caller out everywhere else: every session but the current one.
+async fn revoke_my_other_sessions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<Revoked>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let revoked = sessions::delete_all_for_user(&mut conn, &auth.user.id, auth.session_id.as_deref()).await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+async fn my_accounts(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<Vec<AccountView>>, ApiError> {
+    let list = accounts::list_for_user(&state.db, &auth.user.id).await?;
+    Ok(Json(list.into_iter().map(AccountView::from).collect()))
 }

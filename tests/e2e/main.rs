@@ -162,6 +162,16 @@ async fn bans_roles_and_an_auth_server_outage() {
         )
         .await;
     assert_eq!(status, 200, "unban-user: {body}");
+    // The ban signed the user out everywhere (Better-Auth deleted the sessions), so the old JWT
+    // stays dead (its `sid` names a deleted session); signing in again works at once.
+    let (status, body) = stack.warden_get("/users/me", &user_jwt).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("session_revoked")),
+        "{body}"
+    );
+    let user_session = stack.sign_in("user@example.com").await;
+    let user_jwt = stack.jwt(&user_session).await;
     assert_eq!(stack.warden_get("/users/me", &user_jwt).await.0, 200);
 
     // Better-Auth goes down: keys warden already has keep working.
@@ -179,5 +189,52 @@ async fn bans_roles_and_an_auth_server_outage() {
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["roles"], json!(["admin"]));
     assert_eq!(stack.warden_get("/users/me", &user_jwt).await.0, 200);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn sign_out_and_revocation_take_effect_at_once() {
+    let stack = Stack::start(Options::default()).await;
+    let phone = stack.sign_up_and_in("Multi Device", "multi@example.com").await;
+    let laptop = stack.sign_in("multi@example.com").await;
+    let phone_jwt = stack.jwt(&phone).await;
+    let laptop_jwt = stack.jwt(&laptop).await;
+    assert_eq!(stack.warden_get("/users/me", &phone_jwt).await.0, 200);
+
+    // warden lists both sessions and knows which one the JWT came with.
+    let (status, sessions) = stack.warden_get("/users/me/sessions", &laptop_jwt).await;
+    assert_eq!(status, 200);
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len(), 3, "sign-up, phone and laptop sign-ins");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+
+    // Sign out through Better-Auth: that JWT is refused at once, though it has not expired.
+    let (status, _, body) = stack.auth_post("/sign-out", Some(&phone), json!({})).await;
+    assert_eq!(status, 200, "sign-out: {body}");
+    let (status, body) = stack.warden_get("/users/me", &phone_jwt).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("session_revoked")),
+        "{body}"
+    );
+    assert_eq!(stack.warden_get("/users/me", &laptop_jwt).await.0, 200);
+
+    // Better-Auth's signed session token works on warden too (the bearer plugin's form).
+    let (status, me) = stack.warden_get("/users/me", &laptop).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["email"], "multi@example.com");
+    let response = stack
+        .http
+        .delete(format!("{}/users/me/sessions", stack.warden_url))
+        .bearer_auth(&laptop_jwt)
+        .send()
+        .await
+        .unwrap();
+    // "Sign out everywhere else" through warden: Better-Auth sees one session left, the current.
+    assert_eq!(response.status(), 200);
+    let (status, _, sessions) = stack.auth_get("/list-sessions", &laptop).await;
+    assert_eq!(status, 200, "{sessions}");
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+    assert_eq!(stack.warden_get("/users/me", &laptop_jwt).await.0, 200);
     stack.stop().await;
 }

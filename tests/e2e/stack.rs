@@ -151,6 +151,7 @@ impl Stack {
             .env("BIND_ADDR", format!("127.0.0.1:{warden_port}"))
             .env("RUN_MIGRATIONS", "false")
             .env("JWKS_COOLDOWN_SECS", "1")
+            .env("BETTER_AUTH_SECRET", SECRET)
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
@@ -247,6 +248,11 @@ impl Stack {
             )
             .await;
         assert_eq!(status, 200, "sign-up: {body}");
+        self.sign_in(email).await
+    }
+
+    /// Signs in (a new session); returns the bearer session token Better-Auth hands out.
+    pub async fn sign_in(&self, email: &str) -> String {
         let (status, headers, body) = self
             .auth_post(
                 "/sign-in/email",

@@ -24,7 +24,9 @@ use tower::ServiceExt;
 use warden::auth::Verifier;
 use warden::auth::jwks::{JwksCache, JwksSource};
 use warden::auth::keys::Alg;
+use warden::auth::policy::AuthPolicy;
 use warden::auth::verify::ClaimRules;
+use warden::config::{Secret, SessionCheck};
 
 pub const ISSUER: &str = "http://auth.test:3000";
 
@@ -232,14 +234,32 @@ pub fn cache(url: &str, db: Option<PgPool>, cooldown: Duration) -> Arc<JwksCache
     )
 }
 
+pub const SECRET: &str = "integration-test-better-auth-secret";
+
+/// The policy `warden serve` builds from the default configuration, plus a secret.
+pub fn policy() -> AuthPolicy {
+    AuthPolicy {
+        admin_roles: vec!["admin".into()],
+        admin_user_ids: vec![],
+        assignable_roles: vec!["admin".into(), "user".into(), "editor".into()],
+        session_check: SessionCheck::Auto,
+        better_auth_secret: Some(Secret::new(SECRET)),
+    }
+}
+
 /// The app as `warden serve` builds it, against `db` and the JWKS at `jwks_url`.
 pub async fn app(db: PgPool, jwks_url: &str) -> axum::Router {
+    warden::app(state(db, jwks_url, policy()).await)
+}
+
+pub async fn state(db: PgPool, jwks_url: &str, policy: AuthPolicy) -> warden::AppState {
     let jwks = cache(jwks_url, Some(db.clone()), Duration::from_secs(5));
     let _ = jwks.refresh().await;
-    warden::app(warden::AppState {
+    warden::AppState {
         db,
         verifier: Verifier::new(jwks, rules()),
-    })
+        policy: Arc::new(policy),
+    }
 }
 
 /// A response, read whole.
@@ -250,11 +270,28 @@ pub struct Answer {
 }
 
 pub async fn get_as(app: &axum::Router, path: &str, token: Option<&str>) -> Answer {
-    let mut request = Request::get(path);
+    call(app, "GET", path, token, None).await
+}
+
+/// Any method, optionally with a JSON body.
+pub async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    send(app, request.body(Body::empty()).unwrap()).await
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    };
+    send(app, request.unwrap()).await
 }
 
 pub async fn send(app: &axum::Router, request: Request<Body>) -> Answer {
@@ -285,4 +322,26 @@ pub async fn insert_user(db: &PgPool, id: &str, email: &str) {
     .execute(db)
     .await
     .unwrap();
+}
+
+/// Inserts a session row the way Better-Auth writes one; `expires_in` may be negative.
+pub async fn insert_session(db: &PgPool, id: &str, user_id: &str, token: &str, expires_in_secs: i64) {
+    sqlx::query(
+        "INSERT INTO session (id, expires_at, token, created_at, updated_at, ip_address, user_agent, user_id)
+         VALUES ($1, now() + make_interval(secs => $4), $2, now(), now(), '127.0.0.1', 'test-agent', $3)",
+    )
+    .bind(id)
+    .bind(token)
+    .bind(user_id)
+    .bind(expires_in_secs as f64)
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+/// Claims for `sub` tied to session `sid`.
+pub fn claims_with_sid(sub: &str, sid: &str) -> Value {
+    let mut c = claims(sub);
+    c["sid"] = json!(sid);
+    c
 }

@@ -2,8 +2,11 @@
 //! test its own database) and JWKS servers started on 127.0.0.1 by the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod common;
 mod jwks_cache;
 mod migrations;
+mod users_api;
 mod users_me;
 mod verify;
+mod world;

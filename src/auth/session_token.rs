@@ -1,0 +1,133 @@
+//! Better-Auth session tokens as bearer credentials, as its `bearer` plugin accepts them:
+//! the raw `session.token` (32 characters) or the signed cookie form
+//! `token.base64(HMAC-SHA256(BETTER_AUTH_SECRET, token))`, possibly URL-encoded.
+//!
+//! The signature is checked in constant time when `BETTER_AUTH_SECRET` is configured. Without
+//! the secret, the signed form is reduced to its token part: Better-Auth accepts the raw token
+//! anyway, so the signature adds no protection a client could not skip.
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+use crate::config::Secret;
+
+/// Session tokens are short; anything longer is not one.
+const MAX_SESSION_TOKEN_LEN: usize = 256;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SessionTokenError {
+    #[error("the session token is malformed")]
+    Malformed,
+    #[error("the session token's signature is invalid")]
+    BadSignature,
+}
+
+/// Whether a bearer credential is a JWT (three dot-separated parts) rather than a session token.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// The raw session token inside `credential`, its signature checked when a secret is set.
+pub fn session_token(credential: &str, secret: Option<&Secret>) -> Result<String, SessionTokenError> {
+    if credential.is_empty() || credential.len() > MAX_SESSION_TOKEN_LEN {
+        return Err(SessionTokenError::Malformed);
+    }
+    let decoded = if credential.contains('%') {
+        percent_decode(credential)?
+    } else {
+        credential.to_owned()
+    };
+    let Some((token, signature)) = decoded.split_once('.') else {
+        return valid_token(decoded);
+    };
+    let token = token.to_owned();
+    if let Some(secret) = secret {
+        let signature = decode_base64(signature).ok_or(SessionTokenError::Malformed)?;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
+        // aws-lc-rs compares in constant time.
+        hmac::verify(&key, token.as_bytes(), &signature).map_err(|_| SessionTokenError::BadSignature)?;
+    }
+    valid_token(token)
+}
+
+fn valid_token(token: String) -> Result<String, SessionTokenError> {
+    if token.is_empty()
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(SessionTokenError::Malformed);
+    }
+    Ok(token)
+}
+
+/// Standard or URL-safe base64, with or without padding (Better-Auth writes standard, padded).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let trimmed = text.trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
+        .ok()
+}
+
+fn percent_decode(text: &str) -> Result<String, SessionTokenError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(SessionTokenError::Malformed)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| SessionTokenError::Malformed)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| SessionTokenError::Malformed)?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| SessionTokenError::Malformed)
+}
+
+/// The signed form Better-Auth hands out (`set-auth-token`), for tests and tools.
+pub fn sign(token: &str, secret: &Secret) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
+    let tag = hmac::sign(&key, token.as_bytes());
+    format!(
+        "{token}.{}",
+        base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_signed_and_url_encoded_forms() {
+        let secret = Secret::new("better-auth-secret");
+        let token = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+        assert_eq!(session_token(token, Some(&secret)).unwrap(), token);
+        let signed = sign(token, &secret);
+        assert_eq!(session_token(&signed, Some(&secret)).unwrap(), token);
+        let encoded = signed.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+        assert_eq!(session_token(&encoded, Some(&secret)).unwrap(), token);
+        // Without the secret, the signed form is reduced to its token.
+        assert_eq!(session_token(&signed, None).unwrap(), token);
+
+        let other = sign(token, &Secret::new("another-secret"));
+        assert_eq!(
+            session_token(&other, Some(&secret)),
+            Err(SessionTokenError::BadSignature)
+        );
+        let swapped = format!("{}x.{}", token, signed.split_once('.').unwrap().1);
+        assert_eq!(
+            session_token(&swapped, Some(&secret)),
+            Err(SessionTokenError::BadSignature)
+        );
+        for bad in ["", "a b", "tok'en", "%zz", "x.%%%", &"a".repeat(300)] {
+            assert!(session_token(bad, Some(&secret)).is_err(), "{bad:?}");
+        }
+        assert!(looks_like_jwt("a.b.c") && !looks_like_jwt(&signed) && !looks_like_jwt(token));
+    }
+}

@@ -1,0 +1,90 @@
+//! The shared `session` table (Better-Auth's). The `token` column is read only to find a
+//! session by a bearer session token; it is never returned.
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+
+/// A session as listed to its owner or an admin (no token).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub impersonated_by: Option<String>,
+}
+
+/// What authentication needs of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRef {
+    pub id: String,
+    pub user_id: String,
+    pub expires_at: OffsetDateTime,
+}
+
+pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef>, sqlx::Error> {
+    sqlx::query_as!(
+        SessionRef,
+        "SELECT id, user_id, expires_at FROM session WHERE id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn find_ref_by_token(pool: &PgPool, token: &str) -> Result<Option<SessionRef>, sqlx::Error> {
+    sqlx::query_as!(
+        SessionRef,
+        "SELECT id, user_id, expires_at FROM session WHERE token = $1",
+        token
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// The user's sessions that have not expired, newest first.
+pub async fn list_live_for_user(pool: &PgPool, user_id: &str) -> Result<Vec<Session>, sqlx::Error> {
+    sqlx::query_as!(
+        Session,
+        r#"SELECT id, user_id, created_at, updated_at, expires_at, ip_address, user_agent, impersonated_by
+           FROM session WHERE user_id = $1 AND expires_at > now()
+           ORDER BY created_at DESC, id"#,
+        user_id
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Deletes one session of one user; `false` when that user has no such session.
+pub async fn delete_for_user(conn: &mut PgConnection, user_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!("DELETE FROM session WHERE id = $1 AND user_id = $2", id, user_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes all the user's sessions but `keep` (the caller's own); returns how many went.
+pub async fn delete_all_for_user(
+    conn: &mut PgConnection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "DELETE FROM session WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2)",
+        user_id,
+        keep
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes a session by id; returns its owner when it existed.
+pub async fn delete_by_id(conn: &mut PgConnection, id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!("DELETE FROM session WHERE id = $1 RETURNING user_id", id)
+        .fetch_optional(conn)
+        .await
+}

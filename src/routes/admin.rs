@@ -1,0 +1,455 @@
+//! `/admin`: user management with the same rules as Better-Auth's admin plugin, so an admin
+//! switching between the two sees one behaviour. Every route takes the [`Admin`] extractor;
+//! every write runs in one transaction together with its audit-trail row.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use sqlx::PgConnection;
+
+use super::extract::{AppJson, AppQuery};
+use super::views::{AuditView, Page, Revoked, SessionView, UserProfile};
+use crate::AppState;
+use crate::auth::extract::Admin;
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, User, UserQuery};
+use crate::db::{sessions, users};
+use crate::error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(list_users))
+        .route("/admin/users/{id}", get(get_user).delete(remove_user))
+        .route("/admin/users/{id}/role", put(set_role))
+        .route("/admin/users/{id}/ban", post(ban_user))
+        .route("/admin/users/{id}/unban", post(unban_user))
+        .route(
+            "/admin/users/{id}/sessions",
+            get(user_sessions).delete(revoke_user_sessions),
+        )
+        .route("/admin/sessions/{id}", delete(revoke_session))
+        .route("/admin/audit", get(audit_log))
+}
+
+pub const MAX_LIMIT: i64 = 200;
+pub const DEFAULT_LIMIT: i64 = 50;
+const MAX_SEARCH_CHARS: usize = 256;
+const MAX_REASON_CHARS: usize = 500;
+/// Ten years: longer bans are forever bans (omit `expiresIn`).
+const MAX_BAN_SECS: i64 = 10 * 365 * 24 * 3600;
+
+fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::ValidationFailed(format!(
+            "`limit` must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::ValidationFailed("`offset` cannot be negative".into()));
+    }
+    Ok((limit, offset))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListParams {
+    search: Option<String>,
+    search_field: Option<SearchField>,
+    search_operator: Option<SearchOperator>,
+    role: Option<String>,
+    banned: Option<bool>,
+    sort_by: Option<SortBy>,
+    sort_direction: Option<SortDirection>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl ListParams {
+    fn validate(self) -> Result<UserQuery, ApiError> {
+        let (limit, offset) = page_bounds(self.limit, self.offset)?;
+        let search = match self.search {
+            Some(text) if !text.is_empty() => {
+                if text.chars().count() > MAX_SEARCH_CHARS {
+                    return Err(ApiError::ValidationFailed(format!(
+                        "`search` must be at most {MAX_SEARCH_CHARS} characters"
+                    )));
+                }
+                Some((
+                    self.search_field.unwrap_or(SearchField::Email),
+                    self.search_operator.unwrap_or(SearchOperator::Contains),
+                    text,
+                ))
+            }
+            _ => None,
+        };
+        // Newest first unless a sort is asked for.
+        let (sort_by, direction) = match (self.sort_by, self.sort_direction) {
+            (None, None) => (SortBy::CreatedAt, SortDirection::Desc),
+            (by, dir) => (by.unwrap_or(SortBy::CreatedAt), dir.unwrap_or(SortDirection::Asc)),
+        };
+        Ok(UserQuery {
+            search,
+            role: self.role.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+            banned: self.banned,
+            sort_by,
+            direction,
+            limit,
+            offset,
+        })
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct UserList {
+    users: Vec<UserProfile>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: Admin,
+    AppQuery(params): AppQuery<ListParams>,
+) -> Result<Json<Page<UserList>>, ApiError> {
+    let query = params.validate()?;
+    let (found, total) = users::list(&state.db, &query).await?;
+    Ok(Json(Page {
+        items: UserList {
+            users: found.into_iter().map(UserProfile::from).collect(),
+        },
+        total,
+        limit: query.limit,
+        offset: query.offset,
+    }))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    let user = users::find_by_id(&state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(user.into()))
+}
+
+async fn locked_user(conn: &mut PgConnection, id: &str) -> Result<User, ApiError> {
+    users::find_for_update(conn, id).await?.ok_or(ApiError::NotFound)
+}
+
+/// Refuses a change that would leave no admin at all. Call under `lock_admin_changes`.
+async fn ensure_another_admin(
+    state: &AppState,
+    conn: &mut PgConnection,
+    target: &User,
+) -> Result<(), ApiError> {
+    let policy = &state.policy;
+    if !policy.is_admin(target) {
+        return Ok(());
+    }
+    let others =
+        users::count_other_admins(conn, &target.id, &policy.admin_roles, &policy.admin_user_ids).await?;
+    if others == 0 {
+        return Err(ApiError::LastAdmin(format!("{} is the last admin", target.id)));
+    }
+    Ok(())
+}
+
+/// `{"role": "admin"}` or `{"roles": ["admin", "user"]}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    role: Option<String>,
+    roles: Option<Vec<String>>,
+}
+
+impl RoleChange {
+    fn validate(self, assignable: &[String]) -> Result<Vec<String>, ApiError> {
+        let requested = match (self.role, self.roles) {
+            (Some(role), None) => vec![role],
+            (None, Some(roles)) => roles,
+            _ => {
+                return Err(ApiError::ValidationFailed(
+                    "send exactly one of `role` and `roles`".into(),
+                ));
+            }
+        };
+        let mut roles: Vec<String> = Vec::new();
+        for role in requested {
+            let role = role.trim().to_owned();
+            if !assignable.contains(&role) {
+                return Err(ApiError::ValidationFailed(format!(
+                    "unknown role {role:?}; assignable roles are {}",
+                    assignable.join(", ")
+                )));
+            }
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        if roles.is_empty() {
+            return Err(ApiError::ValidationFailed("give at least one role".into()));
+        }
+        Ok(roles)
+    }
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    AppJson(change): AppJson<RoleChange>,
+) -> Result<Json<UserProfile>, ApiError> {
+    let roles = change.validate(&state.policy.assignable_roles)?;
+    let mut tx = state.db.begin().await?;
+    users::lock_admin_changes(&mut tx).await?;
+    let target = locked_user(&mut tx, &id).await?;
+    if !state.policy.is_admin_with_roles(&target.id, &roles) {
+        ensure_another_admin(&state, &mut tx, &target).await?;
+    }
+    let joined = roles.join(",");
+    let updated = users::set_role(&mut tx, &id, &joined).await?;
+    audit::record(
+        &mut tx,
+        NewAuditEntry {
+            actor_id: &admin.user.id,
+            action: "user.set_role",
+            target_user_id: Some(&id),
+            target_session_id: None,
+            details: json!({ "from": target.role, "to": joined }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(updated.into()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BanRequest {
+    reason: Option<String>,
+    expires_in: Option<i64>,
+}
+
+/// A JSON body that may be left out entirely (`POST .../ban` with no body bans with defaults).
+fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::ValidationFailed(e.to_string()),
+        _ => ApiError::InvalidJson(e.to_string()),
+    })
+}
+
+async fn ban_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<UserProfile>, ApiError> {
+    let request: BanRequest = optional_json(&body)?;
+    let reason = match request.reason.map(|r| r.trim().to_owned()) {
+        None => "No reason".to_owned(),
+        Some(r) if r.is_empty() || r.chars().count() > MAX_REASON_CHARS => {
+            return Err(ApiError::ValidationFailed(format!(
+                "`reason` must be 1 to {MAX_REASON_CHARS} characters"
+            )));
+        }
+        Some(r) => r,
+    };
+    if let Some(secs) = request.expires_in
+        && !(1..=MAX_BAN_SECS).contains(&secs)
+    {
+        return Err(ApiError::ValidationFailed(format!(
+            "`expiresIn` must be 1 to {MAX_BAN_SECS} seconds; omit it for a permanent ban"
+        )));
+    }
+    if id == admin.user.id {
+        return Err(ApiError::SelfAction("you cannot ban yourself".into()));
+    }
+    let mut tx = state.db.begin().await?;
+    locked_user(&mut tx, &id).await?;
+    let banned = users::ban(&mut tx, &id, &reason, request.expires_in).await?;
+    // Like Better-Auth: a ban signs the user out everywhere.
+    let revoked = sessions::delete_all_for_user(&mut tx, &id, None).await?;
+    let expires = banned
+        .ban_expires
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+    audit::record(
+        &mut tx,
+        NewAuditEntry {
+            actor_id: &admin.user.id,
+            action: "user.ban",
+            target_user_id: Some(&id),
+            target_session_id: None,
+            details: json!({ "reason": reason, "expiresAt": expires, "sessionsRevoked": revoked }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(banned.into()))
+}
+
+async fn unban_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<UserProfile>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let before = locked_user(&mut tx, &id).await?;
+    let user = users::unban(&mut tx, &id).await?;
+    audit::record(
+        &mut tx,
+        NewAuditEntry {
+            actor_id: &admin.user.id,
+            action: "user.unban",
+            target_user_id: Some(&id),
+            target_session_id: None,
+            details: json!({ "previousReason": before.ban_reason, "wasBanned": before.banned.unwrap_or(false) }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(user.into()))
+}
+
+async fn user_sessions(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    users::find_by_id(&state.db, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let list = sessions::list_live_for_user(&state.db, &id).await?;
+    let current = admin.session_id.as_deref();
+    Ok(Json(
+        list.into_iter().map(|s| SessionView::new(s, current)).collect(),
+    ))
+}
+
+async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Revoked>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    locked_user(&mut tx, &id).await?;
+    // An admin revoking their own sessions keeps the one they are using.
+    let keep = if id == admin.user.id {
+        admin.session_id.as_deref()
+    } else {
+        None
+    };
+    let revoked = sessions::delete_all_for_user(&mut tx, &id, keep).await?;
+    audit::record(
+        &mut tx,
+        NewAuditEntry {
+            actor_id: &admin.user.id,
+            action: "user.revoke_sessions",
+            target_user_id: Some(&id),
+            target_session_id: None,
+            details: json!({ "sessionsRevoked": revoked }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let owner = sessions::delete_by_id(&mut tx, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    audit::record(
+        &mut tx,
+        NewAuditEntry {
+            actor_id: &admin.user.id,
+            action: "session.revoke",
+            target_user_id: Some(&owner),
+            target_session_id: Some(&id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if id == admin.user.id {
+        return Err(ApiError::SelfAction("you cannot remove yourself".into()));
+    }
+    let mut tx = state.db.begin().await?;
+    users::lock_admin_changes(&mut tx).await?;
+    let target = locked_user(&mut tx, &id).await?;
+    ensure_another_admin(&state, &mut tx, &target).await?;
+    users::delete(&mut tx, &id).await?;
+    audit::record(
+        &mut tx,
+        NewAuditEntry {
+            actor_id: &admin.user.id,
+            action: "user.remove",
+            target_user_id: Some(&id),
+            target_session_id: None,
+            details: json!({ "email": target.email, "role": target.role }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    actor: Option<String>,
+    target: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct AuditList {
+    entries: Vec<AuditView>,
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    _admin: Admin,
+    AppQuery(params): AppQuery<AuditParams>,
+) -> Result<Json<Page<AuditList>>, ApiError> {
+    let (limit, offset) = page_bounds(params.limit, params.offset)?;
+    let (entries, total) = audit::list(
+        &state.db,
+        params.actor.as_deref(),
+        params.target.as_deref(),
+        limit,
+        offset,
+    )
+    .await?;
+    Ok(Json(Page {
+        items: AuditList {
+            entries: entries.into_iter().map(AuditView::from).collect(),
+        },
+        total,
+        limit,
+        offset,
+    }))
+}

@@ -1,0 +1,162 @@
+//! JSON shapes of the API: camelCase like Better-Auth's own objects, ISO 8601 dates, and
+//! never a secret (session tokens, account tokens and password hashes are not even selected).
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::db::accounts::Account;
+use crate::db::audit::AuditEntry;
+use crate::db::sessions::Session;
+use crate::db::users::User;
+
+/// A user as the frontend sees it, with the roles both as Better-Auth's comma-joined string
+/// and as an array.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProfile {
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: String,
+    pub image: Option<String>,
+    pub role: Option<String>,
+    pub roles: Vec<String>,
+    pub banned: bool,
+    pub ban_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ban_expires: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<User> for UserProfile {
+    fn from(user: User) -> Self {
+        Self {
+            roles: user.roles(),
+            id: user.id,
+            email: user.email,
+            email_verified: user.email_verified,
+            name: user.name,
+            image: user.image,
+            role: user.role,
+            banned: user.banned.unwrap_or(false),
+            ban_reason: user.ban_reason,
+            ban_expires: user.ban_expires,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub id: String,
+    pub user_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub impersonated_by: Option<String>,
+    /// The session the request itself came with.
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn new(session: Session, current: Option<&str>) -> Self {
+        Self {
+            current: current == Some(session.id.as_str()),
+            id: session.id,
+            user_id: session.user_id,
+            created_at: session.created_at,
+            updated_at: session.updated_at,
+            expires_at: session.expires_at,
+            ip_address: session.ip_address,
+            user_agent: session.user_agent,
+            impersonated_by: session.impersonated_by,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub id: String,
+    pub provider_id: String,
+    pub account_id: String,
+    /// The granted scopes, split on commas or spaces (Better-Auth stores them joined).
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Account> for AccountView {
+    fn from(a: Account) -> Self {
+        Self {
+            scopes: a
+                .scope
+                .as_deref()
+                .unwrap_or_default()
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            id: a.id,
+            provider_id: a.provider_id,
+            account_id: a.account_id,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor_id: String,
+    pub action: String,
+    pub target_user_id: Option<String>,
+    pub target_session_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            at: e.at,
+            actor_id: e.actor_id,
+            action: e.action,
+            target_user_id: e.target_user_id,
+            target_session_id: e.target_session_id,
+            details: e.details,
+        }
+    }
+}
+
+/// A page of a listing, shaped like Better-Auth's `listUsers` answer.
+#[derive(Debug, Serialize)]
+pub struct Page<T: Serialize> {
+    #[serde(flatten)]
+    pub items: T,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// How many sessions a revocation removed.
+#[derive(Debug, Serialize)]
+pub struct Revoked {
+    pub revoked: u64,
+}

@@ -1,0 +1,743 @@
+//! `/admin/*`: role guards on every route, the writes and what they leave in the database,
+//! self- and last-admin protection, listing (search, filters, sort, pages), the audit trail.
+
+use axum::routing::get;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use warden::auth::extract::{RequireRole, RoleName};
+
+use crate::common::{self, insert_user};
+use crate::world::World;
+
+/// Every admin route with a request that succeeds for an admin.
+fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>, u16)> {
+    vec![
+        ("GET", "/admin/users", None, 200),
+        ("GET", "/admin/users/bob", None, 200),
+        (
+            "PUT",
+            "/admin/users/bob/role",
+            Some(json!({"roles": ["user", "editor"]})),
+            200,
+        ),
+        (
+            "POST",
+            "/admin/users/bob/ban",
+            Some(json!({"reason": "spam"})),
+            200,
+        ),
+        ("POST", "/admin/users/bob/unban", None, 200),
+        ("GET", "/admin/users/alice/sessions", None, 200),
+        ("DELETE", "/admin/sessions/s-alice-2", None, 204),
+        ("DELETE", "/admin/users/alice/sessions", None, 200),
+        ("GET", "/admin/audit", None, 200),
+        ("DELETE", "/admin/users/bob", None, 204),
+    ]
+}
+
+#[sqlx::test]
+async fn every_admin_route_is_guarded(db: PgPool) {
+    let w = World::new(db).await;
+    let before = w.snapshot().await;
+    for (method, path, body, _) in admin_routes() {
+        let answer = w.call(method, path, None, body.clone()).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body["code"].as_str()),
+            (401, Some("missing_token")),
+            "{method} {path}"
+        );
+        assert_eq!(answer.headers["www-authenticate"], "Bearer");
+        let answer = w.call(method, path, Some(&w.alice), body.clone()).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(w.snapshot().await, before, "refused requests changed nothing");
+    for (method, path, body, status) in admin_routes() {
+        let answer = w.call(method, path, Some(&w.admin), body).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            status,
+            "{method} {path}: {:?}",
+            answer.body
+        );
+    }
+    // Guards do not hide unknown routes.
+    assert_eq!(w.call("GET", "/admin/nothing-here", None, None).await.status, 404);
+    assert_eq!(
+        w.call("GET", "/admin/users/bob/nothing", Some(&w.alice), None)
+            .await
+            .status,
+        404
+    );
+}
+
+#[sqlx::test]
+async fn roles_are_read_fresh_not_from_the_jwt(db: PgPool) {
+    let w = World::new(db).await;
+    // Alice's JWT was minted while she was a plain user; promote her in the database.
+    sqlx::query(r#"UPDATE "user" SET role = 'user,admin' WHERE id = 'alice'"#)
+        .execute(&w.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.call("GET", "/admin/users", Some(&w.alice), None).await.status,
+        200
+    );
+    // Demote the admin: the JWT still says "admin", the database does not.
+    sqlx::query(r#"UPDATE "user" SET role = 'user' WHERE id = 'admin'"#)
+        .execute(&w.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.call("GET", "/admin/users", Some(&w.admin), None).await.status,
+        403
+    );
+}
+
+#[sqlx::test]
+async fn admin_user_ids_make_admins_whatever_their_roles(db: PgPool) {
+    let mut policy = common::policy();
+    policy.admin_user_ids = vec!["bob".into()];
+    let w = World::with_policy(db, policy).await;
+    assert_eq!(
+        w.call("GET", "/admin/users", Some(&w.bob), None).await.status,
+        200
+    );
+    assert_eq!(
+        w.call("GET", "/admin/users", Some(&w.alice), None).await.status,
+        403
+    );
+}
+
+#[sqlx::test]
+async fn set_role_validates_and_audits(db: PgPool) {
+    let w = World::new(db).await;
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/bob/role",
+            Some(&w.admin),
+            Some(json!({"roles": ["editor", "user", "editor"]})),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["role"], "editor,user");
+    assert_eq!(answer.body["roles"], json!(["editor", "user"]));
+    assert_eq!(
+        w.scalar_text(r#"SELECT role FROM "user" WHERE id = 'bob'"#)
+            .await
+            .unwrap(),
+        "editor,user"
+    );
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/bob/role",
+            Some(&w.admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(answer.body["role"], "admin");
+
+    let before = w.snapshot().await;
+    for body in [
+        json!({"role": "superuser"}),
+        json!({"roles": ["user", "root"]}),
+        json!({"roles": []}),
+        json!({"role": "user", "roles": ["user"]}),
+        json!({}),
+        json!({"role": 1}),
+        json!({"role": "user", "banned": true}),
+    ] {
+        let answer = w
+            .call("PUT", "/admin/users/bob/role", Some(&w.admin), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body["code"].as_str()),
+            (422, Some("validation_failed")),
+            "{body}"
+        );
+    }
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/ghost/role",
+            Some(&w.admin),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(w.snapshot().await, before);
+
+    let row: (String, String, Value) = sqlx::query_as(
+        "SELECT actor_id, action, details FROM warden_audit_log WHERE target_user_id = 'bob' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&w.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (
+            "admin".into(),
+            "user.set_role".into(),
+            json!({"from": "user", "to": "editor,user"})
+        )
+    );
+}
+
+#[sqlx::test]
+async fn the_last_admin_cannot_be_demoted_or_removed(db: PgPool) {
+    let w = World::new(db).await;
+    let before = w.snapshot().await;
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/admin/role",
+            Some(&w.admin),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.body["code"].as_str()),
+        (409, Some("last_admin"))
+    );
+    assert_eq!(w.snapshot().await, before, "a refused demotion changes nothing");
+    // Keeping an admin role is fine.
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/admin/role",
+            Some(&w.admin),
+            Some(json!({"roles": ["admin", "editor"]})),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        w.scalar_text(r#"SELECT role FROM "user" WHERE id = 'admin'"#)
+            .await
+            .unwrap(),
+        "admin,editor"
+    );
+    let answer = w.call("DELETE", "/admin/users/admin", Some(&w.admin), None).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.body["code"].as_str()),
+        (422, Some("self_action"))
+    );
+
+    // With a second admin, stepping down works.
+    sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
+        .execute(&w.db)
+        .await
+        .unwrap();
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/admin/role",
+            Some(&w.admin),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        w.call("GET", "/admin/users", Some(&w.admin), None).await.status,
+        403
+    );
+    // And now alice is the last one.
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/alice/role",
+            Some(&w.alice),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(answer.status, 409);
+}
+
+#[sqlx::test]
+async fn ban_and_unban_like_better_auth(db: PgPool) {
+    let w = World::new(db).await;
+    // Ban with defaults (no body): "No reason", forever, every session gone.
+    let answer = w
+        .call("POST", "/admin/users/alice/ban", Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        (answer.body["banned"].clone(), answer.body["banReason"].clone()),
+        (json!(true), json!("No reason"))
+    );
+    assert_eq!(answer.body["banExpires"], Value::Null);
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM session WHERE user_id = 'alice'")
+            .await,
+        0
+    );
+    let answer = w.call("GET", "/users/me", Some(&w.alice), None).await;
+    assert!(
+        answer.status == 401 || answer.status == 403,
+        "{answer:?}",
+        answer = answer.body
+    );
+
+    // Unban clears all three columns.
+    let answer = w
+        .call("POST", "/admin/users/alice/unban", Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.status, 200);
+    let row: (Option<bool>, Option<String>, Option<String>) =
+        sqlx::query_as(r#"SELECT banned, ban_reason, ban_expires::text FROM "user" WHERE id = 'alice'"#)
+            .fetch_one(&w.db)
+            .await
+            .unwrap();
+    assert_eq!(row, (Some(false), None, None));
+
+    // A timed ban with a reason.
+    let answer = w
+        .call(
+            "POST",
+            "/admin/users/bob/ban",
+            Some(&w.admin),
+            Some(json!({"reason": "spam", "expiresIn": 3600})),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    let secs = w
+        .scalar_i64(r#"SELECT extract(epoch FROM ban_expires - now())::bigint FROM "user" WHERE id = 'bob'"#)
+        .await;
+    assert!((3590..=3600).contains(&secs), "{secs}");
+    let answer = w
+        .call(
+            "GET",
+            "/users/me",
+            Some(&w.key.sign(&common::claims("bob"))),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.body["code"].as_str()),
+        (403, Some("banned"))
+    );
+
+    let actions: Vec<(String, Value)> =
+        sqlx::query_as("SELECT action, details FROM warden_audit_log WHERE actor_id = 'admin' ORDER BY id")
+            .fetch_all(&w.db)
+            .await
+            .unwrap();
+    assert_eq!(actions[0].0, "user.ban");
+    assert_eq!(actions[0].1["reason"], "No reason");
+    assert_eq!(actions[0].1["sessionsRevoked"], 2);
+    assert_eq!(actions[1].0, "user.unban");
+    assert_eq!(actions[2].1["reason"], "spam");
+    assert!(actions[2].1["expiresAt"].is_string());
+}
+
+#[sqlx::test]
+async fn bad_bans_change_nothing(db: PgPool) {
+    let w = World::new(db).await;
+    let before = w.snapshot().await;
+    let answer = w
+        .call(
+            "POST",
+            "/admin/users/admin/ban",
+            Some(&w.admin),
+            Some(json!({"reason": "oops"})),
+        )
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.body["code"].as_str()),
+        (422, Some("self_action"))
+    );
+    for body in [
+        json!({"expiresIn": 0}),
+        json!({"expiresIn": -5}),
+        json!({"expiresIn": "soon"}),
+        json!({"expiresIn": 1e12}),
+        json!({"reason": ""}),
+        json!({"reason": "x".repeat(501)}),
+        json!({"reason": "spam", "until": "tomorrow"}),
+    ] {
+        let answer = w
+            .call("POST", "/admin/users/bob/ban", Some(&w.admin), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body["code"].as_str()),
+            (422, Some("validation_failed")),
+            "{body}"
+        );
+    }
+    let request = axum::http::Request::post("/admin/users/bob/ban")
+        .header("authorization", format!("Bearer {}", w.admin))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{not json"))
+        .unwrap();
+    assert_eq!(common::send(&w.app, request).await.status, 400);
+    assert_eq!(
+        w.call("POST", "/admin/users/ghost/ban", Some(&w.admin), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        w.call("POST", "/admin/users/ghost/unban", Some(&w.admin), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(w.snapshot().await, before);
+}
+
+#[sqlx::test]
+async fn admin_session_management(db: PgPool) {
+    let w = World::new(db).await;
+    let answer = w
+        .call("GET", "/admin/users/alice/sessions", Some(&w.admin), None)
+        .await;
+    let ids: Vec<&str> = answer
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(
+        answer
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["current"] == false && s.get("token").is_none())
+    );
+    assert_eq!(
+        w.call("GET", "/admin/users/ghost/sessions", Some(&w.admin), None)
+            .await
+            .status,
+        404
+    );
+
+    assert_eq!(
+        w.call("DELETE", "/admin/sessions/s-bob", Some(&w.admin), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM session WHERE id = 's-bob'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.call("GET", "/users/me", Some(&w.bob), None).await.body["code"],
+        "session_revoked"
+    );
+    assert_eq!(
+        w.call("DELETE", "/admin/sessions/s-bob", Some(&w.admin), None)
+            .await
+            .status,
+        404
+    );
+
+    let answer = w
+        .call("DELETE", "/admin/users/alice/sessions", Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.body, json!({"revoked": 2}));
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM session WHERE user_id = 'alice'")
+            .await,
+        0
+    );
+
+    // An admin revoking their own sessions keeps the one in use.
+    common::insert_session(&w.db, "s-admin-2", "admin", "tok-admin-2", 3600).await;
+    let answer = w
+        .call("DELETE", "/admin/users/admin/sessions", Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.body, json!({"revoked": 1}));
+    assert_eq!(
+        w.call("GET", "/admin/audit", Some(&w.admin), None).await.status,
+        200
+    );
+
+    let actions: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT action, target_user_id, target_session_id FROM warden_audit_log ORDER BY id")
+            .fetch_all(&w.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            ("session.revoke".into(), Some("bob".into()), Some("s-bob".into())),
+            ("user.revoke_sessions".into(), Some("alice".into()), None),
+            ("user.revoke_sessions".into(), Some("admin".into()), None),
+        ]
+    );
+}
+
+#[sqlx::test]
+async fn remove_user_cascades_and_is_audited(db: PgPool) {
+    let w = World::new(db).await;
+    sqlx::query(
+        "INSERT INTO account (id, account_id, provider_id, user_id, created_at, updated_at)
+         VALUES ('acc-bob', 'bob', 'credential', 'bob', now(), now())",
+    )
+    .execute(&w.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        w.call("DELETE", "/admin/users/bob", Some(&w.admin), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        w.scalar_i64(r#"SELECT count(*) FROM "user" WHERE id = 'bob'"#)
+            .await,
+        0
+    );
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM session WHERE user_id = 'bob'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM account WHERE user_id = 'bob'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.call("DELETE", "/admin/users/bob", Some(&w.admin), None)
+            .await
+            .status,
+        404
+    );
+    let answer = w
+        .call("GET", "/admin/audit?target=bob", Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.body["total"], 1);
+    assert_eq!(answer.body["entries"][0]["action"], "user.remove");
+    assert_eq!(answer.body["entries"][0]["details"]["email"], "bob@example.com");
+    assert_eq!(answer.body["entries"][0]["actorId"], "admin");
+    // The removed user's JWT no longer works.
+    assert_eq!(w.call("GET", "/users/me", Some(&w.bob), None).await.status, 401);
+}
+
+async fn emails(w: &World, query: &str) -> (Vec<String>, Value) {
+    let answer = w
+        .call("GET", &format!("/admin/users{query}"), Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.status, 200, "{query}: {:?}", answer.body);
+    let list = answer.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap().to_owned())
+        .collect();
+    (list, answer.body)
+}
+
+#[sqlx::test]
+async fn list_users_search_filter_sort_and_pages(db: PgPool) {
+    let w = World::new(db).await;
+    insert_user(&w.db, "u-pct", "100%_real@example.com").await;
+    insert_user(&w.db, "u-x", "1000Xreal@example.com").await;
+    insert_user(&w.db, "u-caps", "Carol.Caps@Example.org").await;
+    sqlx::query(
+        r#"UPDATE "user" SET name = 'Carol Caps', role = 'user,editor', banned = true WHERE id = 'u-caps'"#,
+    )
+    .execute(&w.db)
+    .await
+    .unwrap();
+
+    let (all, body) = emails(&w, "").await;
+    assert_eq!(
+        (
+            body["total"].clone(),
+            body["limit"].clone(),
+            body["offset"].clone()
+        ),
+        (json!(6), json!(50), json!(0))
+    );
+    assert_eq!(all.len(), 6);
+
+    // `%` and `_` are literal characters, not wildcards.
+    assert_eq!(
+        emails(&w, "?search=0%25_r").await.0,
+        vec!["100%_real@example.com"]
+    );
+    assert_eq!(emails(&w, "?search=_").await.0, vec!["100%_real@example.com"]);
+    assert_eq!(emails(&w, "?search=%25").await.0, vec!["100%_real@example.com"]);
+    // Operators, case-insensitively.
+    assert_eq!(
+        emails(&w, "?search=carol&searchOperator=starts_with").await.0,
+        vec!["Carol.Caps@Example.org"]
+    );
+    assert_eq!(
+        emails(&w, "?search=.ORG&searchOperator=ends_with").await.0,
+        vec!["Carol.Caps@Example.org"]
+    );
+    assert!(
+        emails(&w, "?search=example.com&searchOperator=starts_with")
+            .await
+            .0
+            .is_empty()
+    );
+    assert_eq!(
+        emails(&w, "?search=caps&searchField=name").await.0,
+        vec!["Carol.Caps@Example.org"]
+    );
+    // Filters.
+    assert_eq!(emails(&w, "?role=editor").await.0, vec!["Carol.Caps@Example.org"]);
+    assert_eq!(emails(&w, "?role=admin").await.0, vec!["admin@example.com"]);
+    assert_eq!(emails(&w, "?banned=true").await.0, vec!["Carol.Caps@Example.org"]);
+    assert_eq!(emails(&w, "?banned=false").await.1["total"], 5);
+    // Sorting and pages that neither overlap nor skip.
+    let (sorted, _) = emails(&w, "?sortBy=email").await;
+    let mut expected = sorted.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    let (desc, _) = emails(&w, "?sortBy=email&sortDirection=desc").await;
+    assert_eq!(desc, expected.iter().rev().cloned().collect::<Vec<_>>());
+    let mut paged = Vec::new();
+    for offset in [0, 2, 4] {
+        let (page, body) = emails(&w, &format!("?sortBy=email&limit=2&offset={offset}")).await;
+        assert_eq!(body["total"], 6);
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
+    let (past_end, body) = emails(&w, "?offset=100").await;
+    assert!(past_end.is_empty());
+    assert_eq!(
+        (body["total"].clone(), body["offset"].clone()),
+        (json!(6), json!(100))
+    );
+    assert_eq!(emails(&w, "?limit=200").await.0.len(), 6);
+    assert_eq!(emails(&w, "?limit=1").await.0.len(), 1);
+
+    for bad in [
+        "?limit=0",
+        "?limit=201",
+        "?limit=ten",
+        "?offset=-1",
+        "?sortBy=password",
+        "?sortDirection=sideways",
+        "?searchOperator=regex&search=a",
+        "?searchField=role&search=a",
+        "?banned=maybe",
+        "?colour=blue",
+    ] {
+        let answer = w
+            .call("GET", &format!("/admin/users{bad}"), Some(&w.admin), None)
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body["code"].as_str()),
+            (422, Some("validation_failed")),
+            "{bad}"
+        );
+    }
+    let long = "a".repeat(257);
+    assert_eq!(
+        w.call(
+            "GET",
+            &format!("/admin/users?search={long}"),
+            Some(&w.admin),
+            None
+        )
+        .await
+        .status,
+        422
+    );
+}
+
+#[sqlx::test]
+async fn audit_lists_newest_first_with_filters(db: PgPool) {
+    let w = World::new(db).await;
+    sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
+        .execute(&w.db)
+        .await
+        .unwrap();
+    w.call("POST", "/admin/users/bob/ban", Some(&w.admin), None).await;
+    w.call("POST", "/admin/users/bob/unban", Some(&w.alice), None)
+        .await;
+    w.call(
+        "PUT",
+        "/admin/users/bob/role",
+        Some(&w.alice),
+        Some(json!({"role": "editor"})),
+    )
+    .await;
+
+    let answer = w.call("GET", "/admin/audit", Some(&w.admin), None).await;
+    assert_eq!(answer.body["total"], 3);
+    let actions: Vec<&str> = answer.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["user.set_role", "user.unban", "user.ban"]);
+    assert!(answer.body["entries"][0]["at"].is_string());
+    let answer = w
+        .call("GET", "/admin/audit?actor=alice&limit=1", Some(&w.admin), None)
+        .await;
+    assert_eq!(
+        (
+            answer.body["total"].clone(),
+            answer.body["entries"].as_array().unwrap().len()
+        ),
+        (json!(2), 1)
+    );
+    let answer = w
+        .call(
+            "GET",
+            "/admin/audit?actor=alice&limit=1&offset=1",
+            Some(&w.admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer.body["entries"][0]["action"], "user.unban");
+    let answer = w
+        .call("GET", "/admin/audit?target=alice", Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.body["total"], 0);
+    assert_eq!(
+        w.call("GET", "/admin/audit?limit=500", Some(&w.admin), None)
+            .await
+            .status,
+        422
+    );
+}
+
+struct Editor;
+impl RoleName for Editor {
+    const ROLE: &'static str = "editor";
+}
+
+#[sqlx::test]
+async fn require_role_guards_any_role(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    let app = axum::Router::new()
+        .route(
+            "/edit",
+            get(|guard: RequireRole<Editor>| async move { guard.caller.user.id }),
+        )
+        .with_state(state);
+    assert_eq!(common::get_as(&app, "/edit", Some(&w.bob)).await.status, 403);
+    sqlx::query(r#"UPDATE "user" SET role = 'user, editor' WHERE id = 'bob'"#)
+        .execute(&w.db)
+        .await
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(
+        app,
+        axum::http::Request::get("/edit")
+            .header("authorization", format!("Bearer {}", w.bob))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+}
