@@ -25,6 +25,24 @@ pub struct NewAuditEntry<'a> {
     pub details: serde_json::Value,
 }
 
+impl<'a> NewAuditEntry<'a> {
+    /// An action on one user.
+    pub fn on_user(
+        actor_id: &'a str,
+        action: &'a str,
+        target_user_id: &'a str,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            actor_id,
+            action,
+            target_user_id: Some(target_user_id),
+            target_session_id: None,
+            details,
+        }
+    }
+}
+
 pub async fn record(conn: &mut PgConnection, entry: NewAuditEntry<'_>) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"INSERT INTO warden_audit_log (actor_id, action, target_user_id, target_session_id, details)

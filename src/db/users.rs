@@ -129,10 +129,11 @@ fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQu
             .push_bind(pattern);
     }
     if let Some(role) = &query.role {
+        // The same expression as the warden_user_roles_idx GIN index.
         builder
-            .push(" AND ")
+            .push(" AND string_to_array(replace(coalesce(role, ''), ' ', ''), ',') @> ARRAY[")
             .push_bind(role.clone())
-            .push(" = ANY(string_to_array(replace(coalesce(role, ''), ' ', ''), ','))");
+            .push("]::text[]");
     }
     match query.banned {
         Some(true) => {
@@ -145,16 +146,18 @@ fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQu
     }
 }
 
-/// One page of users and the total matching.
-pub async fn list(pool: &PgPool, query: &UserQuery) -> Result<(Vec<User>, i64), sqlx::Error> {
-    let mut count = sqlx::QueryBuilder::new(r#"SELECT count(*) FROM "user""#);
+/// `prefix` is empty, or `EXPLAIN ...` for [`list_plans`].
+fn count_query(prefix: &str, query: &UserQuery) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut count = sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT count(*) FROM "user""#));
     push_filters(&mut count, query);
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    count
+}
 
-    let mut page = sqlx::QueryBuilder::new(
-        r#"SELECT id, name, email, email_verified, image, created_at, updated_at,
-                  role, banned, ban_reason, ban_expires FROM "user""#,
-    );
+fn page_query(prefix: &str, query: &UserQuery) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut page = sqlx::QueryBuilder::new(format!(
+        r#"{prefix}SELECT id, name, email, email_verified, image, created_at, updated_at,
+                  role, banned, ban_reason, ban_expires FROM "user""#
+    ));
     push_filters(&mut page, query);
     let column = match query.sort_by {
         SortBy::CreatedAt => "created_at",
@@ -173,8 +176,38 @@ pub async fn list(pool: &PgPool, query: &UserQuery) -> Result<(Vec<User>, i64), 
     .push_bind(query.limit)
     .push(" OFFSET ")
     .push_bind(query.offset);
-    let users = page.build_query_as::<User>().fetch_all(pool).await?;
+    page
+}
+
+/// One page of users and the total matching.
+pub async fn list(pool: &PgPool, query: &UserQuery) -> Result<(Vec<User>, i64), sqlx::Error> {
+    let total: i64 = count_query("", query)
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await?;
+    let users = page_query("", query)
+        .build_query_as::<User>()
+        .fetch_all(pool)
+        .await?;
     Ok((users, total))
+}
+
+/// The plans PostgreSQL picks for [`list`]'s two queries (count, page) as EXPLAIN JSON, so
+/// tests and benchmarks look at the very SQL warden runs.
+pub async fn list_plans(
+    pool: &PgPool,
+    query: &UserQuery,
+) -> Result<(serde_json::Value, serde_json::Value), sqlx::Error> {
+    const EXPLAIN: &str = "EXPLAIN (FORMAT JSON) ";
+    let count = count_query(EXPLAIN, query)
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await?;
+    let page = page_query(EXPLAIN, query)
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await?;
+    Ok((count, page))
 }
 
 /// Profile fields a user may change about themselves. `image: Some(None)` clears it.

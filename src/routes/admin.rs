@@ -217,13 +217,12 @@ async fn set_role(
     let updated = users::set_role(&mut tx, &id, &joined).await?;
     audit::record(
         &mut tx,
-        NewAuditEntry {
-            actor_id: &admin.user.id,
-            action: "user.set_role",
-            target_user_id: Some(&id),
-            target_session_id: None,
-            details: json!({ "from": target.role, "to": joined }),
-        },
+        NewAuditEntry::on_user(
+            &admin.user.id,
+            "user.set_role",
+            &id,
+            json!({ "from": target.role, "to": joined }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -284,13 +283,12 @@ async fn ban_user(
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
     audit::record(
         &mut tx,
-        NewAuditEntry {
-            actor_id: &admin.user.id,
-            action: "user.ban",
-            target_user_id: Some(&id),
-            target_session_id: None,
-            details: json!({ "reason": reason, "expiresAt": expires, "sessionsRevoked": revoked }),
-        },
+        NewAuditEntry::on_user(
+            &admin.user.id,
+            "user.ban",
+            &id,
+            json!({ "reason": reason, "expiresAt": expires, "sessionsRevoked": revoked }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -307,13 +305,12 @@ async fn unban_user(
     let user = users::unban(&mut tx, &id).await?;
     audit::record(
         &mut tx,
-        NewAuditEntry {
-            actor_id: &admin.user.id,
-            action: "user.unban",
-            target_user_id: Some(&id),
-            target_session_id: None,
-            details: json!({ "previousReason": before.ban_reason, "wasBanned": before.banned.unwrap_or(false) }),
-        },
+        NewAuditEntry::on_user(
+            &admin.user.id,
+            "user.unban",
+            &id,
+            json!({ "previousReason": before.ban_reason, "wasBanned": before.banned.unwrap_or(false) }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -351,13 +348,12 @@ async fn revoke_user_sessions(
     let revoked = sessions::delete_all_for_user(&mut tx, &id, keep).await?;
     audit::record(
         &mut tx,
-        NewAuditEntry {
-            actor_id: &admin.user.id,
-            action: "user.revoke_sessions",
-            target_user_id: Some(&id),
-            target_session_id: None,
-            details: json!({ "sessionsRevoked": revoked }),
-        },
+        NewAuditEntry::on_user(
+            &admin.user.id,
+            "user.revoke_sessions",
+            &id,
+            json!({ "sessionsRevoked": revoked }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -403,13 +399,12 @@ async fn remove_user(
     users::delete(&mut tx, &id).await?;
     audit::record(
         &mut tx,
-        NewAuditEntry {
-            actor_id: &admin.user.id,
-            action: "user.remove",
-            target_user_id: Some(&id),
-            target_session_id: None,
-            details: json!({ "email": target.email, "role": target.role }),
-        },
+        NewAuditEntry::on_user(
+            &admin.user.id,
+            "user.remove",
+            &id,
+            json!({ "email": target.email, "role": target.role }),
+        ),
     )
     .await?;
     tx.commit().await?;

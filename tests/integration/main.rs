@@ -6,6 +6,7 @@ mod admin;
 mod common;
 mod jwks_cache;
 mod migrations;
+mod search_plans;
 mod users_api;
 mod users_me;
 mod verify;

@@ -1,0 +1,142 @@
+//! The admin search's query plans on a seeded table: every kind of search and sort is served
+//! by an index, not a sequential scan. (Timings on a million users: bench/admin_search.py.)
+
+use serde_json::Value;
+use sqlx::PgPool;
+use warden::db::users::{self, SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
+
+fn index_names(plan: &Value, out: &mut Vec<String>) {
+    if let Some(name) = plan.get("Index Name").and_then(Value::as_str) {
+        out.push(name.to_owned());
+    }
+    if let Some(node) = plan.get("Node Type").and_then(Value::as_str)
+        && node == "Seq Scan"
+    {
+        out.push("SEQ SCAN".to_owned());
+    }
+    for key in ["Plan", "Plans"] {
+        match plan.get(key) {
+            Some(Value::Array(children)) => children.iter().for_each(|c| index_names(c, out)),
+            Some(child @ Value::Object(_)) => index_names(child, out),
+            _ => {}
+        }
+    }
+}
+
+async fn indexes_used(db: &PgPool, query: &UserQuery) -> (Vec<String>, Vec<String>) {
+    let (count, page) = users::list_plans(db, query).await.unwrap();
+    let (mut c, mut p) = (Vec::new(), Vec::new());
+    index_names(&count[0], &mut c);
+    index_names(&page[0], &mut p);
+    (c, p)
+}
+
+fn query() -> UserQuery {
+    UserQuery {
+        search: None,
+        role: None,
+        banned: None,
+        sort_by: SortBy::CreatedAt,
+        direction: SortDirection::Desc,
+        limit: 50,
+        offset: 0,
+    }
+}
+
+#[sqlx::test]
+async fn every_search_and_sort_uses_an_index(db: PgPool) {
+    sqlx::raw_sql(
+        r#"INSERT INTO "user" (id, name, email, email_verified, created_at, updated_at, role, banned)
+           SELECT 'u' || g, 'Name ' || (ARRAY['Lovelace','Hopper','Turing','Liskov'])[1 + g % 4] || ' ' || g,
+                  'user' || g || '@' || (ARRAY['example.com','corp.test'])[1 + g % 2], false,
+                  now() - make_interval(secs => g), now(),
+                  CASE WHEN g % 1000 = 0 THEN 'admin' ELSE 'user' END, g % 100 = 0
+           FROM generate_series(1, 60000) AS g;
+           ANALYZE "user";"#,
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let search = |field, op, text: &str| UserQuery {
+        search: Some((field, op, text.to_owned())),
+        ..query()
+    };
+    let cases: Vec<(&str, UserQuery, &str, &str)> = vec![
+        ("newest first", query(), "", "warden_user_created_at_idx"),
+        (
+            "email contains",
+            search(SearchField::Email, SearchOperator::Contains, "user4242"),
+            "warden_user_email_trgm_idx",
+            "warden_user_email_trgm_idx",
+        ),
+        (
+            "email starts_with",
+            search(SearchField::Email, SearchOperator::StartsWith, "user5959"),
+            "warden_user_email_trgm_idx",
+            "warden_user_email_trgm_idx",
+        ),
+        (
+            "name contains",
+            search(SearchField::Name, SearchOperator::Contains, "hopper 313"),
+            "warden_user_name_trgm_idx",
+            "warden_user_name_trgm_idx",
+        ),
+        (
+            "role filter",
+            UserQuery {
+                role: Some("admin".into()),
+                ..query()
+            },
+            "warden_user_roles_idx",
+            "",
+        ),
+        (
+            "banned filter",
+            UserQuery {
+                banned: Some(true),
+                ..query()
+            },
+            "warden_user_banned_idx",
+            "warden_user_banned_idx",
+        ),
+        (
+            "sort by email",
+            UserQuery {
+                sort_by: SortBy::Email,
+                direction: SortDirection::Asc,
+                ..query()
+            },
+            "",
+            "warden_user_email_idx",
+        ),
+        (
+            "sort by name",
+            UserQuery {
+                sort_by: SortBy::Name,
+                ..query()
+            },
+            "",
+            "warden_user_name_idx",
+        ),
+    ];
+    for (name, q, count_index, page_index) in cases {
+        let (count, page) = indexes_used(&db, &q).await;
+        if !count_index.is_empty() {
+            assert!(
+                count.iter().any(|i| i == count_index),
+                "{name}: count plan uses {count:?}"
+            );
+        }
+        if !page_index.is_empty() {
+            assert!(
+                page.iter().any(|i| i == page_index),
+                "{name}: page plan uses {page:?}"
+            );
+            assert!(
+                !page.iter().any(|i| i == "SEQ SCAN"),
+                "{name}: page plan {page:?}"
+            );
+        }
+    }
+}
