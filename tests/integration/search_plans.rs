@@ -52,6 +52,8 @@ async fn every_search_and_sort_uses_an_index(db: PgPool) {
                   now() - make_interval(secs => g), now(),
                   CASE WHEN g % 1000 = 0 THEN 'admin' ELSE 'user' END, g % 100 = 0
            FROM generate_series(1, 60000) AS g;
+           -- Sample every row, so the statistics (and so the plans) are the same on every run.
+           SET default_statistics_target = 1000;
            ANALYZE "user";"#,
     )
     .execute(&db)
@@ -128,14 +130,16 @@ async fn every_search_and_sort_uses_an_index(db: PgPool) {
                 "{name}: count plan uses {count:?}"
             );
         }
-        if !page_index.is_empty() {
+        // A page may be served by the search's index or by walking the sort index (the
+        // planner weighs the two); never by reading the whole table.
+        assert!(
+            !page.is_empty() && !page.iter().any(|i| i == "SEQ SCAN"),
+            "{name}: page plan {page:?}"
+        );
+        if !page_index.is_empty() && page_index != count_index {
             assert!(
                 page.iter().any(|i| i == page_index),
                 "{name}: page plan uses {page:?}"
-            );
-            assert!(
-                !page.iter().any(|i| i == "SEQ SCAN"),
-                "{name}: page plan {page:?}"
             );
         }
     }
