@@ -55,6 +55,45 @@ pub struct Config {
     pub session_check: SessionCheck,
     /// `BETTER_AUTH_SECRET` (optional): verifies signed session tokens (`token.signature`).
     pub better_auth_secret: Option<Secret>,
+    /// `LOG_FORMAT` (default `pretty`): `pretty` for people, `json` for log pipelines.
+    pub log_format: LogFormat,
+    /// `CORS_ORIGINS` (default empty: no cross-origin access): the frontend origins allowed to
+    /// call warden from a browser, comma-separated; credentials are allowed for them.
+    pub cors_origins: Vec<String>,
+    /// `BODY_LIMIT_BYTES` (default 65536): larger request bodies get 413.
+    pub body_limit_bytes: usize,
+    /// `REQUEST_TIMEOUT_SECS` (default 30): a request still running then gets 408.
+    pub request_timeout: Duration,
+    /// `MAX_CONCURRENT_REQUESTS` (default 1024): beyond this, requests are shed with 503 at once
+    /// rather than queued without bound.
+    pub max_concurrent_requests: usize,
+    /// `METRICS_ADDR` (default unset: `/metrics` on the main port): serve `/metrics` on this
+    /// separate address instead, e.g. `127.0.0.1:9090`, to keep it off the public port.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `AUTH_PROXY` (default false): forward `/api/auth/*` to `BETTER_AUTH_URL`, so a frontend
+    /// can talk to one origin.
+    pub auth_proxy: bool,
+    /// `DATABASE_READ_URL` (default unset): a read replica for lag-tolerant reads (admin user
+    /// listing, audit log). Authorisation always reads the primary.
+    pub database_read_url: Option<String>,
+    /// `DATABASE_ACQUIRE_TIMEOUT_SECS` (default 5): waiting longer for a pooled connection is a 503.
+    pub database_acquire_timeout: Duration,
+    /// `DATABASE_IDLE_TIMEOUT_SECS` (default 300): idle pooled connections are closed after this
+    /// (lets Neon scale to zero).
+    pub database_idle_timeout: Duration,
+    /// `DATABASE_STATEMENT_CACHE` (default 100): prepared statements cached per connection; 0
+    /// turns the cache off (for poolers in transaction mode without prepared-statement support).
+    pub database_statement_cache: usize,
+    /// `DATABASE_CONNECT_RETRY_SECS` (default 30): how long the first connection is retried
+    /// (with backoff) before warden gives up; covers a cold Neon compute waking up.
+    pub database_connect_retry: Duration,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
 }
 
 /// How a JWT is tied to its Better-Auth session.
@@ -110,6 +149,21 @@ impl fmt::Debug for Config {
             .field("roles", &self.roles)
             .field("session_check", &self.session_check)
             .field("better_auth_secret", &self.better_auth_secret)
+            .field("log_format", &self.log_format)
+            .field("cors_origins", &self.cors_origins)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("auth_proxy", &self.auth_proxy)
+            .field(
+                "database_read_url",
+                &self.database_read_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("database_idle_timeout", &self.database_idle_timeout)
+            .field("database_statement_cache", &self.database_statement_cache)
+            .field("database_connect_retry", &self.database_connect_retry)
             .finish()
     }
 }
@@ -264,12 +318,90 @@ impl Config {
         };
         let better_auth_secret = get("BETTER_AUTH_SECRET").map(Secret::new);
 
+        let log_format = match get("LOG_FORMAT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("expected pretty or json, got {other:?}"),
+                ));
+            }
+        };
+        let cors_origins = list("CORS_ORIGINS", "");
+        for origin in &cors_origins {
+            let ok = origin == "*"
+                || (http_url("CORS_ORIGINS", origin.clone()).is_ok()
+                    && !origin
+                        .trim_start_matches("http://")
+                        .trim_start_matches("https://")
+                        .contains('/'));
+            if !ok {
+                return Err(invalid(
+                    "CORS_ORIGINS",
+                    format!("{origin:?} is not an origin such as https://app.example.com (no path) or *"),
+                ));
+            }
+        }
+        let number =
+            |var: &'static str, default: usize, min: usize, max: usize| -> Result<usize, ConfigError> {
+                match get(var) {
+                    None => Ok(default),
+                    Some(v) => match v.parse::<usize>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        _ => Err(invalid(
+                            var,
+                            format!("expected a whole number from {min} to {max}, got {v:?}"),
+                        )),
+                    },
+                }
+            };
+        let metrics_addr = match get("METRICS_ADDR") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                invalid(
+                    "METRICS_ADDR",
+                    format!("expected host:port such as 127.0.0.1:9090, got {v:?}"),
+                )
+            })?),
+        };
+        let auth_proxy = match get("AUTH_PROXY") {
+            None => false,
+            Some(v) => parse_bool(&v)
+                .ok_or_else(|| invalid("AUTH_PROXY", format!("expected true or false, got {v:?}")))?,
+        };
+        let database_read_url = get("DATABASE_READ_URL");
+        if let Some(url) = &database_read_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "DATABASE_READ_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+
         Ok(Self {
             admin_user_ids: list("ADMIN_USER_IDS", ""),
             admin_roles,
             roles,
             session_check,
             better_auth_secret,
+            log_format,
+            cors_origins,
+            body_limit_bytes: number("BODY_LIMIT_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024)?,
+            request_timeout: secs("REQUEST_TIMEOUT_SECS", 30, 1, 3_600)?,
+            max_concurrent_requests: number("MAX_CONCURRENT_REQUESTS", 1024, 1, 1_000_000)?,
+            metrics_addr,
+            auth_proxy,
+            database_read_url,
+            database_acquire_timeout: secs("DATABASE_ACQUIRE_TIMEOUT_SECS", 5, 1, 300)?,
+            database_idle_timeout: secs("DATABASE_IDLE_TIMEOUT_SECS", 300, 1, 86_400)?,
+            database_statement_cache: number("DATABASE_STATEMENT_CACHE", 100, 0, 100_000)?,
+            database_connect_retry: secs("DATABASE_CONNECT_RETRY_SECS", 30, 0, 3_600)?,
             database_url,
             jwks_url,
             jwt_issuer,
@@ -383,6 +515,15 @@ mod tests {
             ("ROLES", " , "),
             ("ADMIN_ROLES", "admin;drop"),
             ("SESSION_CHECK", "sometimes"),
+            ("LOG_FORMAT", "xml"),
+            ("CORS_ORIGINS", "https://app.test/path"),
+            ("BODY_LIMIT_BYTES", "12"),
+            ("REQUEST_TIMEOUT_SECS", "0"),
+            ("MAX_CONCURRENT_REQUESTS", "many"),
+            ("METRICS_ADDR", "9090"),
+            ("AUTH_PROXY", "perhaps"),
+            ("DATABASE_READ_URL", "mysql://replica"),
+            ("DATABASE_STATEMENT_CACHE", "-1"),
         ] {
             let vars = if var == "DATABASE_URL" {
                 vec![(var, value)]

@@ -51,6 +51,14 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("payload too large")]
     PayloadTooLarge,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request timed out")]
+    RequestTimeout,
+    #[error("too many requests in flight")]
+    Overloaded,
+    #[error("Better-Auth cannot be reached through the auth proxy")]
+    BadGateway,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -75,6 +83,10 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
+            Self::Overloaded => "overloaded",
+            Self::BadGateway => "auth_server_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -94,6 +106,10 @@ impl ApiError {
             Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,6 +143,10 @@ impl ApiError {
                 "send the body as JSON with `Content-Type: application/json`".into()
             }
             Self::PayloadTooLarge => "the request body is too large".into(),
+            Self::MethodNotAllowed => "this route does not accept that method".into(),
+            Self::RequestTimeout => "the request took too long and was abandoned".into(),
+            Self::Overloaded => "the server is at capacity; try again shortly".into(),
+            Self::BadGateway => "Better-Auth cannot be reached; try again shortly".into(),
             Self::Internal(_) => "an internal error occurred".into(),
         }
     }
@@ -149,6 +169,10 @@ impl ApiError {
             Self::InvalidJson(_) => "Malformed JSON",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge => "Payload too large",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::RequestTimeout => "Request timeout",
+            Self::Overloaded => "Overloaded",
+            Self::BadGateway => "Auth server unavailable",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -168,19 +192,30 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// RFC 9457 problem details, plus our stable `code` extension member.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `urn:warden:problem:<code>`
     #[serde(rename = "type")]
+    #[schema(example = "urn:warden:problem:invalid_token")]
     pub kind: String,
+    #[schema(example = "Invalid token")]
     pub title: &'static str,
+    #[schema(example = 401)]
     pub status: u16,
+    /// A sentence for people; never internal details.
+    #[schema(example = "the token's signature is invalid")]
     pub detail: String,
+    /// The stable, machine-readable error code.
+    #[schema(example = "invalid_token")]
     pub code: &'static str,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            metrics::counter!("warden_auth_failures_total", "code" => self.code()).increment(1);
+        }
         match &self {
             Self::Internal(_) | Self::DatabaseUnavailable(_) => {
                 tracing::error!(error = %self, code = self.code(), "request failed");

@@ -3,28 +3,33 @@
 //! Layout:
 //! - [`config`]: every environment variable, validated once at start.
 //! - [`error`]: [`error::ApiError`] (per request, problem+json) and [`error::StartupError`].
-//! - [`auth`]: JWKS cache, token verification, the [`auth::extract::AuthUser`] extractor.
+//! - [`auth`]: JWKS cache, token verification, policy, and the extractors handlers take.
 //! - [`db`]: all SQL, one module per table; migrations in `migrations/`.
 //! - [`routes`]: the HTTP API by feature.
+//! - [`http`]: the layers around every route (request ids, logs, CORS, limits, shedding).
+//! - [`metrics`]: Prometheus metrics.
+//! - [`check`]: `warden check`, the configuration and environment report.
 //!
 //! [`app`] builds the router from an [`AppState`]; [`build_state`] makes that state from a
 //! [`config::Config`]; [`run`] serves until a shutdown signal. `main.rs` only wires them.
 
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod http;
+pub mod metrics;
 pub mod routes;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::MatchedPath;
-use axum::http::Request;
+use axum::routing::get;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use auth::Verifier;
 use auth::jwks::{JwksCache, JwksSource};
@@ -32,37 +37,65 @@ use auth::policy::AuthPolicy;
 use auth::verify::ClaimRules;
 use config::Config;
 use error::StartupError;
+use http::HttpSettings;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The primary: every write and every authorisation decision.
     pub db: PgPool,
+    /// Lag-tolerant reads (admin listing, audit); the primary unless `DATABASE_READ_URL` is set.
+    pub read_db: PgPool,
     pub verifier: Verifier,
     pub policy: Arc<AuthPolicy>,
+    pub http: Arc<HttpSettings>,
+    /// Whether `/metrics` is on the main router (false when `METRICS_ADDR` serves it).
+    pub metrics_on_main: bool,
+    /// `Some` when `AUTH_PROXY=true`: where `/api/auth/*` is forwarded.
+    pub auth_proxy: Option<Arc<routes::proxy::AuthProxy>>,
 }
 
-/// The whole HTTP API.
+impl AppState {
+    /// A state with default HTTP settings and no proxy: what tests start from.
+    pub fn new(db: PgPool, verifier: Verifier, policy: AuthPolicy) -> Self {
+        Self {
+            read_db: db.clone(),
+            db,
+            verifier,
+            policy: Arc::new(policy),
+            http: Arc::new(HttpSettings::default()),
+            metrics_on_main: true,
+            auth_proxy: None,
+        }
+    }
+}
+
+/// The whole HTTP API, with every layer.
 pub fn app(state: AppState) -> Router {
+    let (api, document) = routes::docs::api();
+    let mut router = api.merge(routes::docs::router(document));
+    if state.metrics_on_main {
+        router = router.route("/metrics", get(metrics::render));
+    }
+    if state.auth_proxy.is_some() {
+        router = router.merge(routes::proxy::router());
+    }
+    let router = router.fallback(routes::not_found);
+    let settings = Arc::clone(&state.http);
+    http::layered(router, &settings).with_state(state)
+}
+
+/// The metrics-only router for `METRICS_ADDR`.
+pub fn metrics_app(state: AppState) -> Router {
     Router::new()
-        .merge(routes::users::router())
-        .merge(routes::admin::router())
-        .merge(routes::health::router())
-        .fallback(routes::not_found)
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            // The route template, never the raw path's query string (it could hold a token).
-            let route = request
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| request.uri().path().to_owned());
-            tracing::info_span!("request", method = %request.method(), route, user_id = tracing::field::Empty)
-        }))
+        .route("/metrics", get(metrics::render))
         .with_state(state)
 }
 
 /// Builds the verifier and its JWKS cache, loads the keys once (a failure is logged, not
 /// fatal: `/readyz` reports it and the refresher retries), and starts the background refresh.
-pub async fn build_state(config: &Config, db: PgPool) -> Result<AppState, StartupError> {
+pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, StartupError> {
+    metrics::handle();
     let client = reqwest::Client::builder()
         .connect_timeout(config.jwks_timeout)
         .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
@@ -70,9 +103,9 @@ pub async fn build_state(config: &Config, db: PgPool) -> Result<AppState, Startu
     let jwks = JwksCache::new(
         JwksSource {
             url: config.jwks_url.clone(),
-            client,
+            client: client.clone(),
             timeout: config.jwks_timeout,
-            db: Some(db.clone()),
+            db: Some(pools.primary.clone()),
             db_grace: config.jwks_grace,
         },
         config.jwks_cooldown,
@@ -89,24 +122,52 @@ pub async fn build_state(config: &Config, db: PgPool) -> Result<AppState, Startu
         audience: config.jwt_audience.clone(),
         leeway_secs: config.jwt_leeway.as_secs(),
     };
+    let auth_proxy = config
+        .auth_proxy
+        .then(|| Arc::new(routes::proxy::AuthProxy::new(&config.better_auth_url, client)));
     Ok(AppState {
-        db,
+        db: pools.primary,
+        read_db: pools.read,
         verifier: Verifier::new(jwks, rules),
         policy: Arc::new(AuthPolicy::from_config(config)),
+        http: Arc::new(HttpSettings::from_config(config)),
+        metrics_on_main: config.metrics_addr.is_none(),
+        auth_proxy,
     })
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish.
+/// Serves `app(state)` on `listener` (and `/metrics` on `metrics` when given) until
+/// `shutdown` completes, then lets in-flight requests finish.
 pub async fn run(
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve)
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_server = metrics.map(|listener| {
+        let app = metrics_app(state.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let until = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            axum::serve(listener, app).with_graceful_shutdown(until).await
+        })
+    });
+    let main = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
+    main.map_err(StartupError::Serve)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what Docker and Kubernetes send).

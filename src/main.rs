@@ -1,18 +1,19 @@
-//! The `warden` binary: read the configuration, set up logs, then migrate or serve.
-//! Everything else lives in the library.
+//! The `warden` binary: read the configuration, set up logs, then serve, migrate, check or
+//! probe health. Everything else lives in the library.
 
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
-use warden::config::Config;
+use warden::config::{Config, LogFormat};
 use warden::error::StartupError;
-use warden::{build_state, db, run, shutdown_signal};
+use warden::{build_state, check, db, run, shutdown_signal};
 
 const USAGE: &str = "\
-usage: warden [serve|migrate|healthcheck]
+usage: warden [serve|migrate|check|healthcheck]
 
   serve        (default) run migrations unless RUN_MIGRATIONS=false, then serve the API
   migrate      run the database migrations and exit
+  check        report on config, database, schema, migrations and JWKS; exit 1 on a failure
   healthcheck  GET /healthz of the warden on BIND_ADDR's port; exit 0 when it answers 200
                (for container HEALTHCHECKs: the runtime image needs no curl)
 
@@ -21,6 +22,7 @@ Configuration comes from the environment (and a .env file); see README.md.";
 enum Command {
     Serve,
     Migrate,
+    Check,
     Healthcheck,
 }
 
@@ -28,14 +30,12 @@ enum Command {
 async fn main() -> ExitCode {
     // A missing .env is normal; anything in it never overrides the real environment.
     let _ = dotenvy::dotenv();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => Command::Serve,
         ["migrate"] => Command::Migrate,
+        ["check"] => Command::Check,
         ["healthcheck"] => Command::Healthcheck,
         ["-h" | "--help" | "help"] => {
             eprintln!("{USAGE}");
@@ -51,7 +51,20 @@ async fn main() -> ExitCode {
         }
     };
 
-    match execute(command).await {
+    let config = Config::from_env();
+    if let Command::Check = command {
+        return report(check::run(config).await);
+    }
+    let config = match config {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("warden: configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(config.log_format);
+
+    match execute(command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
@@ -61,34 +74,74 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn execute(command: Command) -> Result<(), StartupError> {
-    let config = Config::from_env()?;
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the report is the command's output")]
+fn report(report: check::Report) -> ExitCode {
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    if report.failed() {
+        println!("warden check: problems found");
+        ExitCode::FAILURE
+    } else {
+        println!("warden check: all good");
+        ExitCode::SUCCESS
+    }
+}
+
+async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
     if let Command::Healthcheck = command {
         return healthcheck(&config).await;
     }
-    let pool = db::connect(&config).await.map_err(StartupError::Database)?;
+    let pools = db::connect(&config).await.map_err(StartupError::Database)?;
     match command {
         Command::Migrate => {
-            db::migrate(&pool).await?;
+            db::migrate(&pools.primary).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Healthcheck => Ok(()),
         Command::Serve => {
             if config.run_migrations {
-                db::migrate(&pool).await?;
+                db::migrate(&pools.primary).await?;
                 tracing::info!("migrations applied");
             }
-            let state = build_state(&config, pool).await?;
+            let state = build_state(&config, pools).await?;
             let listener = tokio::net::TcpListener::bind(config.bind_addr)
                 .await
                 .map_err(|source| StartupError::Bind {
                     addr: config.bind_addr,
                     source,
                 })?;
-            tracing::info!(addr = %config.bind_addr, jwks = %config.jwks_url, "warden listening");
-            run(listener, state, shutdown_signal()).await
+            let metrics = match config.metrics_addr {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| StartupError::Bind { addr, source })?,
+                ),
+                None => None,
+            };
+            tracing::info!(
+                addr = %config.bind_addr,
+                metrics = ?config.metrics_addr,
+                jwks = %config.jwks_url,
+                auth_proxy = config.auth_proxy,
+                "warden listening"
+            );
+            run(listener, metrics, state, shutdown_signal()).await
         }
+        Command::Check | Command::Healthcheck => Ok(()),
     }
 }
 

@@ -75,6 +75,7 @@ pub struct JwksCache {
     /// Held while fetching; holds the time of the last fetch caused by an unknown kid.
     fetch_lock: Mutex<Option<Instant>>,
     last_fetch_ok: AtomicBool,
+    last_success: std::sync::Mutex<Option<Instant>>,
     pub stats: JwksStats,
 }
 
@@ -86,6 +87,7 @@ impl JwksCache {
             cooldown,
             fetch_lock: Mutex::new(None),
             last_fetch_ok: AtomicBool::new(false),
+            last_success: std::sync::Mutex::new(None),
             stats: JwksStats::default(),
         })
     }
@@ -93,6 +95,14 @@ impl JwksCache {
     /// The current key set.
     pub fn keys(&self) -> Arc<KeySet> {
         self.keys.load_full()
+    }
+
+    /// Seconds since the last successful fetch, if there was one.
+    pub fn seconds_since_last_success(&self) -> Option<f64> {
+        self.last_success
+            .lock()
+            .ok()
+            .and_then(|at| at.map(|at| at.elapsed().as_secs_f64()))
     }
 
     /// Whether the last fetch reached the JWKS endpoint and parsed.
@@ -114,6 +124,10 @@ impl JwksCache {
                 let count = set.len();
                 let previous = self.keys.swap(Arc::new(set));
                 self.last_fetch_ok.store(true, Ordering::Relaxed);
+                if let Ok(mut at) = self.last_success.lock() {
+                    *at = Some(Instant::now());
+                }
+                metrics::counter!("warden_jwks_fetches_total", "result" => "ok").increment(1);
                 if previous.len() != count {
                     tracing::info!(keys = count, url = %self.source.url, "JWKS loaded");
                 }
@@ -122,6 +136,7 @@ impl JwksCache {
             Err(err) => {
                 self.stats.failed_fetches.fetch_add(1, Ordering::Relaxed);
                 self.last_fetch_ok.store(false, Ordering::Relaxed);
+                metrics::counter!("warden_jwks_fetches_total", "result" => "failed").increment(1);
                 tracing::warn!(error = %err, url = %self.source.url, "JWKS fetch failed; keeping the last good keys");
                 self.add_database_keys().await;
                 Err(err)

@@ -7,23 +7,87 @@ pub mod jwks;
 pub mod sessions;
 pub mod users;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::Config;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Opens the pool (and checks one connection, so a wrong URL fails the start clearly).
-pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+/// The primary pool, and the pool for lag-tolerant reads (the primary again when no
+/// `DATABASE_READ_URL` is set).
+#[derive(Debug, Clone)]
+pub struct Pools {
+    pub primary: PgPool,
+    pub read: PgPool,
+}
+
+/// Opens the pools, retrying the first connection with backoff for up to
+/// `DATABASE_CONNECT_RETRY_SECS` (a cold Neon compute takes about a second to wake up).
+pub async fn connect(config: &Config) -> Result<Pools, sqlx::Error> {
+    let primary = connect_one(&config.database_url, config).await?;
+    let read = match &config.database_read_url {
+        Some(url) => connect_one(url, config).await?,
+        None => primary.clone(),
+    };
+    Ok(Pools { primary, read })
+}
+
+/// Connection options from a URL. Neon's URLs carry `channel_binding=require`, which sqlx does
+/// not implement: it is dropped here (TLS still applies through `sslmode`).
+pub fn connect_options(url: &str, statement_cache: usize) -> Result<PgConnectOptions, sqlx::Error> {
+    let cleaned = match url.split_once('?') {
+        Some((base, query)) => {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|pair| !pair.starts_with("channel_binding="))
+                .collect();
+            if kept.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            }
+        }
+        None => url.to_owned(),
+    };
+    Ok(cleaned
+        .parse::<PgConnectOptions>()?
+        .statement_cache_capacity(statement_cache))
+}
+
+async fn connect_one(url: &str, config: &Config) -> Result<PgPool, sqlx::Error> {
+    let options = connect_options(url, config.database_statement_cache)?;
+    let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&config.database_url)
-        .await
+        .acquire_timeout(config.database_acquire_timeout)
+        .idle_timeout(Some(config.database_idle_timeout));
+    let deadline = Instant::now() + config.database_connect_retry;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match pool.clone().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(err) if is_transient(&err) && Instant::now() + delay < deadline => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Errors worth retrying at start: the server is not there yet, or is starting up. A wrong
+/// password or database name is not.
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        // 57P03 cannot_connect_now (starting up), 53300 too_many_connections.
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
+        _ => false,
+    }
 }
 
 /// Brings the schema up to date: Better-Auth's tables, then warden's own.
@@ -37,4 +101,23 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
         .fetch_one(pool)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neon_urls_parse_without_channel_binding() {
+        let url = "postgres://u:p@ep-x-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require&channel_binding=require";
+        let options = connect_options(url, 0).unwrap();
+        assert_eq!(options.get_host(), "ep-x-pooler.eu-central-1.aws.neon.tech");
+        assert_eq!(options.get_database(), Some("neondb"));
+        assert!(matches!(
+            options.get_ssl_mode(),
+            sqlx::postgres::PgSslMode::Require
+        ));
+        let options = connect_options("postgres://u@h/db?channel_binding=disable", 10).unwrap();
+        assert_eq!(options.get_database(), Some("db"));
+    }
 }

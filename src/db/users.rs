@@ -54,14 +54,14 @@ pub async fn find_by_id(pool: &PgPool, id: &str) -> Result<Option<User>, sqlx::E
 
 /// What `GET /admin/users` can search and sort by. Column names come only from these enums,
 /// never from the request, so the dynamic query stays injection-free.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SearchField {
     Email,
     Name,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchOperator {
     Contains,
@@ -69,7 +69,7 @@ pub enum SearchOperator {
     EndsWith,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SortBy {
     CreatedAt,
@@ -78,7 +78,7 @@ pub enum SortBy {
     Name,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SortDirection {
     Asc,

@@ -2,18 +2,20 @@
 //! switching between the two sees one behaviour. Every route takes the [`Admin`] extractor;
 //! every write runs in one transaction together with its audit-trail row.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sqlx::PgConnection;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
 use super::extract::{AppJson, AppQuery};
-use super::views::{AuditView, Page, Revoked, SessionView, UserProfile};
+use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile};
 use crate::AppState;
 use crate::auth::extract::Admin;
 use crate::db::audit::{self, NewAuditEntry};
@@ -21,19 +23,16 @@ use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, User,
 use crate::db::{sessions, users};
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", get(list_users))
-        .route("/admin/users/{id}", get(get_user).delete(remove_user))
-        .route("/admin/users/{id}/role", put(set_role))
-        .route("/admin/users/{id}/ban", post(ban_user))
-        .route("/admin/users/{id}/unban", post(unban_user))
-        .route(
-            "/admin/users/{id}/sessions",
-            get(user_sessions).delete(revoke_user_sessions),
-        )
-        .route("/admin/sessions/{id}", delete(revoke_session))
-        .route("/admin/audit", get(audit_log))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(get_user, remove_user))
+        .routes(routes!(set_role))
+        .routes(routes!(ban_user))
+        .routes(routes!(unban_user))
+        .routes(routes!(user_sessions, revoke_user_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(audit_log))
 }
 
 pub const MAX_LIMIT: i64 = 200;
@@ -57,17 +56,29 @@ fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Ap
     Ok((limit, offset))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ListParams {
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Text to look for (case-insensitive; `%` and `_` match themselves). At most 256 characters.
     search: Option<String>,
+    /// Where to search (default `email`).
     search_field: Option<SearchField>,
+    /// How to match (default `contains`).
     search_operator: Option<SearchOperator>,
+    /// Only users holding this role.
     role: Option<String>,
+    /// Only banned (`true`) or not banned (`false`) users.
     banned: Option<bool>,
+    /// Sort key (default `createdAt`, newest first).
     sort_by: Option<SortBy>,
+    /// Sort direction (default `asc` when `sortBy` is given).
     sort_direction: Option<SortDirection>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Users to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -106,28 +117,31 @@ impl ListParams {
     }
 }
 
-#[derive(Debug, serde::Serialize)]
-struct UserList {
-    users: Vec<UserProfile>,
-}
-
+/// Search, filter, sort and page through users, like Better-Auth's `listUsers`.
+#[utoipa::path(
+    get, path = "/admin/users", tag = "admin", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, description = "A page of users", body = UserList), AuthErrors, Invalid)
+)]
 async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
     AppQuery(params): AppQuery<ListParams>,
-) -> Result<Json<Page<UserList>>, ApiError> {
+) -> Result<Json<UserList>, ApiError> {
     let query = params.validate()?;
     let (found, total) = users::list(&state.db, &query).await?;
-    Ok(Json(Page {
-        items: UserList {
-            users: found.into_iter().map(UserProfile::from).collect(),
-        },
+    Ok(Json(UserList {
+        users: found.into_iter().map(UserProfile::from).collect(),
         total,
         limit: query.limit,
         offset: query.offset,
     }))
 }
 
+/// One user.
+#[utoipa::path(
+    get, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The user", body = UserProfile), AuthErrors, NotFound)
+)]
 async fn get_user(
     State(state): State<AppState>,
     _admin: Admin,
@@ -161,11 +175,14 @@ async fn ensure_another_admin(
     Ok(())
 }
 
-/// `{"role": "admin"}` or `{"roles": ["admin", "user"]}`.
-#[derive(Debug, Deserialize)]
+/// `{"role": "admin"}` or `{"roles": ["admin", "user"]}`: exactly one of the two; every role
+/// must be one of `ROLES`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleChange {
+pub struct RoleChange {
+    #[schema(example = "admin")]
     role: Option<String>,
+    #[schema(example = json!(["admin", "user"]))]
     roles: Option<Vec<String>>,
 }
 
@@ -200,6 +217,11 @@ impl RoleChange {
     }
 }
 
+/// Sets a user's roles (stored comma-joined, as Better-Auth does). Demoting the last admin is refused.
+#[utoipa::path(
+    put, path = "/admin/users/{id}/role", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "User id")), request_body = RoleChange,
+    responses((status = 200, description = "The updated user", body = UserProfile), AuthErrors, NotFound, Invalid, LastAdmin, BadBody)
+)]
 async fn set_role(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -229,10 +251,15 @@ async fn set_role(
     Ok(Json(updated.into()))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The whole body is optional: no body bans forever with the reason "No reason".
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct BanRequest {
+pub struct BanRequest {
+    /// 1 to 500 characters (default "No reason").
+    #[schema(example = "spam")]
     reason: Option<String>,
+    /// Seconds until the ban lifts (1 to ten years); omit for a permanent ban.
+    #[schema(example = 86400, minimum = 1)]
     expires_in: Option<i64>,
 }
 
@@ -247,6 +274,12 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
     })
 }
 
+/// Bans a user and deletes all their sessions (Better-Auth's rules). Not yourself.
+#[utoipa::path(
+    post, path = "/admin/users/{id}/ban", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
+    request_body(content = Option<BanRequest>, description = "Optional"),
+    responses((status = 200, description = "The banned user", body = UserProfile), AuthErrors, NotFound, Invalid, BadBody)
+)]
 async fn ban_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -295,6 +328,11 @@ async fn ban_user(
     Ok(Json(banned.into()))
 }
 
+/// Lifts a ban: clears `banned`, `banReason` and `banExpires`.
+#[utoipa::path(
+    post, path = "/admin/users/{id}/unban", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "The user", body = UserProfile), AuthErrors, NotFound)
+)]
 async fn unban_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -317,6 +355,11 @@ async fn unban_user(
     Ok(Json(user.into()))
 }
 
+/// A user's live sessions.
+#[utoipa::path(
+    get, path = "/admin/users/{id}/sessions", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "Live sessions, newest first", body = [SessionView]), AuthErrors, NotFound)
+)]
 async fn user_sessions(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -332,6 +375,11 @@ async fn user_sessions(
     ))
 }
 
+/// Revokes all of a user's sessions (your own: all but the one in use).
+#[utoipa::path(
+    delete, path = "/admin/users/{id}/sessions", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
+    responses((status = 200, description = "How many sessions were revoked", body = Revoked), AuthErrors, NotFound)
+)]
 async fn revoke_user_sessions(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -360,6 +408,12 @@ async fn revoke_user_sessions(
     Ok(Json(Revoked { revoked }))
 }
 
+/// Revokes one session.
+#[utoipa::path(
+    delete, path = "/admin/sessions/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 204, description = "Revoked"), AuthErrors, NotFound)
+)]
 async fn revoke_session(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -384,6 +438,11 @@ async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Removes a user; their sessions and accounts go by cascade. Not yourself, not the last admin.
+#[utoipa::path(
+    delete, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Removed"), AuthErrors, NotFound, Invalid, LastAdmin)
+)]
 async fn remove_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -411,25 +470,31 @@ async fn remove_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditParams {
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only entries by this admin (user id).
     actor: Option<String>,
+    /// Only entries about this user (user id).
     target: Option<String>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
-#[derive(Debug, serde::Serialize)]
-struct AuditList {
-    entries: Vec<AuditView>,
-}
-
+/// Every admin write, newest first.
+#[utoipa::path(
+    get, path = "/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditParams),
+    responses((status = 200, description = "A page of the audit trail", body = AuditList), AuthErrors, Invalid)
+)]
 async fn audit_log(
     State(state): State<AppState>,
     _admin: Admin,
     AppQuery(params): AppQuery<AuditParams>,
-) -> Result<Json<Page<AuditList>>, ApiError> {
+) -> Result<Json<AuditList>, ApiError> {
     let (limit, offset) = page_bounds(params.limit, params.offset)?;
     let (entries, total) = audit::list(
         &state.db,
@@ -439,10 +504,8 @@ async fn audit_log(
         offset,
     )
     .await?;
-    Ok(Json(Page {
-        items: AuditList {
-            entries: entries.into_iter().map(AuditView::from).collect(),
-        },
+    Ok(Json(AuditList {
+        entries: entries.into_iter().map(AuditView::from).collect(),
         total,
         limit,
         offset,

@@ -3,35 +3,55 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::db;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Readiness {
+    /// `ready` or `not_ready`
     pub status: &'static str,
+    /// `ok` or `unreachable`
     pub database: &'static str,
+    /// `ok` or `no keys loaded`
     pub jwks: &'static str,
     pub keys: usize,
     pub algorithms: Vec<&'static str>,
 }
 
+/// Readiness: the database answers and at least one signing key is loaded.
+#[utoipa::path(
+    get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; the body says which part is missing", body = Readiness),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database_ok = matches!(
         tokio::time::timeout(Duration::from_secs(2), db::ping(&state.db)).await,

@@ -2,8 +2,10 @@
 //! merges them.
 
 pub mod admin;
+pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod proxy;
 pub mod users;
 pub mod views;
 

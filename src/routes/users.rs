@@ -1,11 +1,13 @@
 //! `/users/me`: the signed-in user's own profile, sessions and linked accounts.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::docs::{AuthErrors, BadBody, Invalid, NotFound};
 use super::extract::AppJson;
 use super::views::{AccountView, Revoked, SessionView, UserProfile};
 use crate::AppState;
@@ -14,28 +16,34 @@ use crate::db::users::ProfileChange;
 use crate::db::{accounts, sessions, users};
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users/me", get(me).patch(update_me))
-        .route(
-            "/users/me/sessions",
-            get(my_sessions).delete(revoke_my_other_sessions),
-        )
-        .route("/users/me/sessions/{id}", delete(revoke_my_session))
-        .route("/users/me/accounts", get(my_accounts))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me, update_me))
+        .routes(routes!(my_sessions, revoke_my_other_sessions))
+        .routes(routes!(revoke_my_session))
+        .routes(routes!(my_accounts))
 }
 
+/// The caller's own profile, read fresh from the database.
+#[utoipa::path(
+    get, path = "/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's profile", body = UserProfile), AuthErrors)
+)]
 async fn me(auth: AuthUser) -> Json<UserProfile> {
     Json(auth.user.into())
 }
 
 /// `PATCH /users/me`: only `name` and `image`; an absent field stays as it is.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProfilePatch {
+pub struct ProfilePatch {
+    /// 1 to 100 characters (trimmed); cannot be null.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, example = "Ada Lovelace")]
     name: Option<Option<String>>,
+    /// An http(s) URL of at most 2048 characters, or null to remove the picture.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 2048, example = "https://example.com/ada.png")]
     image: Option<Option<String>>,
 }
 
@@ -97,6 +105,11 @@ fn validate_image_url(url: String) -> Result<String, ApiError> {
     Ok(url)
 }
 
+/// Changes the caller's `name` and/or `image`; nothing else can be changed here.
+#[utoipa::path(
+    patch, path = "/users/me", tag = "users", security(("bearer" = [])), request_body = ProfilePatch,
+    responses((status = 200, description = "The updated profile", body = UserProfile), AuthErrors, Invalid, BadBody)
+)]
 async fn update_me(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -110,6 +123,11 @@ async fn update_me(
     Ok(Json(user.into()))
 }
 
+/// The caller's live sessions; `current` marks the one this request came with.
+#[utoipa::path(
+    get, path = "/users/me/sessions", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "Live sessions, newest first", body = [SessionView]), AuthErrors)
+)]
 async fn my_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -123,6 +141,11 @@ async fn my_sessions(
 
 /// Revokes one of the caller's own sessions. Another user's session id answers 404, the same
 /// as an unknown id, so ids of other users' sessions cannot be probed.
+#[utoipa::path(
+    delete, path = "/users/me/sessions/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 204, description = "Revoked"), AuthErrors, NotFound)
+)]
 async fn revoke_my_session(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -137,6 +160,10 @@ async fn revoke_my_session(
 }
 
 /// Signs the caller out everywhere else: every session but the current one.
+#[utoipa::path(
+    delete, path = "/users/me/sessions", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "How many sessions were revoked", body = Revoked), AuthErrors)
+)]
 async fn revoke_my_other_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -146,6 +173,11 @@ async fn revoke_my_other_sessions(
     Ok(Json(Revoked { revoked }))
 }
 
+/// The providers linked to the caller's account; never tokens or the password hash.
+#[utoipa::path(
+    get, path = "/users/me/accounts", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "Linked accounts", body = [AccountView]), AuthErrors)
+)]
 async fn my_accounts(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -11,7 +11,7 @@ use crate::db::users::User;
 
 /// A user as the frontend sees it, with the roles both as Better-Auth's comma-joined string
 /// and as an array.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfile {
     pub id: String,
@@ -50,7 +50,7 @@ impl From<User> for UserProfile {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     pub id: String,
@@ -84,7 +84,7 @@ impl SessionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub id: String,
@@ -118,7 +118,7 @@ impl From<Account> for AccountView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditView {
     pub id: i64,
@@ -128,6 +128,8 @@ pub struct AuditView {
     pub action: String,
     pub target_user_id: Option<String>,
     pub target_session_id: Option<String>,
+    /// What changed: e.g. `{"from": "user", "to": "admin"}`, `{"reason": "spam", "expiresAt": ...}`.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
@@ -145,18 +147,27 @@ impl From<AuditEntry> for AuditView {
     }
 }
 
-/// A page of a listing, shaped like Better-Auth's `listUsers` answer.
-#[derive(Debug, Serialize)]
-pub struct Page<T: Serialize> {
-    #[serde(flatten)]
-    pub items: T,
+/// A page of users, shaped like Better-Auth's `listUsers` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserProfile>,
+    /// How many users match, over all pages.
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditList {
+    pub entries: Vec<AuditView>,
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
 }
 
 /// How many sessions a revocation removed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Revoked {
     pub revoked: u64,
 }

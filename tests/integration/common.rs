@@ -255,11 +255,7 @@ pub async fn app(db: PgPool, jwks_url: &str) -> axum::Router {
 pub async fn state(db: PgPool, jwks_url: &str, policy: AuthPolicy) -> warden::AppState {
     let jwks = cache(jwks_url, Some(db.clone()), Duration::from_secs(5));
     let _ = jwks.refresh().await;
-    warden::AppState {
-        db,
-        verifier: Verifier::new(jwks, rules()),
-        policy: Arc::new(policy),
-    }
+    warden::AppState::new(db, Verifier::new(jwks, rules()), policy)
 }
 
 /// A response, read whole.

@@ -1,0 +1,346 @@
+//! `warden check`: the first thing to run when something is wrong. It reads the configuration
+//! and reports, one line each and in plain words: config, database (and TLS), schema,
+//! migrations, read replica, JWKS (keys and algorithms), and the issuer/audience tokens must
+//! carry. Exit code 0 when nothing failed, 1 otherwise. It changes nothing.
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
+
+use crate::auth::keys::KeySet;
+use crate::config::{Config, ConfigError};
+use crate::db;
+
+/// How one finding came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub outcome: Outcome,
+    pub topic: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = match self.outcome {
+            Outcome::Ok => "ok  ",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "FAIL",
+        };
+        write!(f, "[{mark}] {}: {}", self.topic, self.message)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn add(&mut self, outcome: Outcome, topic: &'static str, message: impl Into<String>) {
+        self.findings.push(Finding {
+            outcome,
+            topic,
+            message: message.into(),
+        });
+    }
+
+    pub fn failed(&self) -> bool {
+        self.findings.iter().any(|f| f.outcome == Outcome::Fail)
+    }
+}
+
+/// The columns warden needs, with their PostgreSQL types (information_schema `data_type`).
+const REQUIRED_COLUMNS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "user",
+        &[
+            ("id", "text"),
+            ("name", "text"),
+            ("email", "text"),
+            ("email_verified", "boolean"),
+            ("image", "text"),
+            ("created_at", "timestamp with time zone"),
+            ("updated_at", "timestamp with time zone"),
+            ("role", "text"),
+            ("banned", "boolean"),
+            ("ban_reason", "text"),
+            ("ban_expires", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "session",
+        &[
+            ("id", "text"),
+            ("expires_at", "timestamp with time zone"),
+            ("token", "text"),
+            ("created_at", "timestamp with time zone"),
+            ("updated_at", "timestamp with time zone"),
+            ("ip_address", "text"),
+            ("user_agent", "text"),
+            ("user_id", "text"),
+            ("impersonated_by", "text"),
+        ],
+    ),
+    (
+        "account",
+        &[
+            ("id", "text"),
+            ("account_id", "text"),
+            ("provider_id", "text"),
+            ("user_id", "text"),
+            ("scope", "text"),
+            ("created_at", "timestamp with time zone"),
+            ("updated_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "jwks",
+        &[
+            ("id", "text"),
+            ("public_key", "text"),
+            ("created_at", "timestamp with time zone"),
+            ("expires_at", "timestamp with time zone"),
+            ("alg", "text"),
+            ("crv", "text"),
+        ],
+    ),
+    (
+        "warden_audit_log",
+        &[
+            ("id", "bigint"),
+            ("at", "timestamp with time zone"),
+            ("actor_id", "text"),
+            ("action", "text"),
+            ("target_user_id", "text"),
+            ("target_session_id", "text"),
+            ("details", "jsonb"),
+        ],
+    ),
+];
+
+/// Runs every check.
+pub async fn run(config: Result<Config, ConfigError>) -> Report {
+    let mut report = Report::default();
+    let config = match config {
+        Ok(config) => {
+            report.add(Outcome::Ok, "config", "valid");
+            config
+        }
+        Err(err) => {
+            report.add(Outcome::Fail, "config", err.to_string());
+            return report;
+        }
+    };
+
+    check_database(&mut report, &config).await;
+    check_jwks(&mut report, &config).await;
+    report.add(
+        Outcome::Ok,
+        "tokens",
+        format!(
+            "accepted when iss = {:?} and aud is one of {:?} (clock leeway {} s)",
+            config.jwt_issuer,
+            config.jwt_audience,
+            config.jwt_leeway.as_secs()
+        ),
+    );
+    report
+}
+
+async fn connect(url: &str, config: &Config) -> Result<PgConnection, String> {
+    let options = db::connect_options(url, config.database_statement_cache).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("timed out after 10 s".into()),
+    }
+}
+
+async fn describe_server(conn: &mut PgConnection) -> String {
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap_or_default();
+    let tls: Option<bool> = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_optional(&mut *conn)
+        .await
+        .ok()
+        .flatten();
+    let tls = match tls {
+        Some(true) => "TLS in use",
+        Some(false) => "no TLS (add ?sslmode=require for a remote database)",
+        None => "TLS unknown",
+    };
+    format!("reachable, PostgreSQL {version}, {tls}")
+}
+
+async fn check_database(report: &mut Report, config: &Config) {
+    let mut conn = match connect(&config.database_url, config).await {
+        Ok(conn) => conn,
+        Err(err) => {
+            report.add(Outcome::Fail, "database", format!("cannot connect: {err}"));
+            return;
+        }
+    };
+    let description = describe_server(&mut conn).await;
+    report.add(Outcome::Ok, "database", description);
+
+    let columns: Vec<(String, String, String)> = match sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+         WHERE table_schema = current_schema()",
+    )
+    .fetch_all(&mut conn)
+    .await
+    {
+        Ok(columns) => columns,
+        Err(err) => {
+            report.add(
+                Outcome::Fail,
+                "schema",
+                format!("cannot read information_schema: {err}"),
+            );
+            return;
+        }
+    };
+    let mut problems = 0;
+    for (table, wanted) in REQUIRED_COLUMNS {
+        for (column, data_type) in *wanted {
+            match columns.iter().find(|(t, c, _)| t == table && c == column) {
+                None => {
+                    problems += 1;
+                    report.add(Outcome::Fail, "schema", format!("{table}.{column} is missing"));
+                }
+                Some((_, _, found)) if found != data_type => {
+                    problems += 1;
+                    report.add(
+                        Outcome::Fail,
+                        "schema",
+                        format!("{table}.{column} is {found}, expected {data_type}"),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if problems == 0 {
+        let count: usize = REQUIRED_COLUMNS.iter().map(|(_, c)| c.len()).sum();
+        report.add(
+            Outcome::Ok,
+            "schema",
+            format!("all {count} columns warden needs are present with the right types"),
+        );
+    }
+
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+    let pending: Vec<String> = db::MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect();
+    if pending.is_empty() {
+        report.add(
+            Outcome::Ok,
+            "migrations",
+            format!("all {} applied", db::MIGRATOR.iter().count()),
+        );
+    } else {
+        report.add(
+            Outcome::Fail,
+            "migrations",
+            format!(
+                "{} pending ({}): run `warden migrate`",
+                pending.len(),
+                pending.join(", ")
+            ),
+        );
+    }
+    let _ = conn.close().await;
+
+    if let Some(url) = &config.database_read_url {
+        match connect(url, config).await {
+            Ok(mut replica) => {
+                let description = describe_server(&mut replica).await;
+                report.add(Outcome::Ok, "read replica", description);
+                let _ = replica.close().await;
+            }
+            Err(err) => report.add(Outcome::Fail, "read replica", format!("cannot connect: {err}")),
+        }
+    }
+}
+
+async fn check_jwks(report: &mut Report, config: &Config) {
+    let client = match reqwest::Client::builder().timeout(config.jwks_timeout).build() {
+        Ok(client) => client,
+        Err(err) => {
+            report.add(
+                Outcome::Fail,
+                "jwks",
+                format!("cannot build an HTTP client: {err}"),
+            );
+            return;
+        }
+    };
+    let url = &config.jwks_url;
+    let body = match client.get(url).send().await {
+        Ok(response) if response.status().is_success() => response.bytes().await,
+        Ok(response) => {
+            report.add(
+                Outcome::Fail,
+                "jwks",
+                format!("{url} answered HTTP {}", response.status()),
+            );
+            return;
+        }
+        Err(err) => {
+            report.add(Outcome::Fail, "jwks", format!("{url} cannot be reached: {err}"));
+            return;
+        }
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(err) => {
+            report.add(Outcome::Fail, "jwks", format!("reading {url} failed: {err}"));
+            return;
+        }
+    };
+    match KeySet::from_jwks_json(&body) {
+        Err(err) => report.add(Outcome::Fail, "jwks", format!("{url}: {err}")),
+        Ok((keys, skipped)) => {
+            for s in &skipped {
+                report.add(
+                    Outcome::Warn,
+                    "jwks",
+                    format!("ignoring key {:?}: {}", s.kid, s.error),
+                );
+            }
+            if keys.is_empty() {
+                report.add(
+                    Outcome::Warn,
+                    "jwks",
+                    format!("{url} has no usable key yet (Better-Auth creates its first key when it signs its first token)"),
+                );
+            } else {
+                report.add(
+                    Outcome::Ok,
+                    "jwks",
+                    format!(
+                        "{} key(s) at {url}, algorithms {}",
+                        keys.len(),
+                        keys.algorithms().join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}

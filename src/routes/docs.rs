@@ -1,0 +1,109 @@
+//! The OpenAPI 3.1 document (`GET /openapi.json`) and an interactive page (`GET /docs`,
+//! Swagger UI, vendored into the binary: nothing is downloaded at build or run time).
+//!
+//! The document is generated from the handlers themselves: every route is registered through
+//! `utoipa_axum::routes!`, which adds it to the router and to the document at once, so the two
+//! cannot drift apart.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+use crate::error::Problem;
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "warden",
+        description = "A resource server for apps that sign people in with Better-Auth. Send the \
+            Better-Auth JWT (or its session token) as `Authorization: Bearer <token>`. Errors are \
+            RFC 9457 `application/problem+json` with a stable `code`.",
+        license(name = "MIT"),
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    tags(
+        (name = "users", description = "The signed-in user: profile, sessions, linked accounts"),
+        (name = "admin", description = "User management (admins only; Better-Auth's admin rules)"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The `bearer` security scheme: a Better-Auth JWT or session token.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Better-Auth's JWT (GET /api/auth/token), or its session token (set-auth-token)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole API: every route with its documentation, and the document.
+pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(super::users::router())
+        .merge(super::admin::router())
+        .merge(super::health::router())
+        .split_for_parts()
+}
+
+/// `/docs` and `/openapi.json` for `document`.
+pub fn router(document: utoipa::openapi::OpenApi) -> axum::Router<AppState> {
+    axum::Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+}
+
+/// What any authenticated route can answer besides its own results.
+#[derive(Debug, IntoResponses)]
+pub enum AuthErrors {
+    /// `missing_token`, `invalid_token`, `token_expired`, `session_revoked` or `user_not_found`;
+    /// with a `WWW-Authenticate: Bearer` challenge.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(#[to_schema] Problem),
+    /// `banned` (the reason is in `detail`), or `forbidden` on admin routes for non-admins.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(#[to_schema] Problem),
+    /// `jwks_unavailable`, `database_unavailable` or `overloaded`; with `Retry-After`.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(#[to_schema] Problem),
+}
+
+/// `not_found`: no such user or session.
+#[derive(Debug, IntoResponses)]
+#[response(status = 404, content_type = "application/problem+json")]
+pub struct NotFound(#[to_schema] pub Problem);
+
+/// `validation_failed` (or `self_action`): nothing was changed.
+#[derive(Debug, IntoResponses)]
+#[response(status = 422, content_type = "application/problem+json")]
+pub struct Invalid(#[to_schema] pub Problem);
+
+/// `invalid_json` (400) or `unsupported_media_type` (415): nothing was changed.
+#[derive(Debug, IntoResponses)]
+pub enum BadBody {
+    /// `invalid_json`
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(#[to_schema] Problem),
+    /// `unsupported_media_type`
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(#[to_schema] Problem),
+}
+
+/// `last_admin`: the change would leave no admin.
+#[derive(Debug, IntoResponses)]
+#[response(status = 409, content_type = "application/problem+json")]
+pub struct LastAdmin(#[to_schema] pub Problem);
