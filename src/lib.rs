@@ -72,6 +72,8 @@ impl AppState {
 
 /// The whole HTTP API, with every layer.
 pub fn app(state: AppState) -> Router {
+    // The metrics recorder must exist before the first request is counted.
+    metrics::handle();
     let (api, document) = routes::docs::api();
     let mut router = api.merge(routes::docs::router(document));
     if state.metrics_on_main {

@@ -128,7 +128,8 @@ async fn list_users(
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<Json<UserList>, ApiError> {
     let query = params.validate()?;
-    let (found, total) = users::list(&state.db, &query).await?;
+    // A replica may lag a moment behind; a listing can afford that, authorisation cannot.
+    let (found, total) = users::list(&state.read_db, &query).await?;
     Ok(Json(UserList {
         users: found.into_iter().map(UserProfile::from).collect(),
         total,
@@ -497,7 +498,7 @@ async fn audit_log(
 ) -> Result<Json<AuditList>, ApiError> {
     let (limit, offset) = page_bounds(params.limit, params.offset)?;
     let (entries, total) = audit::list(
-        &state.db,
+        &state.read_db,
         params.actor.as_deref(),
         params.target.as_deref(),
         limit,

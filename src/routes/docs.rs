@@ -73,37 +73,37 @@ pub enum AuthErrors {
     /// `missing_token`, `invalid_token`, `token_expired`, `session_revoked` or `user_not_found`;
     /// with a `WWW-Authenticate: Bearer` challenge.
     #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(#[to_schema] Problem),
+    Unauthorized(Problem),
     /// `banned` (the reason is in `detail`), or `forbidden` on admin routes for non-admins.
     #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(#[to_schema] Problem),
+    Forbidden(Problem),
     /// `jwks_unavailable`, `database_unavailable` or `overloaded`; with `Retry-After`.
     #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(#[to_schema] Problem),
+    Unavailable(Problem),
 }
 
 /// `not_found`: no such user or session.
 #[derive(Debug, IntoResponses)]
 #[response(status = 404, content_type = "application/problem+json")]
-pub struct NotFound(#[to_schema] pub Problem);
+pub struct NotFound(pub Problem);
 
 /// `validation_failed` (or `self_action`): nothing was changed.
 #[derive(Debug, IntoResponses)]
 #[response(status = 422, content_type = "application/problem+json")]
-pub struct Invalid(#[to_schema] pub Problem);
+pub struct Invalid(pub Problem);
 
 /// `invalid_json` (400) or `unsupported_media_type` (415): nothing was changed.
 #[derive(Debug, IntoResponses)]
 pub enum BadBody {
     /// `invalid_json`
     #[response(status = 400, content_type = "application/problem+json")]
-    Malformed(#[to_schema] Problem),
+    Malformed(Problem),
     /// `unsupported_media_type`
     #[response(status = 415, content_type = "application/problem+json")]
-    NotJson(#[to_schema] Problem),
+    NotJson(Problem),
 }
 
 /// `last_admin`: the change would leave no admin.
 #[derive(Debug, IntoResponses)]
 #[response(status = 409, content_type = "application/problem+json")]
-pub struct LastAdmin(#[to_schema] pub Problem);
+pub struct LastAdmin(pub Problem);

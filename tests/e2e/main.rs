@@ -238,3 +238,72 @@ async fn sign_out_and_revocation_take_effect_at_once() {
     assert_eq!(stack.warden_get("/users/me", &laptop_jwt).await.0, 200);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn better_auth_through_wardens_port() {
+    let stack = Stack::start(Options {
+        auth_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let w = &stack.warden_url;
+    let http = &stack.http;
+    let body = json!({"name": "Proxied", "email": "proxied@example.com", "password": stack::PASSWORD});
+    // Sign up through warden: Better-Auth's answer comes back whole.
+    let response = http
+        .post(format!("{w}/api/auth/sign-up/email"))
+        .header("origin", &stack.auth_url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("set-auth-token").is_some());
+    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.to_str().unwrap().contains("session_token")),
+        "{cookies:?}"
+    );
+    let user: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(user["user"]["email"], "proxied@example.com");
+
+    // Sign in, take the JWT, call the API: one origin for everything.
+    let response = http
+        .post(format!("{w}/api/auth/sign-in/email"))
+        .header("origin", &stack.auth_url)
+        .json(&json!({"email": "proxied@example.com", "password": stack::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["set-auth-token"].to_str().unwrap().to_owned();
+    let response = http
+        .get(format!("{w}/api/auth/token"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let jwt = response.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, me) = stack.warden_get("/users/me", &jwt).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["email"], "proxied@example.com");
+
+    // Better-Auth's own refusals pass through unchanged.
+    let response = http
+        .post(format!("{w}/api/auth/sign-in/email"))
+        .header("origin", "https://evil.test")
+        .json(&json!({"email": "proxied@example.com", "password": stack::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let response = http.get(format!("{w}/api/auth/jwks")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    stack.stop().await;
+}

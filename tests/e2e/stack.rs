@@ -83,6 +83,8 @@ pub fn random_hex(bytes: usize) -> String {
 pub struct Options {
     pub alg: &'static str,
     pub rotation_secs: Option<u64>,
+    /// warden forwards /api/auth/* to Better-Auth (AUTH_PROXY=true).
+    pub auth_proxy: bool,
 }
 
 impl Default for Options {
@@ -90,6 +92,7 @@ impl Default for Options {
         Self {
             alg: "EdDSA",
             rotation_secs: None,
+            auth_proxy: false,
         }
     }
 }
@@ -152,6 +155,7 @@ impl Stack {
             .env("RUN_MIGRATIONS", "false")
             .env("JWKS_COOLDOWN_SECS", "1")
             .env("BETTER_AUTH_SECRET", SECRET)
+            .env("AUTH_PROXY", if options.auth_proxy { "true" } else { "false" })
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),

@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod binary;
 mod common;
 mod jwks_cache;
 mod migrations;
+mod operability;
 mod search_plans;
 mod users_api;
 mod users_me;

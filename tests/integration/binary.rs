@@ -1,0 +1,218 @@
+//! The `warden` binary itself: `warden check` against a good and a broken setup, and what
+//! `warden serve` writes to its logs (JSON lines with request ids, never a token or secret).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use warden::auth::keys::Alg;
+
+use crate::common::{MockJwks, TestKey, claims, insert_user, jwks_of};
+
+/// A URL for the test's own database.
+async fn url_of(db: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+}
+
+/// `warden <args>` with only the given variables (and no .env from the working tree).
+fn warden(args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    command
+        .args(args)
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .kill_on_drop(true);
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command
+}
+
+async fn check(vars: &[(&str, &str)]) -> (bool, String) {
+    let out = warden(&["check"], vars).output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[sqlx::test]
+async fn check_reports_a_good_setup(db: PgPool) {
+    let key = TestKey::generate(Alg::Es512);
+    let jwks = MockJwks::start(jwks_of(&[&key])).await;
+    let url = url_of(&db).await;
+    let (ok, out) = check(&[("DATABASE_URL", &url), ("JWKS_URL", &jwks.url)]).await;
+    assert!(ok, "{out}");
+    for line in [
+        "[ok  ] config: valid",
+        "[ok  ] database: reachable, PostgreSQL 15",
+        // sqlx prefers TLS, and the local PostgreSQL offers it.
+        "TLS in use",
+        "[ok  ] schema: all 40 columns warden needs are present with the right types",
+        "[ok  ] migrations: all 3 applied",
+        "[ok  ] jwks: 1 key(s) at http://127.0.0.1:",
+        "algorithms ES512",
+        r#"[ok  ] tokens: accepted when iss = "http://localhost:3000""#,
+        "warden check: all good",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    let plain = format!("{url}?sslmode=disable");
+    let (ok, out) = check(&[("DATABASE_URL", &plain), ("JWKS_URL", &jwks.url)]).await;
+    assert!(
+        ok && out.contains("no TLS (add ?sslmode=require for a remote database)"),
+        "{out}"
+    );
+}
+
+#[sqlx::test]
+async fn check_names_each_problem(db: PgPool) {
+    sqlx::raw_sql(
+        r#"ALTER TABLE "user" DROP COLUMN role; ALTER TABLE session ALTER COLUMN expires_at TYPE timestamp"#,
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let url = url_of(&db).await;
+    let (ok, out) = check(&[
+        ("DATABASE_URL", &url),
+        ("JWKS_URL", "http://127.0.0.1:9/api/auth/jwks"),
+    ])
+    .await;
+    assert!(!ok, "{out}");
+    for line in [
+        "[FAIL] schema: user.role is missing",
+        "[FAIL] schema: session.expires_at is timestamp without time zone, expected timestamp with time zone",
+        "[FAIL] jwks: http://127.0.0.1:9/api/auth/jwks cannot be reached",
+        "warden check: problems found",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+
+    // An empty JWKS (Better-Auth before its first token) is a warning, not a failure.
+    let empty = MockJwks::start(serde_json::json!({"keys": []})).await;
+    let fresh_url = url_of(&db).await;
+    let (_, out) = check(&[("DATABASE_URL", &fresh_url), ("JWKS_URL", &empty.url)]).await;
+    assert!(out.contains("[warn] jwks:"), "{out}");
+
+    let (ok, out) = check(&[("DATABASE_URL", &url), ("JWT_LEEWAY_SECS", "soon")]).await;
+    assert!(!ok);
+    assert!(
+        out.contains("[FAIL] config: JWT_LEEWAY_SECS is not valid"),
+        "{out}"
+    );
+    let (ok, out) = check(&[("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")]).await;
+    assert!(!ok);
+    assert!(out.contains("[FAIL] database: cannot connect"), "{out}");
+}
+
+#[sqlx::test]
+async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
+    insert_user(&db, "log-user", "log@example.com").await;
+    let key = TestKey::generate(Alg::EdDsa);
+    let jwks = MockJwks::start(jwks_of(&[&key])).await;
+    let url = url_of(&db).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let secret = "log-test-secret-never-printed-0123456789";
+    let mut server = warden(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &url),
+            ("JWKS_URL", &jwks.url),
+            ("BETTER_AUTH_URL", crate::common::ISSUER),
+            ("BIND_ADDR", &bind),
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "debug"),
+            ("BETTER_AUTH_SECRET", secret),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+
+    let client = reqwest::Client::new();
+    let base = format!("http://{bind}");
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = key.sign(&claims("log-user"));
+    let response = client
+        .get(format!("{base}/users/me"))
+        .bearer_auth(&token)
+        .header("x-request-id", "log-test-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let forged = format!("{token}x");
+    let response = client
+        .get(format!("{base}/users/me?token={forged}"))
+        .bearer_auth(&forged)
+        .header("x-request-id", "log-test-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.start_kill().unwrap();
+    let mut stdout = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    let mut stderr = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    let _ = server.wait().await;
+
+    let logs = format!("{stdout}{stderr}");
+    assert!(
+        !logs.contains(&token[token.len() - 40..]),
+        "a token reached the logs"
+    );
+    assert!(!logs.contains(secret), "the secret reached the logs");
+    assert!(!logs.contains(&url), "the database URL reached the logs");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let finished: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"] == "log-test-1" && l["fields"]["status"] == 200)
+        .collect();
+    assert_eq!(finished.len(), 1, "{stdout}");
+    assert_eq!(finished[0]["span"]["route"], "/users/me");
+    assert_eq!(finished[0]["span"]["user_id"], "log-user");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == "log-test-2" && l["fields"]["status"] == 401)
+    );
+}
