@@ -190,6 +190,11 @@ async fn check_database(report: &mut Report, config: &Config) {
             return;
         }
     };
+    // First, because through a broken pooler every later query is unreliable.
+    if !check_pooler(report, &config.database_url, config).await {
+        let _ = conn.close().await;
+        return;
+    }
     let description = describe_server(&mut conn).await;
     report.add(Outcome::Ok, "database", description);
 
@@ -275,6 +280,52 @@ async fn check_database(report: &mut Report, config: &Config) {
                 let _ = replica.close().await;
             }
             Err(err) => report.add(Outcome::Fail, "read replica", format!("cannot connect: {err}")),
+        }
+    }
+}
+
+/// sqlx prepares named statements (`sqlx_s_1`, ...) per connection. Behind a transaction-mode
+/// pooler without prepared-statement support (PgBouncer before 1.21, or without
+/// `max_prepared_statements`), two client connections share server connections and their
+/// statement names collide. Two connections preparing different statements one after the
+/// other are enough to see it: the pooler hands the second the first one's server connection.
+async fn check_pooler(report: &mut Report, url: &str, config: &Config) -> bool {
+    let mut collided = None;
+    for round in 0..4 {
+        let (Ok(mut first), Ok(mut second)) = (connect(url, config).await, connect(url, config).await) else {
+            return true;
+        };
+        let a = sqlx::query_scalar::<_, i32>("SELECT $1::int4 + 1")
+            .bind(round)
+            .fetch_one(&mut first)
+            .await;
+        let b = sqlx::query_scalar::<_, String>("SELECT $1::text || '-probe'")
+            .bind("x")
+            .fetch_one(&mut second)
+            .await;
+        let _ = first.close().await;
+        let _ = second.close().await;
+        if let Some(err) = a.err().or(b.err()) {
+            collided = Some(err.to_string());
+            break;
+        }
+    }
+    match collided {
+        None => {
+            report.add(Outcome::Ok, "prepared statements", "work through this connection");
+            true
+        }
+        Some(err) => {
+            report.add(
+            Outcome::Fail,
+            "prepared statements",
+            format!(
+                "broken through this connection ({err}): a transaction-mode pooler without prepared-statement \
+                 support is in between; use PgBouncer >= 1.21 with max_prepared_statements (Neon's pooler has it), \
+                 session mode, or a direct connection"
+                ),
+            );
+            false
         }
     }
 }

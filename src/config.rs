@@ -82,7 +82,8 @@ pub struct Config {
     /// (lets Neon scale to zero).
     pub database_idle_timeout: Duration,
     /// `DATABASE_STATEMENT_CACHE` (default 100): prepared statements cached per connection; 0
-    /// turns the cache off (for poolers in transaction mode without prepared-statement support).
+    /// re-prepares every time. (It does not make a transaction-mode pooler without
+    /// prepared-statement support work: `warden check` detects that case.)
     pub database_statement_cache: usize,
     /// `DATABASE_CONNECT_RETRY_SECS` (default 30): how long the first connection is retried
     /// (with backoff) before warden gives up; covers a cold Neon compute waking up.

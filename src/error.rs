@@ -186,6 +186,15 @@ impl From<sqlx::Error> for ApiError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Self::DatabaseUnavailable(err),
+            sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("42P05" | "26000")) => {
+                // "prepared statement already exists / does not exist": a transaction-mode
+                // pooler without prepared-statement support sits in front of PostgreSQL.
+                tracing::error!(
+                    "prepared statements are failing: a transaction-mode pooler without prepared-statement \
+                     support is in front of the database; run `warden check` (see README, Neon recipe)"
+                );
+                Self::Internal(format!("database: {err}"))
+            }
             other => Self::Internal(format!("database: {other}")),
         }
     }

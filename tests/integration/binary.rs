@@ -55,6 +55,7 @@ async fn check_reports_a_good_setup(db: PgPool) {
     assert!(ok, "{out}");
     for line in [
         "[ok  ] config: valid",
+        "[ok  ] prepared statements: work through this connection",
         "[ok  ] database: reachable, PostgreSQL 15",
         // sqlx prefers TLS, and the local PostgreSQL offers it.
         "TLS in use",
