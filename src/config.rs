@@ -88,6 +88,19 @@ pub struct Config {
     /// `DATABASE_CONNECT_RETRY_SECS` (default 30): how long the first connection is retried
     /// (with backoff) before warden gives up; covers a cold Neon compute waking up.
     pub database_connect_retry: Duration,
+    /// `TOKEN_CACHE_SIZE` (default 100000; 0 turns it off): verified tokens kept, so each
+    /// distinct token's signature is checked once. Entries die at the token's `exp`.
+    pub token_cache_size: u64,
+    /// `USER_CACHE` (default true): keep user rows and sessions in memory, invalidated at once
+    /// by PostgreSQL notifications; false reads the database on every request.
+    pub user_cache: bool,
+    /// `USER_CACHE_TTL_SECS` (default 60): an upper bound on any cached row's age.
+    pub user_cache_ttl: Duration,
+    /// `USER_CACHE_SIZE` (default 100000): cached users (and as many sessions).
+    pub user_cache_size: u64,
+    /// `DATABASE_LISTEN_URL` (default `DATABASE_URL`): a direct connection for LISTEN (Neon:
+    /// the non-pooled host; transaction-mode poolers do not carry LISTEN).
+    pub database_listen_url: Option<String>,
 }
 
 /// How log lines are written.
@@ -165,6 +178,14 @@ impl fmt::Debug for Config {
             .field("database_idle_timeout", &self.database_idle_timeout)
             .field("database_statement_cache", &self.database_statement_cache)
             .field("database_connect_retry", &self.database_connect_retry)
+            .field("token_cache_size", &self.token_cache_size)
+            .field("user_cache", &self.user_cache)
+            .field("user_cache_ttl", &self.user_cache_ttl)
+            .field("user_cache_size", &self.user_cache_size)
+            .field(
+                "database_listen_url",
+                &self.database_listen_url.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -375,6 +396,20 @@ impl Config {
             Some(v) => parse_bool(&v)
                 .ok_or_else(|| invalid("AUTH_PROXY", format!("expected true or false, got {v:?}")))?,
         };
+        let user_cache = match get("USER_CACHE") {
+            None => true,
+            Some(v) => parse_bool(&v)
+                .ok_or_else(|| invalid("USER_CACHE", format!("expected true or false, got {v:?}")))?,
+        };
+        let database_listen_url = get("DATABASE_LISTEN_URL");
+        if let Some(url) = &database_listen_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "DATABASE_LISTEN_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
         let database_read_url = get("DATABASE_READ_URL");
         if let Some(url) = &database_read_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -403,6 +438,11 @@ impl Config {
             database_idle_timeout: secs("DATABASE_IDLE_TIMEOUT_SECS", 300, 1, 86_400)?,
             database_statement_cache: number("DATABASE_STATEMENT_CACHE", 100, 0, 100_000)?,
             database_connect_retry: secs("DATABASE_CONNECT_RETRY_SECS", 30, 0, 3_600)?,
+            token_cache_size: number("TOKEN_CACHE_SIZE", 100_000, 0, 10_000_000)? as u64,
+            user_cache,
+            user_cache_ttl: secs("USER_CACHE_TTL_SECS", 60, 1, 86_400)?,
+            user_cache_size: number("USER_CACHE_SIZE", 100_000, 1, 10_000_000)? as u64,
+            database_listen_url,
             database_url,
             jwks_url,
             jwt_issuer,
@@ -525,6 +565,10 @@ mod tests {
             ("AUTH_PROXY", "perhaps"),
             ("DATABASE_READ_URL", "mysql://replica"),
             ("DATABASE_STATEMENT_CACHE", "-1"),
+            ("TOKEN_CACHE_SIZE", "lots"),
+            ("USER_CACHE", "sometimes"),
+            ("USER_CACHE_TTL_SECS", "0"),
+            ("DATABASE_LISTEN_URL", "redis://x"),
         ] {
             let vars = if var == "DATABASE_URL" {
                 vec![(var, value)]

@@ -9,11 +9,13 @@
 //! - [`http`]: the layers around every route (request ids, logs, CORS, limits, shedding).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`check`]: `warden check`, the configuration and environment report.
+//! - [`cache`]: verified tokens, and user/session rows kept fresh by PostgreSQL notifications.
 //!
 //! [`app`] builds the router from an [`AppState`]; [`build_state`] makes that state from a
 //! [`config::Config`]; [`run`] serves until a shutdown signal. `main.rs` only wires them.
 
 pub mod auth;
+pub mod cache;
 pub mod check;
 pub mod config;
 pub mod db;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub metrics_on_main: bool,
     /// `Some` when `AUTH_PROXY=true`: where `/api/auth/*` is forwarded.
     pub auth_proxy: Option<Arc<routes::proxy::AuthProxy>>,
+    /// User rows and sessions, invalidated by PostgreSQL notifications.
+    pub rows: Arc<cache::RowCache>,
 }
 
 impl AppState {
@@ -66,6 +70,7 @@ impl AppState {
             http: Arc::new(HttpSettings::default()),
             metrics_on_main: true,
             auth_proxy: None,
+            rows: Arc::new(cache::RowCache::disabled()),
         }
     }
 }
@@ -127,10 +132,26 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
     let auth_proxy = config
         .auth_proxy
         .then(|| Arc::new(routes::proxy::AuthProxy::new(&config.better_auth_url, client)));
+    let rows = Arc::new(cache::RowCache::new(cache::RowCacheSettings {
+        enabled: config.user_cache,
+        ttl: config.user_cache_ttl,
+        capacity: config.user_cache_size,
+    }));
+    if config.user_cache {
+        let url = config
+            .database_listen_url
+            .as_deref()
+            .unwrap_or(&config.database_url);
+        let options =
+            db::connect_options(url, config.database_statement_cache).map_err(StartupError::Database)?;
+        cache::listener::spawn(Arc::clone(&rows), options);
+    }
     Ok(AppState {
         db: pools.primary,
         read_db: pools.read,
-        verifier: Verifier::new(jwks, rules),
+        rows,
+        verifier: Verifier::new(jwks, rules)
+            .with_token_cache(cache::tokens::TokenCache::new(config.token_cache_size)),
         policy: Arc::new(AuthPolicy::from_config(config)),
         http: Arc::new(HttpSettings::from_config(config)),
         metrics_on_main: config.metrics_addr.is_none(),

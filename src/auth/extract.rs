@@ -10,6 +10,7 @@
 //! (raw or signed, as the bearer plugin issues them).
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -28,14 +29,15 @@ use crate::error::ApiError;
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    Jwt(Box<Claims>),
+    Jwt(Arc<Claims>),
     SessionToken,
 }
 
 /// An authenticated caller whose account exists and is not banned.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
-    pub user: User,
+    /// The fresh user row (from the notification-invalidated cache or the database).
+    pub user: Arc<User>,
     /// The Better-Auth session behind the credential, when known (`sid`, or the session token's).
     pub session_id: Option<String>,
     pub credential: Credential,
@@ -65,9 +67,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
         // The account first: a banned user hears "banned" (Better-Auth's ban also deletes the
         // sessions, which would otherwise hide the reason behind "session revoked").
-        let user = users::find_by_id(&state.db, &user_id)
-            .await?
-            .ok_or(ApiError::UserNotFound)?;
+        let user = load_user(state, &user_id).await?;
         if user.ban_is_active(now) {
             return Err(ApiError::Banned {
                 reason: user.ban_reason.clone(),
@@ -93,11 +93,11 @@ impl FromRequestParts<AppState> for AuthUser {
                     }
                     (SessionCheck::Auto, None) => None,
                     (_, Some(sid)) => {
-                        let session = sessions::find_ref_by_id(&state.db, sid).await?;
-                        Some(live_session_of(session, &claims.sub, now)?.id)
+                        let session = load_session(state, sid).await?;
+                        Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
                     }
                 };
-                (session_id, Credential::Jwt(Box::new(claims)))
+                (session_id, Credential::Jwt(claims))
             }
         };
         Ok(Self {
@@ -109,16 +109,45 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 enum Proof {
-    Jwt(Claims),
+    Jwt(Arc<Claims>),
     Session(SessionRef),
 }
 
+/// The user row: from the cache when it can be trusted, else from the primary.
+async fn load_user(state: &AppState, id: &str) -> Result<Arc<User>, ApiError> {
+    if let Some(user) = state.rows.user(id) {
+        return Ok(user);
+    }
+    let ticket = state.rows.ticket(id);
+    let user = Arc::new(
+        users::find_by_id(&state.db, id)
+            .await?
+            .ok_or(ApiError::UserNotFound)?,
+    );
+    state.rows.put_user(Arc::clone(&user), ticket);
+    Ok(user)
+}
+
+/// A session by id: from the cache when it can be trusted, else from the primary.
+async fn load_session(state: &AppState, id: &str) -> Result<Option<Arc<SessionRef>>, ApiError> {
+    if let Some(session) = state.rows.session(id) {
+        return Ok(Some(session));
+    }
+    let ticket = state.rows.ticket(id);
+    let Some(session) = sessions::find_ref_by_id(&state.db, id).await? else {
+        return Ok(None);
+    };
+    let session = Arc::new(session);
+    state.rows.put_session(Arc::clone(&session), ticket);
+    Ok(Some(session))
+}
+
 /// The session a JWT names must exist, belong to the token's subject, and not be expired.
-fn live_session_of(
-    session: Option<SessionRef>,
+fn live_session_of<'a>(
+    session: Option<&'a SessionRef>,
     sub: &str,
     now: OffsetDateTime,
-) -> Result<SessionRef, ApiError> {
+) -> Result<&'a SessionRef, ApiError> {
     match session {
         Some(s) if s.user_id == sub && s.expires_at > now => Ok(s),
         _ => Err(ApiError::SessionRevoked),

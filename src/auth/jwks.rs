@@ -97,6 +97,11 @@ impl JwksCache {
         self.keys.load_full()
     }
 
+    /// Whether `kid` is in the current key set (no fetch, no lock).
+    pub fn has_key(&self, kid: &str) -> bool {
+        self.keys.load().get(kid).is_some()
+    }
+
     /// Seconds since the last successful fetch, if there was one.
     pub fn seconds_since_last_success(&self) -> Option<f64> {
         self.last_success

@@ -18,16 +18,22 @@ pub mod session_token;
 pub mod verify;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::cache::tokens::{TokenCache, Verified};
 use crate::error::ApiError;
 use jwks::{JwksCache, Lookup};
 use verify::{ClaimRules, Claims, VerifyError};
 
-/// Verifies Better-Auth JWTs against the cached JWKS.
+/// Default number of verified tokens kept.
+pub const DEFAULT_TOKEN_CACHE: u64 = 100_000;
+
+/// Verifies Better-Auth JWTs against the cached JWKS, each distinct token once.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     pub jwks: Arc<JwksCache>,
     pub rules: Arc<ClaimRules>,
+    pub tokens: TokenCache,
 }
 
 impl Verifier {
@@ -35,18 +41,50 @@ impl Verifier {
         Self {
             jwks,
             rules: Arc::new(rules),
+            tokens: TokenCache::new(DEFAULT_TOKEN_CACHE),
         }
     }
 
-    /// Verifies `token` completely: structure, key, algorithm, signature, claims.
-    pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+    pub fn with_token_cache(mut self, tokens: TokenCache) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Verifies `token` completely: structure, key, algorithm, signature, claims. A token
+    /// verified before (still valid, its key still in the JWKS) costs a hash and a lookup.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
+        let cache_key = self.tokens.enabled().then(|| TokenCache::key(token));
+        if let Some(key) = &cache_key
+            && let Some(hit) = self.tokens.get(key)
+        {
+            if self.jwks.has_key(&hit.kid) {
+                return Ok(Arc::clone(&hit.claims));
+            }
+            self.tokens.remove(key);
+        }
+
         let parsed = verify::parse(token)?;
         let key = match self.jwks.key(&parsed.kid).await {
             Lookup::Found(key) => key,
             Lookup::Unknown => return Err(VerifyError::UnknownKid.into()),
             Lookup::Unavailable => return Err(ApiError::JwksUnavailable),
         };
-        Ok(parsed.verify(&key, &self.rules, verify::now_secs())?)
+        let now = verify::now_secs();
+        let claims = Arc::new(parsed.verify(&key, &self.rules, now)?);
+        if let Some(cache_key) = cache_key {
+            let left = claims.exp + self.rules.leeway_secs as f64 - now;
+            if left > 0.0 {
+                self.tokens.insert(
+                    cache_key,
+                    Verified {
+                        claims: Arc::clone(&claims),
+                        kid: parsed.kid.clone(),
+                        valid_until: Instant::now() + Duration::from_secs_f64(left.min(86_400.0)),
+                    },
+                );
+            }
+        }
+        Ok(claims)
     }
 }
 

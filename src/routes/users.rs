@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "The caller's profile", body = UserProfile), AuthErrors)
 )]
 async fn me(auth: AuthUser) -> Json<UserProfile> {
-    Json(auth.user.into())
+    Json(UserProfile::from(&*auth.user))
 }
 
 /// `PATCH /users/me`: only `name` and `image`; an absent field stays as it is.

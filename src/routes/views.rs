@@ -31,6 +31,12 @@ pub struct UserProfile {
     pub updated_at: OffsetDateTime,
 }
 
+impl From<&User> for UserProfile {
+    fn from(user: &User) -> Self {
+        Self::from(user.clone())
+    }
+}
+
 impl From<User> for UserProfile {
     fn from(user: User) -> Self {
         Self {

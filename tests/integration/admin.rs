@@ -722,7 +722,7 @@ async fn require_role_guards_any_role(db: PgPool) {
     let app = axum::Router::new()
         .route(
             "/edit",
-            get(|guard: RequireRole<Editor>| async move { guard.caller.user.id }),
+            get(|guard: RequireRole<Editor>| async move { guard.caller.user.id.clone() }),
         )
         .with_state(state);
     assert_eq!(common::get_as(&app, "/edit", Some(&w.bob)).await.status, 403);

@@ -5,6 +5,7 @@
 mod admin;
 mod binary;
 mod common;
+mod freshness;
 mod jwks_cache;
 mod migrations;
 mod operability;

@@ -1,0 +1,105 @@
+//! The LISTEN side of cache invalidation: one dedicated connection (a direct one: poolers in
+//! transaction mode do not carry LISTEN) receives the ids the triggers of migration
+//! `..._change_notifications` send, and drops those entries.
+//!
+//! The cache is trusted only while this connection is known good: on any error it is marked
+//! untrusted and cleared (notices may have been missed) and the connection is re-established
+//! with backoff. Every few seconds of silence, a ping is sent through the channel and must come
+//! back within a second; a listener that cannot hear its own ping is treated as down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+
+use super::RowCache;
+
+pub const USER_CHANNEL: &str = "warden_user";
+pub const SESSION_CHANNEL: &str = "warden_session";
+const PING_CHANNEL: &str = "warden_ping";
+/// Silence longer than this triggers a ping.
+const PING_AFTER: Duration = Duration::from_secs(5);
+/// A ping must come back within this.
+const PING_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Starts the listener task. `options` should reach PostgreSQL directly.
+pub fn spawn(cache: Arc<RowCache>, options: PgConnectOptions) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match listen(&cache, &options).await {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cache listener down: reading the database on every request");
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+            cache.set_trusted(false);
+            tokio::time::sleep(backoff).await;
+        }
+    })
+}
+
+/// One listening session: returns when the connection is lost or stops answering.
+async fn listen(cache: &RowCache, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    let options = options.clone().application_name("warden-cache-listener");
+    let pool: PgPool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.eager_reconnect(false);
+    listener
+        .listen_all([USER_CHANNEL, SESSION_CHANNEL, PING_CHANNEL])
+        .await?;
+    cache.set_trusted(true);
+    tracing::info!("cache listener up: user and session changes invalidate the cache");
+
+    let ping_token = format!("{:x}", std::process::id());
+    loop {
+        match tokio::time::timeout(PING_AFTER, listener.try_recv()).await {
+            Ok(Ok(Some(notice))) => handle(cache, notice.channel(), notice.payload()),
+            // The connection was lost: notices may have been missed.
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(err)) => return Err(err),
+            Err(_silence) => {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(PING_CHANNEL)
+                    .bind(&ping_token)
+                    .execute(&pool)
+                    .await?;
+                let heard = tokio::time::timeout(PING_DEADLINE, async {
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(n)) if n.channel() == PING_CHANNEL && n.payload() == ping_token => {
+                                return Ok(());
+                            }
+                            Ok(Some(n)) => handle(cache, n.channel(), n.payload()),
+                            Ok(None) => return Err(sqlx::Error::PoolClosed),
+                            Err(err) => return Err(err),
+                        }
+                    }
+                })
+                .await;
+                match heard {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => return Err(err),
+                    Err(_) => {
+                        tracing::warn!("cache listener did not hear its own ping; reconnecting");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn handle(cache: &RowCache, channel: &str, id: &str) {
+    match channel {
+        USER_CHANNEL => cache.invalidate_user(id),
+        SESSION_CHANNEL => cache.invalidate_session(id),
+        _ => {}
+    }
+}

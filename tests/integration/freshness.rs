@@ -1,0 +1,191 @@
+//! The caches stay fresh: a change made by plain SQL (as Better-Auth makes it) reaches warden
+//! through PostgreSQL notifications at once; while the listener is down nothing cached is
+//! trusted; a cached token never outlives its `exp` or its key.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlx::PgPool;
+use warden::auth::Verifier;
+use warden::auth::keys::Alg;
+use warden::auth::verify::ClaimRules;
+use warden::cache::{RowCache, RowCacheSettings, listener};
+
+use crate::common::{self, TestKey, claims, jwks_of};
+use crate::world::World;
+
+/// A world whose app caches users and sessions, invalidated by a real listener.
+async fn cached_world(db: PgPool) -> (World, Arc<RowCache>, axum::Router, tokio::task::JoinHandle<()>) {
+    let w = World::new(db.clone()).await;
+    let rows = Arc::new(RowCache::new(RowCacheSettings {
+        enabled: true,
+        // Far longer than any wait below: only a notification can explain a prompt change.
+        ttl: Duration::from_secs(600),
+        capacity: 10_000,
+    }));
+    let task = listener::spawn(Arc::clone(&rows), (*db.connect_options()).clone());
+    wait_until("the listener is up", || rows.trusted()).await;
+    let mut state = common::state(db, &w.jwks.url, common::policy()).await;
+    state.rows = Arc::clone(&rows);
+    (w, rows, warden::app(state), task)
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}: not within 5 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    start.elapsed()
+}
+
+/// Polls `/users/me` until `check` holds; returns how long that took.
+async fn seen_within(
+    app: &axum::Router,
+    token: &str,
+    check: impl Fn(u16, &serde_json::Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let answer = common::get_as(app, "/users/me", Some(token)).await;
+        if check(answer.status.as_u16(), &answer.body) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "not seen within 2 s: {:?}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[sqlx::test]
+async fn changes_made_in_sql_reach_the_cache_at_once(db: PgPool) {
+    let (w, rows, app, task) = cached_world(db).await;
+    // Warm the cache, and prove it serves: a change with notifications off is not seen.
+    assert_eq!(
+        common::get_as(&app, "/users/me", Some(&w.alice)).await.status,
+        200
+    );
+    assert!(rows.user("alice").is_some() && rows.session("s-alice-1").is_some());
+
+    let mut timings = Vec::new();
+    let sql = |q: &'static str| {
+        let db = w.db.clone();
+        async move { sqlx::query(q).execute(&db).await.unwrap() }
+    };
+    sql(r#"UPDATE "user" SET banned = true, ban_reason = 'spam' WHERE id = 'alice'"#).await;
+    timings.push((
+        "ban",
+        seen_within(&app, &w.alice, |s, b| s == 403 && b["code"] == "banned").await,
+    ));
+    sql(r#"UPDATE "user" SET banned = false, ban_reason = NULL WHERE id = 'alice'"#).await;
+    timings.push(("unban", seen_within(&app, &w.alice, |s, _| s == 200).await));
+    sql(r#"UPDATE "user" SET role = 'user,editor' WHERE id = 'alice'"#).await;
+    timings.push((
+        "role change",
+        seen_within(&app, &w.alice, |_, b| b["roles"] == json!(["user", "editor"])).await,
+    ));
+    sql("DELETE FROM session WHERE id = 's-alice-1'").await;
+    timings.push((
+        "session delete",
+        seen_within(&app, &w.alice, |s, b| s == 401 && b["code"] == "session_revoked").await,
+    ));
+    assert_eq!(common::get_as(&app, "/users/me", Some(&w.bob)).await.status, 200);
+    sql(r#"DELETE FROM "user" WHERE id = 'bob'"#).await;
+    timings.push(("user delete", seen_within(&app, &w.bob, |s, _| s == 401).await));
+    for (what, took) in &timings {
+        eprintln!("{what}: seen after {} ms", took.as_millis());
+        assert!(*took < Duration::from_secs(1), "{what} took {took:?}");
+    }
+    stop(task).await;
+}
+
+/// Stops the listener and lets its connection close before the test database is dropped.
+async fn stop(task: tokio::task::JoinHandle<()>) {
+    task.abort();
+    let _ = task.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[sqlx::test]
+async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
+    let (w, rows, app, task) = cached_world(db).await;
+    assert_eq!(
+        common::get_as(&app, "/users/me", Some(&w.alice)).await.status,
+        200
+    );
+    assert!(rows.user("alice").is_some());
+
+    // Cut the listener's connection, as a network blip or a restart would.
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'warden-cache-listener'")
+        .execute(&w.db)
+        .await
+        .unwrap();
+    wait_until("the cache stops being trusted", || !rows.trusted()).await;
+    assert!(rows.user("alice").is_none(), "nothing cached survives an outage");
+    let answer = common::get_as(&app, "/users/me", Some(&w.alice)).await;
+    assert_eq!(answer.status, 200, "requests still work, from the database");
+
+    // It comes back by itself, with an empty cache.
+    wait_until("the listener reconnects", || rows.trusted()).await;
+    sqlx::query(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
+        .execute(&w.db)
+        .await
+        .unwrap();
+    seen_within(&app, &w.alice, |s, _| s == 403).await;
+    stop(task).await;
+}
+
+#[sqlx::test]
+async fn a_cached_token_dies_with_its_exp_and_its_key(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let jwks = warden::auth::jwks::JwksCache::new(
+        warden::auth::jwks::JwksSource {
+            url: w.jwks.url.clone(),
+            client: reqwest::Client::new(),
+            timeout: Duration::from_secs(2),
+            db: None,
+            db_grace: Duration::from_secs(0),
+        },
+        Duration::from_millis(0),
+    );
+    jwks.refresh().await.unwrap();
+    let rules = ClaimRules {
+        leeway_secs: 0,
+        ..common::rules()
+    };
+    let verifier = Verifier::new(Arc::clone(&jwks), rules);
+    let state = warden::AppState::new(db, verifier, common::policy());
+    let app = warden::app(state);
+
+    let mut short = claims("alice");
+    short["exp"] = json!(common::now() + 2);
+    let token = w.key.sign(&short);
+    assert_eq!(common::get_as(&app, "/users/me", Some(&token)).await.status, 200);
+    assert_eq!(
+        common::get_as(&app, "/users/me", Some(&token)).await.status,
+        200,
+        "served from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.body["code"].as_str()),
+        (401, Some("token_expired"))
+    );
+
+    // A key removed from the JWKS takes its cached tokens with it.
+    let token = w.key.sign(&claims("alice"));
+    assert_eq!(common::get_as(&app, "/users/me", Some(&token)).await.status, 200);
+    let other = TestKey::generate(Alg::EdDsa);
+    w.jwks.set_jwks(jwks_of(&[&other]));
+    jwks.refresh().await.unwrap();
+    let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+}
