@@ -23,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod routes;
+pub mod testing;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,9 +42,14 @@ use config::Config;
 use error::StartupError;
 use http::HttpSettings;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach. One pointer: cloned several times per request (each
+/// extractor and layer takes its own), so a clone is a single reference-count increment.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+#[derive(Debug, Clone)]
+pub struct Shared {
     /// The primary: every write and every authorisation decision.
     pub db: PgPool,
     /// Lag-tolerant reads (admin listing, audit); the primary unless `DATABASE_READ_URL` is set.
@@ -59,10 +65,24 @@ pub struct AppState {
     pub rows: Arc<cache::RowCache>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
 impl AppState {
-    /// A state with default HTTP settings and no proxy: what tests start from.
+    /// A state with default HTTP settings, no proxy and no row cache: what tests start from.
     pub fn new(db: PgPool, verifier: Verifier, policy: AuthPolicy) -> Self {
-        Self {
+        Shared {
             read_db: db.clone(),
             db,
             verifier,
@@ -72,6 +92,14 @@ impl AppState {
             auth_proxy: None,
             rows: Arc::new(cache::RowCache::disabled()),
         }
+        .into()
+    }
+
+    /// The same state with some parts changed (tests, embedding).
+    pub fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        change(&mut shared);
+        shared.into()
     }
 }
 
@@ -146,7 +174,7 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
             db::connect_options(url, config.database_statement_cache).map_err(StartupError::Database)?;
         cache::listener::spawn(Arc::clone(&rows), options);
     }
-    Ok(AppState {
+    Ok(Shared {
         db: pools.primary,
         read_db: pools.read,
         rows,
@@ -156,7 +184,8 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
         http: Arc::new(HttpSettings::from_config(config)),
         metrics_on_main: config.metrics_addr.is_none(),
         auth_proxy,
-    })
+    }
+    .into())
 }
 
 /// Serves `app(state)` on `listener` (and `/metrics` on `metrics` when given) until

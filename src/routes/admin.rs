@@ -15,13 +15,14 @@ use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
 use super::extract::{AppJson, AppQuery};
-use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile};
+use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
 use crate::AppState;
 use crate::auth::extract::Admin;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, User, UserQuery};
 use crate::db::{sessions, users};
 use crate::error::ApiError;
+use axum::response::{IntoResponse, Response};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -126,16 +127,17 @@ async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
     AppQuery(params): AppQuery<ListParams>,
-) -> Result<Json<UserList>, ApiError> {
+) -> Result<Response, ApiError> {
     let query = params.validate()?;
     // A replica may lag a moment behind; a listing can afford that, authorisation cannot.
     let (found, total) = users::list(&state.read_db, &query).await?;
     Ok(Json(UserList {
-        users: found.into_iter().map(UserProfile::from).collect(),
+        users: found.iter().map(UserProfile::from).collect(),
         total,
         limit: query.limit,
         offset: query.offset,
-    }))
+    })
+    .into_response())
 }
 
 /// One user.
@@ -147,11 +149,11 @@ async fn get_user(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-) -> Result<Json<UserProfile>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = users::find_by_id(&state.db, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(user.into()))
+    Ok(profile(&user))
 }
 
 async fn locked_user(conn: &mut PgConnection, id: &str) -> Result<User, ApiError> {
@@ -228,7 +230,7 @@ async fn set_role(
     Admin(admin): Admin,
     Path(id): Path<String>,
     AppJson(change): AppJson<RoleChange>,
-) -> Result<Json<UserProfile>, ApiError> {
+) -> Result<Response, ApiError> {
     let roles = change.validate(&state.policy.assignable_roles)?;
     let mut tx = state.db.begin().await?;
     users::lock_admin_changes(&mut tx).await?;
@@ -249,7 +251,7 @@ async fn set_role(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(updated.into()))
+    Ok(profile(&updated))
 }
 
 /// The whole body is optional: no body bans forever with the reason "No reason".
@@ -286,7 +288,7 @@ async fn ban_user(
     Admin(admin): Admin,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<UserProfile>, ApiError> {
+) -> Result<Response, ApiError> {
     let request: BanRequest = optional_json(&body)?;
     let reason = match request.reason.map(|r| r.trim().to_owned()) {
         None => "No reason".to_owned(),
@@ -326,7 +328,7 @@ async fn ban_user(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(banned.into()))
+    Ok(profile(&banned))
 }
 
 /// Lifts a ban: clears `banned`, `banReason` and `banExpires`.
@@ -338,7 +340,7 @@ async fn unban_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(id): Path<String>,
-) -> Result<Json<UserProfile>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut tx = state.db.begin().await?;
     let before = locked_user(&mut tx, &id).await?;
     let user = users::unban(&mut tx, &id).await?;
@@ -353,7 +355,7 @@ async fn unban_user(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(user.into()))
+    Ok(profile(&user))
 }
 
 /// A user's live sessions.

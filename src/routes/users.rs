@@ -9,12 +9,13 @@ use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, BadBody, Invalid, NotFound};
 use super::extract::AppJson;
-use super::views::{AccountView, Revoked, SessionView, UserProfile};
+use super::views::{AccountView, Revoked, SessionView, UserProfile, profile};
 use crate::AppState;
 use crate::auth::extract::AuthUser;
 use crate::db::users::ProfileChange;
 use crate::db::{accounts, sessions, users};
 use crate::error::ApiError;
+use axum::response::Response;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,8 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     get, path = "/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, description = "The caller's profile", body = UserProfile), AuthErrors)
 )]
-async fn me(auth: AuthUser) -> Json<UserProfile> {
-    Json(UserProfile::from(&*auth.user))
+async fn me(auth: AuthUser) -> Response {
+    profile(&auth.user)
 }
 
 /// `PATCH /users/me`: only `name` and `image`; an absent field stays as it is.
@@ -114,13 +115,13 @@ async fn update_me(
     State(state): State<AppState>,
     auth: AuthUser,
     AppJson(patch): AppJson<ProfilePatch>,
-) -> Result<Json<UserProfile>, ApiError> {
+) -> Result<Response, ApiError> {
     let change = patch.validate()?;
     let mut conn = state.db.acquire().await?;
     let user = users::update_profile(&mut conn, &auth.user.id, &change)
         .await?
         .ok_or(ApiError::UserNotFound)?;
-    Ok(Json(user.into()))
+    Ok(profile(&user))
 }
 
 /// The caller's live sessions; `current` marks the one this request came with.

@@ -11,18 +11,22 @@ use crate::db::users::User;
 
 /// A user as the frontend sees it, with the roles both as Better-Auth's comma-joined string
 /// and as an array.
+// Borrows the row: the JSON is written straight from it, nothing is copied.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UserProfile {
-    pub id: String,
-    pub email: String,
+pub struct UserProfile<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
     pub email_verified: bool,
-    pub name: String,
-    pub image: Option<String>,
-    pub role: Option<String>,
-    pub roles: Vec<String>,
+    pub name: &'a str,
+    pub image: Option<&'a str>,
+    /// Comma-joined, as Better-Auth stores it.
+    pub role: Option<&'a str>,
+    /// The same roles, split.
+    #[schema(value_type = Vec<String>)]
+    pub roles: Roles<'a>,
     pub banned: bool,
-    pub ban_reason: Option<String>,
+    pub ban_reason: Option<&'a str>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub ban_expires: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
@@ -31,28 +35,43 @@ pub struct UserProfile {
     pub updated_at: OffsetDateTime,
 }
 
-impl From<&User> for UserProfile {
-    fn from(user: &User) -> Self {
-        Self::from(user.clone())
-    }
-}
-
-impl From<User> for UserProfile {
-    fn from(user: User) -> Self {
+impl<'a> From<&'a User> for UserProfile<'a> {
+    fn from(user: &'a User) -> Self {
         Self {
-            roles: user.roles(),
-            id: user.id,
-            email: user.email,
+            id: &user.id,
+            email: &user.email,
             email_verified: user.email_verified,
-            name: user.name,
-            image: user.image,
-            role: user.role,
+            name: &user.name,
+            image: user.image.as_deref(),
+            role: user.role.as_deref(),
+            roles: Roles(user.role.as_deref()),
             banned: user.banned.unwrap_or(false),
-            ban_reason: user.ban_reason,
+            ban_reason: user.ban_reason.as_deref(),
             ban_expires: user.ban_expires,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
+    }
+}
+
+/// A user as a JSON response, serialised straight from the row.
+pub fn profile(user: &User) -> axum::response::Response {
+    axum::response::IntoResponse::into_response(axum::Json(UserProfile::from(user)))
+}
+
+/// Better-Auth's comma-joined role string, serialised as an array without building one.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles<'a>(pub Option<&'a str>);
+
+impl Serialize for Roles<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty()),
+        )
     }
 }
 
@@ -155,8 +174,8 @@ impl From<AuditEntry> for AuditView {
 
 /// A page of users, shaped like Better-Auth's `listUsers` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserList {
-    pub users: Vec<UserProfile>,
+pub struct UserList<'a> {
+    pub users: Vec<UserProfile<'a>>,
     /// How many users match, over all pages.
     pub total: i64,
     pub limit: i64,

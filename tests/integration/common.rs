@@ -5,117 +5,23 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-    RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaKeyPair,
-};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 use warden::auth::Verifier;
 use warden::auth::jwks::{JwksCache, JwksSource};
-use warden::auth::keys::Alg;
 use warden::auth::policy::AuthPolicy;
 use warden::auth::verify::ClaimRules;
 use warden::config::{Secret, SessionCheck};
 
 pub const ISSUER: &str = "http://auth.test:3000";
 
-pub const ALL_ALGS: [Alg; 5] = [Alg::EdDsa, Alg::Rs256, Alg::Ps256, Alg::Es256, Alg::Es512];
-
-enum Pair {
-    Ed(Ed25519KeyPair),
-    Ec(EcdsaKeyPair),
-    Rsa(RsaKeyPair),
-}
-
-/// A signing key of one algorithm, with its public JWK.
-pub struct TestKey {
-    pub kid: String,
-    pub alg: Alg,
-    pair: Pair,
-}
-
-impl TestKey {
-    pub fn generate(alg: Alg) -> Self {
-        let pair = match alg {
-            Alg::EdDsa => Pair::Ed(Ed25519KeyPair::generate().unwrap()),
-            Alg::Es256 => Pair::Ec(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap()),
-            Alg::Es512 => Pair::Ec(EcdsaKeyPair::generate(&ECDSA_P521_SHA512_FIXED_SIGNING).unwrap()),
-            Alg::Rs256 | Alg::Ps256 => Pair::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).unwrap()),
-        };
-        let kid = format!("{}-{}", alg.name(), random_hex(8));
-        Self { kid, alg, pair }
-    }
-
-    /// The public JWK as Better-Auth serves it: `alg` present, no `use`.
-    pub fn jwk(&self) -> Value {
-        let b = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-        match &self.pair {
-            Pair::Ed(k) => {
-                json!({"kty":"OKP","crv":"Ed25519","x":b(k.public_key().as_ref()),"alg":"EdDSA","kid":self.kid})
-            }
-            Pair::Ec(k) => {
-                let point = k.public_key().as_ref();
-                let n = (point.len() - 1) / 2;
-                let crv = if self.alg == Alg::Es256 { "P-256" } else { "P-521" };
-                json!({"kty":"EC","crv":crv,"x":b(&point[1..1 + n]),"y":b(&point[1 + n..]),"alg":self.alg.name(),"kid":self.kid})
-            }
-            Pair::Rsa(k) => {
-                let c = PublicKeyComponents::<Vec<u8>>::from(k.public_key());
-                json!({"kty":"RSA","n":b(&c.n),"e":b(&c.e),"alg":self.alg.name(),"kid":self.kid})
-            }
-        }
-    }
-
-    /// Signs `message` with this key's own algorithm.
-    pub fn sign_raw(&self, message: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        match &self.pair {
-            Pair::Ed(k) => k.sign(message).as_ref().to_vec(),
-            Pair::Ec(k) => k.sign(&rng, message).unwrap().as_ref().to_vec(),
-            Pair::Rsa(k) => {
-                let padding = if self.alg == Alg::Rs256 {
-                    &RSA_PKCS1_SHA256
-                } else {
-                    &RSA_PSS_SHA256
-                };
-                let mut sig = vec![0; k.public_modulus_len()];
-                k.sign(padding, &rng, message, &mut sig).unwrap();
-                sig
-            }
-        }
-    }
-
-    /// A compact JWS with the given header and payload, signed by this key.
-    pub fn sign_with_header(&self, header: &Value, payload: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(payload.to_string())
-        );
-        let sig = self.sign_raw(input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-    }
-
-    /// A token shaped like Better-Auth's: header `{alg, kid}`, no `typ`.
-    pub fn sign(&self, payload: &Value) -> String {
-        self.sign_with_header(&json!({"alg": self.alg.name(), "kid": self.kid}), payload)
-    }
-}
-
-pub fn jwks_of(keys: &[&TestKey]) -> Value {
-    json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
-}
+pub use warden::testing::{ALL_ALGS, TestKey, jwks_of};
 
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -26,8 +26,8 @@ async fn cached_world(db: PgPool) -> (World, Arc<RowCache>, axum::Router, tokio:
     }));
     let task = listener::spawn(Arc::clone(&rows), (*db.connect_options()).clone());
     wait_until("the listener is up", || rows.trusted()).await;
-    let mut state = common::state(db, &w.jwks.url, common::policy()).await;
-    state.rows = Arc::clone(&rows);
+    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    let state = state.with(|s| s.rows = Arc::clone(&rows));
     (w, rows, warden::app(state), task)
 }
 

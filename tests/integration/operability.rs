@@ -194,8 +194,8 @@ async fn request_ids_are_accepted_generated_and_echoed(db: PgPool) {
 async fn with_settings(db: PgPool, settings: HttpSettings) -> (axum::Router, TestKey, MockJwks) {
     let key = TestKey::generate(Alg::EdDsa);
     let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let mut state = common::state(db, &jwks.url, common::policy()).await;
-    state.http = Arc::new(settings);
+    let state = common::state(db, &jwks.url, common::policy()).await;
+    let state = state.with(|s| s.http = Arc::new(settings));
     (warden::app(state), key, jwks)
 }
 
@@ -340,8 +340,8 @@ async fn admin_listing_and_audit_read_the_replica(db: PgPool) {
     warden::db::migrate(&replica).await.unwrap();
     insert_user(&replica, "only-on-replica", "replica@example.com").await;
 
-    let mut state = common::state(db, &w.jwks.url, common::policy()).await;
-    state.read_db = replica.clone();
+    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    let state = state.with(|s| s.read_db = replica.clone());
     let app = warden::app(state);
     let answer = common::get_as(&app, "/admin/users", Some(&w.admin)).await;
     assert_eq!(
