@@ -240,6 +240,7 @@ def main():
         "then bounded by PostgreSQL on the same 2 cores, and the CPU per request includes sqlx's protocol work.",
         "- Without the token cache, each request also pays one EdDSA verification (about 39 µs, below).",
         "- The ban-to-refusal time includes the polling client's own HTTP round trip, so it is an upper bound.",
+        "- This is a shared virtual machine: repeated runs of the same command differ by up to about 20%.",
         "",
         "## Verification cost per token (`cargo bench --bench verify`)",
         "",

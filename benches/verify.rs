@@ -1,4 +1,9 @@
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark: failing loudly is right")]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    reason = "a benchmark: failing loudly is right"
+)]
 //! `cargo bench`: what one verification costs, per algorithm — the raw signature primitive
 //! (aws-lc-rs), warden's full cold path (parse, key lookup, algorithm check, signature,
 //! claims), and the cached path (a token verified before: hash + lookup).

@@ -217,3 +217,50 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
             .any(|l| l["span"]["request_id"] == "log-test-2" && l["fields"]["status"] == 401)
     );
 }
+
+#[sqlx::test]
+async fn metrics_can_live_on_their_own_address(db: PgPool) {
+    let key = TestKey::generate(Alg::EdDsa);
+    let jwks = MockJwks::start(jwks_of(&[&key])).await;
+    let url = url_of(&db).await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (main, side) = (format!("127.0.0.1:{}", free()), format!("127.0.0.1:{}", free()));
+    let mut server = warden(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &url),
+            ("JWKS_URL", &jwks.url),
+            ("BIND_ADDR", &main),
+            ("METRICS_ADDR", &side),
+        ],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("http://{main}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let response = client.get(format!("http://{side}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("warden_http_requests_total")
+    );
+    let response = client.get(format!("http://{main}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 404, "not on the public port");
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+}
