@@ -9,7 +9,8 @@
 //! - A background task refreshes every `JWKS_REFRESH_SECS`, sooner with backoff while failing.
 //! - A failed fetch keeps the last good keys, adding any usable public keys from the shared
 //!   database `jwks` table, so warden keeps working while Better-Auth is unreachable.
-//! - A fetch has a timeout and a body size limit.
+//! - A fetch has a timeout and a body size limit; an answer with no usable key never replaces
+//!   keys that work.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,8 @@ pub enum FetchError {
     TooLarge,
     #[error("{0}")]
     Parse(#[from] super::keys::JwksParseError),
+    #[error("the JWKS has no usable key (keeping the {0} key(s) already loaded)")]
+    NoUsableKeys(usize),
 }
 
 /// The outcome of looking up a `kid`.
@@ -176,6 +179,13 @@ impl JwksCache {
         }
         let (set, skipped) = KeySet::from_jwks_json(&body)?;
         log_skipped("JWKS endpoint", &skipped);
+        // Better-Auth always serves its current key: an answer with none usable (a proxy's
+        // placeholder, a misconfiguration) must not wipe the keys that work. An empty JWKS is
+        // only normal before Better-Auth signs its first token, when there is nothing to keep.
+        let loaded = self.keys.load().len();
+        if set.is_empty() && loaded > 0 {
+            return Err(FetchError::NoUsableKeys(loaded));
+        }
         Ok(set)
     }
 

@@ -68,6 +68,11 @@ struct MockState {
 
 impl MockJwks {
     pub async fn start(jwks: Value) -> Self {
+        Self::start_on(0, jwks).await
+    }
+
+    /// On a given port (0 = any free one).
+    pub async fn start_on(port: u16, jwks: Value) -> Self {
         let state = Arc::new(MockState {
             body: Mutex::new(jwks.to_string()),
             status: AtomicU16::new(200),
@@ -91,7 +96,7 @@ impl MockJwks {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}/api/auth/jwks", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();

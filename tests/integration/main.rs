@@ -5,11 +5,13 @@
 mod admin;
 mod binary;
 mod common;
+mod faults;
 mod freshness;
 mod jwks_cache;
 mod migrations;
 mod operability;
 mod search_plans;
+mod security;
 mod users_api;
 mod users_me;
 mod verify;
