@@ -3,6 +3,7 @@
 
     python3 bench/load.py                 # writes BENCHMARKS.md
     DURATION=5 python3 bench/load.py      # shorter runs
+    python3 bench/load.py hold            # 1,000 connections for 30 s; RSS before/during/after
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
 for 1,000 of them with a key it serves itself on 127.0.0.1, starts warden (release build) and
@@ -162,14 +163,19 @@ def ban_to_refusal(samples=30):
     return statistics.median(times), times[int(len(times) * 0.99) - 1 if len(times) >= 100 else -1]
 
 
-def main():
+def prepare():
+    """Raises the open-file limit (1,000 connections), builds warden, seeds, mints, serves the JWKS."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.makedirs(WORK, exist_ok=True)
     sh("cargo", "build", "--quiet", "--release", "--bin", "warden", cwd=ROOT, env=dict(os.environ, SQLX_OFFLINE="true"))
     seed()
     mint()
-    jwks = serve_jwks()
+    return serve_jwks()
+
+
+def main():
+    jwks = prepare()
     rows = []
     for token_cache, user_cache in [(True, True), (True, False), (False, True), (False, False)]:
         proc = start_warden(token_cache, user_cache)
@@ -254,5 +260,54 @@ def main():
     print("wrote BENCHMARKS.md")
 
 
+def hold(connections=1000, duration=30):
+    """Holds `connections` for `duration` seconds on /users/me (both caches on); samples RSS."""
+    jwks = prepare()
+    proc = start_warden(True, True)
+    try:
+        before = status(proc.pid, "VmRSS")
+        samples = []
+        sampling = True
+
+        def sample():
+            while sampling:
+                samples.append(status(proc.pid, "VmRSS"))
+                time.sleep(1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        r = wrk(connections, duration)
+        sampling = False
+        sampler.join()
+        time.sleep(2)
+        after = status(proc.pid, "VmRSS")
+        peak = status(proc.pid, "VmHWM")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        jwks.shutdown()
+    rps = r["requests"] / (r["duration_us"] / 1e6)
+    text = (f"## {connections:,} connections for {duration} s\n\n"
+            f"Command: `python3 bench/load.py hold` (both caches on). {r['requests']:,} requests, "
+            f"{rps:,.0f} requests/s, **{r['errors']} errors**, p50 {r['p50']/1000:.1f} ms, p99 {r['p99']/1000:.1f} ms. "
+            f"warden RSS: {before/1024:.1f} MB before, {max(samples)/1024:.1f} MB at most during "
+            f"(sampled each second), {after/1024:.1f} MB after; peak {peak/1024:.1f} MB.\n")
+    print(text)
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    current = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
+    marker = f"## {connections:,} connections for"
+    if marker in current:
+        head, _, rest = current.partition(marker)
+        tail = rest.split("\n## ", 1)
+        current = head + text + ("\n## " + tail[1] if len(tail) > 1 else "")
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(current)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["hold"]:
+        hold()
+    else:
+        main()

@@ -52,8 +52,10 @@ pub async fn find_by_id(pool: &PgPool, id: &str) -> Result<Option<User>, sqlx::E
     .await
 }
 
-/// What `GET /admin/users` can search and sort by. Column names come only from these enums,
-/// never from the request, so the dynamic query stays injection-free.
+// What `GET /admin/users` can search and sort by. Column names come only from these enums,
+// never from the request, so the dynamic query stays injection-free.
+
+/// The field a search looks in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SearchField {
@@ -63,6 +65,7 @@ pub enum SearchField {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+/// How the search text must match (case-insensitive; `%` and `_` match themselves).
 pub enum SearchOperator {
     Contains,
     StartsWith,

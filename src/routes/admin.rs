@@ -259,10 +259,10 @@ async fn set_role(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BanRequest {
     /// 1 to 500 characters (default "No reason").
-    #[schema(example = "spam")]
+    #[schema(example = "spam", min_length = 1, max_length = 500)]
     reason: Option<String>,
     /// Seconds until the ban lifts (1 to ten years); omit for a permanent ban.
-    #[schema(example = 86400, minimum = 1)]
+    #[schema(example = 86400, minimum = 1, maximum = 315360000)]
     expires_in: Option<i64>,
 }
 

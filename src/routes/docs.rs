@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
+use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection};
 use crate::error::Problem;
 
 #[derive(Debug, OpenApi)]
@@ -23,7 +24,7 @@ use crate::error::Problem;
         license(name = "MIT"),
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem)),
+    components(schemas(Problem, SearchField, SearchOperator, SortBy, SortDirection)),
     tags(
         (name = "users", description = "The signed-in user: profile, sessions, linked accounts"),
         (name = "admin", description = "User management (admins only; Better-Auth's admin rules)"),
