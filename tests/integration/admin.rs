@@ -41,18 +41,10 @@ async fn every_admin_route_is_guarded(db: PgPool) {
     let before = w.snapshot().await;
     for (method, path, body, _) in admin_routes() {
         let answer = w.call(method, path, None, body.clone()).await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.body["code"].as_str()),
-            (401, Some("missing_token")),
-            "{method} {path}"
-        );
+        assert_eq!(answer.outcome(), (401, Some("missing_token")), "{method} {path}");
         assert_eq!(answer.headers["www-authenticate"], "Bearer");
         let answer = w.call(method, path, Some(&w.alice), body.clone()).await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.body["code"].as_str()),
-            (403, Some("forbidden")),
-            "{method} {path}"
-        );
+        assert_eq!(answer.outcome(), (403, Some("forbidden")), "{method} {path}");
     }
     assert_eq!(w.snapshot().await, before, "refused requests changed nothing");
     for (method, path, body, status) in admin_routes() {
@@ -155,11 +147,7 @@ async fn set_role_validates_and_audits(db: PgPool) {
         let answer = w
             .call("PUT", "/admin/users/bob/role", Some(&w.admin), Some(body.clone()))
             .await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.body["code"].as_str()),
-            (422, Some("validation_failed")),
-            "{body}"
-        );
+        assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{body}");
     }
     let answer = w
         .call(
@@ -200,10 +188,7 @@ async fn the_last_admin_cannot_be_demoted_or_removed(db: PgPool) {
             Some(json!({"role": "user"})),
         )
         .await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (409, Some("last_admin"))
-    );
+    assert_eq!(answer.outcome(), (409, Some("last_admin")));
     assert_eq!(w.snapshot().await, before, "a refused demotion changes nothing");
     // Keeping an admin role is fine.
     let answer = w
@@ -222,10 +207,7 @@ async fn the_last_admin_cannot_be_demoted_or_removed(db: PgPool) {
         "admin,editor"
     );
     let answer = w.call("DELETE", "/admin/users/admin", Some(&w.admin), None).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (422, Some("self_action"))
-    );
+    assert_eq!(answer.outcome(), (422, Some("self_action")));
 
     // With a second admin, stepping down works.
     sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
@@ -316,10 +298,7 @@ async fn ban_and_unban_like_better_auth(db: PgPool) {
             None,
         )
         .await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (403, Some("banned"))
-    );
+    assert_eq!(answer.outcome(), (403, Some("banned")));
 
     let actions: Vec<(String, Value)> =
         sqlx::query_as("SELECT action, details FROM warden_audit_log WHERE actor_id = 'admin' ORDER BY id")
@@ -346,10 +325,7 @@ async fn bad_bans_change_nothing(db: PgPool) {
             Some(json!({"reason": "oops"})),
         )
         .await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (422, Some("self_action"))
-    );
+    assert_eq!(answer.outcome(), (422, Some("self_action")));
     for body in [
         json!({"expiresIn": 0}),
         json!({"expiresIn": -5}),
@@ -362,11 +338,7 @@ async fn bad_bans_change_nothing(db: PgPool) {
         let answer = w
             .call("POST", "/admin/users/bob/ban", Some(&w.admin), Some(body.clone()))
             .await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.body["code"].as_str()),
-            (422, Some("validation_failed")),
-            "{body}"
-        );
+        assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{body}");
     }
     let request = axum::http::Request::post("/admin/users/bob/ban")
         .header("authorization", format!("Bearer {}", w.admin))
@@ -631,11 +603,7 @@ async fn list_users_search_filter_sort_and_pages(db: PgPool) {
         let answer = w
             .call("GET", &format!("/admin/users{bad}"), Some(&w.admin), None)
             .await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.body["code"].as_str()),
-            (422, Some("validation_failed")),
-            "{bad}"
-        );
+        assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{bad}");
     }
     let long = "a".repeat(257);
     assert_eq!(

@@ -176,6 +176,13 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// The status and the problem `code` (if any): what most assertions compare.
+    pub fn outcome(&self) -> (u16, Option<&str>) {
+        (self.status.as_u16(), self.body["code"].as_str())
+    }
+}
+
 pub async fn get_as(app: &axum::Router, path: &str, token: Option<&str>) -> Answer {
     call(app, "GET", path, token, None).await
 }

@@ -245,30 +245,21 @@ async fn limits_and_method_errors_are_problems(db: PgPool) {
     let w = World::new(db).await;
     let big = json!({"name": "x".repeat(100 * 1024)});
     let answer = w.call("PATCH", "/users/me", Some(&w.alice), Some(big)).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (413, Some("payload_too_large"))
-    );
+    assert_eq!(answer.outcome(), (413, Some("payload_too_large")));
     assert_eq!(answer.headers["content-type"], "application/problem+json");
     let request = Request::post("/admin/users/bob/ban")
         .header("authorization", format!("Bearer {}", w.admin))
         .body(Body::from(vec![b' '; 100 * 1024]))
         .unwrap();
     let answer = send(&w.app, request).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (413, Some("payload_too_large"))
-    );
+    assert_eq!(answer.outcome(), (413, Some("payload_too_large")));
     assert_eq!(
         w.scalar_i64(r#"SELECT count(*) FROM "user" WHERE banned"#).await,
         0
     );
 
     let answer = w.call("POST", "/healthz", None, None).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (405, Some("method_not_allowed"))
-    );
+    assert_eq!(answer.outcome(), (405, Some("method_not_allowed")));
     assert!(answer.headers["allow"].to_str().unwrap().contains("GET"));
 }
 
@@ -291,16 +282,10 @@ async fn overload_is_shed_and_slow_requests_time_out(db: PgPool) {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let answer = common::get_as(&app, "/healthz", None).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (503, Some("overloaded"))
-    );
+    assert_eq!(answer.outcome(), (503, Some("overloaded")));
 
     let answer = slow.await.unwrap();
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (408, Some("request_timeout"))
-    );
+    assert_eq!(answer.outcome(), (408, Some("request_timeout")));
     // The slot is free again.
     assert_eq!(common::get_as(&app, "/healthz", None).await.status, 200);
 }

@@ -86,19 +86,13 @@ async fn patch_me_refuses_bad_input_and_changes_nothing(db: PgPool) {
         .body(axum::body::Body::from("{\"name\": "))
         .unwrap();
     let answer = common::send(&w.app, request).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (400, Some("invalid_json"))
-    );
+    assert_eq!(answer.outcome(), (400, Some("invalid_json")));
     let request = axum::http::Request::patch("/users/me")
         .header("authorization", format!("Bearer {}", w.alice))
         .body(axum::body::Body::from("{\"name\":\"x\"}"))
         .unwrap();
     let answer = common::send(&w.app, request).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (415, Some("unsupported_media_type"))
-    );
+    assert_eq!(answer.outcome(), (415, Some("unsupported_media_type")));
     assert_eq!(w.snapshot().await, before);
 }
 
@@ -128,10 +122,7 @@ async fn own_sessions_list_revoke_and_idor(db: PgPool) {
     let answer = w
         .call("DELETE", "/users/me/sessions/s-bob", Some(&w.alice), None)
         .await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (404, Some("not_found"))
-    );
+    assert_eq!(answer.outcome(), (404, Some("not_found")));
     assert_eq!(
         w.scalar_i64("SELECT count(*) FROM session WHERE id = 's-bob'")
             .await,
@@ -173,10 +164,7 @@ async fn own_sessions_list_revoke_and_idor(db: PgPool) {
         204
     );
     let answer = w.call("GET", "/users/me", Some(&w.alice), None).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (401, Some("session_revoked"))
-    );
+    assert_eq!(answer.outcome(), (401, Some("session_revoked")));
 }
 
 #[sqlx::test]
@@ -214,10 +202,7 @@ async fn session_check_ties_jwts_to_live_sessions(db: PgPool) {
         .await
         .unwrap();
     let answer = w.call("GET", "/users/me", Some(&w.bob), None).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (401, Some("session_revoked"))
-    );
+    assert_eq!(answer.outcome(), (401, Some("session_revoked")));
     assert!(
         answer.headers["www-authenticate"]
             .to_str()
@@ -246,10 +231,7 @@ async fn session_check_ties_jwts_to_live_sessions(db: PgPool) {
     strict.session_check = SessionCheck::Required;
     let app = warden::app(common::state(db.clone(), &w.jwks.url, strict).await);
     let answer = common::get_as(&app, "/users/me", Some(&no_sid)).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (401, Some("invalid_token"))
-    );
+    assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     assert_eq!(
         common::get_as(&app, "/users/me", Some(&w.alice)).await.status,
         200
@@ -290,23 +272,14 @@ async fn better_auth_session_tokens_are_bearer_credentials(db: PgPool) {
 
     let forged = session_token::sign(raw, &Secret::new("not-the-secret"));
     let answer = w.call("GET", "/users/me", Some(&forged), None).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (401, Some("invalid_token"))
-    );
+    assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     let answer = w
         .call("GET", "/users/me", Some("no-such-session-token"), None)
         .await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (401, Some("invalid_token"))
-    );
+    assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     insert_session(&w.db, "s-alice-old", "alice", "tok-alice-old", -5).await;
     let answer = w.call("GET", "/users/me", Some("tok-alice-old"), None).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.body["code"].as_str()),
-        (401, Some("token_expired"))
-    );
+    assert_eq!(answer.outcome(), (401, Some("token_expired")));
 
     // A ban deletes sessions; but even a surviving session of a banned user is refused.
     sqlx::query(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
