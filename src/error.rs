@@ -186,6 +186,15 @@ impl From<sqlx::Error> for ApiError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => Self::DatabaseUnavailable(err),
+            // Class 08 (connection exception), 57P01-57P03 (server shutting down, crashed,
+            // starting up) and 53300 (too many connections): the database, not the request.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300") =>
+            {
+                Self::DatabaseUnavailable(err)
+            }
             sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("42P05" | "26000")) => {
                 // "prepared statement already exists / does not exist": a transaction-mode
                 // pooler without prepared-statement support sits in front of PostgreSQL.
