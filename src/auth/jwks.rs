@@ -13,7 +13,7 @@
 //!   keys that work.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -63,13 +63,6 @@ pub struct JwksSource {
     pub db_grace: Duration,
 }
 
-/// Counters for readiness, logs and tests.
-#[derive(Debug, Default)]
-pub struct JwksStats {
-    pub fetches: AtomicU64,
-    pub failed_fetches: AtomicU64,
-}
-
 #[derive(Debug)]
 pub struct JwksCache {
     keys: ArcSwap<KeySet>,
@@ -79,7 +72,6 @@ pub struct JwksCache {
     fetch_lock: Mutex<Option<Instant>>,
     last_fetch_ok: AtomicBool,
     last_success: std::sync::Mutex<Option<Instant>>,
-    pub stats: JwksStats,
 }
 
 impl JwksCache {
@@ -91,7 +83,6 @@ impl JwksCache {
             fetch_lock: Mutex::new(None),
             last_fetch_ok: AtomicBool::new(false),
             last_success: std::sync::Mutex::new(None),
-            stats: JwksStats::default(),
         })
     }
 
@@ -126,7 +117,6 @@ impl JwksCache {
     }
 
     async fn fetch_and_store(&self) -> Result<usize, FetchError> {
-        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok(set) => {
                 let count = set.len();
@@ -142,7 +132,6 @@ impl JwksCache {
                 Ok(count)
             }
             Err(err) => {
-                self.stats.failed_fetches.fetch_add(1, Ordering::Relaxed);
                 self.last_fetch_ok.store(false, Ordering::Relaxed);
                 metrics::counter!("warden_jwks_fetches_total", "result" => "failed").increment(1);
                 tracing::warn!(error = %err, url = %self.source.url, "JWKS fetch failed; keeping the last good keys");

@@ -70,19 +70,15 @@ async fn every_admin_route_is_guarded(db: PgPool) {
 async fn roles_are_read_fresh_not_from_the_jwt(db: PgPool) {
     let w = World::new(db).await;
     // Alice's JWT was minted while she was a plain user; promote her in the database.
-    sqlx::query(r#"UPDATE "user" SET role = 'user,admin' WHERE id = 'alice'"#)
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec(r#"UPDATE "user" SET role = 'user,admin' WHERE id = 'alice'"#)
+        .await;
     assert_eq!(
         w.call("GET", "/admin/users", Some(&w.alice), None).await.status,
         200
     );
     // Demote the admin: the JWT still says "admin", the database does not.
-    sqlx::query(r#"UPDATE "user" SET role = 'user' WHERE id = 'admin'"#)
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec(r#"UPDATE "user" SET role = 'user' WHERE id = 'admin'"#)
+        .await;
     assert_eq!(
         w.call("GET", "/admin/users", Some(&w.admin), None).await.status,
         403
@@ -210,10 +206,8 @@ async fn the_last_admin_cannot_be_demoted_or_removed(db: PgPool) {
     assert_eq!(answer.outcome(), (422, Some("self_action")));
 
     // With a second admin, stepping down works.
-    sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
+        .await;
     let answer = w
         .call(
             "PUT",
@@ -516,12 +510,10 @@ async fn list_users_search_filter_sort_and_pages(db: PgPool) {
     insert_user(&w.db, "u-pct", "100%_real@example.com").await;
     insert_user(&w.db, "u-x", "1000Xreal@example.com").await;
     insert_user(&w.db, "u-caps", "Carol.Caps@Example.org").await;
-    sqlx::query(
+    w.exec(
         r#"UPDATE "user" SET name = 'Carol Caps', role = 'user,editor', banned = true WHERE id = 'u-caps'"#,
     )
-    .execute(&w.db)
-    .await
-    .unwrap();
+    .await;
 
     let (all, body) = emails(&w, "").await;
     assert_eq!(
@@ -622,10 +614,8 @@ async fn list_users_search_filter_sort_and_pages(db: PgPool) {
 #[sqlx::test]
 async fn audit_lists_newest_first_with_filters(db: PgPool) {
     let w = World::new(db).await;
-    sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
+        .await;
     w.call("POST", "/admin/users/bob/ban", Some(&w.admin), None).await;
     w.call("POST", "/admin/users/bob/unban", Some(&w.alice), None)
         .await;
@@ -694,10 +684,8 @@ async fn require_role_guards_any_role(db: PgPool) {
         )
         .with_state(state);
     assert_eq!(common::get_as(&app, "/edit", Some(&w.bob)).await.status, 403);
-    sqlx::query(r#"UPDATE "user" SET role = 'user, editor' WHERE id = 'bob'"#)
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec(r#"UPDATE "user" SET role = 'user, editor' WHERE id = 'bob'"#)
+        .await;
     let response = tower::ServiceExt::oneshot(
         app,
         axum::http::Request::get("/edit")

@@ -120,10 +120,7 @@ async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
     assert!(rows.user("alice").is_some());
 
     // Cut the listener's connection, as a network blip or a restart would.
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'warden-cache-listener'")
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'warden-cache-listener'").await;
     wait_until("the cache stops being trusted", || !rows.trusted()).await;
     assert!(rows.user("alice").is_none(), "nothing cached survives an outage");
     let answer = common::get_as(&app, "/users/me", Some(&w.alice)).await;
@@ -131,10 +128,8 @@ async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
 
     // It comes back by itself, with an empty cache.
     wait_until("the listener reconnects", || rows.trusted()).await;
-    sqlx::query(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
+        .await;
     seen_within(&app, &w.alice, |s, _| s == 403).await;
     stop(task).await;
 }

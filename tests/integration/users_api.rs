@@ -197,10 +197,7 @@ async fn accounts_never_show_secrets(db: PgPool) {
 async fn session_check_ties_jwts_to_live_sessions(db: PgPool) {
     let w = World::new(db.clone()).await;
     // auto: sid present → checked.
-    sqlx::query("DELETE FROM session WHERE id = 's-bob'")
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec("DELETE FROM session WHERE id = 's-bob'").await;
     let answer = w.call("GET", "/users/me", Some(&w.bob), None).await;
     assert_eq!(answer.outcome(), (401, Some("session_revoked")));
     assert!(
@@ -282,9 +279,7 @@ async fn better_auth_session_tokens_are_bearer_credentials(db: PgPool) {
     assert_eq!(answer.outcome(), (401, Some("token_expired")));
 
     // A ban deletes sessions; but even a surviving session of a banned user is refused.
-    sqlx::query(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
-        .execute(&w.db)
-        .await
-        .unwrap();
+    w.exec(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
+        .await;
     assert_eq!(w.call("GET", "/users/me", Some(raw), None).await.status, 403);
 }

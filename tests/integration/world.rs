@@ -65,6 +65,14 @@ impl World {
         common::call(&self.app, method, path, token, body).await
     }
 
+    /// Runs SQL the way Better-Auth (or an operator) would change the database.
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.db)
+            .await
+            .unwrap();
+    }
+
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.db)
