@@ -1,15 +1,9 @@
--- Indexes for GET /admin/users on large user tables (a million rows and more):
--- trigram indexes serve contains / starts_with / ends_with searches (case-insensitive),
--- btree indexes serve each sort order with LIMIT/OFFSET. Better-Auth never needs them.
+-- no-transaction
+-- Admin search on large user tables (a million rows and more) needs trigram and btree indexes.
+-- On a table that already holds users, a plain CREATE INDEX blocks every sign-up and every
+-- Better-Auth write to "user" until it finishes; CREATE INDEX CONCURRENTLY does not, but cannot
+-- run in a transaction, nor beside another statement in one file. So this migration only adds
+-- the extension, and each index has a migration of its own (20261201000101 onwards).
+-- (An earlier version of this file created the indexes directly; warden's `migrate` accepts a
+-- database where that version ran: see db::migrate.)
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE INDEX IF NOT EXISTS warden_user_email_trgm_idx ON "user" USING gin (lower(email) gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS warden_user_name_trgm_idx ON "user" USING gin (lower(name) gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS warden_user_created_at_idx ON "user" (created_at, id);
-CREATE INDEX IF NOT EXISTS warden_user_updated_at_idx ON "user" (updated_at, id);
-CREATE INDEX IF NOT EXISTS warden_user_name_idx ON "user" (name, id);
-CREATE INDEX IF NOT EXISTS warden_user_email_idx ON "user" (email, id);
--- The role filter (and the last-admin check) match one role inside the comma-joined string.
-CREATE INDEX IF NOT EXISTS warden_user_roles_idx ON "user"
-    USING gin ((string_to_array(replace(coalesce(role, ''), ' ', ''), ',')));
--- banned=true is a small slice: count it and page it without walking everyone.
-CREATE INDEX IF NOT EXISTS warden_user_banned_idx ON "user" (created_at, id) WHERE banned IS TRUE;

@@ -183,7 +183,7 @@ async fn describe_server(conn: &mut PgConnection) -> String {
 }
 
 async fn check_database(report: &mut Report, config: &Config) {
-    let mut conn = match connect(&config.database_url, config).await {
+    let mut conn = match connect(config.database_url.expose(), config).await {
         Ok(conn) => conn,
         Err(err) => {
             report.add(Outcome::Fail, "database", format!("cannot connect: {err}"));
@@ -191,7 +191,7 @@ async fn check_database(report: &mut Report, config: &Config) {
         }
     };
     // First, because through a broken pooler every later query is unreliable.
-    if !check_pooler(report, &config.database_url, config).await {
+    if !check_pooler(report, config.database_url.expose(), config).await {
         let _ = conn.close().await;
         return;
     }
@@ -273,7 +273,7 @@ async fn check_database(report: &mut Report, config: &Config) {
     let _ = conn.close().await;
 
     if let Some(url) = &config.database_read_url {
-        match connect(url, config).await {
+        match connect(url.expose(), config).await {
             Ok(mut replica) => {
                 let description = describe_server(&mut replica).await;
                 report.add(Outcome::Ok, "read replica", description);

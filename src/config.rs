@@ -6,19 +6,27 @@
 //! list the same variables with the same defaults.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 /// Where Better-Auth listens when `BETTER_AUTH_URL` is not set (its own default port).
 pub const DEFAULT_BETTER_AUTH_URL: &str = "http://localhost:3000";
 /// Better-Auth's default `jwks.gracePeriod`: a rotated-out key stays valid this long.
 pub const DEFAULT_JWKS_GRACE_SECS: u64 = 30 * 24 * 3600;
+/// Requests that may wait for one JWKS fetch (`JWKS_MAX_WAITERS`).
+pub const DEFAULT_JWKS_MAX_WAITERS: usize = 8;
+/// Open connections beyond which idle ones are closed to make room (`MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-/// The validated configuration.
-#[derive(Clone)]
+/// The validated configuration. `Debug` never shows secrets: database URLs (they may hold a
+/// password) and `BETTER_AUTH_SECRET` are [`Secret`]s.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `DATABASE_URL` (required): the PostgreSQL database shared with Better-Auth.
-    pub database_url: String,
+    pub database_url: Secret,
     /// `BETTER_AUTH_URL` (default `http://localhost:3000`): Better-Auth's base URL.
     pub better_auth_url: String,
     /// `JWKS_URL` (default `$BETTER_AUTH_URL/api/auth/jwks`).
@@ -39,6 +47,10 @@ pub struct Config {
     /// `JWKS_GRACE_PERIOD_SECS` (default 2592000 = 30 days, Better-Auth's default): how long
     /// after its `expires_at` a key in the database `jwks` table is still used as a fallback.
     pub jwks_grace: Duration,
+    /// `JWKS_MAX_WAITERS` (default 8): how many requests with an unknown `kid` may wait for a
+    /// JWKS fetch in flight; the rest are answered at once, so a hanging Better-Auth cannot
+    /// tie up request slots.
+    pub jwks_max_waiters: usize,
     /// `BIND_ADDR` (default `0.0.0.0:8080`).
     pub bind_addr: SocketAddr,
     /// `RUN_MIGRATIONS` (default true): `warden serve` migrates the database before serving.
@@ -55,6 +67,10 @@ pub struct Config {
     pub session_check: SessionCheck,
     /// `BETTER_AUTH_SECRET` (optional): verifies signed session tokens (`token.signature`).
     pub better_auth_secret: Option<Secret>,
+    /// `REQUIRE_SIGNED_SESSION_TOKENS` (default false): accept a Better-Auth session token as a
+    /// bearer credential only in its signed form (`token.signature`), like the bearer plugin's
+    /// `requireSignature`. Needs `BETTER_AUTH_SECRET`.
+    pub require_signed_session_tokens: bool,
     /// `LOG_FORMAT` (default `pretty`): `pretty` for people, `json` for log pipelines.
     pub log_format: LogFormat,
     /// `CORS_ORIGINS` (default empty: no cross-origin access): the frontend origins allowed to
@@ -67,6 +83,21 @@ pub struct Config {
     /// `MAX_CONCURRENT_REQUESTS` (default 1024): beyond this, requests are shed with 503 at once
     /// rather than queued without bound.
     pub max_concurrent_requests: usize,
+    /// `MAX_CONNECTIONS` (default 10000): open connections; at the cap the longest-idle
+    /// connections are closed to make room, and accepting waits when none is idle.
+    pub max_connections: usize,
+    /// `HEADER_READ_TIMEOUT_SECS` (default 60, nginx's `client_header_timeout`): a request head
+    /// (and the first one on a new connection) must arrive whole within this.
+    pub header_read_timeout: Duration,
+    /// `KEEP_ALIVE_TIMEOUT_SECS` (default 75, nginx's `keepalive_timeout`): an idle keep-alive
+    /// connection is closed after this.
+    pub keep_alive_timeout: Duration,
+    /// `TRUSTED_PROXIES` (default empty): addresses or CIDR ranges of proxies whose
+    /// `X-Forwarded-For` names the client. Otherwise the client is the socket's peer.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `AUTH_FAILURES_PER_MINUTE` (default 60; 0 turns it off): refused credentials allowed per
+    /// client address per minute; beyond, 429 until the minute is over.
+    pub auth_failures_per_minute: u32,
     /// `METRICS_ADDR` (default unset: `/metrics` on the main port): serve `/metrics` on this
     /// separate address instead, e.g. `127.0.0.1:9090`, to keep it off the public port.
     pub metrics_addr: Option<SocketAddr>,
@@ -75,7 +106,7 @@ pub struct Config {
     pub auth_proxy: bool,
     /// `DATABASE_READ_URL` (default unset): a read replica for lag-tolerant reads (admin user
     /// listing, audit log). Authorisation always reads the primary.
-    pub database_read_url: Option<String>,
+    pub database_read_url: Option<Secret>,
     /// `DATABASE_ACQUIRE_TIMEOUT_SECS` (default 5): waiting longer for a pooled connection is a 503.
     pub database_acquire_timeout: Duration,
     /// `DATABASE_IDLE_TIMEOUT_SECS` (default 300): idle pooled connections are closed after this
@@ -100,7 +131,7 @@ pub struct Config {
     pub user_cache_size: u64,
     /// `DATABASE_LISTEN_URL` (default `DATABASE_URL`): a direct connection for LISTEN (Neon:
     /// the non-pooled host; transaction-mode poolers do not carry LISTEN).
-    pub database_listen_url: Option<String>,
+    pub database_listen_url: Option<Secret>,
 }
 
 /// How log lines are written.
@@ -141,55 +172,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-// Hand-written so the database URL (it may hold a password) never reaches a log line.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("database_url", &"<redacted>")
-            .field("better_auth_url", &self.better_auth_url)
-            .field("jwks_url", &self.jwks_url)
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("jwt_audience", &self.jwt_audience)
-            .field("jwt_leeway", &self.jwt_leeway)
-            .field("jwks_refresh", &self.jwks_refresh)
-            .field("jwks_cooldown", &self.jwks_cooldown)
-            .field("jwks_timeout", &self.jwks_timeout)
-            .field("jwks_grace", &self.jwks_grace)
-            .field("bind_addr", &self.bind_addr)
-            .field("run_migrations", &self.run_migrations)
-            .field("database_max_connections", &self.database_max_connections)
-            .field("admin_roles", &self.admin_roles)
-            .field("admin_user_ids", &self.admin_user_ids)
-            .field("roles", &self.roles)
-            .field("session_check", &self.session_check)
-            .field("better_auth_secret", &self.better_auth_secret)
-            .field("log_format", &self.log_format)
-            .field("cors_origins", &self.cors_origins)
-            .field("body_limit_bytes", &self.body_limit_bytes)
-            .field("request_timeout", &self.request_timeout)
-            .field("max_concurrent_requests", &self.max_concurrent_requests)
-            .field("metrics_addr", &self.metrics_addr)
-            .field("auth_proxy", &self.auth_proxy)
-            .field(
-                "database_read_url",
-                &self.database_read_url.as_ref().map(|_| "<redacted>"),
-            )
-            .field("database_acquire_timeout", &self.database_acquire_timeout)
-            .field("database_idle_timeout", &self.database_idle_timeout)
-            .field("database_statement_cache", &self.database_statement_cache)
-            .field("database_connect_retry", &self.database_connect_retry)
-            .field("token_cache_size", &self.token_cache_size)
-            .field("user_cache", &self.user_cache)
-            .field("user_cache_ttl", &self.user_cache_ttl)
-            .field("user_cache_size", &self.user_cache_size)
-            .field(
-                "database_listen_url",
-                &self.database_listen_url.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
 /// A configuration value that cannot be used. The message names the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -208,153 +190,343 @@ impl Config {
     /// Reads configuration through `lookup`, so tests can pass a map instead of the
     /// process environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let env = Env(&lookup);
+        let database = DatabaseParts::read(&env)?;
+        let better_auth = BetterAuthParts::read(&env)?;
+        let roles = RoleParts::read(&env)?;
+        let http = HttpParts::read(&env)?;
+        let caches = CacheParts::read(&env)?;
+        Ok(Self {
+            database_url: Secret::new(database.url),
+            database_read_url: database.read_url.map(Secret::new),
+            database_listen_url: database.listen_url.map(Secret::new),
+            database_max_connections: database.max_connections,
+            database_acquire_timeout: database.acquire_timeout,
+            database_idle_timeout: database.idle_timeout,
+            database_statement_cache: database.statement_cache,
+            database_connect_retry: database.connect_retry,
+            run_migrations: database.run_migrations,
+            better_auth_url: better_auth.url,
+            jwks_url: better_auth.jwks_url,
+            jwt_issuer: better_auth.issuer,
+            jwt_audience: better_auth.audience,
+            jwt_leeway: better_auth.leeway,
+            jwks_refresh: better_auth.refresh,
+            jwks_cooldown: better_auth.cooldown,
+            jwks_timeout: better_auth.timeout,
+            jwks_grace: better_auth.grace,
+            jwks_max_waiters: better_auth.max_waiters,
+            better_auth_secret: better_auth.secret,
+            require_signed_session_tokens: better_auth.require_signed_session_tokens,
+            session_check: better_auth.session_check,
+            admin_roles: roles.admin_roles,
+            admin_user_ids: roles.admin_user_ids,
+            roles: roles.roles,
+            bind_addr: http.bind_addr,
+            metrics_addr: http.metrics_addr,
+            log_format: http.log_format,
+            cors_origins: http.cors_origins,
+            body_limit_bytes: http.body_limit_bytes,
+            request_timeout: http.request_timeout,
+            max_concurrent_requests: http.max_concurrent_requests,
+            max_connections: http.max_connections,
+            header_read_timeout: http.header_read_timeout,
+            keep_alive_timeout: http.keep_alive_timeout,
+            auth_proxy: http.auth_proxy,
+            trusted_proxies: http.trusted_proxies,
+            auth_failures_per_minute: http.auth_failures_per_minute,
+            token_cache_size: caches.token_cache_size,
+            user_cache: caches.user_cache,
+            user_cache_ttl: caches.user_cache_ttl,
+            user_cache_size: caches.user_cache_size,
+        })
+    }
+}
 
-        let database_url = get("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
-        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+/// Typed reads of one variable each: the default when unset (or empty), else a parsed and
+/// range-checked value, else an error naming the variable.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.get(var).ok_or(ConfigError::Missing(var))
+    }
+
+    /// A whole number in `range`.
+    fn number<T>(&self, var: &'static str, default: T, range: RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(raw) = self.get(var) else {
+            return Ok(default);
+        };
+        match raw.parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(invalid(
+                var,
+                format!(
+                    "expected a whole number from {} to {}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    /// Whole seconds in `range`.
+    fn secs(
+        &self,
+        var: &'static str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(Duration::from_secs(default));
+        };
+        let value = raw
+            .parse::<u64>()
+            .map_err(|_| invalid(var, format!("expected a whole number of seconds, got {raw:?}")))?;
+        if !range.contains(&value) {
             return Err(invalid(
-                "DATABASE_URL",
-                "must start with postgres:// or postgresql://",
+                var,
+                format!(
+                    "must be between {} and {} seconds, got {value}",
+                    range.start(),
+                    range.end()
+                ),
             ));
         }
+        Ok(Duration::from_secs(value))
+    }
 
-        let better_auth_url = http_url(
-            "BETTER_AUTH_URL",
-            get("BETTER_AUTH_URL").unwrap_or_else(|| DEFAULT_BETTER_AUTH_URL.to_owned()),
-        )?;
-        let base = better_auth_url.trim_end_matches('/');
-        let jwks_url = http_url(
-            "JWKS_URL",
-            get("JWKS_URL").unwrap_or_else(|| format!("{base}/api/auth/jwks")),
-        )?;
-        let jwt_issuer = get("JWT_ISSUER").unwrap_or_else(|| better_auth_url.clone());
-        let jwt_audience: Vec<String> = get("JWT_AUDIENCE")
-            .unwrap_or_else(|| better_auth_url.clone())
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => {
+                parse_bool(&v).ok_or_else(|| invalid(var, format!("expected true or false, got {v:?}")))
+            }
+        }
+    }
+
+    /// One of `choices` (case-insensitive), mapped to its value.
+    fn choice<T: Copy>(
+        &self,
+        var: &'static str,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let Some(raw) = self.get(var) else {
+            return Ok(default);
+        };
+        let wanted = raw.to_ascii_lowercase();
+        choices
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                invalid(var, format!("expected {}, got {raw:?}", names.join(" or ")))
+            })
+    }
+
+    /// A comma list, trimmed, empty items and repeats dropped.
+    fn list(&self, var: &'static str, default: &str) -> Vec<String> {
+        let mut items: Vec<String> = Vec::new();
+        for item in self
+            .get(var)
+            .unwrap_or_else(|| default.to_owned())
             .split(',')
             .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if jwt_audience.is_empty() {
+            .filter(|r| !r.is_empty())
+        {
+            if !items.iter().any(|i| i == item) {
+                items.push(item.to_owned());
+            }
+        }
+        items
+    }
+
+    fn pg_url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        let url = self.get(var);
+        if let Some(url) = &url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(var, "must start with postgres:// or postgresql://"));
+        }
+        Ok(url)
+    }
+
+    fn socket_addr(&self, var: &'static str, example: &str) -> Result<Option<SocketAddr>, ConfigError> {
+        self.get(var)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| invalid(var, format!("expected host:port such as {example}, got {v:?}")))
+            })
+            .transpose()
+    }
+
+    fn http_url(&self, var: &'static str, default: impl FnOnce() -> String) -> Result<String, ConfigError> {
+        http_url(var, self.get(var).unwrap_or_else(default))
+    }
+}
+
+struct DatabaseParts {
+    url: String,
+    read_url: Option<String>,
+    listen_url: Option<String>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    idle_timeout: Duration,
+    statement_cache: usize,
+    connect_retry: Duration,
+    run_migrations: bool,
+}
+
+impl DatabaseParts {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        env.required("DATABASE_URL")?;
+        Ok(Self {
+            url: env
+                .pg_url("DATABASE_URL")?
+                .ok_or(ConfigError::Missing("DATABASE_URL"))?,
+            read_url: env.pg_url("DATABASE_READ_URL")?,
+            listen_url: env.pg_url("DATABASE_LISTEN_URL")?,
+            max_connections: env.number("DATABASE_MAX_CONNECTIONS", 10, 1..=1000)?,
+            acquire_timeout: env.secs("DATABASE_ACQUIRE_TIMEOUT_SECS", 5, 1..=300)?,
+            idle_timeout: env.secs("DATABASE_IDLE_TIMEOUT_SECS", 300, 1..=86_400)?,
+            statement_cache: env.number("DATABASE_STATEMENT_CACHE", 100, 0..=100_000)?,
+            connect_retry: env.secs("DATABASE_CONNECT_RETRY_SECS", 30, 0..=3_600)?,
+            run_migrations: env.flag("RUN_MIGRATIONS", true)?,
+        })
+    }
+}
+
+struct BetterAuthParts {
+    url: String,
+    jwks_url: String,
+    issuer: String,
+    audience: Vec<String>,
+    leeway: Duration,
+    refresh: Duration,
+    cooldown: Duration,
+    timeout: Duration,
+    grace: Duration,
+    max_waiters: usize,
+    secret: Option<Secret>,
+    require_signed_session_tokens: bool,
+    session_check: SessionCheck,
+}
+
+impl BetterAuthParts {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let url = env.http_url("BETTER_AUTH_URL", || DEFAULT_BETTER_AUTH_URL.to_owned())?;
+        let base = url.trim_end_matches('/').to_owned();
+        let jwks_url = env.http_url("JWKS_URL", || format!("{base}/api/auth/jwks"))?;
+        let issuer = env.get("JWT_ISSUER").unwrap_or_else(|| url.clone());
+        let audience = env.list("JWT_AUDIENCE", &url);
+        if audience.is_empty() {
             return Err(invalid("JWT_AUDIENCE", "names no audience"));
         }
+        let secret = env.get("BETTER_AUTH_SECRET").map(Secret::new);
+        let require_signed_session_tokens = env.flag("REQUIRE_SIGNED_SESSION_TOKENS", false)?;
+        if require_signed_session_tokens && secret.is_none() {
+            return Err(invalid(
+                "REQUIRE_SIGNED_SESSION_TOKENS",
+                "needs BETTER_AUTH_SECRET to check the signatures",
+            ));
+        }
+        Ok(Self {
+            jwks_url,
+            issuer,
+            audience,
+            leeway: env.secs("JWT_LEEWAY_SECS", 30, 0..=600)?,
+            refresh: env.secs("JWKS_REFRESH_SECS", 300, 1..=86_400)?,
+            cooldown: env.secs("JWKS_COOLDOWN_SECS", 5, 0..=3_600)?,
+            timeout: env.secs("JWKS_TIMEOUT_SECS", 5, 1..=120)?,
+            grace: env.secs(
+                "JWKS_GRACE_PERIOD_SECS",
+                DEFAULT_JWKS_GRACE_SECS,
+                0..=10 * 365 * 86_400,
+            )?,
+            max_waiters: env.number("JWKS_MAX_WAITERS", DEFAULT_JWKS_MAX_WAITERS, 0..=10_000)?,
+            secret,
+            require_signed_session_tokens,
+            session_check: env.choice(
+                "SESSION_CHECK",
+                SessionCheck::Auto,
+                &[
+                    ("off", SessionCheck::Off),
+                    ("auto", SessionCheck::Auto),
+                    ("required", SessionCheck::Required),
+                ],
+            )?,
+            url,
+        })
+    }
+}
 
-        let secs = |var: &'static str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
-            let value = match get(var) {
-                None => default,
-                Some(v) => v
-                    .parse::<u64>()
-                    .map_err(|_| invalid(var, format!("expected a whole number of seconds, got {v:?}")))?,
-            };
-            if value < min || value > max {
-                return Err(invalid(
-                    var,
-                    format!("must be between {min} and {max} seconds, got {value}"),
-                ));
+struct RoleParts {
+    roles: Vec<String>,
+    admin_roles: Vec<String>,
+    admin_user_ids: Vec<String>,
+}
+
+impl RoleParts {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let parts = Self {
+            roles: env.list("ROLES", "admin,user"),
+            admin_roles: env.list("ADMIN_ROLES", "admin"),
+            admin_user_ids: env.list("ADMIN_USER_IDS", ""),
+        };
+        for (var, roles) in [("ROLES", &parts.roles), ("ADMIN_ROLES", &parts.admin_roles)] {
+            if roles.is_empty() {
+                return Err(invalid(var, "names no role"));
             }
-            Ok(Duration::from_secs(value))
-        };
-
-        let bind_addr = match get("BIND_ADDR") {
-            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
-            Some(v) => v.parse().map_err(|_| {
-                invalid(
-                    "BIND_ADDR",
-                    format!("expected host:port such as 0.0.0.0:8080, got {v:?}"),
-                )
-            })?,
-        };
-
-        let run_migrations = match get("RUN_MIGRATIONS") {
-            None => true,
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| invalid("RUN_MIGRATIONS", format!("expected true or false, got {v:?}")))?,
-        };
-
-        let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
-            None => 10,
-            Some(v) => match v.parse::<u32>() {
-                Ok(n) if (1..=1000).contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        "DATABASE_MAX_CONNECTIONS",
-                        format!("expected 1 to 1000, got {v:?}"),
-                    ));
-                }
-            },
-        };
-
-        let list = |var: &'static str, default: &str| -> Vec<String> {
-            let mut items: Vec<String> = get(var)
-                .unwrap_or_else(|| default.to_owned())
-                .split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect();
-            items.dedup();
-            items
-        };
-        let roles = list("ROLES", "admin,user");
-        let admin_roles = list("ADMIN_ROLES", "admin");
-        if roles.is_empty() {
-            return Err(invalid("ROLES", "names no role"));
-        }
-        if admin_roles.is_empty() {
-            return Err(invalid("ADMIN_ROLES", "names no role"));
-        }
-        for role in roles.iter().chain(&admin_roles) {
-            if !role
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')
-            {
-                let var = if roles.contains(role) {
-                    "ROLES"
-                } else {
-                    "ADMIN_ROLES"
-                };
+            if let Some(role) = roles.iter().find(|r| !valid_role_name(r)) {
                 return Err(invalid(
                     var,
                     format!("role {role:?} may only use letters, digits, _ - :"),
                 ));
             }
         }
-        let session_check = match get("SESSION_CHECK")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("auto") => SessionCheck::Auto,
-            Some("off") => SessionCheck::Off,
-            Some("required") => SessionCheck::Required,
-            Some(other) => {
-                return Err(invalid(
-                    "SESSION_CHECK",
-                    format!("expected off, auto or required, got {other:?}"),
-                ));
-            }
-        };
-        let better_auth_secret = get("BETTER_AUTH_SECRET").map(Secret::new);
+        Ok(parts)
+    }
+}
 
-        let log_format = match get("LOG_FORMAT")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(invalid(
-                    "LOG_FORMAT",
-                    format!("expected pretty or json, got {other:?}"),
-                ));
-            }
-        };
-        let cors_origins = list("CORS_ORIGINS", "");
+/// Role names go into comma-joined strings and URLs: keep them plain.
+pub fn valid_role_name(role: &str) -> bool {
+    !role.is_empty()
+        && role.len() <= 64
+        && role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')
+}
+
+struct HttpParts {
+    bind_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    log_format: LogFormat,
+    cors_origins: Vec<String>,
+    body_limit_bytes: usize,
+    request_timeout: Duration,
+    max_concurrent_requests: usize,
+    max_connections: usize,
+    header_read_timeout: Duration,
+    keep_alive_timeout: Duration,
+    auth_proxy: bool,
+    trusted_proxies: Vec<IpNet>,
+    auth_failures_per_minute: u32,
+}
+
+impl HttpParts {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let cors_origins = env.list("CORS_ORIGINS", "");
         for origin in &cors_origins {
             let ok = origin == "*"
                 || (http_url("CORS_ORIGINS", origin.clone()).is_ok()
@@ -369,98 +541,57 @@ impl Config {
                 ));
             }
         }
-        let number =
-            |var: &'static str, default: usize, min: usize, max: usize| -> Result<usize, ConfigError> {
-                match get(var) {
-                    None => Ok(default),
-                    Some(v) => match v.parse::<usize>() {
-                        Ok(n) if (min..=max).contains(&n) => Ok(n),
-                        _ => Err(invalid(
-                            var,
-                            format!("expected a whole number from {min} to {max}, got {v:?}"),
-                        )),
-                    },
-                }
-            };
-        let metrics_addr = match get("METRICS_ADDR") {
-            None => None,
-            Some(v) => Some(v.parse().map_err(|_| {
-                invalid(
-                    "METRICS_ADDR",
-                    format!("expected host:port such as 127.0.0.1:9090, got {v:?}"),
-                )
-            })?),
-        };
-        let auth_proxy = match get("AUTH_PROXY") {
-            None => false,
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| invalid("AUTH_PROXY", format!("expected true or false, got {v:?}")))?,
-        };
-        let user_cache = match get("USER_CACHE") {
-            None => true,
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| invalid("USER_CACHE", format!("expected true or false, got {v:?}")))?,
-        };
-        let database_listen_url = get("DATABASE_LISTEN_URL");
-        if let Some(url) = &database_listen_url
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "DATABASE_LISTEN_URL",
-                "must start with postgres:// or postgresql://",
-            ));
+        let mut trusted_proxies = Vec::new();
+        for item in env.list("TRUSTED_PROXIES", "") {
+            let net = item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "TRUSTED_PROXIES",
+                        format!("{item:?} is not an IP address or a CIDR range such as 10.0.0.0/8"),
+                    )
+                })?;
+            trusted_proxies.push(net);
         }
-        let database_read_url = get("DATABASE_READ_URL");
-        if let Some(url) = &database_read_url
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "DATABASE_READ_URL",
-                "must start with postgres:// or postgresql://",
-            ));
-        }
-
         Ok(Self {
-            admin_user_ids: list("ADMIN_USER_IDS", ""),
-            admin_roles,
-            roles,
-            session_check,
-            better_auth_secret,
-            log_format,
-            cors_origins,
-            body_limit_bytes: number("BODY_LIMIT_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024)?,
-            request_timeout: secs("REQUEST_TIMEOUT_SECS", 30, 1, 3_600)?,
-            max_concurrent_requests: number("MAX_CONCURRENT_REQUESTS", 1024, 1, 1_000_000)?,
-            metrics_addr,
-            auth_proxy,
-            database_read_url,
-            database_acquire_timeout: secs("DATABASE_ACQUIRE_TIMEOUT_SECS", 5, 1, 300)?,
-            database_idle_timeout: secs("DATABASE_IDLE_TIMEOUT_SECS", 300, 1, 86_400)?,
-            database_statement_cache: number("DATABASE_STATEMENT_CACHE", 100, 0, 100_000)?,
-            database_connect_retry: secs("DATABASE_CONNECT_RETRY_SECS", 30, 0, 3_600)?,
-            token_cache_size: number("TOKEN_CACHE_SIZE", 100_000, 0, 10_000_000)? as u64,
-            user_cache,
-            user_cache_ttl: secs("USER_CACHE_TTL_SECS", 60, 1, 86_400)?,
-            user_cache_size: number("USER_CACHE_SIZE", 100_000, 1, 10_000_000)? as u64,
-            database_listen_url,
-            database_url,
-            jwks_url,
-            jwt_issuer,
-            jwt_audience,
-            jwt_leeway: secs("JWT_LEEWAY_SECS", 30, 0, 600)?,
-            jwks_refresh: secs("JWKS_REFRESH_SECS", 300, 1, 86_400)?,
-            jwks_cooldown: secs("JWKS_COOLDOWN_SECS", 5, 0, 3_600)?,
-            jwks_timeout: secs("JWKS_TIMEOUT_SECS", 5, 1, 120)?,
-            jwks_grace: secs(
-                "JWKS_GRACE_PERIOD_SECS",
-                DEFAULT_JWKS_GRACE_SECS,
-                0,
-                10 * 365 * 86_400,
+            bind_addr: env
+                .socket_addr("BIND_ADDR", "0.0.0.0:8080")?
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            metrics_addr: env.socket_addr("METRICS_ADDR", "127.0.0.1:9090")?,
+            log_format: env.choice(
+                "LOG_FORMAT",
+                LogFormat::Pretty,
+                &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
             )?,
-            better_auth_url,
-            bind_addr,
-            run_migrations,
-            database_max_connections,
+            cors_origins,
+            body_limit_bytes: env.number("BODY_LIMIT_BYTES", 64 * 1024, 1024..=64 * 1024 * 1024)?,
+            request_timeout: env.secs("REQUEST_TIMEOUT_SECS", 30, 1..=3_600)?,
+            max_concurrent_requests: env.number("MAX_CONCURRENT_REQUESTS", 1024, 1..=1_000_000)?,
+            max_connections: env.number("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1..=1_000_000)?,
+            header_read_timeout: env.secs("HEADER_READ_TIMEOUT_SECS", 60, 1..=3_600)?,
+            keep_alive_timeout: env.secs("KEEP_ALIVE_TIMEOUT_SECS", 75, 1..=3_600)?,
+            auth_proxy: env.flag("AUTH_PROXY", false)?,
+            trusted_proxies,
+            auth_failures_per_minute: env.number("AUTH_FAILURES_PER_MINUTE", 60, 0..=1_000_000)?,
+        })
+    }
+}
+
+struct CacheParts {
+    token_cache_size: u64,
+    user_cache: bool,
+    user_cache_ttl: Duration,
+    user_cache_size: u64,
+}
+
+impl CacheParts {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            token_cache_size: env.number("TOKEN_CACHE_SIZE", 100_000, 0..=10_000_000)?,
+            user_cache: env.flag("USER_CACHE", true)?,
+            user_cache_ttl: env.secs("USER_CACHE_TTL_SECS", 60, 1..=86_400)?,
+            user_cache_size: env.number("USER_CACHE_SIZE", 100_000, 1..=10_000_000)?,
         })
     }
 }

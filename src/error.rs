@@ -57,6 +57,12 @@ pub enum ApiError {
     RequestTimeout,
     #[error("too many requests in flight")]
     Overloaded,
+    #[error("too many refused credentials from this client")]
+    TooManyFailures { retry_after_secs: u64 },
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("the request came back to this server through the auth proxy")]
+    ProxyLoop,
     #[error("Better-Auth cannot be reached through the auth proxy")]
     BadGateway,
     #[error("internal error: {0}")]
@@ -86,6 +92,9 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
+            Self::TooManyFailures { .. } => "too_many_requests",
+            Self::BadRequest(_) => "bad_request",
+            Self::ProxyLoop => "proxy_loop",
             Self::BadGateway => "auth_server_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -109,6 +118,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::ProxyLoop => StatusCode::LOOP_DETECTED,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -146,6 +158,13 @@ impl ApiError {
             Self::MethodNotAllowed => "this route does not accept that method".into(),
             Self::RequestTimeout => "the request took too long and was abandoned".into(),
             Self::Overloaded => "the server is at capacity; try again shortly".into(),
+            Self::TooManyFailures { retry_after_secs } => {
+                format!("too many refused credentials from your address; try again in {retry_after_secs} s")
+            }
+            Self::BadRequest(why) => why.clone(),
+            Self::ProxyLoop => {
+                "BETTER_AUTH_URL points back at warden itself: the auth proxy refuses to loop".into()
+            }
             Self::BadGateway => "Better-Auth cannot be reached; try again shortly".into(),
             Self::Internal(_) => "an internal error occurred".into(),
         }
@@ -172,6 +191,9 @@ impl ApiError {
             Self::MethodNotAllowed => "Method not allowed",
             Self::RequestTimeout => "Request timeout",
             Self::Overloaded => "Overloaded",
+            Self::TooManyFailures { .. } => "Too many requests",
+            Self::BadRequest(_) => "Bad request",
+            Self::ProxyLoop => "Proxy loop",
             Self::BadGateway => "Auth server unavailable",
             Self::Internal(_) => "Internal error",
         }
@@ -194,6 +216,12 @@ impl From<sqlx::Error> for ApiError {
                     .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300") =>
             {
                 Self::DatabaseUnavailable(err)
+            }
+            // Class 22 (data exception: NUL in text, a value out of range): the request's data.
+            // Every input is checked before it reaches SQL; this is the net under those checks.
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+                tracing::warn!(error = %err, "the database refused a value from a request");
+                Self::ValidationFailed("a value in the request cannot be stored".into())
             }
             sqlx::Error::Database(ref db) if matches!(db.code().as_deref(), Some("42P05" | "26000")) => {
                 // "prepared statement already exists / does not exist": a transaction-mode
@@ -259,6 +287,9 @@ impl IntoResponse for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Self::TooManyFailures { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

@@ -26,7 +26,6 @@ pub mod routes;
 pub mod testing;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -35,8 +34,11 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use auth::Verifier;
+use auth::client_ip::TrustedProxies;
 use auth::jwks::{JwksCache, JwksSource};
 use auth::policy::AuthPolicy;
+use auth::session_token::UnknownTokens;
+use auth::throttle::FailureLimiter;
 use auth::verify::ClaimRules;
 use config::Config;
 use error::StartupError;
@@ -63,6 +65,12 @@ pub struct Shared {
     pub auth_proxy: Option<Arc<routes::proxy::AuthProxy>>,
     /// User rows and sessions, invalidated by PostgreSQL notifications.
     pub rows: Arc<cache::RowCache>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub client_ips: TrustedProxies,
+    /// Refused credentials per client address.
+    pub failures: FailureLimiter,
+    /// Session tokens that matched no live session a moment ago.
+    pub unknown_sessions: UnknownTokens,
 }
 
 impl std::ops::Deref for AppState {
@@ -91,6 +99,9 @@ impl AppState {
             metrics_on_main: true,
             auth_proxy: None,
             rows: Arc::new(cache::RowCache::disabled()),
+            client_ips: TrustedProxies::default(),
+            failures: FailureLimiter::new(0),
+            unknown_sessions: UnknownTokens::default(),
         }
         .into()
     }
@@ -135,7 +146,7 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
         .connect_timeout(config.jwks_timeout)
         .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let jwks = JwksCache::new(
+    let jwks = JwksCache::with_max_waiters(
         JwksSource {
             url: config.jwks_url.clone(),
             client: client.clone(),
@@ -144,6 +155,7 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
             db_grace: config.jwks_grace,
         },
         config.jwks_cooldown,
+        config.jwks_max_waiters,
     );
     match jwks.refresh().await {
         Ok(n) => tracing::info!(keys = n, algorithms = ?jwks.keys().algorithms(), "JWKS ready"),
@@ -157,9 +169,13 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
         audience: config.jwt_audience.clone(),
         leeway_secs: config.jwt_leeway.as_secs(),
     };
-    let auth_proxy = config
-        .auth_proxy
-        .then(|| Arc::new(routes::proxy::AuthProxy::new(&config.better_auth_url, client)));
+    let auth_proxy = config.auth_proxy.then(|| {
+        Arc::new(routes::proxy::AuthProxy::new(
+            &config.better_auth_url,
+            config.jwks_timeout,
+            client,
+        ))
+    });
     let rows = Arc::new(cache::RowCache::new(cache::RowCacheSettings {
         enabled: config.user_cache,
         ttl: config.user_cache_ttl,
@@ -168,8 +184,9 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
     if config.user_cache {
         let url = config
             .database_listen_url
-            .as_deref()
-            .unwrap_or(&config.database_url);
+            .as_ref()
+            .unwrap_or(&config.database_url)
+            .expose();
         let options =
             db::connect_options(url, config.database_statement_cache).map_err(StartupError::Database)?;
         cache::listener::spawn(Arc::clone(&rows), options);
@@ -184,34 +201,34 @@ pub async fn build_state(config: &Config, pools: db::Pools) -> Result<AppState, 
         http: Arc::new(HttpSettings::from_config(config)),
         metrics_on_main: config.metrics_addr.is_none(),
         auth_proxy,
+        client_ips: TrustedProxies::new(config.trusted_proxies.clone()),
+        failures: FailureLimiter::new(config.auth_failures_per_minute),
+        unknown_sessions: UnknownTokens::default(),
     }
     .into())
 }
 
 /// Serves `app(state)` on `listener` (and `/metrics` on `metrics` when given) until
-/// `shutdown` completes, then lets in-flight requests finish.
+/// `shutdown` completes, then lets in-flight requests finish. Connections are timed out and
+/// capped as [`http::server`] describes.
 pub async fn run(
     listener: TcpListener,
     metrics: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
+    let open_files = http::server::raise_open_files_limit();
+    let mut limits = state.http.connections;
+    limits.max_connections = http::server::cap_for(limits.max_connections, open_files);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let until = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
     let metrics_server = metrics.map(|listener| {
         let app = metrics_app(state.clone());
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let until = async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            };
-            axum::serve(listener, app).with_graceful_shutdown(until).await
-        })
+        tokio::spawn(http::server::serve(listener, app, limits, until(stop_rx.clone())))
     });
-    let main = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let main = http::server::serve(listener, app(state), limits, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     })

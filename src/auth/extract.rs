@@ -10,12 +10,13 @@
 //! (raw or signed, as the bearer plugin issues them).
 
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use time::OffsetDateTime;
 
 use super::session_token::{looks_like_jwt, session_token};
@@ -48,69 +49,133 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
-        let policy = &state.policy;
-        let now = OffsetDateTime::now_utc();
-        // Who: a verified JWT's subject, or the owner of a session token.
-        let (user_id, proof) = if looks_like_jwt(token) {
-            let claims = state.verifier.verify(token).await?;
-            (claims.sub.clone(), Proof::Jwt(claims))
-        } else {
-            let raw = session_token(token, policy.better_auth_secret.as_ref())
-                .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
-            // Unknown and signed-out tokens look the same here: neither is a live session.
-            let session = sessions::find_ref_by_token(&state.db, &raw)
-                .await?
-                .ok_or_else(|| ApiError::InvalidToken("no live session has this token".into()))?;
-            (session.user_id.clone(), Proof::Session(session))
-        };
-        tracing::Span::current().record("user_id", user_id.as_str());
-
-        // The account first: a banned user hears "banned" (Better-Auth's ban also deletes the
-        // sessions, which would otherwise hide the reason behind "session revoked").
-        let user = load_user(state, &user_id).await?;
-        if user.ban_is_active(now) {
-            return Err(ApiError::Banned {
-                reason: user.ban_reason.clone(),
-                expires: user.ban_expires,
-            });
+        let client = state.client_ips.client_ip(parts);
+        let result = authenticate(state, token, client).await;
+        if let (Err(err), Some(ip)) = (&result, client)
+            && err.status() == StatusCode::UNAUTHORIZED
+        {
+            state.failures.record(ip);
         }
+        result
+    }
+}
 
-        // Then the session behind the credential.
-        let (session_id, credential) = match proof {
-            Proof::Session(session) => {
-                if session.expires_at <= now {
-                    return Err(ApiError::TokenExpired);
+/// The four steps, in order: who the credential names, their fresh row, their ban, and the
+/// session behind the credential.
+async fn authenticate(state: &AppState, token: &str, client: Option<IpAddr>) -> Result<AuthUser, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let proof = identify(state, token, client).await?;
+    tracing::Span::current().record("user_id", proof.user_id());
+    // The account before the session: a banned user hears "banned" (Better-Auth's ban also
+    // deletes the sessions, which would otherwise hide the reason behind "session revoked").
+    let user = load_user(state, proof.user_id()).await?;
+    refuse_ban(&user, now)?;
+    let (session_id, credential) = check_session(state, proof, now).await?;
+    Ok(AuthUser {
+        user,
+        session_id,
+        credential,
+    })
+}
+
+/// Step 1: a verified JWT's subject, or the owner of a live session token. Work that costs
+/// warden more than a lookup (a signature check, a query) is refused at once for a client over
+/// its failure limit.
+async fn identify(state: &AppState, token: &str, client: Option<IpAddr>) -> Result<Proof, ApiError> {
+    let throttle = || match client.map(|ip| state.failures.check(ip)) {
+        Some(Err(wait)) => {
+            metrics::counter!("warden_auth_throttled_total").increment(1);
+            Err(ApiError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
+            })
+        }
+        _ => Ok(()),
+    };
+    if looks_like_jwt(token) {
+        if let Some(claims) = state.verifier.cached(token) {
+            return Ok(Proof::Jwt(claims));
+        }
+        throttle()?;
+        return Ok(Proof::Jwt(state.verifier.verify(token).await?));
+    }
+    throttle()?;
+    let policy = &state.policy;
+    let raw = session_token(
+        token,
+        policy.better_auth_secret.as_ref(),
+        policy.require_signed_session_tokens,
+    )
+    .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+    // Unknown and signed-out tokens look the same here: neither is a live session.
+    let unknown = || ApiError::InvalidToken("no live session has this token".into());
+    if state.unknown_sessions.contains(&raw) {
+        return Err(unknown());
+    }
+    match sessions::find_ref_by_token(&state.db, &raw).await? {
+        Some(session) => Ok(Proof::Session(session)),
+        None => {
+            state.unknown_sessions.insert(&raw);
+            Err(unknown())
+        }
+    }
+}
+
+/// Step 3: an active ban refuses everything.
+fn refuse_ban(user: &User, now: OffsetDateTime) -> Result<(), ApiError> {
+    if user.ban_is_active(now) {
+        return Err(ApiError::Banned {
+            reason: user.ban_reason.clone(),
+            expires: user.ban_expires,
+        });
+    }
+    Ok(())
+}
+
+/// Step 4: the session behind the credential must be live (a session token's own session; a
+/// JWT's `sid`, as `SESSION_CHECK` says).
+async fn check_session(
+    state: &AppState,
+    proof: Proof,
+    now: OffsetDateTime,
+) -> Result<(Option<String>, Credential), ApiError> {
+    match proof {
+        Proof::Session(session) => {
+            if session.expires_at <= now {
+                return Err(ApiError::TokenExpired);
+            }
+            Ok((Some(session.id), Credential::SessionToken))
+        }
+        Proof::Jwt(claims) => {
+            let session_id = match (state.policy.session_check, claims.sid.as_deref()) {
+                (SessionCheck::Off, sid) => sid.map(str::to_owned),
+                (SessionCheck::Required, None) => {
+                    return Err(ApiError::InvalidToken(
+                        "the token names no session (sid), which this server requires".into(),
+                    ));
                 }
-                (Some(session.id), Credential::SessionToken)
-            }
-            Proof::Jwt(claims) => {
-                let session_id = match (policy.session_check, claims.sid.as_deref()) {
-                    (SessionCheck::Off, sid) => sid.map(str::to_owned),
-                    (SessionCheck::Required, None) => {
-                        return Err(ApiError::InvalidToken(
-                            "the token names no session (sid), which this server requires".into(),
-                        ));
-                    }
-                    (SessionCheck::Auto, None) => None,
-                    (_, Some(sid)) => {
-                        let session = load_session(state, sid).await?;
-                        Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
-                    }
-                };
-                (session_id, Credential::Jwt(claims))
-            }
-        };
-        Ok(Self {
-            user,
-            session_id,
-            credential,
-        })
+                (SessionCheck::Auto, None) => None,
+                (_, Some(sid)) => {
+                    let session = load_session(state, sid).await?;
+                    Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
+                }
+            };
+            Ok((session_id, Credential::Jwt(claims)))
+        }
     }
 }
 
 enum Proof {
     Jwt(Arc<Claims>),
     Session(SessionRef),
+}
+
+impl Proof {
+    fn user_id(&self) -> &str {
+        match self {
+            Self::Jwt(claims) => &claims.sub,
+            Self::Session(session) => &session.user_id,
+        }
+    }
 }
 
 /// The user row: from the cache when it can be trusted, else from the primary.

@@ -4,8 +4,12 @@
 //! - Lookups of known keys read an immutable [`KeySet`] through an `ArcSwap`: no lock, and
 //!   never a wait for a fetch.
 //! - A token with an unknown `kid` may trigger a refetch (Better-Auth signs with a rotated key
-//!   at once). Such fetches are single-flight (one async mutex; whoever waited re-checks the set
-//!   before fetching) and at most one per cooldown, so a flood of random kids costs one fetch.
+//!   at once). Such fetches are single-flight (one fetch task; requests join it) and at most one
+//!   per cooldown, so a flood of random kids costs one fetch per cooldown.
+//! - Waiting for that fetch is bounded (ADR 0007): at most `JWKS_MAX_WAITERS` requests wait,
+//!   each at most the fetch timeout. Every other unknown-`kid` request, and every one inside the
+//!   cooldown, is answered at once, so a hanging Better-Auth cannot fill the request slots
+//!   that users with known keys need.
 //! - A background task refreshes every `JWKS_REFRESH_SECS`, sooner with backoff while failing.
 //! - A failed fetch keeps the last good keys, adding any usable public keys from the shared
 //!   database `jwks` table, so warden keeps working while Better-Auth is unreachable.
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use sqlx::PgPool;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore, watch};
 
 use super::keys::{KeySet, Skipped, VerifyingKey};
 use crate::db;
@@ -68,19 +72,38 @@ pub struct JwksCache {
     keys: ArcSwap<KeySet>,
     source: JwksSource,
     cooldown: Duration,
-    /// Held while fetching; holds the time of the last fetch caused by an unknown kid.
-    fetch_lock: Mutex<Option<Instant>>,
+    /// Held while fetching, so two fetches never run at once.
+    fetch_lock: Mutex<()>,
+    /// The on-demand fetch in flight (requests join it) and when the last one started.
+    flight: std::sync::Mutex<Flight>,
+    /// Permits to wait for an on-demand fetch.
+    waiters: Semaphore,
     last_fetch_ok: AtomicBool,
     last_success: std::sync::Mutex<Option<Instant>>,
 }
 
+#[derive(Debug, Default)]
+struct Flight {
+    /// Becomes `true` when the fetch in flight is over.
+    current: Option<watch::Receiver<bool>>,
+    last_started: Option<Instant>,
+}
+
 impl JwksCache {
     pub fn new(source: JwksSource, cooldown: Duration) -> Arc<Self> {
+        Self::with_max_waiters(source, cooldown, crate::config::DEFAULT_JWKS_MAX_WAITERS)
+    }
+
+    /// `max_waiters` requests with an unknown `kid` may wait for one fetch; the rest are
+    /// answered at once.
+    pub fn with_max_waiters(source: JwksSource, cooldown: Duration, max_waiters: usize) -> Arc<Self> {
         Arc::new(Self {
             keys: ArcSwap::from_pointee(KeySet::default()),
             source,
             cooldown,
-            fetch_lock: Mutex::new(None),
+            fetch_lock: Mutex::new(()),
+            flight: std::sync::Mutex::new(Flight::default()),
+            waiters: Semaphore::new(max_waiters),
             last_fetch_ok: AtomicBool::new(false),
             last_success: std::sync::Mutex::new(None),
         })
@@ -206,43 +229,81 @@ impl JwksCache {
         }
     }
 
-    /// Finds the key for `kid`, refetching the JWKS if it is unknown (single-flight, at most
-    /// once per cooldown). Known keys never wait.
-    pub async fn key(&self, kid: &str) -> Lookup {
+    /// Finds the key for `kid`. An unknown `kid` joins (or starts, outside the cooldown) the
+    /// single on-demand fetch, if one of the few waiter permits is free, and waits for it at
+    /// most the fetch timeout. Known keys never wait.
+    pub async fn key(self: &Arc<Self>, kid: &str) -> Lookup {
         if let Some(key) = self.keys.load().get(kid) {
             return Lookup::Found(Arc::clone(key));
         }
-        let mut last_on_demand = self.fetch_lock.lock().await;
-        // Whoever held the lock before us may have brought the key.
+        let Some(mut flight) = self.join_or_start_flight() else {
+            metrics::counter!("warden_jwks_unknown_kid_total", "outcome" => "cooldown").increment(1);
+            return self.verdict_without_fetch();
+        };
+        let Ok(_permit) = self.waiters.try_acquire() else {
+            metrics::counter!("warden_jwks_unknown_kid_total", "outcome" => "busy").increment(1);
+            return self.verdict_without_fetch();
+        };
+        metrics::counter!("warden_jwks_unknown_kid_total", "outcome" => "waited").increment(1);
+        let finished = tokio::time::timeout(self.source.timeout, flight.wait_for(|done| *done))
+            .await
+            .is_ok_and(|r| r.is_ok());
         if let Some(key) = self.keys.load().get(kid) {
             return Lookup::Found(Arc::clone(key));
         }
-        let in_cooldown = last_on_demand.is_some_and(|at| at.elapsed() < self.cooldown);
-        if !in_cooldown {
-            *last_on_demand = Some(Instant::now());
-            tracing::debug!("unknown kid: refetching the JWKS");
-            // The outcome is judged below from the key set and last_fetch_ok.
-            let _ = self.fetch_and_store().await;
-            if let Some(key) = self.keys.load().get(kid) {
-                return Lookup::Found(Arc::clone(key));
-            }
-        }
-        if self.last_fetch_ok() {
+        if finished && self.last_fetch_ok() {
             Lookup::Unknown
         } else {
             Lookup::Unavailable
         }
     }
 
-    /// Refreshes every `period`; after a failure, retries sooner (1 s, doubling up to
-    /// `period`) so a warden started before Better-Auth becomes ready on its own.
-    pub fn spawn_refresher(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+    /// An unknown `kid` answered without waiting: unknown, unless no key is loaded at all.
+    fn verdict_without_fetch(&self) -> Lookup {
+        if self.keys.load().is_empty() {
+            Lookup::Unavailable
+        } else {
+            Lookup::Unknown
+        }
+    }
+
+    /// The fetch in flight, or a new one when the cooldown allows; `None` inside the cooldown.
+    fn join_or_start_flight(self: &Arc<Self>) -> Option<watch::Receiver<bool>> {
+        let mut flight = self.flight.lock().ok()?;
+        if let Some(current) = &flight.current
+            && !*current.borrow()
+        {
+            return Some(current.clone());
+        }
+        if flight.last_started.is_some_and(|at| at.elapsed() < self.cooldown) {
+            return None;
+        }
+        let (done_tx, done_rx) = watch::channel(false);
+        flight.current = Some(done_rx.clone());
+        flight.last_started = Some(Instant::now());
+        tracing::debug!("unknown kid: refetching the JWKS");
+        // A task of its own: requests that stop waiting do not cancel the fetch.
         let cache = Arc::clone(self);
         tokio::spawn(async move {
+            // The outcome is judged by the waiters from the key set and last_fetch_ok.
+            let _ = cache.refresh().await;
+            let _ = done_tx.send(true);
+        });
+        Some(done_rx)
+    }
+
+    /// Refreshes every `period`; after a failure, retries sooner (1 s, doubling up to
+    /// `period`) so a warden started before Better-Auth becomes ready on its own. The task ends
+    /// once the cache itself is dropped.
+    pub fn spawn_refresher(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let first_ok = self.last_fetch_ok();
+        tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
-            let mut next = if cache.last_fetch_ok() { period } else { backoff };
+            let mut next = if first_ok { period } else { backoff };
             loop {
                 tokio::time::sleep(next).await;
+                let Some(cache) = weak.upgrade() else { return };
                 next = match cache.refresh().await {
                     Ok(_) => {
                         backoff = Duration::from_secs(1);

@@ -5,16 +5,20 @@
 //! - [`jwks`]: the cache of Better-Auth's JWKS (fetch, refresh, single-flight, fallback).
 //! - [`verify`]: compact JWS → checked [`verify::Claims`], for all five algorithms.
 //! - [`session_token`]: Better-Auth session tokens (raw or signed) as bearer credentials.
+//! - [`client_ip`]: the caller's address (the socket, or what a trusted proxy reports).
+//! - [`throttle`]: the per-client limit on refused credentials.
 //! - [`policy`]: admin membership, assignable roles, session strictness.
 //! - [`extract`]: [`extract::AuthUser`], [`extract::Admin`], [`extract::RequireRole`].
 //!
 //! [`Verifier`] joins the cache and the claim rules; it is the only thing the extractor calls.
 
+pub mod client_ip;
 pub mod extract;
 pub mod jwks;
 pub mod keys;
 pub mod policy;
 pub mod session_token;
+pub mod throttle;
 pub mod verify;
 
 use std::sync::Arc;
@@ -50,18 +54,28 @@ impl Verifier {
         self
     }
 
+    /// The claims of `token` if it was verified before (still valid, its key still in the
+    /// JWKS): a hash and a lookup, no signature check.
+    pub fn cached(&self, token: &str) -> Option<Arc<Claims>> {
+        if !self.tokens.enabled() {
+            return None;
+        }
+        let key = TokenCache::key(token);
+        let hit = self.tokens.get(&key)?;
+        if self.jwks.has_key(&hit.kid) {
+            return Some(Arc::clone(&hit.claims));
+        }
+        self.tokens.remove(&key);
+        None
+    }
+
     /// Verifies `token` completely: structure, key, algorithm, signature, claims. A token
     /// verified before (still valid, its key still in the JWKS) costs a hash and a lookup.
     pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
-        let cache_key = self.tokens.enabled().then(|| TokenCache::key(token));
-        if let Some(key) = &cache_key
-            && let Some(hit) = self.tokens.get(key)
-        {
-            if self.jwks.has_key(&hit.kid) {
-                return Ok(Arc::clone(&hit.claims));
-            }
-            self.tokens.remove(key);
+        if let Some(claims) = self.cached(token) {
+            return Ok(claims);
         }
+        let cache_key = self.tokens.enabled().then(|| TokenCache::key(token));
 
         let parsed = verify::parse(token)?;
         let key = match self.jwks.key(&parsed.kid).await {

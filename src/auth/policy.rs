@@ -11,6 +11,8 @@ pub struct AuthPolicy {
     pub assignable_roles: Vec<String>,
     pub session_check: SessionCheck,
     pub better_auth_secret: Option<Secret>,
+    /// Refuse unsigned session tokens (Better-Auth bearer plugin's `requireSignature`).
+    pub require_signed_session_tokens: bool,
 }
 
 impl AuthPolicy {
@@ -21,6 +23,7 @@ impl AuthPolicy {
             assignable_roles: config.roles.clone(),
             session_check: config.session_check,
             better_auth_secret: config.better_auth_secret.clone(),
+            require_signed_session_tokens: config.require_signed_session_tokens,
         }
     }
 

@@ -4,7 +4,12 @@
 //!
 //! The signature is checked in constant time when `BETTER_AUTH_SECRET` is configured. Without
 //! the secret, the signed form is reduced to its token part: Better-Auth accepts the raw token
-//! anyway, so the signature adds no protection a client could not skip.
+//! anyway, so the signature adds no protection a client could not skip. With
+//! `REQUIRE_SIGNED_SESSION_TOKENS` (the bearer plugin's `requireSignature`), the raw form is
+//! refused: a guess then needs the secret, and junk never reaches the database.
+//!
+//! [`UnknownTokens`] remembers, for a minute, tokens that matched no live session, so a flood
+//! of junk tokens costs one query each at most once.
 
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -21,6 +26,8 @@ pub enum SessionTokenError {
     Malformed,
     #[error("the session token's signature is invalid")]
     BadSignature,
+    #[error("session tokens must be signed (token.signature)")]
+    Unsigned,
 }
 
 /// Whether a bearer credential is a JWT (three dot-separated parts) rather than a session token.
@@ -28,8 +35,13 @@ pub fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-/// The raw session token inside `credential`, its signature checked when a secret is set.
-pub fn session_token(credential: &str, secret: Option<&Secret>) -> Result<String, SessionTokenError> {
+/// The raw session token inside `credential`, its signature checked when a secret is set; with
+/// `require_signature`, an unsigned credential is refused.
+pub fn session_token(
+    credential: &str,
+    secret: Option<&Secret>,
+    require_signature: bool,
+) -> Result<String, SessionTokenError> {
     if credential.is_empty() || credential.len() > MAX_SESSION_TOKEN_LEN {
         return Err(SessionTokenError::Malformed);
     }
@@ -39,6 +51,9 @@ pub fn session_token(credential: &str, secret: Option<&Secret>) -> Result<String
         credential.to_owned()
     };
     let Some((token, signature)) = decoded.split_once('.') else {
+        if require_signature {
+            return Err(SessionTokenError::Unsigned);
+        }
         return valid_token(decoded);
     };
     let token = token.to_owned();
@@ -89,6 +104,45 @@ fn percent_decode(text: &str) -> Result<String, SessionTokenError> {
     String::from_utf8(out).map_err(|_| SessionTokenError::Malformed)
 }
 
+/// Session tokens recently found to match no live session (by SHA-256), for a minute.
+#[derive(Clone)]
+pub struct UnknownTokens(moka::sync::Cache<[u8; 32], ()>);
+
+impl std::fmt::Debug for UnknownTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("UnknownTokens")
+            .field(&self.0.entry_count())
+            .finish()
+    }
+}
+
+impl Default for UnknownTokens {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
+        )
+    }
+}
+
+impl UnknownTokens {
+    fn key(token: &str) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
+        key
+    }
+
+    pub fn contains(&self, token: &str) -> bool {
+        self.0.contains_key(&Self::key(token))
+    }
+
+    pub fn insert(&self, token: &str) {
+        self.0.insert(Self::key(token), ());
+    }
+}
+
 /// The signed form Better-Auth hands out (`set-auth-token`), for tests and tools.
 pub fn sign(token: &str, secret: &Secret) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
@@ -107,26 +161,32 @@ mod tests {
     fn raw_signed_and_url_encoded_forms() {
         let secret = Secret::new("better-auth-secret");
         let token = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
-        assert_eq!(session_token(token, Some(&secret)).unwrap(), token);
+        assert_eq!(session_token(token, Some(&secret), false).unwrap(), token);
         let signed = sign(token, &secret);
-        assert_eq!(session_token(&signed, Some(&secret)).unwrap(), token);
+        assert_eq!(session_token(&signed, Some(&secret), false).unwrap(), token);
         let encoded = signed.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
-        assert_eq!(session_token(&encoded, Some(&secret)).unwrap(), token);
+        assert_eq!(session_token(&encoded, Some(&secret), false).unwrap(), token);
         // Without the secret, the signed form is reduced to its token.
-        assert_eq!(session_token(&signed, None).unwrap(), token);
+        assert_eq!(session_token(&signed, None, false).unwrap(), token);
+        // requireSignature: the raw form is refused, the signed one accepted.
+        assert_eq!(
+            session_token(token, Some(&secret), true),
+            Err(SessionTokenError::Unsigned)
+        );
+        assert_eq!(session_token(&signed, Some(&secret), true).unwrap(), token);
 
         let other = sign(token, &Secret::new("another-secret"));
         assert_eq!(
-            session_token(&other, Some(&secret)),
+            session_token(&other, Some(&secret), false),
             Err(SessionTokenError::BadSignature)
         );
         let swapped = format!("{}x.{}", token, signed.split_once('.').unwrap().1);
         assert_eq!(
-            session_token(&swapped, Some(&secret)),
+            session_token(&swapped, Some(&secret), false),
             Err(SessionTokenError::BadSignature)
         );
         for bad in ["", "a b", "tok'en", "%zz", "x.%%%", &"a".repeat(300)] {
-            assert!(session_token(bad, Some(&secret)).is_err(), "{bad:?}");
+            assert!(session_token(bad, Some(&secret), false).is_err(), "{bad:?}");
         }
         assert!(looks_like_jwt("a.b.c") && !looks_like_jwt(&signed) && !looks_like_jwt(token));
     }

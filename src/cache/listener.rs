@@ -1,11 +1,13 @@
 //! The LISTEN side of cache invalidation: one dedicated connection (a direct one: poolers in
 //! transaction mode do not carry LISTEN) receives the ids the triggers of migration
-//! `..._change_notifications` send, and drops those entries.
+//! `..._change_notifications` send, and drops those entries; a `TRUNCATE` of either table
+//! (migration `..._truncate_notifications`) empties that whole cache.
 //!
 //! The cache is trusted only while this connection is known good: on any error it is marked
 //! untrusted and cleared (notices may have been missed) and the connection is re-established
-//! with backoff. Every few seconds of silence, a ping is sent through the channel and must come
-//! back within a second; a listener that cannot hear its own ping is treated as down.
+//! with backoff. Every few seconds of silence, a ping is sent through the listening connection
+//! itself and must come back within a second; a listener that cannot send or hear its own ping
+//! is treated as down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use super::RowCache;
 
 pub const USER_CHANNEL: &str = "warden_user";
 pub const SESSION_CHANNEL: &str = "warden_session";
+/// Payload: the table (`user` or `session`) that was truncated.
+pub const TRUNCATE_CHANNEL: &str = "warden_truncate";
 const PING_CHANNEL: &str = "warden_ping";
 /// Silence longer than this triggers a ping.
 const PING_AFTER: Duration = Duration::from_secs(5);
@@ -45,14 +49,14 @@ pub fn spawn(cache: Arc<RowCache>, options: PgConnectOptions) -> tokio::task::Jo
 async fn listen(cache: &RowCache, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
     let options = options.clone().application_name("warden-cache-listener");
     let pool: PgPool = PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
     listener
-        .listen_all([USER_CHANNEL, SESSION_CHANNEL, PING_CHANNEL])
+        .listen_all([USER_CHANNEL, SESSION_CHANNEL, TRUNCATE_CHANNEL, PING_CHANNEL])
         .await?;
     cache.set_trusted(true);
     tracing::info!("cache listener up: user and session changes invalidate the cache");
@@ -65,11 +69,23 @@ async fn listen(cache: &RowCache, options: &PgConnectOptions) -> Result<(), sqlx
             Ok(Ok(None)) => return Ok(()),
             Ok(Err(err)) => return Err(err),
             Err(_silence) => {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(PING_CHANNEL)
-                    .bind(&ping_token)
-                    .execute(&pool)
-                    .await?;
+                // Through the listening connection itself: the ping proves that connection works.
+                let sent = tokio::time::timeout(
+                    PING_DEADLINE,
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(PING_CHANNEL)
+                        .bind(&ping_token)
+                        .execute(&mut listener),
+                )
+                .await;
+                match sent {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => return Err(err),
+                    Err(_) => {
+                        tracing::warn!("cache listener could not send its ping in time; reconnecting");
+                        return Ok(());
+                    }
+                }
                 let heard = tokio::time::timeout(PING_DEADLINE, async {
                     loop {
                         match listener.try_recv().await {
@@ -100,6 +116,11 @@ fn handle(cache: &RowCache, channel: &str, id: &str) {
     match channel {
         USER_CHANNEL => cache.invalidate_user(id),
         SESSION_CHANNEL => cache.invalidate_session(id),
+        TRUNCATE_CHANNEL => match id {
+            "user" => cache.clear_users(),
+            "session" => cache.clear_sessions(),
+            _ => cache.clear(),
+        },
         _ => {}
     }
 }

@@ -10,14 +10,16 @@
 //!
 //! A read-then-insert can race an invalidation (the row read before the change, the notice
 //! handled before the insert). Per-shard epochs close that gap: an insert is skipped if any
-//! invalidation touched the key's shard since the read began.
+//! invalidation touched the key's shard since the read began. The epoch check and the insert
+//! happen under the shard's lock, which every invalidation of that shard also takes, so no
+//! invalidation can fall between the check and the insert.
 
 pub mod listener;
 pub mod tokens;
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::db::sessions::SessionRef;
@@ -57,8 +59,23 @@ pub struct RowCache {
     sessions: Option<Rows<SessionRef>>,
     /// Whether the listener is connected and has been heard from recently.
     trusted: AtomicBool,
-    epochs: Box<[AtomicU64]>,
+    /// Per shard: the count of invalidations so far, behind the shard's lock.
+    epochs: Box<[Mutex<u64>]>,
     hasher: std::hash::RandomState,
+    /// Runs between the epoch check and the insert (tests of the race only).
+    #[cfg(test)]
+    before_insert: TestHook,
+}
+
+#[cfg(test)]
+#[derive(Default)]
+struct TestHook(Mutex<Option<Box<dyn Fn() + Send + Sync>>>);
+
+#[cfg(test)]
+impl std::fmt::Debug for TestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TestHook")
+    }
 }
 
 /// What a reader must hand back when inserting: the key's epoch when the read began.
@@ -71,8 +88,10 @@ impl RowCache {
             users: settings.enabled.then(|| Rows::new(settings)),
             sessions: settings.enabled.then(|| Rows::new(settings)),
             trusted: AtomicBool::new(false),
-            epochs: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+            epochs: (0..SHARDS).map(|_| Mutex::new(0)).collect(),
             hasher: std::hash::RandomState::new(),
+            #[cfg(test)]
+            before_insert: TestHook::default(),
         }
     }
 
@@ -106,24 +125,47 @@ impl RowCache {
         (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
+    /// The shard's epoch, locked. A poisoned lock only means a panic elsewhere while it was
+    /// held; the counter inside is still a counter.
+    fn lock(&self, shard: usize) -> MutexGuard<'_, u64> {
+        self.epochs[shard]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Starts a read of `key` from the database; pass the ticket to the insert.
     pub fn ticket(&self, key: &str) -> ReadTicket {
         if !self.trusted() {
             return ReadTicket(None);
         }
         let shard = self.shard(key);
-        ReadTicket(Some((shard, self.epochs[shard].load(Ordering::Acquire))))
+        let epoch = *self.lock(shard);
+        ReadTicket(Some((shard, epoch)))
     }
 
-    fn still_valid(&self, ticket: ReadTicket) -> bool {
-        match ticket.0 {
-            Some((shard, epoch)) => self.trusted() && self.epochs[shard].load(Ordering::Acquire) == epoch,
-            None => false,
+    /// Inserts through `insert` only if no invalidation touched the key's shard since the
+    /// ticket was taken, atomically with respect to invalidations.
+    fn put_if_current(&self, ticket: ReadTicket, insert: impl FnOnce()) {
+        let Some((shard, epoch)) = ticket.0 else { return };
+        let current = self.lock(shard);
+        if !self.trusted() || *current != epoch {
+            return;
         }
+        #[cfg(test)]
+        if let Ok(hook) = self.before_insert.0.lock()
+            && let Some(hook) = hook.as_ref()
+        {
+            hook();
+        }
+        insert();
+        drop(current);
     }
 
-    fn bump(&self, key: &str) {
-        self.epochs[self.shard(key)].fetch_add(1, Ordering::AcqRel);
+    /// Outdates reads of the key's shard and drops the entry, under the shard's lock.
+    fn invalidate(&self, key: &str, drop_entry: impl FnOnce()) {
+        let mut epoch = self.lock(self.shard(key));
+        *epoch += 1;
+        drop_entry();
     }
 
     pub fn user(&self, id: &str) -> Option<Arc<User>> {
@@ -134,10 +176,8 @@ impl RowCache {
     }
 
     pub fn put_user(&self, user: Arc<User>, ticket: ReadTicket) {
-        if let Some(rows) = &self.users
-            && self.still_valid(ticket)
-        {
-            rows.cache.insert(user.id.clone(), user);
+        if let Some(rows) = &self.users {
+            self.put_if_current(ticket, || rows.cache.insert(user.id.clone(), user));
         }
     }
 
@@ -149,40 +189,66 @@ impl RowCache {
     }
 
     pub fn put_session(&self, session: Arc<SessionRef>, ticket: ReadTicket) {
-        if let Some(rows) = &self.sessions
-            && self.still_valid(ticket)
-        {
-            rows.cache.insert(session.id.clone(), session);
+        if let Some(rows) = &self.sessions {
+            self.put_if_current(ticket, || rows.cache.insert(session.id.clone(), session));
         }
     }
 
     /// A user row changed or went away.
     pub fn invalidate_user(&self, id: &str) {
-        self.bump(id);
-        if let Some(rows) = &self.users {
-            rows.cache.invalidate(id);
-        }
+        self.invalidate(id, || {
+            if let Some(rows) = &self.users {
+                rows.cache.invalidate(id);
+            }
+        });
     }
 
     /// A session changed or went away.
     pub fn invalidate_session(&self, id: &str) {
-        self.bump(id);
-        if let Some(rows) = &self.sessions {
-            rows.cache.invalidate(id);
+        self.invalidate(id, || {
+            if let Some(rows) = &self.sessions {
+                rows.cache.invalidate(id);
+            }
+        });
+    }
+
+    /// Outdates every read in flight, then drops what `drop_entries` drops.
+    fn invalidate_all(&self, drop_entries: impl FnOnce()) {
+        for shard in 0..SHARDS {
+            *self.lock(shard) += 1;
         }
+        // Entries inserted before the bumps go here; inserts after them fail their check.
+        drop_entries();
+    }
+
+    /// The user table was truncated.
+    pub fn clear_users(&self) {
+        self.invalidate_all(|| {
+            if let Some(rows) = &self.users {
+                rows.cache.invalidate_all();
+            }
+        });
+    }
+
+    /// The session table was truncated.
+    pub fn clear_sessions(&self) {
+        self.invalidate_all(|| {
+            if let Some(rows) = &self.sessions {
+                rows.cache.invalidate_all();
+            }
+        });
     }
 
     /// Forgets everything (and outdates every read in flight).
     pub fn clear(&self) {
-        for epoch in self.epochs.iter() {
-            epoch.fetch_add(1, Ordering::AcqRel);
-        }
-        if let Some(rows) = &self.users {
-            rows.cache.invalidate_all();
-        }
-        if let Some(rows) = &self.sessions {
-            rows.cache.invalidate_all();
-        }
+        self.invalidate_all(|| {
+            if let Some(rows) = &self.users {
+                rows.cache.invalidate_all();
+            }
+            if let Some(rows) = &self.sessions {
+                rows.cache.invalidate_all();
+            }
+        });
     }
 }
 
@@ -250,6 +316,60 @@ mod tests {
         c.put_user(user("a"), t);
         assert!(c.user("a").is_some());
         c.invalidate_user("a");
+        assert!(c.user("a").is_none());
+    }
+
+    /// The interleaving that lost invalidations before the check and the insert shared a lock:
+    /// the read's ticket is current, the row changes (the notice arrives) after the check but
+    /// before the insert. The stale row must not survive.
+    #[test]
+    fn an_invalidation_between_check_and_insert_is_not_lost() {
+        let c = Arc::new(cache());
+        c.set_trusted(true);
+        let t = c.ticket("a");
+        let other = Arc::clone(&c);
+        let invalidator: Arc<Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+        let slot = Arc::clone(&invalidator);
+        *c.before_insert.0.lock().unwrap() = Some(Box::new(move || {
+            let other = Arc::clone(&other);
+            let handle = std::thread::spawn(move || other.invalidate_user("a"));
+            // Give the invalidation every chance to run now, between check and insert.
+            let deadline = std::time::Instant::now() + Duration::from_millis(200);
+            while !handle.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            *slot.lock().unwrap() = Some(handle);
+        }));
+        c.put_user(user("a"), t);
+        invalidator.lock().unwrap().take().unwrap().join().unwrap();
+        assert!(
+            c.user("a").is_none(),
+            "the row read before the change must not be served after it"
+        );
+    }
+
+    #[test]
+    fn truncating_a_table_forgets_it() {
+        let c = cache();
+        c.set_trusted(true);
+        let t = c.ticket("a");
+        c.put_user(user("a"), t);
+        let t = c.ticket("s");
+        c.put_session(
+            Arc::new(SessionRef {
+                id: "s".into(),
+                user_id: "a".into(),
+                expires_at: OffsetDateTime::now_utc(),
+            }),
+            t,
+        );
+        c.clear_sessions();
+        assert!(c.session("s").is_none());
+        assert!(
+            c.user("a").is_some(),
+            "users stay when only sessions were truncated"
+        );
+        c.clear_users();
         assert!(c.user("a").is_none());
     }
 

@@ -28,9 +28,9 @@ pub struct Pools {
 /// Opens the pools, retrying the first connection with backoff for up to
 /// `DATABASE_CONNECT_RETRY_SECS` (a cold Neon compute takes about a second to wake up).
 pub async fn connect(config: &Config) -> Result<Pools, sqlx::Error> {
-    let primary = connect_one(&config.database_url, config).await?;
+    let primary = connect_one(config.database_url.expose(), config).await?;
     let read = match &config.database_read_url {
-        Some(url) => connect_one(url, config).await?,
+        Some(url) => connect_one(url.expose(), config).await?,
         None => primary.clone(),
     };
     Ok(Pools { primary, read })
@@ -91,8 +91,64 @@ fn is_transient(err: &sqlx::Error) -> bool {
 }
 
 /// Brings the schema up to date: Better-Auth's tables, then warden's own.
+///
+/// Two repairs come first. Migration `20261127000003` once created the search indexes itself
+/// (locking `"user"` against writes while they built); it now only adds `pg_trgm`, and the
+/// indexes come in their own `CONCURRENTLY` migrations. A database where the old version ran
+/// already has the indexes, so its recorded checksum is updated to the new file's. And an index
+/// build that was interrupted leaves an invalid index behind that `IF NOT EXISTS` would skip:
+/// warden's invalid indexes are dropped so their migrations build them again.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    repair_before_migrating(pool).await?;
     MIGRATOR.run(pool).await
+}
+
+/// The SHA-384 of the first version of migration 20261127000003.
+const SEARCH_INDEXES_V1_CHECKSUM: &str =
+    "1ed4ed661f9c5e7b9540d844d5aebc9c0d3a10b57cdf4ff830b0c5192236c1af72c349532b689b0f20f39eb35cfc7c7f";
+const SEARCH_INDEXES_VERSION: i64 = 20261127000003;
+
+async fn repair_before_migrating(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let tracked: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await?;
+    if tracked.is_some()
+        && let Some(current) = MIGRATOR.iter().find(|m| m.version == SEARCH_INDEXES_VERSION)
+    {
+        let old = decode_hex(SEARCH_INDEXES_V1_CHECKSUM);
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3")
+            .bind(&*current.checksum)
+            .bind(SEARCH_INDEXES_VERSION)
+            .bind(old)
+            .execute(pool)
+            .await?;
+    }
+    let invalid: Vec<String> = sqlx::query_scalar(
+        r#"SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE NOT i.indisvalid AND c.relname LIKE 'warden\_%' AND n.nspname = current_schema()"#,
+    )
+    .fetch_all(pool)
+    .await?;
+    for index in invalid {
+        tracing::warn!(
+            index,
+            "dropping an index left invalid by an interrupted build; it is built again"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            r#"DROP INDEX CONCURRENTLY IF EXISTS "{index}""#
+        )))
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+fn decode_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
 }
 
 /// Whether the database answers a trivial query.

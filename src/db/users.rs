@@ -1,6 +1,6 @@
 //! The shared `"user"` table (Better-Auth's, with the admin plugin's columns).
 
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 
 /// One row of `"user"`. Better-Auth writes it; warden reads it fresh on each request.
@@ -40,7 +40,7 @@ impl User {
     }
 }
 
-pub async fn find_by_id(pool: &PgPool, id: &str) -> Result<Option<User>, sqlx::Error> {
+pub async fn find_by_id<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as!(
         User,
         r#"SELECT id, name, email, email_verified, image, created_at, updated_at,
@@ -48,7 +48,7 @@ pub async fn find_by_id(pool: &PgPool, id: &str) -> Result<Option<User>, sqlx::E
            FROM "user" WHERE id = $1"#,
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -316,8 +316,9 @@ pub async fn delete(conn: &mut sqlx::PgConnection, id: &str) -> Result<bool, sql
     Ok(done.rows_affected() == 1)
 }
 
-/// How many users other than `except` are admins, by role or by id. Only called under the
-/// admin-change lock, so two admins cannot demote each other into an admin-less system.
+/// How many users other than `except` are usable admins: an admin role or id, and no active
+/// ban (a banned admin cannot sign in, so cannot administer). Only called under the admin-write
+/// lock, so two admins cannot demote or ban each other into an admin-less system.
 pub async fn count_other_admins(
     conn: &mut sqlx::PgConnection,
     except: &str,
@@ -327,7 +328,8 @@ pub async fn count_other_admins(
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM "user"
            WHERE id <> $1
-             AND (id = ANY($3) OR string_to_array(replace(coalesce(role, ''), ' ', ''), ',') && $2)"#,
+             AND (id = ANY($3) OR string_to_array(replace(coalesce(role, ''), ' ', ''), ',') && $2)
+             AND NOT (banned IS TRUE AND (ban_expires IS NULL OR ban_expires > now()))"#,
         except,
         admin_roles,
         admin_ids
@@ -337,8 +339,9 @@ pub async fn count_other_admins(
     Ok(count)
 }
 
-/// Serialises every change that could remove an admin (role change, delete), for the
-/// rest of the transaction.
+/// Serialises admin writes (role changes, bans, deletes, ...) for the rest of the transaction,
+/// so rules that read other rows (the last usable admin, the actor's own standing) cannot be
+/// raced by a concurrent write.
 pub async fn lock_admin_changes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
     // An arbitrary constant naming "admin membership changes" in pg_advisory locks.
     sqlx::query!("SELECT pg_advisory_xact_lock(7261127001)")

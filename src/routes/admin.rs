@@ -4,20 +4,21 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, Transaction};
+use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
-use super::extract::{AppJson, AppQuery};
+use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, checked_text};
 use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
 use crate::AppState;
-use crate::auth::extract::Admin;
+use crate::auth::extract::{Admin, AuthUser};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, User, UserQuery};
 use crate::db::{sessions, users};
@@ -88,11 +89,7 @@ impl ListParams {
         let (limit, offset) = page_bounds(self.limit, self.offset)?;
         let search = match self.search {
             Some(text) if !text.is_empty() => {
-                if text.chars().count() > MAX_SEARCH_CHARS {
-                    return Err(ApiError::ValidationFailed(format!(
-                        "`search` must be at most {MAX_SEARCH_CHARS} characters"
-                    )));
-                }
+                checked_text("search", &text, MAX_SEARCH_CHARS)?;
                 Some((
                     self.search_field.unwrap_or(SearchField::Email),
                     self.search_operator.unwrap_or(SearchOperator::Contains),
@@ -101,6 +98,9 @@ impl ListParams {
             }
             _ => None,
         };
+        if let Some(role) = &self.role {
+            checked_text("role", role, MAX_ID_LEN)?;
+        }
         // Newest first unless a sort is asked for.
         let (sort_by, direction) = match (self.sort_by, self.sort_direction) {
             (None, None) => (SortBy::CreatedAt, SortDirection::Desc),
@@ -148,7 +148,7 @@ async fn list_users(
 async fn get_user(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
     let user = users::find_by_id(&state.db, &id)
         .await?
@@ -160,14 +160,39 @@ async fn locked_user(conn: &mut PgConnection, id: &str) -> Result<User, ApiError
     users::find_for_update(conn, id).await?.ok_or(ApiError::NotFound)
 }
 
-/// Refuses a change that would leave no admin at all. Call under `lock_admin_changes`.
+/// Begins an admin write: one transaction, serialised with every other admin write, in which
+/// the actor is read again. An admin banned, demoted or removed since their request was
+/// authenticated (by another admin's write that committed first) is refused here.
+async fn begin_admin_write(
+    state: &AppState,
+    actor: &AuthUser,
+) -> Result<Transaction<'static, Postgres>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    users::lock_admin_changes(&mut tx).await?;
+    let fresh = users::find_by_id(&mut *tx, &actor.user.id)
+        .await?
+        .ok_or(ApiError::UserNotFound)?;
+    if fresh.ban_is_active(OffsetDateTime::now_utc()) {
+        return Err(ApiError::Banned {
+            reason: fresh.ban_reason,
+            expires: fresh.ban_expires,
+        });
+    }
+    if !state.policy.is_admin(&fresh) {
+        return Err(ApiError::Forbidden("this route is for admins".into()));
+    }
+    Ok(tx)
+}
+
+/// Refuses a change that would leave no usable admin (an admin with no active ban). Call
+/// inside [`begin_admin_write`]'s transaction.
 async fn ensure_another_admin(
     state: &AppState,
     conn: &mut PgConnection,
     target: &User,
 ) -> Result<(), ApiError> {
     let policy = &state.policy;
-    if !policy.is_admin(target) {
+    if !policy.is_admin(target) || target.ban_is_active(OffsetDateTime::now_utc()) {
         return Ok(());
     }
     let others =
@@ -228,12 +253,11 @@ impl RoleChange {
 async fn set_role(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     AppJson(change): AppJson<RoleChange>,
 ) -> Result<Response, ApiError> {
     let roles = change.validate(&state.policy.assignable_roles)?;
-    let mut tx = state.db.begin().await?;
-    users::lock_admin_changes(&mut tx).await?;
+    let mut tx = begin_admin_write(&state, &admin).await?;
     let target = locked_user(&mut tx, &id).await?;
     if !state.policy.is_admin_with_roles(&target.id, &roles) {
         ensure_another_admin(&state, &mut tx, &target).await?;
@@ -286,7 +310,7 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
 async fn ban_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: BanRequest = optional_json(&body)?;
@@ -297,7 +321,10 @@ async fn ban_user(
                 "`reason` must be 1 to {MAX_REASON_CHARS} characters"
             )));
         }
-        Some(r) => r,
+        Some(r) => {
+            checked_text("reason", &r, MAX_REASON_CHARS)?;
+            r
+        }
     };
     if let Some(secs) = request.expires_in
         && !(1..=MAX_BAN_SECS).contains(&secs)
@@ -309,8 +336,9 @@ async fn ban_user(
     if id == admin.user.id {
         return Err(ApiError::SelfAction("you cannot ban yourself".into()));
     }
-    let mut tx = state.db.begin().await?;
-    locked_user(&mut tx, &id).await?;
+    let mut tx = begin_admin_write(&state, &admin).await?;
+    let target = locked_user(&mut tx, &id).await?;
+    ensure_another_admin(&state, &mut tx, &target).await?;
     let banned = users::ban(&mut tx, &id, &reason, request.expires_in).await?;
     // Like Better-Auth: a ban signs the user out everywhere.
     let revoked = sessions::delete_all_for_user(&mut tx, &id, None).await?;
@@ -339,9 +367,9 @@ async fn ban_user(
 async fn unban_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = begin_admin_write(&state, &admin).await?;
     let before = locked_user(&mut tx, &id).await?;
     let user = users::unban(&mut tx, &id).await?;
     audit::record(
@@ -366,7 +394,7 @@ async fn unban_user(
 async fn user_sessions(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     users::find_by_id(&state.db, &id)
         .await?
@@ -386,9 +414,9 @@ async fn user_sessions(
 async fn revoke_user_sessions(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Revoked>, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = begin_admin_write(&state, &admin).await?;
     locked_user(&mut tx, &id).await?;
     // An admin revoking their own sessions keeps the one they are using.
     let keep = if id == admin.user.id {
@@ -420,9 +448,9 @@ async fn revoke_user_sessions(
 async fn revoke_session(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = begin_admin_write(&state, &admin).await?;
     let owner = sessions::delete_by_id(&mut tx, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -449,13 +477,12 @@ async fn revoke_session(
 async fn remove_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     if id == admin.user.id {
         return Err(ApiError::SelfAction("you cannot remove yourself".into()));
     }
-    let mut tx = state.db.begin().await?;
-    users::lock_admin_changes(&mut tx).await?;
+    let mut tx = begin_admin_write(&state, &admin).await?;
     let target = locked_user(&mut tx, &id).await?;
     ensure_another_admin(&state, &mut tx, &target).await?;
     users::delete(&mut tx, &id).await?;
@@ -499,6 +526,11 @@ async fn audit_log(
     AppQuery(params): AppQuery<AuditParams>,
 ) -> Result<Json<AuditList>, ApiError> {
     let (limit, offset) = page_bounds(params.limit, params.offset)?;
+    for (name, value) in [("actor", &params.actor), ("target", &params.target)] {
+        if let Some(value) = value {
+            checked_text(name, value, MAX_ID_LEN)?;
+        }
+    }
     let (entries, total) = audit::list(
         &state.read_db,
         params.actor.as_deref(),

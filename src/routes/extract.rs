@@ -1,6 +1,9 @@
-//! Body and query extractors whose rejections use the house error shape (problem+json with a
-//! stable code) instead of axum's plain-text ones.
+//! Body, query and path extractors whose rejections use the house error shape (problem+json
+//! with a stable code) instead of axum's plain-text ones, and the text checks every string
+//! from a client passes before it reaches SQL (PostgreSQL refuses NUL in text: a NUL must be
+//! the client's 4xx, never the server's 500).
 
+use axum::extract::Path;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -58,4 +61,42 @@ where
             Err(other) => Err(ApiError::ValidationFailed(other.body_text())),
         }
     }
+}
+
+/// Ids are short text that Better-Auth generates; nothing longer is one.
+pub const MAX_ID_LEN: usize = 255;
+
+/// A single `{id}` path parameter. An id no row can have (control characters such as NUL,
+/// over 255 bytes, not UTF-8) is simply not found: 404, never a database error.
+#[derive(Debug, Clone)]
+pub struct IdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+            return Err(ApiError::NotFound);
+        }
+        Ok(Self(id))
+    }
+}
+
+/// A text parameter from the query string or a body: no control characters (NUL included),
+/// at most `max_chars` characters. The message names the parameter.
+pub fn checked_text(name: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::ValidationFailed(format!(
+            "`{name}` cannot contain control characters"
+        )));
+    }
+    if value.chars().count() > max_chars {
+        return Err(ApiError::ValidationFailed(format!(
+            "`{name}` must be at most {max_chars} characters"
+        )));
+    }
+    Ok(())
 }

@@ -1,16 +1,27 @@
-//! `AUTH_PROXY=true`: `/api/auth/*` forwarded to Better-Auth unchanged, so a frontend can
-//! talk to one origin. Method, path, query, headers (cookies and `Origin` included) and body go
-//! up; status, headers (every `set-cookie`, `set-auth-jwt`, `set-auth-token`, redirects) and a
-//! streamed body come back. Only hop-by-hop headers are dropped, and `x-forwarded-*` added.
-
-use std::net::SocketAddr;
+//! `AUTH_PROXY=true`: `/api/auth/*` forwarded to Better-Auth, so a frontend can talk to one
+//! origin. Method, path, query, headers (cookies and `Origin` included) and body go up; status,
+//! headers (every `set-cookie`, `set-auth-jwt`, `set-auth-token`, redirects) and a streamed body
+//! come back.
+//!
+//! What the proxy does not pass through, because a client could abuse it:
+//! - Client-supplied address headers (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`,
+//!   `X-Forwarded-Host`/`-Proto`): Better-Auth's rate limiter counts per address, so the proxy
+//!   sets `X-Forwarded-For` to the client it sees itself (the socket peer, or the address a
+//!   `TRUSTED_PROXIES` proxy reports), and a client cannot pick its own bucket.
+//! - Paths with dot-segments or encoded slashes (`/api/auth/%2e%2e/...`): they would reach
+//!   other paths of the upstream; refused with 400.
+//! - Itself: each hop adds `Via: 1.1 warden-<id>`; a request that already carries this
+//!   process's id has looped (`BETTER_AUTH_URL` points at warden) and is refused with 508.
+//! - Bodies over `BODY_LIMIT_BYTES`, chunked or not: 413. (Bodies are read whole before
+//!   forwarding: Better-Auth's requests are small JSON.)
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::any;
+use std::time::Duration;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -20,19 +31,26 @@ use crate::error::ApiError;
 pub struct AuthProxy {
     upstream: String,
     client: reqwest::Client,
+    /// This process's `Via` entry.
+    via: String,
 }
 
 impl AuthProxy {
     /// `upstream` is Better-Auth's base URL. Redirects are passed to the browser, not followed.
-    pub fn new(upstream: &str, template: reqwest::Client) -> Self {
+    pub fn new(upstream: &str, connect_timeout: Duration, template: reqwest::Client) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(connect_timeout)
             .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or(template);
+        let mut id = [0u8; 6];
+        let _ = aws_lc_rs::rand::fill(&mut id);
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
         Self {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client,
+            via: format!("1.1 warden-{id}"),
         }
     }
 }
@@ -55,20 +73,77 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+/// Headers through which a client could claim another address or origin.
+const CLIENT_ADDRESS: [&str; 5] = [
+    "x-forwarded-for",
+    "x-real-ip",
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, skip: &[&str]) {
     for (name, value) in from {
-        if !HOP_BY_HOP.contains(&name.as_str()) && name != header::HOST && name != header::CONTENT_LENGTH {
+        if !HOP_BY_HOP.contains(&name.as_str())
+            && !skip.contains(&name.as_str())
+            && name != header::HOST
+            && name != header::CONTENT_LENGTH
+        {
             to.append(name.clone(), value.clone());
         }
     }
+}
+
+/// A path is forwarded only when it means the same thing to every reader: no `.` or `..`
+/// segment, no encoded slash or backslash, no backslash, once percent-decoded.
+pub fn safe_path(path: &str) -> bool {
+    if path.contains('\\') {
+        return false;
+    }
+    path.split('/').all(|segment| {
+        let Some(decoded) = percent_decode(segment) else {
+            return false;
+        };
+        decoded != "." && decoded != ".." && !decoded.contains(['/', '\\']) && !decoded.contains('\0')
+    })
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 async fn forward(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let Some(proxy) = state.auth_proxy.as_deref() else {
         return Err(ApiError::NotFound);
     };
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().copied();
     let (parts, body) = request.into_parts();
+    if !safe_path(parts.uri.path()) {
+        return Err(ApiError::BadRequest(
+            "the path has dot-segments or encoded slashes".into(),
+        ));
+    }
+    let looped = parts
+        .headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|hop| hop.trim() == proxy.via));
+    if looped {
+        return Err(ApiError::ProxyLoop);
+    }
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -77,13 +152,14 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
     let url = format!("{}{path_and_query}", proxy.upstream);
 
     let mut headers = HeaderMap::new();
-    copy_headers(&parts.headers, &mut headers);
-    if let Some(ConnectInfo(addr)) = peer {
-        let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(earlier) => format!("{earlier}, {}", addr.ip()),
-            None => addr.ip().to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    copy_headers(&parts.headers, &mut headers, &CLIENT_ADDRESS);
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let client = state.client_ips.resolve(peer, &parts.headers);
+        if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
             headers.insert(HeaderName::from_static("x-forwarded-for"), value);
         }
     }
@@ -94,12 +170,29 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("http"),
     );
+    let via = match parts.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {}", proxy.via),
+        None => proxy.via.clone(),
+    };
+    if let Ok(via) = HeaderValue::from_str(&via) {
+        headers.insert(header::VIA, via);
+    }
+
+    let body = axum::body::to_bytes(body, state.http.body_limit_bytes)
+        .await
+        .map_err(|err| {
+            if is_length_limit(&err) {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("the request body could not be read".into())
+            }
+        })?;
 
     let upstream = proxy
         .client
         .request(parts.method, &url)
         .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        .body(body)
         .send()
         .await
         .map_err(|err| {
@@ -109,9 +202,50 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
 
     let mut response = Response::builder().status(upstream.status().as_u16());
     if let Some(out) = response.headers_mut() {
-        copy_headers(upstream.headers(), out);
+        copy_headers(upstream.headers(), out, &[]);
     }
     response
         .body(Body::from_stream(upstream.bytes_stream()))
         .map_err(|err| ApiError::Internal(format!("auth proxy response: {err}")))
+}
+
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_and_encoded_slashes_are_refused() {
+        for ok in [
+            "/api/auth",
+            "/api/auth/sign-in/email",
+            "/api/auth/callback/google",
+            "/api/auth/a%20b",
+        ] {
+            assert!(safe_path(ok), "{ok}");
+        }
+        for bad in [
+            "/api/auth/../admin",
+            "/api/auth/%2e%2e/x",
+            "/api/auth/%2E%2e/x",
+            "/api/auth/./jwks",
+            "/api/auth/a%2fb",
+            "/api/auth/a%5cb",
+            "/api/auth/a\\b",
+            "/api/auth/%zz",
+            "/api/auth/%00",
+        ] {
+            assert!(!safe_path(bad), "{bad}");
+        }
+    }
 }

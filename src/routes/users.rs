@@ -1,14 +1,14 @@
 //! `/users/me`: the signed-in user's own profile, sessions and linked accounts.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, BadBody, Invalid, NotFound};
-use super::extract::AppJson;
+use super::extract::{AppJson, IdPath};
 use super::views::{AccountView, Revoked, SessionView, UserProfile, profile};
 use crate::AppState;
 use crate::auth::extract::AuthUser;
@@ -150,7 +150,7 @@ async fn my_sessions(
 async fn revoke_my_session(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     let mut conn = state.db.acquire().await?;
     if sessions::delete_for_user(&mut conn, &auth.user.id, &id).await? {

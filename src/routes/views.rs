@@ -102,8 +102,9 @@ impl SessionView {
             created_at: session.created_at,
             updated_at: session.updated_at,
             expires_at: session.expires_at,
-            ip_address: session.ip_address,
-            user_agent: session.user_agent,
+            // Better-Auth writes "" when it saw no address or agent: that is "unknown", null.
+            ip_address: session.ip_address.filter(|v| !v.is_empty()),
+            user_agent: session.user_agent.filter(|v| !v.is_empty()),
             impersonated_by: session.impersonated_by,
         }
     }

@@ -60,7 +60,7 @@ async fn check_reports_a_good_setup(db: PgPool) {
         // sqlx prefers TLS, and the local PostgreSQL offers it.
         "TLS in use",
         "[ok  ] schema: all 40 columns warden needs are present with the right types",
-        "[ok  ] migrations: all 4 applied",
+        "[ok  ] migrations: all 13 applied",
         "[ok  ] jwks: 1 key(s) at http://127.0.0.1:",
         "algorithms ES512",
         r#"[ok  ] tokens: accepted when iss = "http://localhost:3000""#,

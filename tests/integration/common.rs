@@ -155,6 +155,7 @@ pub fn policy() -> AuthPolicy {
         assignable_roles: vec!["admin".into(), "user".into(), "editor".into()],
         session_check: SessionCheck::Auto,
         better_auth_secret: Some(Secret::new(SECRET)),
+        require_signed_session_tokens: false,
     }
 }
 
@@ -258,4 +259,53 @@ pub fn claims_with_sid(sub: &str, sid: &str) -> Value {
     let mut c = claims(sub);
     c["sid"] = json!(sid);
     c
+}
+
+/// warden's real server (`warden::run`: timeouts, connection cap, client addresses) serving
+/// `state` on 127.0.0.1, stopped when dropped.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Served {
+    pub async fn start(state: warden::AppState) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = warden::run(listener, None, state, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A response read whole as text (for `/metrics` and other non-JSON bodies).
+pub async fn send_raw(
+    app: &axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -111,6 +111,27 @@ async fn stop(task: tokio::task::JoinHandle<()>) {
 }
 
 #[sqlx::test]
+async fn truncating_sessions_or_users_reaches_the_cache_at_once(db: PgPool) {
+    let (w, rows, app, task) = cached_world(db).await;
+    let bob = w.key.sign(&claims("bob")); // no sid: only the user row matters
+    for token in [&w.alice, &bob] {
+        assert_eq!(common::get_as(&app, "/users/me", Some(token)).await.status, 200);
+    }
+    assert!(rows.session("s-alice-1").is_some() && rows.user("bob").is_some());
+
+    // A mass sign-out fires no row trigger; the statement trigger empties the session cache.
+    w.exec("TRUNCATE session").await;
+    let took = seen_within(&app, &w.alice, |s, b| s == 401 && b["code"] == "session_revoked").await;
+    eprintln!("TRUNCATE session: seen after {} ms", took.as_millis());
+    assert_eq!(common::get_as(&app, "/users/me", Some(&bob)).await.status, 200);
+
+    w.exec(r#"TRUNCATE "user" CASCADE"#).await;
+    let took = seen_within(&app, &bob, |s, b| s == 401 && b["code"] == "user_not_found").await;
+    eprintln!("TRUNCATE user: seen after {} ms", took.as_millis());
+    stop(task).await;
+}
+
+#[sqlx::test]
 async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
     let (w, rows, app, task) = cached_world(db).await;
     assert_eq!(
@@ -119,8 +140,13 @@ async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
     );
     assert!(rows.user("alice").is_some());
 
-    // Cut the listener's connection, as a network blip or a restart would.
-    w.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'warden-cache-listener'").await;
+    // Cut the listener's connection, as a network blip or a restart would. Only this test's
+    // own listener: tests running beside it have theirs on other databases.
+    w.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'warden-cache-listener' AND datname = current_database()",
+    )
+    .await;
     wait_until("the cache stops being trusted", || !rows.trusted()).await;
     assert!(rows.user("alice").is_none(), "nothing cached survives an outage");
     let answer = common::get_as(&app, "/users/me", Some(&w.alice)).await;

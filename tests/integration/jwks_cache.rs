@@ -51,13 +51,25 @@ async fn a_hundred_concurrent_requests_for_a_new_kid_cause_exactly_one_fetch() {
         .map(|_| {
             let jwks = Arc::clone(&jwks);
             let kid = new.kid.clone();
-            tokio::spawn(async move { found(&jwks.key(&kid).await) })
+            tokio::spawn(async move { jwks.key(&kid).await })
         })
         .collect();
+    let mut outcomes = (0, 0);
     for task in tasks {
-        assert!(task.await.unwrap());
+        match task.await.unwrap() {
+            Lookup::Found(_) => outcomes.0 += 1,
+            Lookup::Unknown => outcomes.1 += 1,
+            Lookup::Unavailable => panic!("the JWKS answered"),
+        }
     }
     assert_eq!(server.hits(), 2, "one initial load + exactly one refetch");
+    // JWKS_MAX_WAITERS (8) waited for it; the rest were answered at once.
+    assert_eq!(outcomes, (8, 92));
+    // Once it is in, every request finds it without fetching.
+    for _ in 0..100 {
+        assert!(found(&jwks.key(&new.kid).await));
+    }
+    assert_eq!(server.hits(), 2);
 }
 
 #[tokio::test]

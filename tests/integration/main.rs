@@ -7,6 +7,8 @@ mod binary;
 mod common;
 mod faults;
 mod freshness;
+mod hostile;
+mod http_fuzz;
 mod jwks_cache;
 mod migrations;
 mod operability;

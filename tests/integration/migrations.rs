@@ -134,3 +134,127 @@ async fn migrations_add_plugin_columns_missing_from_an_older_database(db: PgPool
             .unwrap();
     assert!(index.is_some());
 }
+
+/// Migration versions: the last one before the search indexes, and one index migration.
+const BEFORE_SEARCH_INDEXES: i64 = 20261201000005;
+const EMAIL_INDEX_MIGRATION: i64 = 20261201000106;
+
+async fn invalid_or_missing_search_indexes(db: &PgPool) -> Vec<String> {
+    let wanted = [
+        "warden_user_email_trgm_idx",
+        "warden_user_name_trgm_idx",
+        "warden_user_created_at_idx",
+        "warden_user_updated_at_idx",
+        "warden_user_name_idx",
+        "warden_user_email_idx",
+        "warden_user_roles_idx",
+        "warden_user_banned_idx",
+    ];
+    let valid: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indisvalid",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    wanted
+        .iter()
+        .filter(|w| !valid.iter().any(|v| v == *w))
+        .map(|w| (*w).to_owned())
+        .collect()
+}
+
+/// On a user table that already has rows and writers, the search indexes build without
+/// blocking writes: a sign-up during the build goes through (a plain CREATE INDEX would queue
+/// it behind its lock, and the insert's 2 s lock_timeout would fail it).
+#[sqlx::test(migrations = false)]
+async fn search_indexes_build_without_blocking_writes(db: PgPool) {
+    MIGRATOR.run_to(BEFORE_SEARCH_INDEXES, &db).await.unwrap();
+    sqlx::query(
+        r#"INSERT INTO "user" (id, name, email, email_verified, created_at, updated_at)
+           SELECT 'u' || g, 'User ' || g, 'u' || g || '@example.com', false, now(), now()
+           FROM generate_series(1, 20000) g"#,
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    // A writer in the middle of a transaction, as Better-Auth would be during a sign-up.
+    let mut writer = db.begin().await.unwrap();
+    sqlx::query(r#"INSERT INTO "user" (id, name, email, email_verified, updated_at) VALUES ('w1', 'W', 'w1@x.test', false, now())"#)
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let migrating = {
+        let db = db.clone();
+        tokio::spawn(async move { warden::db::migrate(&db).await })
+    };
+    // Wait until the index build is waiting on that writer.
+    let start = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query ILIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the build never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Another sign-up now: it must not wait behind the index build.
+    let mut other = db.acquire().await.unwrap();
+    sqlx::query("SET lock_timeout = '2s'")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query(r#"INSERT INTO "user" (id, name, email, email_verified, updated_at) VALUES ('w2', 'W', 'w2@x.test', false, now())"#)
+        .execute(&mut *other)
+        .await
+        .expect("a write during the index build goes through");
+    drop(other);
+    writer.commit().await.unwrap();
+    migrating.await.unwrap().unwrap();
+    assert_eq!(invalid_or_missing_search_indexes(&db).await, Vec::<String>::new());
+}
+
+/// A database migrated by the first version of migration 3 (which built the indexes itself),
+/// and an index left invalid by an interrupted build: `warden migrate` accepts the one and
+/// rebuilds the other.
+#[sqlx::test(migrations = false)]
+async fn migrate_repairs_an_old_checksum_and_an_invalid_index(db: PgPool) {
+    warden::db::migrate(&db).await.unwrap();
+    let old =
+        "1ed4ed661f9c5e7b9540d844d5aebc9c0d3a10b57cdf4ff830b0c5192236c1af72c349532b689b0f20f39eb35cfc7c7f";
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = decode($1, 'hex') WHERE version = 20261127000003")
+        .bind(old)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert!(
+        MIGRATOR.run(&db).await.is_err(),
+        "plain sqlx refuses the old checksum"
+    );
+    sqlx::query(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'warden_user_email_idx'::regclass",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+        .bind(EMAIL_INDEX_MIGRATION)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        invalid_or_missing_search_indexes(&db).await,
+        vec!["warden_user_email_idx"]
+    );
+    warden::db::migrate(&db).await.unwrap();
+    assert_eq!(invalid_or_missing_search_indexes(&db).await, Vec::<String>::new());
+    MIGRATOR.run(&db).await.unwrap();
+}

@@ -118,6 +118,23 @@ async fn own_sessions_list_revoke_and_idor(db: PgPool) {
     let body = answer.body.to_string();
     assert!(!body.contains("tok-alice"), "no token anywhere in {body}");
 
+    // Better-Auth writes "" when it saw no address or user agent: shown as null (unknown).
+    w.exec("UPDATE session SET ip_address = '', user_agent = '' WHERE id = 's-alice-2'")
+        .await;
+    let answer = w.call("GET", "/users/me/sessions", Some(&w.alice), None).await;
+    let other = answer
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "s-alice-2")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (other["ipAddress"].clone(), other["userAgent"].clone()),
+        (json!(null), json!(null))
+    );
+
     // Bob's session id through Alice's route: 404, and Bob's session survives.
     let answer = w
         .call("DELETE", "/users/me/sessions/s-bob", Some(&w.alice), None)

@@ -4,12 +4,16 @@
 //!
 //! Order, outermost first: request id → trace span → metrics → shed → CORS → compression →
 //! problem+json for bare errors → timeout → body limit → the route.
+//!
+//! [`server`] owns the connections underneath: timeouts for slow and idle clients, and a cap.
+
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -35,6 +39,7 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    pub connections: server::ConnectionLimits,
 }
 
 impl Default for HttpSettings {
@@ -44,6 +49,7 @@ impl Default for HttpSettings {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
+            connections: server::ConnectionLimits::default(),
         }
     }
 }
@@ -55,6 +61,14 @@ impl HttpSettings {
             body_limit_bytes: config.body_limit_bytes,
             request_timeout: config.request_timeout,
             max_concurrent_requests: config.max_concurrent_requests,
+            connections: server::ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                keep_alive_timeout: config.keep_alive_timeout,
+                // A request runs at most REQUEST_TIMEOUT_SECS; a connection that moves no byte
+                // for that long and a bit more is a client that stopped reading.
+                stall_timeout: config.request_timeout + Duration::from_secs(5),
+                max_connections: config.max_connections,
+            },
         }
     }
 }
@@ -86,11 +100,7 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
                 .make_span_with(|request: &Request| {
                     // The route template and method; never the query string or headers (they
                     // can carry tokens).
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map(|p| p.as_str().to_owned())
-                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let route = crate::metrics::route_label(request);
                     let request_id = request
                         .extensions()
                         .get::<RequestId>()
@@ -98,7 +108,7 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
                         .unwrap_or_default();
                     tracing::info_span!(
                         "request",
-                        method = %request.method(),
+                        method = crate::metrics::method_label(request.method()),
                         route,
                         request_id,
                         user_id = tracing::field::Empty,

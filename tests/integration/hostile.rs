@@ -1,0 +1,664 @@
+//! Hostile clients (issue 11): what one client without any credential can try, and why it
+//! costs nobody else their service. Each test drives the HTTP API (or a raw socket) and checks
+//! what a user would see.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warden::auth::Verifier;
+use warden::auth::client_ip::TrustedProxies;
+use warden::auth::jwks::{JwksCache, JwksSource};
+use warden::auth::keys::Alg;
+use warden::auth::session_token;
+use warden::auth::throttle::FailureLimiter;
+use warden::config::Secret;
+use warden::http::HttpSettings;
+use warden::http::server::ConnectionLimits;
+use warden::routes::proxy::AuthProxy;
+
+use crate::common::{self, MockJwks, Served, TestKey, claims, insert_user, jwks_of, random_hex};
+use crate::world::World;
+
+fn with_limits(state: warden::AppState, limits: ConnectionLimits) -> warden::AppState {
+    state.with(|s| {
+        s.http = Arc::new(HttpSettings {
+            connections: limits,
+            ..HttpSettings::default()
+        })
+    })
+}
+
+/// Reads until the server closes the connection; `None` if it is still open after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((start + limit).into(), stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads one whole `/healthz` answer (headers and its short body).
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n{") || !seen.ends_with(b"}") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+// ---- 1. metrics labels come from bounded sets ------------------------------------------
+
+#[sqlx::test]
+async fn made_up_methods_do_not_grow_the_metrics(db: PgPool) {
+    let w = World::new(db).await;
+    let metrics = async || {
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        common::send_raw(&w.app, request).await.2
+    };
+    w.call("GET", "/users/me", Some(&w.alice), None).await;
+    let before = metrics().await.len();
+    for i in 0..150 {
+        let method = Method::from_bytes(format!("X{i}{}", "A".repeat(2000)).as_bytes()).unwrap();
+        let request = Request::builder()
+            .method(method)
+            .uri("/users/me")
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = common::send_raw(&w.app, request).await;
+        assert_eq!(status, 405);
+        let junk_path = format!("/{}/{i}", "p".repeat(500));
+        w.call("GET", &junk_path, None, None).await;
+    }
+    let after = metrics().await;
+    eprintln!("/metrics: {before} bytes before, {} after", after.len());
+    assert!(after.contains(r#"method="other""#), "{after}");
+    assert!(after.contains(r#"route="unmatched""#));
+    assert!(
+        !after.contains("AAAA") && !after.contains("pppp"),
+        "no raw method or path in labels"
+    );
+    assert!(
+        after.len() < before + 16 * 1024,
+        "300 junk requests added {} bytes",
+        after.len() - before
+    );
+}
+
+// ---- 2. slow, silent and idle connections are closed; the cap keeps serving --------------
+
+#[sqlx::test]
+async fn slow_silent_and_idle_connections_are_closed(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        keep_alive_timeout: Duration::from_secs(2),
+        stall_timeout: Duration::from_secs(30),
+        max_connections: 100,
+    };
+    let server = Served::start(with_limits(state, limits)).await;
+
+    // Half a request head, then nothing: closed by the header read timeout.
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let took = closed_within(&mut slow, Duration::from_secs(6))
+        .await
+        .expect("a half-sent head is not held for ever");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+
+    // A byte every 300 ms is a head that never completes: closed all the same.
+    let mut drip = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    let dripped = async {
+        for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\n" {
+            if drip.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(6), dripped).await;
+    assert!(
+        closed_within(&mut drip, Duration::from_secs(1)).await.is_some(),
+        "a dripping client is closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+
+    // Connected, silent: closed.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(6)).await.is_some());
+
+    // Served, then idle: kept for the keep-alive timeout (longer than the header timeout),
+    // then closed.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_answer(&mut idle).await.starts_with("HTTP/1.1 200"));
+    let took = closed_within(&mut idle, Duration::from_secs(8))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert!(
+        took >= Duration::from_millis(1800),
+        "keep-alive timeout, not header: {took:?}"
+    );
+}
+
+#[sqlx::test]
+async fn at_the_connection_cap_the_longest_idle_connection_makes_room(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(30),
+        keep_alive_timeout: Duration::from_secs(30),
+        stall_timeout: Duration::from_secs(30),
+        max_connections: 4,
+    };
+    let server = Served::start(with_limits(state, limits)).await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A fifth client is served, at once (and stays connected, keeping the server at its cap).
+    let mut served = Vec::new();
+    for (round, oldest) in idle.iter_mut().take(3).enumerate() {
+        let mut fresh = TcpStream::connect(server.addr).await.unwrap();
+        fresh
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_answer(&mut fresh).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "round {round}: {answer}");
+        served.push(fresh);
+        // The connection idle the longest gave its place.
+        assert!(
+            closed_within(oldest, Duration::from_secs(2)).await.is_some(),
+            "round {round}: the oldest idle connection was closed"
+        );
+    }
+    assert!(
+        closed_within(&mut idle[3], Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the newest idle connection is still open"
+    );
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    let now = warden::http::server::raise_open_files_limit().unwrap();
+    let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert_eq!((now, soft), (hard, hard));
+}
+
+// ---- 3. unknown kids cannot queue behind a hanging JWKS ---------------------------------
+
+#[sqlx::test]
+async fn a_flood_of_unknown_kids_against_a_hanging_jwks_leaves_valid_users_alone(db: PgPool) {
+    insert_user(&db, "u1", "u1@example.com").await;
+    let key = TestKey::generate(Alg::EdDsa);
+    let mock = MockJwks::start(jwks_of(&[&key])).await;
+    let jwks = JwksCache::with_max_waiters(
+        JwksSource {
+            url: mock.url.clone(),
+            client: reqwest::Client::new(),
+            timeout: Duration::from_secs(1),
+            db: None,
+            db_grace: Duration::ZERO,
+        },
+        Duration::from_secs(1),
+        4,
+    );
+    jwks.refresh().await.unwrap();
+    let state = warden::AppState::new(db, Verifier::new(jwks, common::rules()), common::policy()).with(|s| {
+        s.http = Arc::new(HttpSettings {
+            max_concurrent_requests: 64,
+            ..HttpSettings::default()
+        })
+    });
+    let app = warden::app(state);
+    let valid = key.sign(&claims("u1"));
+    assert_eq!(common::get_as(&app, "/users/me", Some(&valid)).await.status, 200);
+
+    // Better-Auth accepts connections but never answers.
+    mock.set_delay(Duration::from_secs(60));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood: Vec<_> = (0..80)
+        .map(|_| {
+            let (app, key, stop) = (app.clone(), TestKey::generate(Alg::EdDsa), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut outcomes = std::collections::BTreeMap::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let header = json!({"alg": "EdDSA", "kid": random_hex(8)});
+                    let token = key.sign_with_header(&header, &claims("u1"));
+                    let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+                    let outcome = (
+                        answer.status.as_u16(),
+                        answer.body["code"].as_str().unwrap_or("").to_owned(),
+                    );
+                    *outcomes.entry(outcome).or_insert(0u32) += 1;
+                    // An immediate answer never returns Pending: let the others run.
+                    tokio::task::yield_now().await;
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let flood_for = Instant::now();
+    while flood_for.elapsed() < Duration::from_secs(3) {
+        let start = Instant::now();
+        let answer = common::get_as(&app, "/users/me", Some(&valid)).await;
+        latencies.push(start.elapsed());
+        assert_eq!(answer.outcome(), (200, None), "a valid user during the flood");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut outcomes = std::collections::BTreeMap::new();
+    for task in flood {
+        for (k, v) in task.await.unwrap() {
+            *outcomes.entry(k).or_insert(0) += v;
+        }
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!(
+        "flood outcomes {outcomes:?}; valid user: {} requests, all 200, p99 {p99:?}",
+        latencies.len()
+    );
+    for (status, code) in outcomes.keys() {
+        assert!(
+            (*status == 401 && code == "invalid_token") || (*status == 503 && code == "jwks_unavailable"),
+            "unexpected {status} {code}"
+        );
+    }
+    let hits = mock.hits();
+    assert!((2..=5).contains(&hits), "one fetch per cooldown at most: {hits}");
+
+    // Better-Auth answers again and has rotated: the new key's first token is accepted.
+    mock.set_delay(Duration::ZERO);
+    let rotated = TestKey::generate(Alg::EdDsa);
+    mock.set_jwks(jwks_of(&[&key, &rotated]));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let answer = common::get_as(&app, "/users/me", Some(&rotated.sign(&claims("u1")))).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+}
+
+// ---- 4. NUL and other control characters are the client's 4xx ----------------------------
+
+#[sqlx::test]
+async fn nul_bytes_anywhere_are_a_4xx_and_change_nothing(db: PgPool) {
+    let w = World::new(db).await;
+    let before = w.snapshot().await;
+    let nul = "a\u{0}b";
+    for (method, path, body, expected) in [
+        ("DELETE", "/users/me/sessions/%00", None, 404),
+        ("GET", "/admin/users/%00", None, 404),
+        ("GET", "/admin/users/a%00b/sessions", None, 404),
+        ("DELETE", "/admin/sessions/%00", None, 404),
+        ("DELETE", "/admin/users/%00", None, 404),
+        ("GET", "/admin/users?search=%00", None, 422),
+        ("GET", "/admin/users?search=x%00&searchField=name", None, 422),
+        ("GET", "/admin/users?role=%00", None, 422),
+        ("GET", "/admin/audit?actor=%00", None, 422),
+        ("GET", "/admin/audit?target=a%01", None, 422),
+        (
+            "POST",
+            "/admin/users/alice/ban",
+            Some(json!({"reason": nul})),
+            422,
+        ),
+        ("PUT", "/admin/users/alice/role", Some(json!({"role": nul})), 422),
+        ("PATCH", "/users/me", Some(json!({"name": nul})), 422),
+        (
+            "PATCH",
+            "/users/me",
+            Some(json!({"image": format!("https://x.test/{nul}")})),
+            422,
+        ),
+    ] {
+        let token = if path.starts_with("/admin") {
+            &w.admin
+        } else {
+            &w.alice
+        };
+        let answer = w.call(method, path, Some(token), body).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            expected,
+            "{method} {path}: {:?}",
+            answer.body
+        );
+        assert!(answer.body["code"].is_string(), "{method} {path}: problem+json");
+    }
+    assert_eq!(w.snapshot().await, before);
+}
+
+// ---- 5. the last usable admin, and admins racing each other ------------------------------
+
+#[sqlx::test]
+async fn a_banned_admin_does_not_count_as_the_other_admin(db: PgPool) {
+    let w = World::new(db).await;
+    w.exec(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
+        .await;
+    let answer = w
+        .call("POST", "/admin/users/alice/ban", Some(&w.admin), None)
+        .await;
+    assert_eq!(answer.status, 200);
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/admin/role",
+            Some(&w.admin),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(answer.outcome(), (409, Some("last_admin")));
+    assert_eq!(
+        w.scalar_text(r#"SELECT role FROM "user" WHERE id = 'admin'"#)
+            .await
+            .as_deref(),
+        Some("admin")
+    );
+    // An expired ban is no ban: alice counts again once hers is over.
+    w.exec(r#"UPDATE "user" SET ban_expires = now() - interval '1 minute' WHERE id = 'alice'"#)
+        .await;
+    let answer = w
+        .call(
+            "PUT",
+            "/admin/users/admin/role",
+            Some(&w.admin),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+}
+
+#[sqlx::test]
+async fn two_admins_banning_each_other_at_once_cannot_both_win(db: PgPool) {
+    let w = World::new(db).await;
+    for round in 0..10 {
+        w.exec(
+            r#"UPDATE "user" SET role = 'admin', banned = false, ban_reason = NULL, ban_expires = NULL
+               WHERE id IN ('admin', 'alice')"#,
+        )
+        .await;
+        w.exec(
+            "INSERT INTO session (id, expires_at, token, created_at, updated_at, user_id) VALUES
+             ('s-admin', now() + interval '1 hour', 'tok-admin', now(), now(), 'admin'),
+             ('s-alice-1', now() + interval '1 hour', 'tok-alice-1', now(), now(), 'alice')
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .await;
+        let (a, b) = tokio::join!(
+            w.call("POST", "/admin/users/alice/ban", Some(&w.admin), None),
+            w.call("POST", "/admin/users/admin/ban", Some(&w.alice), None),
+        );
+        let mut outcomes = [a.outcome(), b.outcome()];
+        outcomes.sort();
+        // The loser is refused as banned, or (when its request was authenticated before the
+        // winner's ban committed, and its session checked after) as signed out.
+        assert!(
+            matches!(
+                outcomes,
+                [(200, None), (401, Some("session_revoked"))] | [(200, None), (403, Some("banned"))]
+            ),
+            "round {round}: {outcomes:?}"
+        );
+        let banned = w
+            .scalar_i64(r#"SELECT count(*) FROM "user" WHERE id IN ('admin', 'alice') AND banned"#)
+            .await;
+        assert_eq!(banned, 1, "round {round}: exactly one admin is banned");
+    }
+}
+
+// ---- 8. the auth proxy sets the client address itself and refuses tricks ----------------
+
+/// An upstream that answers with what it received.
+async fn echo_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::HeaderMap;
+    let router = axum::Router::new().fallback(
+        |headers: HeaderMap, uri: axum::http::Uri, body: axum::body::Bytes| async move {
+            let headers: serde_json::Map<String, serde_json::Value> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+                .collect();
+            axum::Json(json!({"path": uri.path(), "headers": headers, "bodyLength": body.len()}))
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (url, task)
+}
+
+fn proxied(state: warden::AppState, upstream: &str, trusted: &[&str]) -> warden::AppState {
+    let proxy = AuthProxy::new(upstream, Duration::from_secs(1), reqwest::Client::new());
+    let trusted = trusted.iter().map(|t| t.parse().unwrap()).collect();
+    state.with(|s| {
+        s.auth_proxy = Some(Arc::new(proxy));
+        s.client_ips = TrustedProxies::new(trusted);
+    })
+}
+
+#[sqlx::test]
+async fn the_auth_proxy_names_the_client_itself(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let (upstream, _task) = echo_upstream().await;
+    let state = common::state(db.clone(), &w.jwks.url, common::policy()).await;
+    let server = Served::start(proxied(state, &upstream, &[])).await;
+    let client = reqwest::Client::new();
+    let seen: serde_json::Value = client
+        .post(server.url("/api/auth/sign-in/email"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-real-ip", "6.6.6.7")
+        .header("forwarded", "for=6.6.6.8")
+        .header("origin", "http://app.test")
+        .json(&json!({"email": "a@b.test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{seen}");
+    assert!(
+        headers.get("x-real-ip").is_none() && headers.get("forwarded").is_none(),
+        "{seen}"
+    );
+    assert_eq!(headers["origin"], "http://app.test");
+    assert!(headers["via"].as_str().unwrap().starts_with("1.1 warden-"));
+
+    // Behind a trusted proxy, the address it reports (the rightmost untrusted one).
+    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    let behind = Served::start(proxied(state, &upstream, &["127.0.0.1/32"])).await;
+    let seen: serde_json::Value = client
+        .get(behind.url("/api/auth/get-session"))
+        .header("x-forwarded-for", "6.6.6.6, 198.51.100.23")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-for"], "198.51.100.23", "{seen}");
+
+    // A chunked body over BODY_LIMIT_BYTES (64 KiB): 413.
+    let mut raw = TcpStream::connect(server.addr).await.unwrap();
+    raw.write_all(
+        b"POST /api/auth/sign-up/email HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Transfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let chunk = format!("400\r\n{}\r\n", " ".repeat(1024));
+    for _ in 0..100 {
+        if raw.write_all(chunk.as_bytes()).await.is_err() {
+            break; // the server answered and closed early: fine
+        }
+    }
+    let _ = raw.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+}
+
+#[sqlx::test]
+async fn the_auth_proxy_refuses_dot_segments_and_loops(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let (upstream, _task) = echo_upstream().await;
+    let state = common::state(db.clone(), &w.jwks.url, common::policy()).await;
+    let app = warden::app(proxied(state, &upstream, &[]));
+    for path in [
+        "/api/auth/%2e%2e/admin",
+        "/api/auth/../admin",
+        "/api/auth/./jwks",
+        "/api/auth/a%2fb",
+        "/api/auth/a%5Cb",
+    ] {
+        let answer = common::get_as(&app, path, None).await;
+        assert_eq!(answer.outcome(), (400, Some("bad_request")), "{path}");
+    }
+    assert_eq!(common::get_as(&app, "/api/auth/jwks", None).await.status, 200);
+
+    // BETTER_AUTH_URL pointing at warden itself: refused, not an endless loop.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own = format!("http://{}", listener.local_addr().unwrap());
+    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    let looping = warden::app(proxied(state, &own, &[]));
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            looping.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let answer = reqwest::get(format!("{own}/api/auth/get-session")).await.unwrap();
+    assert_eq!(answer.status(), 508);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "proxy_loop");
+}
+
+// ---- 9. cheap for the caller must be cheap for warden too --------------------------------
+
+#[sqlx::test]
+async fn refused_credentials_are_limited_per_client(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let state = common::state(db, &w.jwks.url, common::policy()).await.with(|s| {
+        s.failures = FailureLimiter::new(5);
+        s.client_ips = TrustedProxies::new(vec!["127.0.0.1/32".parse().unwrap()]);
+    });
+    let server = Served::start(state).await;
+    let client = reqwest::Client::new();
+    let me = server.url("/users/me");
+    let get = async |token: &str, from: &str| {
+        let answer = client
+            .get(&me)
+            .bearer_auth(token)
+            .header("x-forwarded-for", from)
+            .send()
+            .await
+            .unwrap();
+        let retry_after = answer
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: serde_json::Value = answer.json().await.unwrap();
+        (body["code"].as_str().unwrap_or("ok").to_owned(), retry_after)
+    };
+    let attacker = "198.51.100.66";
+    assert_eq!(
+        get(&w.alice, attacker).await.0,
+        "ok",
+        "alice's token is now cached"
+    );
+    for i in 0..5 {
+        assert_eq!(
+            get(&format!("junk.junk.junk{i}"), attacker).await.0,
+            "invalid_token"
+        );
+    }
+    let (code, retry_after) = get("junk.junk.junk", attacker).await;
+    assert_eq!(code, "too_many_requests");
+    let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(
+        get("a-session-token-that-does-not-exist", attacker).await.0,
+        "too_many_requests"
+    );
+    // A verified token costs nothing: a user behind the same address keeps working.
+    assert_eq!(get(&w.alice, attacker).await.0, "ok");
+    // Another client is not affected.
+    assert_eq!(get("junk.junk.junk", "198.51.100.67").await.0, "invalid_token");
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("warden_auth_throttled_total 2"), "{metrics}");
+}
+
+#[sqlx::test]
+async fn unknown_session_tokens_are_remembered_and_signatures_can_be_required(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let junk = "unknownTokenNoSessionHas01234567";
+    let answer = w.call("GET", "/users/me", Some(junk), None).await;
+    assert_eq!(answer.outcome(), (401, Some("invalid_token")));
+    // The refusal is remembered for a minute: the same junk does not reach the database again,
+    // which shows even when a session with that very token appears meanwhile.
+    w.exec(&format!(
+        "INSERT INTO session (id, expires_at, token, created_at, updated_at, user_id)
+         VALUES ('s-late', now() + interval '1 hour', '{junk}', now(), now(), 'alice')"
+    ))
+    .await;
+    let answer = w.call("GET", "/users/me", Some(junk), None).await;
+    assert_eq!(answer.outcome(), (401, Some("invalid_token")));
+    assert_eq!(
+        w.call("GET", "/users/me", Some("tok-alice-2"), None).await.status,
+        200
+    );
+
+    // REQUIRE_SIGNED_SESSION_TOKENS: the raw form is refused, the signed one accepted.
+    let mut policy = common::policy();
+    policy.require_signed_session_tokens = true;
+    let strict = warden::app(common::state(db, &w.jwks.url, policy).await);
+    let answer = common::get_as(&strict, "/users/me", Some("tok-alice-2")).await;
+    assert_eq!(answer.outcome(), (401, Some("invalid_token")));
+    assert!(answer.body["detail"].as_str().unwrap().contains("signed"));
+    let signed = session_token::sign("tok-alice-2", &Secret::new(common::SECRET));
+    assert_eq!(
+        common::get_as(&strict, "/users/me", Some(&signed)).await.status,
+        200
+    );
+}
