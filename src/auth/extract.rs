@@ -14,9 +14,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use time::OffsetDateTime;
 
 use super::session_token::{looks_like_jwt, session_token};
@@ -50,13 +50,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
         let client = state.client_ips.client_ip(parts);
-        let result = authenticate(state, token, client).await;
-        if let (Err(err), Some(ip)) = (&result, client)
-            && err.status() == StatusCode::UNAUTHORIZED
-        {
-            state.failures.record(ip);
-        }
-        result
+        authenticate(state, token, client).await
     }
 }
 
@@ -79,26 +73,37 @@ async fn authenticate(state: &AppState, token: &str, client: Option<IpAddr>) -> 
 }
 
 /// Step 1: a verified JWT's subject, or the owner of a live session token. Work that costs
-/// warden more than a lookup (a signature check, a query) is refused at once for a client over
-/// its failure limit.
+/// warden more than a lookup (a signature check, a query) takes one of the client's attempts
+/// first, given back when the credential is good: a client out of attempts is answered 429 at
+/// once (see [`super::throttle`]).
 async fn identify(state: &AppState, token: &str, client: Option<IpAddr>) -> Result<Proof, ApiError> {
-    let throttle = || match client.map(|ip| state.failures.check(ip)) {
-        Some(Err(wait)) => {
-            metrics::counter!("warden_auth_throttled_total").increment(1);
-            Err(ApiError::TooManyFailures {
-                retry_after_secs: wait.as_secs().max(1),
-            })
-        }
-        _ => Ok(()),
-    };
+    if looks_like_jwt(token)
+        && let Some(claims) = state.verifier.cached(token)
+    {
+        return Ok(Proof::Jwt(claims));
+    }
+    if let Some(ip) = client
+        && let Err(wait) = state.failures.reserve(ip)
+    {
+        metrics::counter!("warden_auth_throttled_total").increment(1);
+        return Err(ApiError::TooManyFailures {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let proof = verify_credential(state, token).await;
+    // Only a refused credential counts: not a good one, nor our own outage (503).
+    let refused = matches!(&proof, Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED);
+    if !refused && let Some(ip) = client {
+        state.failures.refund(ip);
+    }
+    proof
+}
+
+/// The costly part of step 1: a signature check, or a session lookup.
+async fn verify_credential(state: &AppState, token: &str) -> Result<Proof, ApiError> {
     if looks_like_jwt(token) {
-        if let Some(claims) = state.verifier.cached(token) {
-            return Ok(Proof::Jwt(claims));
-        }
-        throttle()?;
         return Ok(Proof::Jwt(state.verifier.verify(token).await?));
     }
-    throttle()?;
     let policy = &state.policy;
     let raw = session_token(
         token,

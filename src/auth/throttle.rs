@@ -7,6 +7,11 @@
 //! nothing and are never throttled, so a user behind the same address as an attacker keeps
 //! working. IPv6 clients are counted per /64, the block one subscriber usually holds.
 //!
+//! The count is taken *before* the work ([`FailureLimiter::reserve`]) and given back when the
+//! credential turns out good ([`FailureLimiter::refund`]), so concurrent requests cannot slip
+//! past the limit while their checks are still running: at most `per_minute` credentials per
+//! address per minute are refused after costing warden anything.
+//!
 //! Memory is bounded: at most `MAX_CLIENTS` addresses are tracked; an attacker with more
 //! addresses than that can only push other attackers out.
 
@@ -59,43 +64,53 @@ impl FailureLimiter {
         }
     }
 
-    /// `Err(retry_after)` while `ip` is over its limit.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Takes one of `ip`'s attempts for this minute before costly work, or `Err(retry_after)`
+    /// when none is left.
+    pub fn reserve(&self, ip: IpAddr) -> Result<(), Duration> {
         let Some(windows) = &self.windows else {
             return Ok(());
         };
-        let Some(window) = windows.get(&Self::key(ip)) else {
-            return Ok(());
-        };
-        let elapsed = window.started.elapsed();
-        if elapsed >= WINDOW || window.failures.load(Ordering::Relaxed) < self.per_minute {
-            return Ok(());
-        }
-        Err(WINDOW - elapsed)
-    }
-
-    /// Counts one refused credential from `ip`.
-    pub fn record(&self, ip: IpAddr) {
-        let Some(windows) = &self.windows else { return };
         let key = Self::key(ip);
-        let window = windows.get_with(key, || {
-            Arc::new(Window {
-                started: Instant::now(),
-                failures: AtomicU32::new(0),
-            })
-        });
+        let mut window = windows.get_with(key, Window::new);
         if window.started.elapsed() >= WINDOW {
             // Expired but not yet evicted: start a new window.
-            windows.insert(
-                key,
-                Arc::new(Window {
-                    started: Instant::now(),
-                    failures: AtomicU32::new(1),
-                }),
-            );
-            return;
+            window = Arc::new(Window::new_inner());
+            windows.insert(key, Arc::clone(&window));
         }
-        window.failures.fetch_add(1, Ordering::Relaxed);
+        window
+            .failures
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.per_minute).then_some(n + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                WINDOW
+                    .saturating_sub(window.started.elapsed())
+                    .max(Duration::from_secs(1))
+            })
+    }
+
+    /// Gives back an attempt whose credential was good.
+    pub fn refund(&self, ip: IpAddr) {
+        let Some(windows) = &self.windows else { return };
+        if let Some(window) = windows.get(&Self::key(ip)) {
+            let _ = window
+                .failures
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
+    }
+}
+
+impl Window {
+    fn new() -> Arc<Self> {
+        Arc::new(Self::new_inner())
+    }
+
+    fn new_inner() -> Self {
+        Self {
+            started: Instant::now(),
+            failures: AtomicU32::new(0),
+        }
     }
 }
 
@@ -104,31 +119,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn over_the_limit_until_the_window_ends() {
+    fn over_the_limit_until_the_window_ends_and_good_credentials_are_refunded() {
         let limiter = FailureLimiter::new(3);
         let a: IpAddr = "203.0.113.1".parse().unwrap();
         let b: IpAddr = "203.0.113.2".parse().unwrap();
-        for _ in 0..3 {
-            assert!(limiter.check(a).is_ok());
-            limiter.record(a);
+        for _ in 0..10 {
+            assert!(limiter.reserve(a).is_ok());
+            limiter.refund(a); // good credentials cost nothing
         }
-        let wait = limiter.check(a).unwrap_err();
+        for _ in 0..3 {
+            assert!(limiter.reserve(a).is_ok());
+        }
+        let wait = limiter.reserve(a).unwrap_err();
         assert!(wait > Duration::from_secs(55) && wait <= WINDOW, "{wait:?}");
-        assert!(limiter.check(b).is_ok(), "another client is not affected");
+        assert!(limiter.reserve(b).is_ok(), "another client is not affected");
     }
 
     #[test]
     fn ipv6_is_counted_per_64_and_zero_turns_it_off() {
         let limiter = FailureLimiter::new(2);
-        limiter.record("2001:db8:1:2::1".parse().unwrap());
-        limiter.record("2001:db8:1:2::ffff".parse().unwrap());
-        assert!(limiter.check("2001:db8:1:2:abcd::9".parse().unwrap()).is_err());
-        assert!(limiter.check("2001:db8:1:3::1".parse().unwrap()).is_ok());
+        assert!(limiter.reserve("2001:db8:1:2::1".parse().unwrap()).is_ok());
+        assert!(limiter.reserve("2001:db8:1:2::ffff".parse().unwrap()).is_ok());
+        assert!(limiter.reserve("2001:db8:1:2:abcd::9".parse().unwrap()).is_err());
+        assert!(limiter.reserve("2001:db8:1:3::1".parse().unwrap()).is_ok());
         let off = FailureLimiter::new(0);
         let ip: IpAddr = "198.51.100.1".parse().unwrap();
         for _ in 0..100 {
-            off.record(ip);
+            assert!(off.reserve(ip).is_ok());
         }
-        assert!(off.check(ip).is_ok());
     }
 }

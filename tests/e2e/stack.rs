@@ -85,6 +85,10 @@ pub struct Options {
     pub rotation_secs: Option<u64>,
     /// warden forwards /api/auth/* to Better-Auth (AUTH_PROXY=true).
     pub auth_proxy: bool,
+    /// More environment for warden (e.g. limits a test lowers).
+    pub warden_env: Vec<(&'static str, String)>,
+    /// More environment for Better-Auth.
+    pub auth_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -93,6 +97,8 @@ impl Default for Options {
             alg: "EdDSA",
             rotation_secs: None,
             auth_proxy: false,
+            warden_env: Vec::new(),
+            auth_env: Vec::new(),
         }
     }
 }
@@ -143,11 +149,18 @@ impl Stack {
         if let Some(secs) = options.rotation_secs {
             auth.env("JWKS_ROTATION_INTERVAL_SECS", secs.to_string());
         }
+        for (k, v) in &options.auth_env {
+            auth.env(k, v);
+        }
         let auth = auth.spawn().expect("node is installed");
 
         let warden_port = free_port();
         let warden_url = format!("http://127.0.0.1:{warden_port}");
-        let warden = Command::new(env!("CARGO_BIN_EXE_warden"))
+        let mut warden = Command::new(env!("CARGO_BIN_EXE_warden"));
+        for (k, v) in &options.warden_env {
+            warden.env(k, v);
+        }
+        let warden = warden
             .arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("BETTER_AUTH_URL", &auth_url)
@@ -194,6 +207,37 @@ impl Stack {
             assert!(Instant::now() < deadline, "{url} did not become healthy in 30 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Freezes Better-Auth (SIGSTOP): its port still accepts connections, nothing answers.
+    pub async fn pause_auth_server(&self) {
+        self.signal_auth_server("-STOP").await;
+    }
+
+    /// Lets a frozen Better-Auth run again (SIGCONT).
+    pub async fn resume_auth_server(&self) {
+        self.signal_auth_server("-CONT").await;
+    }
+
+    async fn signal_auth_server(&self, signal: &str) {
+        let pid = self.auth.as_ref().and_then(Child::id).expect("Better-Auth runs");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// warden's resident memory, in MiB (from /proc).
+    pub fn warden_rss_mib(&self) -> f64 {
+        let pid = self.warden.as_ref().and_then(Child::id).expect("warden runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
     }
 
     /// Stops Better-Auth only (warden keeps running).
