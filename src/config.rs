@@ -4,6 +4,10 @@
 //! there, and a bad one stops the start with a message naming the variable, so nothing deeper
 //! in the code ever has to deal with a half-valid configuration. README and `.env.example`
 //! list the same variables with the same defaults.
+//!
+//! The configuration then builds what the rest of the crate defines: the pool settings, the
+//! [`AuthPolicy`], the HTTP settings, an [`Auth`] ([`Auth::from_env`]) and the server's
+//! [`AppState`]. Those modules never import this one.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -11,6 +15,20 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+use crate::auth::{Auth, AuthBuilder, AuthPolicy, JwksSettings};
+use crate::cache::RowCacheSettings;
+use crate::db::{self, PoolSettings};
+use crate::error::StartupError;
+use crate::http::HttpSettings;
+use crate::http::server::ConnectionLimits;
+use crate::state::{AppState, Shared};
+
+pub use crate::auth::policy::SessionCheck;
+pub use crate::error::ConfigError;
+pub use crate::secret::Secret;
 
 /// Where Better-Auth listens when `BETTER_AUTH_URL` is not set (its own default port).
 pub const DEFAULT_BETTER_AUTH_URL: &str = "http://localhost:3000";
@@ -67,6 +85,12 @@ pub struct Config {
     pub session_check: SessionCheck,
     /// `BETTER_AUTH_SECRET` (optional): verifies signed session tokens (`token.signature`).
     pub better_auth_secret: Option<Secret>,
+    /// `COOKIE_AUTH` (default false): Better-Auth's session cookie is a credential too (for
+    /// `/auth/verify` and the library), with its cross-site rule (`TRUSTED_ORIGINS`).
+    pub cookie_auth: bool,
+    /// `TRUSTED_ORIGINS` (default: the origin of `BETTER_AUTH_URL` and every `CORS_ORIGINS`
+    /// entry): where a cookie-borne change may come from.
+    pub trusted_origins: Vec<String>,
     /// `REQUIRE_SIGNED_SESSION_TOKENS` (default false): accept a Better-Auth session token as a
     /// bearer credential only in its signed form (`token.signature`), like the bearer plugin's
     /// `requireSignature`. Needs `BETTER_AUTH_SECRET`.
@@ -141,46 +165,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// How a JWT is tied to its Better-Auth session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionCheck {
-    /// The `sid` claim is ignored.
-    Off,
-    /// When the JWT carries `sid`, that session must exist and not be expired.
-    Auto,
-    /// Every JWT must carry `sid`, and its session must exist and not be expired.
-    Required,
-}
-
-/// A secret that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// A configuration value that cannot be used. The message names the variable.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("{0} is required but not set")]
-    Missing(&'static str),
-    #[error("{var} is not valid: {reason}")]
-    Invalid { var: &'static str, reason: String },
-}
-
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -196,6 +180,7 @@ impl Config {
         let roles = RoleParts::read(&env)?;
         let http = HttpParts::read(&env)?;
         let caches = CacheParts::read(&env)?;
+        let trusted_origins = trusted_origins(&env, &better_auth.url, &http.cors_origins)?;
         Ok(Self {
             database_url: Secret::new(database.url),
             database_read_url: database.read_url.map(Secret::new),
@@ -218,6 +203,8 @@ impl Config {
             jwks_max_waiters: better_auth.max_waiters,
             better_auth_secret: better_auth.secret,
             require_signed_session_tokens: better_auth.require_signed_session_tokens,
+            cookie_auth: better_auth.cookie_auth,
+            trusted_origins,
             session_check: better_auth.session_check,
             admin_roles: roles.admin_roles,
             admin_user_ids: roles.admin_user_ids,
@@ -420,6 +407,7 @@ struct BetterAuthParts {
     max_waiters: usize,
     secret: Option<Secret>,
     require_signed_session_tokens: bool,
+    cookie_auth: bool,
     session_check: SessionCheck,
 }
 
@@ -441,9 +429,17 @@ impl BetterAuthParts {
                 "needs BETTER_AUTH_SECRET to check the signatures",
             ));
         }
+        let cookie_auth = env.flag("COOKIE_AUTH", false)?;
+        if cookie_auth && secret.is_none() {
+            return Err(invalid(
+                "COOKIE_AUTH",
+                "needs BETTER_AUTH_SECRET to check the cookie's signature",
+            ));
+        }
         Ok(Self {
             jwks_url,
             issuer,
+            cookie_auth,
             audience,
             leeway: env.secs("JWT_LEEWAY_SECS", 30, 0..=600)?,
             refresh: env.secs("JWKS_REFRESH_SECS", 300, 1..=86_400)?,
@@ -497,6 +493,38 @@ impl RoleParts {
         }
         Ok(parts)
     }
+}
+
+/// `TRUSTED_ORIGINS`, or its default: Better-Auth's own origin and the CORS origins.
+fn trusted_origins(
+    env: &Env<'_>,
+    better_auth_url: &str,
+    cors: &[String],
+) -> Result<Vec<String>, ConfigError> {
+    let configured = env.list("TRUSTED_ORIGINS", "");
+    let origins = if configured.is_empty() {
+        let mut origins: Vec<String> = origin_of(better_auth_url).into_iter().collect();
+        origins.extend(cors.iter().filter(|o| *o != "*").cloned());
+        origins
+    } else {
+        configured
+    };
+    for origin in &origins {
+        if origin_of(origin).as_deref() != Some(origin.as_str()) {
+            return Err(invalid(
+                "TRUSTED_ORIGINS",
+                format!("{origin:?} is not an origin such as https://app.example.com"),
+            ));
+        }
+    }
+    Ok(origins)
+}
+
+/// `scheme://host[:port]` of an http(s) URL.
+fn origin_of(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let origin = parsed.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 /// Role names go into comma-joined strings and URLs: keep them plain.
@@ -619,6 +647,128 @@ fn parse_bool(v: &str) -> Option<bool> {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),
         _ => None,
+    }
+}
+
+/// What the configuration builds: the pieces of the library and of the server.
+impl Config {
+    /// Database pool sizes and timeouts.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: self.database_acquire_timeout,
+            idle_timeout: self.database_idle_timeout,
+            statement_cache: self.database_statement_cache,
+            connect_retry: self.database_connect_retry,
+        }
+    }
+
+    /// Admin rules, roles, session strictness, secret and cookie rules.
+    pub fn auth_policy(&self) -> AuthPolicy {
+        AuthPolicy {
+            admin_roles: self.admin_roles.clone(),
+            admin_user_ids: self.admin_user_ids.clone(),
+            assignable_roles: self.roles.clone(),
+            session_check: self.session_check,
+            better_auth_secret: self.better_auth_secret.clone(),
+            require_signed_session_tokens: self.require_signed_session_tokens,
+            cookie_auth: self.cookie_auth,
+            trusted_origins: self.trusted_origins.clone(),
+        }
+    }
+
+    /// CORS, limits, timeouts and the connection cap.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            cors_origins: self.cors_origins.clone(),
+            body_limit_bytes: self.body_limit_bytes,
+            request_timeout: self.request_timeout,
+            max_concurrent_requests: self.max_concurrent_requests,
+            connections: ConnectionLimits {
+                header_read_timeout: self.header_read_timeout,
+                keep_alive_timeout: self.keep_alive_timeout,
+                // A request runs at most REQUEST_TIMEOUT_SECS; a connection that moves no byte
+                // for that long and a bit more is a client that stopped reading.
+                stall_timeout: self.request_timeout + Duration::from_secs(5),
+                max_connections: self.max_connections,
+            },
+        }
+    }
+
+    /// An [`Auth`] builder set up as the configuration says, on the primary pool `db`.
+    pub fn auth_builder(&self, db: PgPool) -> Result<AuthBuilder, StartupError> {
+        let user_cache = if self.user_cache {
+            let url = self
+                .database_listen_url
+                .as_ref()
+                .unwrap_or(&self.database_url)
+                .expose();
+            let listen =
+                db::connect_options(url, self.database_statement_cache).map_err(StartupError::Database)?;
+            Some((
+                RowCacheSettings {
+                    enabled: true,
+                    ttl: self.user_cache_ttl,
+                    capacity: self.user_cache_size,
+                },
+                Some(listen),
+            ))
+        } else {
+            None
+        };
+        Ok(Auth::builder(db)
+            .better_auth_url(self.better_auth_url.clone())
+            .jwks_url(self.jwks_url.clone())
+            .issuer(self.jwt_issuer.clone())
+            .audience(self.jwt_audience.clone())
+            .leeway(self.jwt_leeway)
+            .jwks_settings(JwksSettings {
+                refresh: self.jwks_refresh,
+                cooldown: self.jwks_cooldown,
+                timeout: self.jwks_timeout,
+                grace: self.jwks_grace,
+                max_waiters: self.jwks_max_waiters,
+            })
+            .policy(self.auth_policy())
+            .token_cache_size(self.token_cache_size)
+            .user_cache(user_cache)
+            .trusted_proxies(self.trusted_proxies.clone())
+            .failures_per_minute(self.auth_failures_per_minute))
+    }
+}
+
+impl Auth {
+    /// An `Auth` from the environment (and a `.env` file), with the same variables and
+    /// defaults as the `warden` server (README, Configuration): connects to `DATABASE_URL`,
+    /// loads the JWKS, starts the background tasks.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let _ = dotenvy::dotenv();
+        let config = Config::from_env()?;
+        let db = db::connect_one(config.database_url.expose(), &config.pool_settings())
+            .await
+            .map_err(StartupError::Database)?;
+        Self::from_config(&config, db).await
+    }
+
+    /// An `Auth` as `config` says, on the primary pool `db`.
+    pub async fn from_config(config: &Config, db: PgPool) -> Result<Self, StartupError> {
+        config.auth_builder(db)?.build().await
+    }
+}
+
+impl AppState {
+    /// The `warden` server's state: an [`Auth`] on the primary pool, the read replica, HTTP
+    /// settings, where `/metrics` goes, and the auth proxy's upstream.
+    pub async fn from_config(config: &Config, pools: db::Pools) -> Result<Self, StartupError> {
+        let auth = Auth::from_config(config, pools.primary).await?;
+        Ok(Shared {
+            auth,
+            read_db: pools.read,
+            http: Arc::new(config.http_settings()),
+            metrics_on_main: config.metrics_addr.is_none(),
+            auth_proxy: config.auth_proxy.then(|| config.better_auth_url.clone()),
+        }
+        .into())
     }
 }
 

@@ -11,8 +11,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::config::ConfigError;
-
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,6 +26,8 @@ pub enum ApiError {
     SessionRevoked,
     #[error("forbidden: {0}")]
     Forbidden(String),
+    #[error("cross-site request refused: {0}")]
+    InvalidOrigin(String),
     #[error("user is banned")]
     Banned {
         reason: Option<String>,
@@ -70,73 +70,146 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The stable machine-readable code clients can switch on.
-    pub fn code(&self) -> &'static str {
+    /// One row per variant: status, stable code, title, and the detail for variants that carry
+    /// none of their own.
+    fn spec(&self) -> (StatusCode, &'static str, &'static str, &'static str) {
+        use StatusCode as S;
         match self {
-            Self::MissingToken => "missing_token",
-            Self::InvalidToken(_) => "invalid_token",
-            Self::TokenExpired => "token_expired",
-            Self::UserNotFound => "user_not_found",
-            Self::SessionRevoked => "session_revoked",
-            Self::Forbidden(_) => "forbidden",
-            Self::Banned { .. } => "banned",
-            Self::JwksUnavailable => "jwks_unavailable",
-            Self::DatabaseUnavailable(_) => "database_unavailable",
-            Self::NotFound => "not_found",
-            Self::ValidationFailed(_) => "validation_failed",
-            Self::SelfAction(_) => "self_action",
-            Self::LastAdmin(_) => "last_admin",
-            Self::InvalidJson(_) => "invalid_json",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::RequestTimeout => "request_timeout",
-            Self::Overloaded => "overloaded",
-            Self::TooManyFailures { .. } => "too_many_requests",
-            Self::BadRequest(_) => "bad_request",
-            Self::ProxyLoop => "proxy_loop",
-            Self::BadGateway => "auth_server_unavailable",
-            Self::Internal(_) => "internal",
+            Self::MissingToken => (
+                S::UNAUTHORIZED,
+                "missing_token",
+                "Authentication required",
+                "send the Better-Auth JWT as `Authorization: Bearer <token>`",
+            ),
+            Self::InvalidToken(_) => (S::UNAUTHORIZED, "invalid_token", "Invalid token", ""),
+            Self::TokenExpired => (
+                S::UNAUTHORIZED,
+                "token_expired",
+                "Token expired",
+                "the token has expired; get a fresh one from Better-Auth",
+            ),
+            Self::UserNotFound => (
+                S::UNAUTHORIZED,
+                "user_not_found",
+                "User not found",
+                "the user this token was issued to no longer exists",
+            ),
+            Self::SessionRevoked => (
+                S::UNAUTHORIZED,
+                "session_revoked",
+                "Session revoked",
+                "the session was signed out, revoked or has expired; sign in again",
+            ),
+            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden", ""),
+            Self::Banned { .. } => (S::FORBIDDEN, "banned", "User banned", ""),
+            Self::InvalidOrigin(_) => (S::FORBIDDEN, "invalid_origin", "Untrusted origin", ""),
+            Self::JwksUnavailable => (
+                S::SERVICE_UNAVAILABLE,
+                "jwks_unavailable",
+                "Signing keys unavailable",
+                "the token's signing key is unknown and Better-Auth's JWKS cannot be reached",
+            ),
+            Self::DatabaseUnavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "Database unavailable",
+                "the database is unavailable; try again shortly",
+            ),
+            Self::NotFound => (S::NOT_FOUND, "not_found", "Not found", "no such resource"),
+            Self::ValidationFailed(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+                "",
+            ),
+            Self::SelfAction(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "self_action",
+                "Not on your own account",
+                "",
+            ),
+            Self::LastAdmin(_) => (S::CONFLICT, "last_admin", "Last admin", ""),
+            Self::InvalidJson(_) => (S::BAD_REQUEST, "invalid_json", "Malformed JSON", ""),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ),
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+                "the request body is too large",
+            ),
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "this route does not accept that method",
+            ),
+            Self::RequestTimeout => (
+                S::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+                "the request took too long and was abandoned",
+            ),
+            Self::Overloaded => (
+                S::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Overloaded",
+                "the server is at capacity; try again shortly",
+            ),
+            Self::TooManyFailures { .. } => {
+                (S::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests", "")
+            }
+            Self::BadRequest(_) => (S::BAD_REQUEST, "bad_request", "Bad request", ""),
+            Self::ProxyLoop => (
+                S::LOOP_DETECTED,
+                "proxy_loop",
+                "Proxy loop",
+                "BETTER_AUTH_URL points back at warden itself: the auth proxy refuses to loop",
+            ),
+            Self::BadGateway => (
+                S::BAD_GATEWAY,
+                "auth_server_unavailable",
+                "Auth server unavailable",
+                "Better-Auth cannot be reached; try again shortly",
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "an internal error occurred",
+            ),
         }
     }
 
+    /// The stable machine-readable code clients can switch on.
+    pub fn code(&self) -> &'static str {
+        self.spec().1
+    }
+
+    /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::MissingToken
-            | Self::InvalidToken(_)
-            | Self::TokenExpired
-            | Self::UserNotFound
-            | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
-            Self::Banned { .. } | Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::JwksUnavailable | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::ValidationFailed(_) | Self::SelfAction(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::LastAdmin(_) => StatusCode::CONFLICT,
-            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::ProxyLoop => StatusCode::LOOP_DETECTED,
-            Self::BadGateway => StatusCode::BAD_GATEWAY,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.spec().0
+    }
+
+    fn title(&self) -> &'static str {
+        self.spec().2
     }
 
     /// What the client is told. Never includes internal causes.
-    fn detail(&self) -> String {
+    pub fn detail(&self) -> String {
         match self {
-            Self::MissingToken => "send the Better-Auth JWT as `Authorization: Bearer <token>`".into(),
-            Self::InvalidToken(why) => why.clone(),
-            Self::TokenExpired => "the token has expired; get a fresh one from Better-Auth".into(),
-            Self::UserNotFound => "the user this token was issued to no longer exists".into(),
-            Self::SessionRevoked => {
-                "the session was signed out, revoked or has expired; sign in again".into()
-            }
-            Self::Forbidden(why) => why.clone(),
+            Self::InvalidToken(why)
+            | Self::Forbidden(why)
+            | Self::InvalidOrigin(why)
+            | Self::ValidationFailed(why)
+            | Self::SelfAction(why)
+            | Self::LastAdmin(why)
+            | Self::InvalidJson(why)
+            | Self::BadRequest(why) => why.clone(),
             Self::Banned { reason, expires } => {
                 let reason = reason.as_deref().unwrap_or("No reason");
                 match expires.and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok()) {
@@ -144,58 +217,10 @@ impl ApiError {
                     None => format!("this account is banned: {reason}"),
                 }
             }
-            Self::JwksUnavailable => {
-                "the token's signing key is unknown and Better-Auth's JWKS cannot be reached".into()
-            }
-            Self::DatabaseUnavailable(_) => "the database is unavailable; try again shortly".into(),
-            Self::NotFound => "no such resource".into(),
-            Self::ValidationFailed(why) | Self::SelfAction(why) | Self::LastAdmin(why) => why.clone(),
-            Self::InvalidJson(why) => why.clone(),
-            Self::UnsupportedMediaType => {
-                "send the body as JSON with `Content-Type: application/json`".into()
-            }
-            Self::PayloadTooLarge => "the request body is too large".into(),
-            Self::MethodNotAllowed => "this route does not accept that method".into(),
-            Self::RequestTimeout => "the request took too long and was abandoned".into(),
-            Self::Overloaded => "the server is at capacity; try again shortly".into(),
             Self::TooManyFailures { retry_after_secs } => {
                 format!("too many refused credentials from your address; try again in {retry_after_secs} s")
             }
-            Self::BadRequest(why) => why.clone(),
-            Self::ProxyLoop => {
-                "BETTER_AUTH_URL points back at warden itself: the auth proxy refuses to loop".into()
-            }
-            Self::BadGateway => "Better-Auth cannot be reached; try again shortly".into(),
-            Self::Internal(_) => "an internal error occurred".into(),
-        }
-    }
-
-    fn title(&self) -> &'static str {
-        match self {
-            Self::MissingToken => "Authentication required",
-            Self::InvalidToken(_) => "Invalid token",
-            Self::TokenExpired => "Token expired",
-            Self::UserNotFound => "User not found",
-            Self::SessionRevoked => "Session revoked",
-            Self::Forbidden(_) => "Forbidden",
-            Self::Banned { .. } => "User banned",
-            Self::JwksUnavailable => "Signing keys unavailable",
-            Self::DatabaseUnavailable(_) => "Database unavailable",
-            Self::NotFound => "Not found",
-            Self::ValidationFailed(_) => "Validation failed",
-            Self::SelfAction(_) => "Not on your own account",
-            Self::LastAdmin(_) => "Last admin",
-            Self::InvalidJson(_) => "Malformed JSON",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::PayloadTooLarge => "Payload too large",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::RequestTimeout => "Request timeout",
-            Self::Overloaded => "Overloaded",
-            Self::TooManyFailures { .. } => "Too many requests",
-            Self::BadRequest(_) => "Bad request",
-            Self::ProxyLoop => "Proxy loop",
-            Self::BadGateway => "Auth server unavailable",
-            Self::Internal(_) => "Internal error",
+            _ => self.spec().3.to_owned(),
         }
     }
 }
@@ -322,6 +347,15 @@ impl ApiError {
         ))
         .ok()
     }
+}
+
+/// A configuration value that cannot be used. The message names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    #[error("{var} is not valid: {reason}")]
+    Invalid { var: &'static str, reason: String },
 }
 
 /// What stops warden from starting.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 use warden::config::{Config, LogFormat};
 use warden::error::StartupError;
-use warden::{build_state, check, db, run, shutdown_signal};
+use warden::{AppState, check, db, run, shutdown_signal};
 
 const USAGE: &str = "\
 usage: warden [serve|migrate|check|healthcheck]
@@ -105,7 +105,13 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
     if let Command::Healthcheck = command {
         return healthcheck(&config).await;
     }
-    let pools = db::connect(&config).await.map_err(StartupError::Database)?;
+    let pools = db::connect(
+        config.database_url.expose(),
+        config.database_read_url.as_ref().map(|u| u.expose()),
+        &config.pool_settings(),
+    )
+    .await
+    .map_err(StartupError::Database)?;
     match command {
         Command::Migrate => {
             db::migrate(&pools.primary).await?;
@@ -117,7 +123,7 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
                 db::migrate(&pools.primary).await?;
                 tracing::info!("migrations applied");
             }
-            let state = build_state(&config, pools).await?;
+            let state = AppState::from_config(&config, pools).await?;
             let listener = tokio::net::TcpListener::bind(config.bind_addr)
                 .await
                 .map_err(|source| StartupError::Bind {

@@ -1,18 +1,18 @@
-//! Prometheus metrics: request counts and latency by route template, auth failures by code,
-//! JWKS fetches and key counts, database pool use. Rendered at `GET /metrics` (or on
-//! `METRICS_ADDR`). Gauges that describe current state are computed at scrape time.
+//! Prometheus metrics for the `warden` server: request counts and latency by route template,
+//! auth failures by code, JWKS fetches and key counts, database pool use, connections. The
+//! server installs the process-wide recorder ([`handle`]); the library only emits through the
+//! `metrics` facade, which records nothing until an app installs a recorder of its own.
+//! Rendered at `GET /metrics` (or on `METRICS_ADDR`) by `routes::health`, which also sets the
+//! gauges that describe current state at scrape time.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::AppState;
 
 /// Latency buckets, in seconds: fine-grained below 10 ms, where warden's requests live.
 const BUCKETS: [f64; 14] = [
@@ -91,25 +91,10 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`.
-pub async fn render(State(state): State<AppState>) -> Response {
-    let jwks = &state.verifier.jwks;
-    metrics::gauge!("warden_jwks_keys").set(jwks.keys().len() as f64);
-    match jwks.seconds_since_last_success() {
-        Some(secs) => metrics::gauge!("warden_jwks_seconds_since_last_success").set(secs),
-        None => metrics::gauge!("warden_jwks_seconds_since_last_success").set(f64::NAN),
-    }
-    for (name, pool) in [("primary", &state.db), ("read", &state.read_db)] {
-        metrics::gauge!("warden_db_pool_connections", "pool" => name, "state" => "open")
-            .set(pool.size() as f64);
-        metrics::gauge!("warden_db_pool_connections", "pool" => name, "state" => "idle")
-            .set(pool.num_idle() as f64);
-        metrics::gauge!("warden_db_pool_max_connections", "pool" => name)
-            .set(f64::from(pool.options().get_max_connections()));
-    }
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        handle().render(),
-    )
-        .into_response()
+/// The Prometheus text of everything recorded so far.
+pub fn render() -> String {
+    handle().render()
 }
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -1,37 +1,44 @@
-//! Extractors: the only place a request's credentials are read.
+//! The extractors: the only way a handler learns who is calling.
 //!
 //! A handler that takes [`AuthUser`] cannot run for an unauthenticated caller; one that takes
-//! [`Admin`] or [`RequireRole`] cannot run for a caller without the role. Every decision is
-//! made on fresh database state: the user row is read on each request (the JWT's copy of the
-//! user, roles included, can be 15 minutes stale), deleted and banned users are refused, and
-//! when the JWT names its session (`sid`), that session must still be live.
+//! [`Admin`] or [`RequireRole`] cannot run for a caller without the role; [`MaybeAuthUser`]
+//! lets anonymous callers in but still refuses a bad credential (never silently anonymous).
+//! Every decision is made on fresh database state (see [`super::authenticate`]).
 //!
-//! Credentials: `Authorization: Bearer <Better-Auth JWT>`, or a Better-Auth session token
-//! (raw or signed, as the bearer plugin issues them).
+//! They work with any state `S` from which an [`Auth`] can be had (`Auth: FromRef<S>`, axum's
+//! pattern for library authors), so an app keeps its own state type:
+//!
+//! ```
+//! # use axum::extract::FromRef;
+//! #[derive(Clone)]
+//! struct App { auth: warden::Auth }
+//! impl FromRef<App> for warden::Auth {
+//!     fn from_ref(app: &App) -> Self { app.auth.clone() }
+//! }
+//! async fn me(user: warden::AuthUser) -> String { user.user.email.clone() }
+//! let _routes: axum::Router<App> = axum::Router::new().route("/me", axum::routing::get(me));
+//! ```
 
 use std::marker::PhantomData;
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use time::OffsetDateTime;
 
-use super::session_token::{looks_like_jwt, session_token};
-use super::verify::{Claims, MAX_TOKEN_LEN};
-use crate::AppState;
-use crate::config::SessionCheck;
-use crate::db::sessions::{self, SessionRef};
-use crate::db::users::{self, User};
+use super::Auth;
+use super::verify::Claims;
+use crate::db::users::User;
 use crate::error::ApiError;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
 pub enum Credential {
+    /// A Better-Auth JWT (`Authorization: Bearer`), with its verified claims.
     Jwt(Arc<Claims>),
+    /// A Better-Auth session token as a bearer credential (the bearer plugin's form).
     SessionToken,
+    /// Better-Auth's session cookie (`COOKIE_AUTH=true`).
+    Cookie,
 }
 
 /// An authenticated caller whose account exists and is not banned.
@@ -41,186 +48,36 @@ pub struct AuthUser {
     pub user: Arc<User>,
     /// The Better-Auth session behind the credential, when known (`sid`, or the session token's).
     pub session_id: Option<String>,
+    /// How the caller proved who they are.
     pub credential: Credential,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)?;
-        let client = state.client_ips.client_ip(parts);
-        authenticate(state, token, client).await
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Auth::from_ref(state).authenticate(parts).await
     }
 }
 
-/// The four steps, in order: who the credential names, their fresh row, their ban, and the
-/// session behind the credential.
-async fn authenticate(state: &AppState, token: &str, client: Option<IpAddr>) -> Result<AuthUser, ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let proof = identify(state, token, client).await?;
-    tracing::Span::current().record("user_id", proof.user_id());
-    // The account before the session: a banned user hears "banned" (Better-Auth's ban also
-    // deletes the sessions, which would otherwise hide the reason behind "session revoked").
-    let user = load_user(state, proof.user_id()).await?;
-    refuse_ban(&user, now)?;
-    let (session_id, credential) = check_session(state, proof, now).await?;
-    Ok(AuthUser {
-        user,
-        session_id,
-        credential,
-    })
-}
+/// A caller who may or may not be signed in: `MaybeAuthUser(None)` without any credential.
+/// A credential that is present but bad (expired, forged, banned user) is still refused.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
 
-/// Step 1: a verified JWT's subject, or the owner of a live session token. Work that costs
-/// warden more than a lookup (a signature check, a query) takes one of the client's attempts
-/// first, given back when the credential is good: a client out of attempts is answered 429 at
-/// once (see [`super::throttle`]).
-async fn identify(state: &AppState, token: &str, client: Option<IpAddr>) -> Result<Proof, ApiError> {
-    if looks_like_jwt(token)
-        && let Some(claims) = state.verifier.cached(token)
-    {
-        return Ok(Proof::Jwt(claims));
-    }
-    if let Some(ip) = client
-        && let Err(wait) = state.failures.reserve(ip)
-    {
-        metrics::counter!("warden_auth_throttled_total").increment(1);
-        return Err(ApiError::TooManyFailures {
-            retry_after_secs: wait.as_secs().max(1),
-        });
-    }
-    let proof = verify_credential(state, token).await;
-    // Only a refused credential counts: not a good one, nor our own outage (503).
-    let refused = matches!(&proof, Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED);
-    if !refused && let Some(ip) = client {
-        state.failures.refund(ip);
-    }
-    proof
-}
+impl<S> FromRequestParts<S> for MaybeAuthUser
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
 
-/// The costly part of step 1: a signature check, or a session lookup.
-async fn verify_credential(state: &AppState, token: &str) -> Result<Proof, ApiError> {
-    if looks_like_jwt(token) {
-        return Ok(Proof::Jwt(state.verifier.verify(token).await?));
-    }
-    let policy = &state.policy;
-    let raw = session_token(
-        token,
-        policy.better_auth_secret.as_ref(),
-        policy.require_signed_session_tokens,
-    )
-    .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
-    // Unknown and signed-out tokens look the same here: neither is a live session.
-    let unknown = || ApiError::InvalidToken("no live session has this token".into());
-    if state.unknown_sessions.contains(&raw) {
-        return Err(unknown());
-    }
-    match sessions::find_ref_by_token(&state.db, &raw).await? {
-        Some(session) => Ok(Proof::Session(session)),
-        None => {
-            state.unknown_sessions.insert(&raw);
-            Err(unknown())
-        }
-    }
-}
-
-/// Step 3: an active ban refuses everything.
-fn refuse_ban(user: &User, now: OffsetDateTime) -> Result<(), ApiError> {
-    if user.ban_is_active(now) {
-        return Err(ApiError::Banned {
-            reason: user.ban_reason.clone(),
-            expires: user.ban_expires,
-        });
-    }
-    Ok(())
-}
-
-/// Step 4: the session behind the credential must be live (a session token's own session; a
-/// JWT's `sid`, as `SESSION_CHECK` says).
-async fn check_session(
-    state: &AppState,
-    proof: Proof,
-    now: OffsetDateTime,
-) -> Result<(Option<String>, Credential), ApiError> {
-    match proof {
-        Proof::Session(session) => {
-            if session.expires_at <= now {
-                return Err(ApiError::TokenExpired);
-            }
-            Ok((Some(session.id), Credential::SessionToken))
-        }
-        Proof::Jwt(claims) => {
-            let session_id = match (state.policy.session_check, claims.sid.as_deref()) {
-                (SessionCheck::Off, sid) => sid.map(str::to_owned),
-                (SessionCheck::Required, None) => {
-                    return Err(ApiError::InvalidToken(
-                        "the token names no session (sid), which this server requires".into(),
-                    ));
-                }
-                (SessionCheck::Auto, None) => None,
-                (_, Some(sid)) => {
-                    let session = load_session(state, sid).await?;
-                    Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
-                }
-            };
-            Ok((session_id, Credential::Jwt(claims)))
-        }
-    }
-}
-
-enum Proof {
-    Jwt(Arc<Claims>),
-    Session(SessionRef),
-}
-
-impl Proof {
-    fn user_id(&self) -> &str {
-        match self {
-            Self::Jwt(claims) => &claims.sub,
-            Self::Session(session) => &session.user_id,
-        }
-    }
-}
-
-/// The user row: from the cache when it can be trusted, else from the primary.
-async fn load_user(state: &AppState, id: &str) -> Result<Arc<User>, ApiError> {
-    if let Some(user) = state.rows.user(id) {
-        return Ok(user);
-    }
-    let ticket = state.rows.ticket(id);
-    let user = Arc::new(
-        users::find_by_id(&state.db, id)
-            .await?
-            .ok_or(ApiError::UserNotFound)?,
-    );
-    state.rows.put_user(Arc::clone(&user), ticket);
-    Ok(user)
-}
-
-/// A session by id: from the cache when it can be trusted, else from the primary.
-async fn load_session(state: &AppState, id: &str) -> Result<Option<Arc<SessionRef>>, ApiError> {
-    if let Some(session) = state.rows.session(id) {
-        return Ok(Some(session));
-    }
-    let ticket = state.rows.ticket(id);
-    let Some(session) = sessions::find_ref_by_id(&state.db, id).await? else {
-        return Ok(None);
-    };
-    let session = Arc::new(session);
-    state.rows.put_session(Arc::clone(&session), ticket);
-    Ok(Some(session))
-}
-
-/// The session a JWT names must exist, belong to the token's subject, and not be expired.
-fn live_session_of<'a>(
-    session: Option<&'a SessionRef>,
-    sub: &str,
-    now: OffsetDateTime,
-) -> Result<&'a SessionRef, ApiError> {
-    match session {
-        Some(s) if s.user_id == sub && s.expires_at > now => Ok(s),
-        _ => Err(ApiError::SessionRevoked),
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Auth::from_ref(state).authenticate_optional(parts).await.map(Self)
     }
 }
 
@@ -229,12 +86,17 @@ fn live_session_of<'a>(
 #[derive(Debug, Clone)]
 pub struct Admin(pub AuthUser);
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let caller = AuthUser::from_request_parts(parts, state).await?;
-        if !state.policy.is_admin(&caller.user) {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_ref(state);
+        let caller = auth.authenticate(parts).await?;
+        if !auth.is_admin(&caller.user) {
             return Err(ApiError::Forbidden("this route is for admins".into()));
         }
         Ok(Self(caller))
@@ -253,11 +115,16 @@ pub struct RequireRole<R> {
     role: PhantomData<R>,
 }
 
-impl<R: RoleName + Send + Sync> FromRequestParts<AppState> for RequireRole<R> {
+impl<S, R> FromRequestParts<S> for RequireRole<R>
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+    R: RoleName + Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let caller = AuthUser::from_request_parts(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Auth::from_ref(state).authenticate(parts).await?;
         if !caller.user.roles().iter().any(|r| r == R::ROLE) {
             return Err(ApiError::Forbidden(format!(
                 "this route requires the role {:?}",
@@ -269,36 +136,4 @@ impl<R: RoleName + Send + Sync> FromRequestParts<AppState> for RequireRole<R> {
             role: PhantomData,
         })
     }
-}
-
-/// The token of `Authorization: Bearer <token>`. The scheme is case-insensitive (RFC 7235).
-pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Err(ApiError::MissingToken);
-    };
-    if values.next().is_some() {
-        return Err(ApiError::InvalidToken(
-            "send exactly one Authorization header".into(),
-        ));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken("the Authorization header is not valid text".into()))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::InvalidToken(
-            "the Authorization header must use the Bearer scheme".into(),
-        ));
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(ApiError::MissingToken);
-    }
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(ApiError::InvalidToken(format!(
-            "the token is longer than {MAX_TOKEN_LEN} bytes"
-        )));
-    }
-    Ok(token)
 }

@@ -1,32 +1,58 @@
 //! Who may do what: admin membership (Better-Auth's admin plugin rules), assignable roles,
-//! and how strictly a JWT is tied to its session. Built once from the configuration.
+//! how strictly a JWT is tied to its session, and whether cookies are credentials.
 
-use crate::config::{Config, Secret, SessionCheck};
 use crate::db::users::User;
+use crate::secret::Secret;
 
+/// How a JWT is tied to its Better-Auth session (`SESSION_CHECK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// The `sid` claim is ignored.
+    Off,
+    /// When the JWT carries `sid`, that session must exist and not be expired.
+    Auto,
+    /// Every JWT must carry `sid`, and its session must exist and not be expired.
+    Required,
+}
+
+/// Who may do what, and how credentials are read. Built once, from the configuration or in code.
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
+    /// A user holding any of these roles is an admin (Better-Auth's `adminRoles`).
     pub admin_roles: Vec<String>,
+    /// Users who are admins whatever their roles (Better-Auth's `adminUserIds`).
     pub admin_user_ids: Vec<String>,
+    /// The roles an admin may assign.
     pub assignable_roles: Vec<String>,
     pub session_check: SessionCheck,
+    /// Better-Auth's secret: checks signed session tokens and session cookies.
     pub better_auth_secret: Option<Secret>,
     /// Refuse unsigned session tokens (Better-Auth bearer plugin's `requireSignature`).
     pub require_signed_session_tokens: bool,
+    /// Accept Better-Auth's session cookie as a credential (`COOKIE_AUTH`).
+    pub cookie_auth: bool,
+    /// Origins a cookie-borne change may come from (`TRUSTED_ORIGINS`).
+    pub trusted_origins: Vec<String>,
+}
+
+impl Default for AuthPolicy {
+    /// Better-Auth's defaults: role `admin` is the admin role, `admin` and `user` can be
+    /// assigned, a JWT's `sid` is checked when present, no cookies.
+    fn default() -> Self {
+        Self {
+            admin_roles: vec!["admin".into()],
+            admin_user_ids: Vec::new(),
+            assignable_roles: vec!["admin".into(), "user".into()],
+            session_check: SessionCheck::Auto,
+            better_auth_secret: None,
+            require_signed_session_tokens: false,
+            cookie_auth: false,
+            trusted_origins: Vec::new(),
+        }
+    }
 }
 
 impl AuthPolicy {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            admin_roles: config.admin_roles.clone(),
-            admin_user_ids: config.admin_user_ids.clone(),
-            assignable_roles: config.roles.clone(),
-            session_check: config.session_check,
-            better_auth_secret: config.better_auth_secret.clone(),
-            require_signed_session_tokens: config.require_signed_session_tokens,
-        }
-    }
-
     /// Like Better-Auth: admin when any role is an admin role, or the id is listed.
     pub fn is_admin(&self, user: &User) -> bool {
         self.is_admin_with_roles(&user.id, &user.roles())

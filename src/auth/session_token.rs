@@ -15,7 +15,7 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Session tokens are short; anything longer is not one.
 const MAX_SESSION_TOKEN_LEN: usize = 256;

@@ -1,8 +1,5 @@
 //! In-process caches that keep requests off the database without going stale.
 //!
-//! - [`tokens::TokenCache`]: verified claims by token hash, so each distinct token's signature
-//!   is checked once. An entry dies at the token's `exp` and is ignored once its key has left
-//!   the JWKS.
 //! - [`RowCache`]: user rows and sessions by id. Entries are dropped the moment PostgreSQL says
 //!   the row changed (`NOTIFY` from triggers, received by [`listener`]), whoever changed it; a
 //!   time-to-live bounds them anyway. While the listener is down or lagging the cache is not
@@ -15,7 +12,6 @@
 //! invalidation can fall between the check and the insert.
 
 pub mod listener;
-pub mod tokens;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,8 +27,20 @@ const SHARDS: usize = 256;
 #[derive(Debug, Clone, Copy)]
 pub struct RowCacheSettings {
     pub enabled: bool,
+    /// An upper bound on a cached row's age (`USER_CACHE_TTL_SECS`).
     pub ttl: Duration,
+    /// Users cached (and as many sessions) (`USER_CACHE_SIZE`).
     pub capacity: u64,
+}
+
+impl Default for RowCacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl: Duration::from_secs(60),
+            capacity: 100_000,
+        }
+    }
 }
 
 /// A cache of one kind of row by id.

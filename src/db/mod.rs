@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::Config;
-
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -25,12 +23,43 @@ pub struct Pools {
     pub read: PgPool,
 }
 
+/// How pools connect and how big they get.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// `DATABASE_MAX_CONNECTIONS`.
+    pub max_connections: u32,
+    /// `DATABASE_ACQUIRE_TIMEOUT_SECS`: waiting longer for a connection is a 503.
+    pub acquire_timeout: Duration,
+    /// `DATABASE_IDLE_TIMEOUT_SECS`.
+    pub idle_timeout: Duration,
+    /// `DATABASE_STATEMENT_CACHE`: prepared statements kept per connection.
+    pub statement_cache: usize,
+    /// `DATABASE_CONNECT_RETRY_SECS`: how long the first connection is retried.
+    pub connect_retry: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            statement_cache: 100,
+            connect_retry: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Opens the pools, retrying the first connection with backoff for up to
-/// `DATABASE_CONNECT_RETRY_SECS` (a cold Neon compute takes about a second to wake up).
-pub async fn connect(config: &Config) -> Result<Pools, sqlx::Error> {
-    let primary = connect_one(config.database_url.expose(), config).await?;
-    let read = match &config.database_read_url {
-        Some(url) => connect_one(url.expose(), config).await?,
+/// `settings.connect_retry` (a cold Neon compute takes about a second to wake up).
+pub async fn connect(
+    primary: &str,
+    read: Option<&str>,
+    settings: &PoolSettings,
+) -> Result<Pools, sqlx::Error> {
+    let primary = connect_one(primary, settings).await?;
+    let read = match read {
+        Some(url) => connect_one(url, settings).await?,
         None => primary.clone(),
     };
     Ok(Pools { primary, read })
@@ -58,13 +87,14 @@ pub fn connect_options(url: &str, statement_cache: usize) -> Result<PgConnectOpt
         .statement_cache_capacity(statement_cache))
 }
 
-async fn connect_one(url: &str, config: &Config) -> Result<PgPool, sqlx::Error> {
-    let options = connect_options(url, config.database_statement_cache)?;
+/// One pool (see [`connect`]).
+pub async fn connect_one(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx::Error> {
+    let options = connect_options(url, settings.statement_cache)?;
     let pool = PgPoolOptions::new()
-        .max_connections(config.database_max_connections)
-        .acquire_timeout(config.database_acquire_timeout)
-        .idle_timeout(Some(config.database_idle_timeout));
-    let deadline = Instant::now() + config.database_connect_retry;
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(Some(settings.idle_timeout));
+    let deadline = Instant::now() + settings.connect_retry;
     let mut delay = Duration::from_millis(250);
     loop {
         match pool.clone().connect_with(options.clone()).await {
@@ -149,6 +179,17 @@ fn decode_hex(hex: &str) -> Vec<u8> {
         .step_by(2)
         .filter_map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
         .collect()
+}
+
+/// Whether warden's change-notification triggers (migration `..._change_notifications`) are
+/// installed: without them a cache of user rows would never hear of changes.
+pub async fn change_triggers_installed(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_trigger WHERE tgname IN ('warden_user_changed', 'warden_session_changed')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(count == 2)
 }
 
 /// Whether the database answers a trivial query.

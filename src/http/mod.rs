@@ -27,7 +27,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::config::Config;
 use crate::error::ApiError;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,25 +49,6 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
             connections: server::ConnectionLimits::default(),
-        }
-    }
-}
-
-impl HttpSettings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            cors_origins: config.cors_origins.clone(),
-            body_limit_bytes: config.body_limit_bytes,
-            request_timeout: config.request_timeout,
-            max_concurrent_requests: config.max_concurrent_requests,
-            connections: server::ConnectionLimits {
-                header_read_timeout: config.header_read_timeout,
-                keep_alive_timeout: config.keep_alive_timeout,
-                // A request runs at most REQUEST_TIMEOUT_SECS; a connection that moves no byte
-                // for that long and a bit more is a client that stopped reading.
-                stall_timeout: config.request_timeout + Duration::from_secs(5),
-                max_connections: config.max_connections,
-            },
         }
     }
 }

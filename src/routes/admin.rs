@@ -17,12 +17,12 @@ use utoipa_axum::routes;
 use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
 use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, checked_text};
 use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
-use crate::AppState;
-use crate::auth::extract::{Admin, AuthUser};
+use crate::auth::{Admin, AuthUser};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, User, UserQuery};
 use crate::db::{sessions, users};
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::response::{IntoResponse, Response};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -150,7 +150,7 @@ async fn get_user(
     _admin: Admin,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let user = users::find_by_id(&state.db, &id)
+    let user = users::find_by_id(state.db(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(profile(&user))
@@ -167,7 +167,7 @@ async fn begin_admin_write(
     state: &AppState,
     actor: &AuthUser,
 ) -> Result<Transaction<'static, Postgres>, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.db().begin().await?;
     users::lock_admin_changes(&mut tx).await?;
     let fresh = users::find_by_id(&mut *tx, &actor.user.id)
         .await?
@@ -178,7 +178,7 @@ async fn begin_admin_write(
             expires: fresh.ban_expires,
         });
     }
-    if !state.policy.is_admin(&fresh) {
+    if !state.auth.policy().is_admin(&fresh) {
         return Err(ApiError::Forbidden("this route is for admins".into()));
     }
     Ok(tx)
@@ -191,7 +191,7 @@ async fn ensure_another_admin(
     conn: &mut PgConnection,
     target: &User,
 ) -> Result<(), ApiError> {
-    let policy = &state.policy;
+    let policy = state.auth.policy();
     if !policy.is_admin(target) || target.ban_is_active(OffsetDateTime::now_utc()) {
         return Ok(());
     }
@@ -256,10 +256,10 @@ async fn set_role(
     IdPath(id): IdPath,
     AppJson(change): AppJson<RoleChange>,
 ) -> Result<Response, ApiError> {
-    let roles = change.validate(&state.policy.assignable_roles)?;
+    let roles = change.validate(&state.auth.policy().assignable_roles)?;
     let mut tx = begin_admin_write(&state, &admin).await?;
     let target = locked_user(&mut tx, &id).await?;
-    if !state.policy.is_admin_with_roles(&target.id, &roles) {
+    if !state.auth.policy().is_admin_with_roles(&target.id, &roles) {
         ensure_another_admin(&state, &mut tx, &target).await?;
     }
     let joined = roles.join(",");
@@ -396,10 +396,10 @@ async fn user_sessions(
     Admin(admin): Admin,
     IdPath(id): IdPath,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
-    users::find_by_id(&state.db, &id)
+    users::find_by_id(state.db(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let list = sessions::list_live_for_user(&state.db, &id).await?;
+    let list = sessions::list_live_for_user(state.db(), &id).await?;
     let current = admin.session_id.as_deref();
     Ok(Json(
         list.into_iter().map(|s| SessionView::new(s, current)).collect(),

@@ -3,14 +3,12 @@
 //!
 //! The document is generated from the handlers themselves: every route is registered through
 //! `utoipa_axum::routes!`, which adds it to the router and to the document at once, so the two
-//! cannot drift apart.
+//! cannot drift apart. This module holds the document's frame ([`ApiDoc`]) and the shared
+//! error responses the feature modules name; `routes/mod.rs` assembles the two.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_swagger_ui::SwaggerUi;
 
-use crate::AppState;
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection};
 use crate::error::Problem;
 
@@ -52,20 +50,6 @@ impl Modify for BearerAuth {
             ),
         );
     }
-}
-
-/// The whole API: every route with its documentation, and the document.
-pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(super::users::router())
-        .merge(super::admin::router())
-        .merge(super::health::router())
-        .split_for_parts()
-}
-
-/// `/docs` and `/openapi.json` for `document`.
-pub fn router(document: utoipa::openapi::OpenApi) -> axum::Router<AppState> {
-    axum::Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", document))
 }
 
 /// What any authenticated route can answer besides its own results.

@@ -1,5 +1,6 @@
-//! `/healthz` (the process is up) and `/readyz` (it can serve: database reachable and at
-//! least one signing key loaded).
+//! `/healthz` (the process is up), `/readyz` (it can serve: database reachable and at least
+//! one signing key loaded), and `/metrics` (Prometheus text, the current-state gauges set at
+//! scrape time).
 
 use std::time::Duration;
 
@@ -10,8 +11,12 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+
 use crate::db;
+use crate::metrics::{CONTENT_TYPE_TEXT, render};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,10 +59,10 @@ pub struct Readiness {
 )]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database_ok = matches!(
-        tokio::time::timeout(Duration::from_secs(2), db::ping(&state.db)).await,
+        tokio::time::timeout(Duration::from_secs(2), db::ping(state.db())).await,
         Ok(Ok(()))
     );
-    let keys = state.verifier.jwks.keys();
+    let keys = state.auth.verifier().jwks.keys();
     let ready = database_ok && !keys.is_empty();
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
@@ -72,4 +77,23 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body))
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let jwks = &state.auth.verifier().jwks;
+    metrics::gauge!("warden_jwks_keys").set(jwks.keys().len() as f64);
+    match jwks.seconds_since_last_success() {
+        Some(secs) => metrics::gauge!("warden_jwks_seconds_since_last_success").set(secs),
+        None => metrics::gauge!("warden_jwks_seconds_since_last_success").set(f64::NAN),
+    }
+    for (name, pool) in [("primary", state.db()), ("read", &state.read_db)] {
+        metrics::gauge!("warden_db_pool_connections", "pool" => name, "state" => "open")
+            .set(pool.size() as f64);
+        metrics::gauge!("warden_db_pool_connections", "pool" => name, "state" => "idle")
+            .set(pool.num_idle() as f64);
+        metrics::gauge!("warden_db_pool_max_connections", "pool" => name)
+            .set(f64::from(pool.options().get_max_connections()));
+    }
+    ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], render()).into_response()
 }

@@ -1,15 +1,74 @@
-//! HTTP routes, one module per feature, each with its own `router()`; [`crate::app`]
-//! merges them.
+//! The `warden` server's HTTP API: one module per feature, each with its own `router()`,
+//! assembled here and nowhere else (feature modules never import this assembly).
+//!
+//! - [`users`]: `/users/me` and the caller's sessions and accounts.
+//! - [`admin`]: `/admin`, user management with Better-Auth's admin rules.
+//! - [`forward`]: `/auth/verify`, forward auth for nginx, Traefik and Caddy.
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`proxy`]: `/api/auth/*` forwarded to Better-Auth (`AUTH_PROXY=true`).
+//! - [`docs`]: the OpenAPI document's frame and shared error responses; [`views`]: JSON shapes;
+//!   [`extract`]: body, query and path extractors with problem+json rejections.
+//!
+//! Every route is written against the public API an outside app has (`warden::Auth` and the
+//! extractors), plus the server's own [`AppState`].
 
 pub mod admin;
 pub mod docs;
 pub mod extract;
+pub mod forward;
 pub mod health;
 pub mod proxy;
 pub mod users;
 pub mod views;
 
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every documented route, and the OpenAPI document they make together.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .merge(users::router())
+        .merge(admin::router())
+        .merge(forward::router())
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The whole server: the API, `/docs/` and `/openapi.json`, `/metrics` unless it has its own
+/// address, the auth proxy when on, and every layer of [`crate::http`].
+pub fn app(state: AppState) -> Router {
+    // The server's metrics recorder must exist before the first request is counted.
+    crate::metrics::handle();
+    let (api, document) = api();
+    let mut router = api.merge(SwaggerUi::new("/docs").url("/openapi.json", document));
+    if state.metrics_on_main {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    if let Some(upstream) = &state.auth_proxy {
+        router = router.merge(proxy::router(proxy::AuthProxy::new(
+            upstream,
+            state.http.request_timeout,
+            state.http.body_limit_bytes,
+        )));
+    }
+    let router = router.fallback(not_found);
+    let settings = std::sync::Arc::clone(&state.http);
+    crate::http::layered(router, &settings).with_state(state)
+}
+
+/// The metrics-only router for `METRICS_ADDR`.
+pub fn metrics_app(state: AppState) -> Router {
+    crate::metrics::handle();
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}
 
 /// Unknown routes answer a problem+json 404, like every other error.
 pub async fn not_found() -> ApiError {

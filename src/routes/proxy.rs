@@ -15,16 +15,21 @@
 //! - Bodies over `BODY_LIMIT_BYTES`, chunked or not: 413. (Bodies are read whole before
 //!   forwarding: Better-Auth's requests are small JSON.)
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::any;
+use axum::{Extension, Router};
 use std::time::Duration;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A connection to Better-Auth that takes longer than this fails (502).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how `/api/auth/*` is forwarded.
 #[derive(Debug)]
@@ -33,17 +38,19 @@ pub struct AuthProxy {
     client: reqwest::Client,
     /// This process's `Via` entry.
     via: String,
+    body_limit: usize,
 }
 
 impl AuthProxy {
     /// `upstream` is Better-Auth's base URL. Redirects are passed to the browser, not followed.
-    pub fn new(upstream: &str, connect_timeout: Duration, template: reqwest::Client) -> Self {
+    pub fn new(upstream: &str, request_timeout: Duration, body_limit: usize) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(request_timeout)
             .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or(template);
+            .unwrap_or_default();
         let mut id = [0u8; 6];
         let _ = aws_lc_rs::rand::fill(&mut id);
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
@@ -51,14 +58,16 @@ impl AuthProxy {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client,
             via: format!("1.1 warden-{id}"),
+            body_limit,
         }
     }
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(proxy: AuthProxy) -> Router<AppState> {
     Router::new()
         .route("/api/auth", any(forward))
         .route("/api/auth/{*rest}", any(forward))
+        .layer(Extension(Arc::new(proxy)))
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -125,10 +134,11 @@ fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn forward(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let Some(proxy) = state.auth_proxy.as_deref() else {
-        return Err(ApiError::NotFound);
-    };
+async fn forward(
+    State(state): State<AppState>,
+    Extension(proxy): Extension<Arc<AuthProxy>>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     if !safe_path(parts.uri.path()) {
         return Err(ApiError::BadRequest(
@@ -158,7 +168,7 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(peer) = peer {
-        let client = state.client_ips.resolve(peer, &parts.headers);
+        let client = state.auth.client_ips().resolve(peer, &parts.headers);
         if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
             headers.insert(HeaderName::from_static("x-forwarded-for"), value);
         }
@@ -178,7 +188,7 @@ async fn forward(State(state): State<AppState>, request: Request) -> Result<Resp
         headers.insert(header::VIA, via);
     }
 
-    let body = axum::body::to_bytes(body, state.http.body_limit_bytes)
+    let body = axum::body::to_bytes(body, proxy.body_limit)
         .await
         .map_err(|err| {
             if is_length_limit(&err) {

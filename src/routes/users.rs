@@ -10,11 +10,11 @@ use utoipa_axum::routes;
 use super::docs::{AuthErrors, BadBody, Invalid, NotFound};
 use super::extract::{AppJson, IdPath};
 use super::views::{AccountView, Revoked, SessionView, UserProfile, profile};
-use crate::AppState;
-use crate::auth::extract::AuthUser;
+use crate::auth::AuthUser;
 use crate::db::users::ProfileChange;
 use crate::db::{accounts, sessions, users};
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::response::Response;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -117,7 +117,7 @@ async fn update_me(
     AppJson(patch): AppJson<ProfilePatch>,
 ) -> Result<Response, ApiError> {
     let change = patch.validate()?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.db().acquire().await?;
     let user = users::update_profile(&mut conn, &auth.user.id, &change)
         .await?
         .ok_or(ApiError::UserNotFound)?;
@@ -133,7 +133,7 @@ async fn my_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
-    let list = sessions::list_live_for_user(&state.db, &auth.user.id).await?;
+    let list = sessions::list_live_for_user(state.db(), &auth.user.id).await?;
     let current = auth.session_id.as_deref();
     Ok(Json(
         list.into_iter().map(|s| SessionView::new(s, current)).collect(),
@@ -152,7 +152,7 @@ async fn revoke_my_session(
     auth: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.db().acquire().await?;
     if sessions::delete_for_user(&mut conn, &auth.user.id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -169,7 +169,7 @@ async fn revoke_my_other_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Json<Revoked>, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.db().acquire().await?;
     let revoked = sessions::delete_all_for_user(&mut conn, &auth.user.id, auth.session_id.as_deref()).await?;
     Ok(Json(Revoked { revoked }))
 }
@@ -183,6 +183,6 @@ async fn my_accounts(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
-    let list = accounts::list_for_user(&state.db, &auth.user.id).await?;
+    let list = accounts::list_for_user(state.db(), &auth.user.id).await?;
     Ok(Json(list.into_iter().map(AccountView::from).collect()))
 }

@@ -132,7 +132,11 @@ async fn bans_roles_and_an_auth_server_outage() {
         .execute(&stack.pool)
         .await
         .unwrap();
-    let (_, me) = stack.warden_get("/users/me", &user_jwt).await;
+    let (_, me) = stack
+        .warden_get_once_seen("/users/me", &user_jwt, |_, me| {
+            me["roles"] == json!(["user", "editor"])
+        })
+        .await;
     assert_eq!(me["roles"], json!(["user", "editor"]));
 
     // Banned through Better-Auth's own admin API: the still-unexpired JWT is refused at once.
@@ -144,7 +148,9 @@ async fn bans_roles_and_an_auth_server_outage() {
         )
         .await;
     assert_eq!(status, 200, "ban-user: {body}");
-    let (status, body) = stack.warden_get("/users/me", &user_jwt).await;
+    let (status, body) = stack
+        .warden_get_once_seen("/users/me", &user_jwt, |s, _| s == 403)
+        .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["code"], "banned");
     assert!(body["detail"].as_str().unwrap().contains("spam"));
@@ -165,7 +171,9 @@ async fn bans_roles_and_an_auth_server_outage() {
     assert_eq!(status, 200, "unban-user: {body}");
     // The ban signed the user out everywhere (Better-Auth deleted the sessions), so the old JWT
     // stays dead (its `sid` names a deleted session); signing in again works at once.
-    let (status, body) = stack.warden_get("/users/me", &user_jwt).await;
+    let (status, body) = stack
+        .warden_get_once_seen("/users/me", &user_jwt, |s, _| s == 401)
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("session_revoked")),
@@ -212,7 +220,9 @@ async fn sign_out_and_revocation_take_effect_at_once() {
     // Sign out through Better-Auth: that JWT is refused at once, though it has not expired.
     let (status, _, body) = stack.auth_post("/sign-out", Some(&phone), json!({})).await;
     assert_eq!(status, 200, "sign-out: {body}");
-    let (status, body) = stack.warden_get("/users/me", &phone_jwt).await;
+    let (status, body) = stack
+        .warden_get_once_seen("/users/me", &phone_jwt, |s, _| s == 401)
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("session_revoked")),

@@ -333,6 +333,28 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// `warden_get` until `seen` holds, for at most a second: a change made outside warden
+    /// (SQL, Better-Auth) reaches its cache through a PostgreSQL notification, a few
+    /// milliseconds after the commit. Returns the last answer (the caller asserts on it).
+    pub async fn warden_get_once_seen(
+        &self,
+        path: &str,
+        bearer: &str,
+        seen: impl Fn(u16, &Value) -> bool,
+    ) -> (u16, Value) {
+        let start = Instant::now();
+        loop {
+            let (status, body) = self.warden_get(path, bearer).await;
+            if seen(status, &body) || start.elapsed() > Duration::from_secs(1) {
+                eprintln!("seen after {} ms", start.elapsed().as_millis());
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
 /// The decoded JOSE header of a JWT.
 pub fn jwt_header(jwt: &str) -> Value {
     use base64::Engine;

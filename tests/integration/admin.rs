@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use warden::auth::extract::{RequireRole, RoleName};
 
 use crate::common::{self, insert_user};
-use crate::world::World;
+use crate::world::{Setup, World};
 
 /// Every admin route with a request that succeeds for an admin.
 fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>, u16)> {
@@ -40,15 +40,15 @@ async fn every_admin_route_is_guarded(db: PgPool) {
     let w = World::new(db).await;
     let before = w.snapshot().await;
     for (method, path, body, _) in admin_routes() {
-        let answer = w.call(method, path, None, body.clone()).await;
+        let answer = w.anonymous().call(method, path, body.clone()).await;
         assert_eq!(answer.outcome(), (401, Some("missing_token")), "{method} {path}");
         assert_eq!(answer.headers["www-authenticate"], "Bearer");
-        let answer = w.call(method, path, Some(&w.alice), body.clone()).await;
+        let answer = w.as_alice().call(method, path, body.clone()).await;
         assert_eq!(answer.outcome(), (403, Some("forbidden")), "{method} {path}");
     }
     assert_eq!(w.snapshot().await, before, "refused requests changed nothing");
     for (method, path, body, status) in admin_routes() {
-        let answer = w.call(method, path, Some(&w.admin), body).await;
+        let answer = w.as_admin().call(method, path, body).await;
         assert_eq!(
             answer.status.as_u16(),
             status,
@@ -57,13 +57,8 @@ async fn every_admin_route_is_guarded(db: PgPool) {
         );
     }
     // Guards do not hide unknown routes.
-    assert_eq!(w.call("GET", "/admin/nothing-here", None, None).await.status, 404);
-    assert_eq!(
-        w.call("GET", "/admin/users/bob/nothing", Some(&w.alice), None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(w.anonymous().get("/admin/nothing-here").await.status, 404);
+    assert_eq!(w.as_alice().get("/admin/users/bob/nothing").await.status, 404);
 }
 
 #[sqlx::test]
@@ -72,43 +67,32 @@ async fn roles_are_read_fresh_not_from_the_jwt(db: PgPool) {
     // Alice's JWT was minted while she was a plain user; promote her in the database.
     w.exec(r#"UPDATE "user" SET role = 'user,admin' WHERE id = 'alice'"#)
         .await;
-    assert_eq!(
-        w.call("GET", "/admin/users", Some(&w.alice), None).await.status,
-        200
-    );
+    assert_eq!(w.as_alice().get("/admin/users").await.status, 200);
     // Demote the admin: the JWT still says "admin", the database does not.
     w.exec(r#"UPDATE "user" SET role = 'user' WHERE id = 'admin'"#)
         .await;
-    assert_eq!(
-        w.call("GET", "/admin/users", Some(&w.admin), None).await.status,
-        403
-    );
+    assert_eq!(w.as_admin().get("/admin/users").await.status, 403);
 }
 
 #[sqlx::test]
 async fn admin_user_ids_make_admins_whatever_their_roles(db: PgPool) {
-    let mut policy = common::policy();
-    policy.admin_user_ids = vec!["bob".into()];
-    let w = World::with_policy(db, policy).await;
-    assert_eq!(
-        w.call("GET", "/admin/users", Some(&w.bob), None).await.status,
-        200
-    );
-    assert_eq!(
-        w.call("GET", "/admin/users", Some(&w.alice), None).await.status,
-        403
-    );
+    let w = World::with(
+        db,
+        Setup::default().policy(|p| p.admin_user_ids = vec!["bob".into()]),
+    )
+    .await;
+    assert_eq!(w.as_bob().get("/admin/users").await.status, 200);
+    assert_eq!(w.as_alice().get("/admin/users").await.status, 403);
 }
 
 #[sqlx::test]
 async fn set_role_validates_and_audits(db: PgPool) {
     let w = World::new(db).await;
     let answer = w
-        .call(
-            "PUT",
+        .as_admin()
+        .put(
             "/admin/users/bob/role",
-            Some(&w.admin),
-            Some(json!({"roles": ["editor", "user", "editor"]})),
+            json!({"roles": ["editor", "user", "editor"]}),
         )
         .await;
     assert_eq!(answer.status, 200);
@@ -121,12 +105,8 @@ async fn set_role_validates_and_audits(db: PgPool) {
         "editor,user"
     );
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/bob/role",
-            Some(&w.admin),
-            Some(json!({"role": "admin"})),
-        )
+        .as_admin()
+        .put("/admin/users/bob/role", json!({"role": "admin"}))
         .await;
     assert_eq!(answer.body["role"], "admin");
 
@@ -140,18 +120,12 @@ async fn set_role_validates_and_audits(db: PgPool) {
         json!({"role": 1}),
         json!({"role": "user", "banned": true}),
     ] {
-        let answer = w
-            .call("PUT", "/admin/users/bob/role", Some(&w.admin), Some(body.clone()))
-            .await;
+        let answer = w.as_admin().put("/admin/users/bob/role", body.clone()).await;
         assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{body}");
     }
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/ghost/role",
-            Some(&w.admin),
-            Some(json!({"role": "user"})),
-        )
+        .as_admin()
+        .put("/admin/users/ghost/role", json!({"role": "user"}))
         .await;
     assert_eq!(answer.status, 404);
     assert_eq!(w.snapshot().await, before);
@@ -177,23 +151,15 @@ async fn the_last_admin_cannot_be_demoted_or_removed(db: PgPool) {
     let w = World::new(db).await;
     let before = w.snapshot().await;
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/admin/role",
-            Some(&w.admin),
-            Some(json!({"role": "user"})),
-        )
+        .as_admin()
+        .put("/admin/users/admin/role", json!({"role": "user"}))
         .await;
     assert_eq!(answer.outcome(), (409, Some("last_admin")));
     assert_eq!(w.snapshot().await, before, "a refused demotion changes nothing");
     // Keeping an admin role is fine.
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/admin/role",
-            Some(&w.admin),
-            Some(json!({"roles": ["admin", "editor"]})),
-        )
+        .as_admin()
+        .put("/admin/users/admin/role", json!({"roles": ["admin", "editor"]}))
         .await;
     assert_eq!(answer.status, 200);
     assert_eq!(
@@ -202,33 +168,22 @@ async fn the_last_admin_cannot_be_demoted_or_removed(db: PgPool) {
             .unwrap(),
         "admin,editor"
     );
-    let answer = w.call("DELETE", "/admin/users/admin", Some(&w.admin), None).await;
+    let answer = w.as_admin().delete("/admin/users/admin").await;
     assert_eq!(answer.outcome(), (422, Some("self_action")));
 
     // With a second admin, stepping down works.
     w.exec(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
         .await;
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/admin/role",
-            Some(&w.admin),
-            Some(json!({"role": "user"})),
-        )
+        .as_admin()
+        .put("/admin/users/admin/role", json!({"role": "user"}))
         .await;
     assert_eq!(answer.status, 200);
-    assert_eq!(
-        w.call("GET", "/admin/users", Some(&w.admin), None).await.status,
-        403
-    );
+    assert_eq!(w.as_admin().get("/admin/users").await.status, 403);
     // And now alice is the last one.
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/alice/role",
-            Some(&w.alice),
-            Some(json!({"role": "user"})),
-        )
+        .as_alice()
+        .put("/admin/users/alice/role", json!({"role": "user"}))
         .await;
     assert_eq!(answer.status, 409);
 }
@@ -237,9 +192,7 @@ async fn the_last_admin_cannot_be_demoted_or_removed(db: PgPool) {
 async fn ban_and_unban_like_better_auth(db: PgPool) {
     let w = World::new(db).await;
     // Ban with defaults (no body): "No reason", forever, every session gone.
-    let answer = w
-        .call("POST", "/admin/users/alice/ban", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().post("/admin/users/alice/ban", None).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(
         (answer.body["banned"].clone(), answer.body["banReason"].clone()),
@@ -251,7 +204,7 @@ async fn ban_and_unban_like_better_auth(db: PgPool) {
             .await,
         0
     );
-    let answer = w.call("GET", "/users/me", Some(&w.alice), None).await;
+    let answer = w.as_alice().get("/users/me").await;
     assert!(
         answer.status == 401 || answer.status == 403,
         "{answer:?}",
@@ -259,9 +212,7 @@ async fn ban_and_unban_like_better_auth(db: PgPool) {
     );
 
     // Unban clears all three columns.
-    let answer = w
-        .call("POST", "/admin/users/alice/unban", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().post("/admin/users/alice/unban", None).await;
     assert_eq!(answer.status, 200);
     let row: (Option<bool>, Option<String>, Option<String>) =
         sqlx::query_as(r#"SELECT banned, ban_reason, ban_expires::text FROM "user" WHERE id = 'alice'"#)
@@ -272,10 +223,9 @@ async fn ban_and_unban_like_better_auth(db: PgPool) {
 
     // A timed ban with a reason.
     let answer = w
-        .call(
-            "POST",
+        .as_admin()
+        .post(
             "/admin/users/bob/ban",
-            Some(&w.admin),
             Some(json!({"reason": "spam", "expiresIn": 3600})),
         )
         .await;
@@ -285,12 +235,8 @@ async fn ban_and_unban_like_better_auth(db: PgPool) {
         .await;
     assert!((3590..=3600).contains(&secs), "{secs}");
     let answer = w
-        .call(
-            "GET",
-            "/users/me",
-            Some(&w.key.sign(&common::claims("bob"))),
-            None,
-        )
+        .bearer(&w.key.sign(&common::claims("bob")))
+        .get("/users/me")
         .await;
     assert_eq!(answer.outcome(), (403, Some("banned")));
 
@@ -312,12 +258,8 @@ async fn bad_bans_change_nothing(db: PgPool) {
     let w = World::new(db).await;
     let before = w.snapshot().await;
     let answer = w
-        .call(
-            "POST",
-            "/admin/users/admin/ban",
-            Some(&w.admin),
-            Some(json!({"reason": "oops"})),
-        )
+        .as_admin()
+        .post("/admin/users/admin/ban", Some(json!({"reason": "oops"})))
         .await;
     assert_eq!(answer.outcome(), (422, Some("self_action")));
     for body in [
@@ -330,7 +272,8 @@ async fn bad_bans_change_nothing(db: PgPool) {
         json!({"reason": "spam", "until": "tomorrow"}),
     ] {
         let answer = w
-            .call("POST", "/admin/users/bob/ban", Some(&w.admin), Some(body.clone()))
+            .as_admin()
+            .post("/admin/users/bob/ban", Some(body.clone()))
             .await;
         assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{body}");
     }
@@ -341,15 +284,11 @@ async fn bad_bans_change_nothing(db: PgPool) {
         .unwrap();
     assert_eq!(common::send(&w.app, request).await.status, 400);
     assert_eq!(
-        w.call("POST", "/admin/users/ghost/ban", Some(&w.admin), None)
-            .await
-            .status,
+        w.as_admin().post("/admin/users/ghost/ban", None).await.status,
         404
     );
     assert_eq!(
-        w.call("POST", "/admin/users/ghost/unban", Some(&w.admin), None)
-            .await
-            .status,
+        w.as_admin().post("/admin/users/ghost/unban", None).await.status,
         404
     );
     assert_eq!(w.snapshot().await, before);
@@ -358,9 +297,7 @@ async fn bad_bans_change_nothing(db: PgPool) {
 #[sqlx::test]
 async fn admin_session_management(db: PgPool) {
     let w = World::new(db).await;
-    let answer = w
-        .call("GET", "/admin/users/alice/sessions", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().get("/admin/users/alice/sessions").await;
     let ids: Vec<&str> = answer
         .body
         .as_array()
@@ -377,38 +314,18 @@ async fn admin_session_management(db: PgPool) {
             .iter()
             .all(|s| s["current"] == false && s.get("token").is_none())
     );
-    assert_eq!(
-        w.call("GET", "/admin/users/ghost/sessions", Some(&w.admin), None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(w.as_admin().get("/admin/users/ghost/sessions").await.status, 404);
 
-    assert_eq!(
-        w.call("DELETE", "/admin/sessions/s-bob", Some(&w.admin), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(w.as_admin().delete("/admin/sessions/s-bob").await.status, 204);
     assert_eq!(
         w.scalar_i64("SELECT count(*) FROM session WHERE id = 's-bob'")
             .await,
         0
     );
-    assert_eq!(
-        w.call("GET", "/users/me", Some(&w.bob), None).await.body["code"],
-        "session_revoked"
-    );
-    assert_eq!(
-        w.call("DELETE", "/admin/sessions/s-bob", Some(&w.admin), None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(w.as_bob().get("/users/me").await.body["code"], "session_revoked");
+    assert_eq!(w.as_admin().delete("/admin/sessions/s-bob").await.status, 404);
 
-    let answer = w
-        .call("DELETE", "/admin/users/alice/sessions", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().delete("/admin/users/alice/sessions").await;
     assert_eq!(answer.body, json!({"revoked": 2}));
     assert_eq!(
         w.scalar_i64("SELECT count(*) FROM session WHERE user_id = 'alice'")
@@ -418,14 +335,9 @@ async fn admin_session_management(db: PgPool) {
 
     // An admin revoking their own sessions keeps the one in use.
     common::insert_session(&w.db, "s-admin-2", "admin", "tok-admin-2", 3600).await;
-    let answer = w
-        .call("DELETE", "/admin/users/admin/sessions", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().delete("/admin/users/admin/sessions").await;
     assert_eq!(answer.body, json!({"revoked": 1}));
-    assert_eq!(
-        w.call("GET", "/admin/audit", Some(&w.admin), None).await.status,
-        200
-    );
+    assert_eq!(w.as_admin().get("/admin/audit").await.status, 200);
 
     let actions: Vec<(String, Option<String>, Option<String>)> =
         sqlx::query_as("SELECT action, target_user_id, target_session_id FROM warden_audit_log ORDER BY id")
@@ -452,12 +364,7 @@ async fn remove_user_cascades_and_is_audited(db: PgPool) {
     .execute(&w.db)
     .await
     .unwrap();
-    assert_eq!(
-        w.call("DELETE", "/admin/users/bob", Some(&w.admin), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(w.as_admin().delete("/admin/users/bob").await.status, 204);
     assert_eq!(
         w.scalar_i64(r#"SELECT count(*) FROM "user" WHERE id = 'bob'"#)
             .await,
@@ -473,27 +380,18 @@ async fn remove_user_cascades_and_is_audited(db: PgPool) {
             .await,
         0
     );
-    assert_eq!(
-        w.call("DELETE", "/admin/users/bob", Some(&w.admin), None)
-            .await
-            .status,
-        404
-    );
-    let answer = w
-        .call("GET", "/admin/audit?target=bob", Some(&w.admin), None)
-        .await;
+    assert_eq!(w.as_admin().delete("/admin/users/bob").await.status, 404);
+    let answer = w.as_admin().get("/admin/audit?target=bob").await;
     assert_eq!(answer.body["total"], 1);
     assert_eq!(answer.body["entries"][0]["action"], "user.remove");
     assert_eq!(answer.body["entries"][0]["details"]["email"], "bob@example.com");
     assert_eq!(answer.body["entries"][0]["actorId"], "admin");
     // The removed user's JWT no longer works.
-    assert_eq!(w.call("GET", "/users/me", Some(&w.bob), None).await.status, 401);
+    assert_eq!(w.as_bob().get("/users/me").await.status, 401);
 }
 
 async fn emails(w: &World, query: &str) -> (Vec<String>, Value) {
-    let answer = w
-        .call("GET", &format!("/admin/users{query}"), Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().get(&format!("/admin/users{query}")).await;
     assert_eq!(answer.status, 200, "{query}: {:?}", answer.body);
     let list = answer.body["users"]
         .as_array()
@@ -592,21 +490,15 @@ async fn list_users_search_filter_sort_and_pages(db: PgPool) {
         "?banned=maybe",
         "?colour=blue",
     ] {
-        let answer = w
-            .call("GET", &format!("/admin/users{bad}"), Some(&w.admin), None)
-            .await;
+        let answer = w.as_admin().get(&format!("/admin/users{bad}")).await;
         assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{bad}");
     }
     let long = "a".repeat(257);
     assert_eq!(
-        w.call(
-            "GET",
-            &format!("/admin/users?search={long}"),
-            Some(&w.admin),
-            None
-        )
-        .await
-        .status,
+        w.as_admin()
+            .get(&format!("/admin/users?search={long}"))
+            .await
+            .status,
         422
     );
 }
@@ -616,18 +508,13 @@ async fn audit_lists_newest_first_with_filters(db: PgPool) {
     let w = World::new(db).await;
     w.exec(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
         .await;
-    w.call("POST", "/admin/users/bob/ban", Some(&w.admin), None).await;
-    w.call("POST", "/admin/users/bob/unban", Some(&w.alice), None)
+    w.as_admin().post("/admin/users/bob/ban", None).await;
+    w.as_alice().post("/admin/users/bob/unban", None).await;
+    w.as_alice()
+        .put("/admin/users/bob/role", json!({"role": "editor"}))
         .await;
-    w.call(
-        "PUT",
-        "/admin/users/bob/role",
-        Some(&w.alice),
-        Some(json!({"role": "editor"})),
-    )
-    .await;
 
-    let answer = w.call("GET", "/admin/audit", Some(&w.admin), None).await;
+    let answer = w.as_admin().get("/admin/audit").await;
     assert_eq!(answer.body["total"], 3);
     let actions: Vec<&str> = answer.body["entries"]
         .as_array()
@@ -637,9 +524,7 @@ async fn audit_lists_newest_first_with_filters(db: PgPool) {
         .collect();
     assert_eq!(actions, vec!["user.set_role", "user.unban", "user.ban"]);
     assert!(answer.body["entries"][0]["at"].is_string());
-    let answer = w
-        .call("GET", "/admin/audit?actor=alice&limit=1", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().get("/admin/audit?actor=alice&limit=1").await;
     assert_eq!(
         (
             answer.body["total"].clone(),
@@ -648,24 +533,13 @@ async fn audit_lists_newest_first_with_filters(db: PgPool) {
         (json!(2), 1)
     );
     let answer = w
-        .call(
-            "GET",
-            "/admin/audit?actor=alice&limit=1&offset=1",
-            Some(&w.admin),
-            None,
-        )
+        .as_admin()
+        .get("/admin/audit?actor=alice&limit=1&offset=1")
         .await;
     assert_eq!(answer.body["entries"][0]["action"], "user.unban");
-    let answer = w
-        .call("GET", "/admin/audit?target=alice", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().get("/admin/audit?target=alice").await;
     assert_eq!(answer.body["total"], 0);
-    assert_eq!(
-        w.call("GET", "/admin/audit?limit=500", Some(&w.admin), None)
-            .await
-            .status,
-        422
-    );
+    assert_eq!(w.as_admin().get("/admin/audit?limit=500").await.status, 422);
 }
 
 struct Editor;
@@ -676,14 +550,20 @@ impl RoleName for Editor {
 #[sqlx::test]
 async fn require_role_guards_any_role(db: PgPool) {
     let w = World::new(db.clone()).await;
-    let state = common::state(db, &w.jwks.url, common::policy()).await;
+    // An app of its own around warden's state: the extractor needs only `Auth: FromRef<S>`.
     let app = axum::Router::new()
         .route(
             "/edit",
             get(|guard: RequireRole<Editor>| async move { guard.caller.user.id.clone() }),
         )
-        .with_state(state);
-    assert_eq!(common::get_as(&app, "/edit", Some(&w.bob)).await.status, 403);
+        .with_state(w.state.clone());
+    let request = |token: &str| {
+        axum::http::Request::get("/edit")
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_eq!(common::send_raw(&app, request(&w.bob)).await.0, 403);
     w.exec(r#"UPDATE "user" SET role = 'user, editor' WHERE id = 'bob'"#)
         .await;
     let response = tower::ServiceExt::oneshot(

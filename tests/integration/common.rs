@@ -13,11 +13,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
-use warden::auth::Verifier;
 use warden::auth::jwks::{JwksCache, JwksSource};
-use warden::auth::policy::AuthPolicy;
 use warden::auth::verify::ClaimRules;
-use warden::config::{Secret, SessionCheck};
+use warden::auth::{Auth, AuthBuilder, AuthPolicy, Verifier};
+use warden::secret::Secret;
 
 pub const ISSUER: &str = "http://auth.test:3000";
 
@@ -147,27 +146,32 @@ pub fn cache(url: &str, db: Option<PgPool>, cooldown: Duration) -> Arc<JwksCache
 
 pub const SECRET: &str = "integration-test-better-auth-secret";
 
-/// The policy `warden serve` builds from the default configuration, plus a secret.
+/// The policy `warden serve` builds from the default configuration, plus a secret and a
+/// third assignable role.
 pub fn policy() -> AuthPolicy {
     AuthPolicy {
-        admin_roles: vec!["admin".into()],
-        admin_user_ids: vec![],
         assignable_roles: vec!["admin".into(), "user".into(), "editor".into()],
-        session_check: SessionCheck::Auto,
         better_auth_secret: Some(Secret::new(SECRET)),
-        require_signed_session_tokens: false,
+        ..AuthPolicy::default()
     }
 }
 
-/// The app as `warden serve` builds it, against `db` and the JWKS at `jwks_url`.
-pub async fn app(db: PgPool, jwks_url: &str) -> axum::Router {
-    warden::app(state(db, jwks_url, policy()).await)
-}
-
-pub async fn state(db: PgPool, jwks_url: &str, policy: AuthPolicy) -> warden::AppState {
+/// The server's state as `warden serve` builds it (no user cache, no failure limit: tests
+/// that want them say so), against `db` and the JWKS at `jwks_url`, changed by `auth`.
+pub async fn state(
+    db: PgPool,
+    jwks_url: &str,
+    policy: AuthPolicy,
+    auth: impl FnOnce(AuthBuilder) -> AuthBuilder,
+) -> warden::AppState {
     let jwks = cache(jwks_url, Some(db.clone()), Duration::from_secs(5));
     let _ = jwks.refresh().await;
-    warden::AppState::new(db, Verifier::new(jwks, rules()), policy)
+    let builder = Auth::builder(db)
+        .verifier(Verifier::new(jwks, rules()))
+        .policy(policy)
+        .user_cache(None)
+        .failures_per_minute(0);
+    warden::AppState::new(auth(builder).build().await.unwrap())
 }
 
 /// A response, read whole.
@@ -182,31 +186,6 @@ impl Answer {
     pub fn outcome(&self) -> (u16, Option<&str>) {
         (self.status.as_u16(), self.body["code"].as_str())
     }
-}
-
-pub async fn get_as(app: &axum::Router, path: &str, token: Option<&str>) -> Answer {
-    call(app, "GET", path, token, None).await
-}
-
-/// Any method, optionally with a JSON body.
-pub async fn call(
-    app: &axum::Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Answer {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    };
-    send(app, request.unwrap()).await
 }
 
 pub async fn send(app: &axum::Router, request: Request<Body>) -> Answer {

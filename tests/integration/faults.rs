@@ -14,6 +14,7 @@ use tokio::process::Command;
 use warden::auth::keys::Alg;
 
 use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of};
+use crate::world::{Setup, World};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -118,23 +119,17 @@ async fn jwks_down_at_start_then_recovers_by_itself(db: PgPool) {
 #[sqlx::test]
 async fn a_flood_of_random_kids_costs_one_fetch_per_cooldown(db: PgPool) {
     insert_user(&db, "u1", "u1@example.com").await;
-    let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let app = common::app(db, &jwks.url).await;
+    let app = Arc::new(World::with(db, Setup::empty()).await);
+    let (key, jwks) = (Arc::clone(&app.key), Arc::clone(&app.jwks));
     let before = jwks.hits();
     let tasks: Vec<_> = (0..300)
         .map(|i| {
-            let app = app.clone();
+            let app = Arc::clone(&app);
             let token = key.sign_with_header(
                 &json!({"alg": "EdDSA", "kid": format!("random-{i}")}),
                 &claims("u1"),
             );
-            tokio::spawn(async move {
-                common::get_as(&app, "/users/me", Some(&token))
-                    .await
-                    .status
-                    .as_u16()
-            })
+            tokio::spawn(async move { app.bearer(&token).get("/users/me").await.status.as_u16() })
         })
         .collect();
     for task in tasks {
@@ -145,9 +140,7 @@ async fn a_flood_of_random_kids_costs_one_fetch_per_cooldown(db: PgPool) {
     assert_eq!(fetches, 1, "one refetch, then the 5 s cooldown holds");
     // Known keys were never held up.
     assert_eq!(
-        common::get_as(&app, "/users/me", Some(&key.sign(&claims("u1"))))
-            .await
-            .status,
+        app.bearer(&key.sign(&claims("u1"))).get("/users/me").await.status,
         200
     );
 }

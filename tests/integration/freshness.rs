@@ -13,10 +13,10 @@ use warden::auth::verify::ClaimRules;
 use warden::cache::{RowCache, RowCacheSettings, listener};
 
 use crate::common::{self, TestKey, claims, jwks_of};
-use crate::world::World;
+use crate::world::{Setup, World};
 
 /// A world whose app caches users and sessions, invalidated by a real listener.
-async fn cached_world(db: PgPool) -> (World, Arc<RowCache>, axum::Router, tokio::task::JoinHandle<()>) {
+async fn cached_world(db: PgPool) -> (World, Arc<RowCache>, World, tokio::task::JoinHandle<()>) {
     let w = World::new(db.clone()).await;
     let rows = Arc::new(RowCache::new(RowCacheSettings {
         enabled: true,
@@ -26,9 +26,11 @@ async fn cached_world(db: PgPool) -> (World, Arc<RowCache>, axum::Router, tokio:
     }));
     let task = listener::spawn(Arc::clone(&rows), (*db.connect_options()).clone());
     wait_until("the listener is up", || rows.trusted()).await;
-    let state = common::state(db, &w.jwks.url, common::policy()).await;
-    let state = state.with(|s| s.rows = Arc::clone(&rows));
-    (w, rows, warden::app(state), task)
+    let cached = Arc::clone(&rows);
+    let app = w
+        .variant(Setup::default().auth(move |a| a.row_cache(cached)))
+        .await;
+    (w, rows, app, task)
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
@@ -41,14 +43,10 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
 }
 
 /// Polls `/users/me` until `check` holds; returns how long that took.
-async fn seen_within(
-    app: &axum::Router,
-    token: &str,
-    check: impl Fn(u16, &serde_json::Value) -> bool,
-) -> Duration {
+async fn seen_within(app: &World, token: &str, check: impl Fn(u16, &serde_json::Value) -> bool) -> Duration {
     let start = Instant::now();
     loop {
-        let answer = common::get_as(app, "/users/me", Some(token)).await;
+        let answer = app.bearer(token).get("/users/me").await;
         if check(answer.status.as_u16(), &answer.body) {
             return start.elapsed();
         }
@@ -65,10 +63,7 @@ async fn seen_within(
 async fn changes_made_in_sql_reach_the_cache_at_once(db: PgPool) {
     let (w, rows, app, task) = cached_world(db).await;
     // Warm the cache, and prove it serves: a change with notifications off is not seen.
-    assert_eq!(
-        common::get_as(&app, "/users/me", Some(&w.alice)).await.status,
-        200
-    );
+    assert_eq!(app.bearer(&w.alice).get("/users/me").await.status, 200);
     assert!(rows.user("alice").is_some() && rows.session("s-alice-1").is_some());
 
     let mut timings = Vec::new();
@@ -93,7 +88,7 @@ async fn changes_made_in_sql_reach_the_cache_at_once(db: PgPool) {
         "session delete",
         seen_within(&app, &w.alice, |s, b| s == 401 && b["code"] == "session_revoked").await,
     ));
-    assert_eq!(common::get_as(&app, "/users/me", Some(&w.bob)).await.status, 200);
+    assert_eq!(app.bearer(&w.bob).get("/users/me").await.status, 200);
     sql(r#"DELETE FROM "user" WHERE id = 'bob'"#).await;
     timings.push(("user delete", seen_within(&app, &w.bob, |s, _| s == 401).await));
     for (what, took) in &timings {
@@ -115,7 +110,7 @@ async fn truncating_sessions_or_users_reaches_the_cache_at_once(db: PgPool) {
     let (w, rows, app, task) = cached_world(db).await;
     let bob = w.key.sign(&claims("bob")); // no sid: only the user row matters
     for token in [&w.alice, &bob] {
-        assert_eq!(common::get_as(&app, "/users/me", Some(token)).await.status, 200);
+        assert_eq!(app.bearer(token).get("/users/me").await.status, 200);
     }
     assert!(rows.session("s-alice-1").is_some() && rows.user("bob").is_some());
 
@@ -123,7 +118,7 @@ async fn truncating_sessions_or_users_reaches_the_cache_at_once(db: PgPool) {
     w.exec("TRUNCATE session").await;
     let took = seen_within(&app, &w.alice, |s, b| s == 401 && b["code"] == "session_revoked").await;
     eprintln!("TRUNCATE session: seen after {} ms", took.as_millis());
-    assert_eq!(common::get_as(&app, "/users/me", Some(&bob)).await.status, 200);
+    assert_eq!(app.bearer(&bob).get("/users/me").await.status, 200);
 
     w.exec(r#"TRUNCATE "user" CASCADE"#).await;
     let took = seen_within(&app, &bob, |s, b| s == 401 && b["code"] == "user_not_found").await;
@@ -134,10 +129,7 @@ async fn truncating_sessions_or_users_reaches_the_cache_at_once(db: PgPool) {
 #[sqlx::test]
 async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
     let (w, rows, app, task) = cached_world(db).await;
-    assert_eq!(
-        common::get_as(&app, "/users/me", Some(&w.alice)).await.status,
-        200
-    );
+    assert_eq!(app.bearer(&w.alice).get("/users/me").await.status, 200);
     assert!(rows.user("alice").is_some());
 
     // Cut the listener's connection, as a network blip or a restart would. Only this test's
@@ -149,7 +141,7 @@ async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
     .await;
     wait_until("the cache stops being trusted", || !rows.trusted()).await;
     assert!(rows.user("alice").is_none(), "nothing cached survives an outage");
-    let answer = common::get_as(&app, "/users/me", Some(&w.alice)).await;
+    let answer = app.bearer(&w.alice).get("/users/me").await;
     assert_eq!(answer.status, 200, "requests still work, from the database");
 
     // It comes back by itself, with an empty cache.
@@ -179,28 +171,29 @@ async fn a_cached_token_dies_with_its_exp_and_its_key(db: PgPool) {
         ..common::rules()
     };
     let verifier = Verifier::new(Arc::clone(&jwks), rules);
-    let state = warden::AppState::new(db, verifier, common::policy());
-    let app = warden::app(state);
+    let app = w
+        .variant(Setup::default().auth(move |a| a.verifier(verifier)))
+        .await;
 
     let mut short = claims("alice");
     short["exp"] = json!(common::now() + 2);
     let token = w.key.sign(&short);
-    assert_eq!(common::get_as(&app, "/users/me", Some(&token)).await.status, 200);
+    assert_eq!(app.bearer(&token).get("/users/me").await.status, 200);
     assert_eq!(
-        common::get_as(&app, "/users/me", Some(&token)).await.status,
+        app.bearer(&token).get("/users/me").await.status,
         200,
         "served from the cache"
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+    let answer = app.bearer(&token).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("token_expired")));
 
     // A key removed from the JWKS takes its cached tokens with it.
     let token = w.key.sign(&claims("alice"));
-    assert_eq!(common::get_as(&app, "/users/me", Some(&token)).await.status, 200);
+    assert_eq!(app.bearer(&token).get("/users/me").await.status, 200);
     let other = TestKey::generate(Alg::EdDsa);
     w.jwks.set_jwks(jwks_of(&[&other]));
     jwks.refresh().await.unwrap();
-    let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+    let answer = app.bearer(&token).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
 }

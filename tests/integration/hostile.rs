@@ -14,21 +14,18 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warden::auth::Verifier;
-use warden::auth::client_ip::TrustedProxies;
 use warden::auth::jwks::{JwksCache, JwksSource};
 use warden::auth::keys::Alg;
 use warden::auth::session_token;
-use warden::auth::throttle::FailureLimiter;
-use warden::config::Secret;
 use warden::http::HttpSettings;
 use warden::http::server::ConnectionLimits;
-use warden::routes::proxy::AuthProxy;
+use warden::secret::Secret;
 
-use crate::common::{self, MockJwks, Served, TestKey, claims, insert_user, jwks_of, random_hex};
-use crate::world::World;
+use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of, random_hex};
+use crate::world::{Setup, World};
 
-fn with_limits(state: warden::AppState, limits: ConnectionLimits) -> warden::AppState {
-    state.with(|s| {
+fn with_limits(limits: ConnectionLimits) -> Setup {
+    Setup::default().state(move |s| {
         s.http = Arc::new(HttpSettings {
             connections: limits,
             ..HttpSettings::default()
@@ -73,7 +70,7 @@ async fn made_up_methods_do_not_grow_the_metrics(db: PgPool) {
         let request = Request::get("/metrics").body(Body::empty()).unwrap();
         common::send_raw(&w.app, request).await.2
     };
-    w.call("GET", "/users/me", Some(&w.alice), None).await;
+    w.as_alice().get("/users/me").await;
     let before = metrics().await.len();
     for i in 0..150 {
         let method = Method::from_bytes(format!("X{i}{}", "A".repeat(2000)).as_bytes()).unwrap();
@@ -85,7 +82,7 @@ async fn made_up_methods_do_not_grow_the_metrics(db: PgPool) {
         let (status, _, _) = common::send_raw(&w.app, request).await;
         assert_eq!(status, 405);
         let junk_path = format!("/{}/{i}", "p".repeat(500));
-        w.call("GET", &junk_path, None, None).await;
+        w.anonymous().get(&junk_path).await;
     }
     let after = metrics().await;
     eprintln!("/metrics: {before} bytes before, {} after", after.len());
@@ -106,15 +103,13 @@ async fn made_up_methods_do_not_grow_the_metrics(db: PgPool) {
 
 #[sqlx::test]
 async fn slow_silent_and_idle_connections_are_closed(db: PgPool) {
-    let w = World::new(db.clone()).await;
-    let state = common::state(db, &w.jwks.url, common::policy()).await;
     let limits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(1),
         keep_alive_timeout: Duration::from_secs(2),
         stall_timeout: Duration::from_secs(30),
         max_connections: 100,
     };
-    let server = Served::start(with_limits(state, limits)).await;
+    let server = World::with(db, with_limits(limits)).await.serve().await;
 
     // Half a request head, then nothing: closed by the header read timeout.
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
@@ -166,15 +161,13 @@ async fn slow_silent_and_idle_connections_are_closed(db: PgPool) {
 
 #[sqlx::test]
 async fn at_the_connection_cap_the_longest_idle_connection_makes_room(db: PgPool) {
-    let w = World::new(db.clone()).await;
-    let state = common::state(db, &w.jwks.url, common::policy()).await;
     let limits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(30),
         keep_alive_timeout: Duration::from_secs(30),
         stall_timeout: Duration::from_secs(30),
         max_connections: 4,
     };
-    let server = Served::start(with_limits(state, limits)).await;
+    let server = World::with(db, with_limits(limits)).await.serve().await;
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(TcpStream::connect(server.addr).await.unwrap());
@@ -232,28 +225,29 @@ async fn a_flood_of_unknown_kids_against_a_hanging_jwks_leaves_valid_users_alone
         4,
     );
     jwks.refresh().await.unwrap();
-    let state = warden::AppState::new(db, Verifier::new(jwks, common::rules()), common::policy()).with(|s| {
+    let verifier = Verifier::new(jwks, common::rules());
+    let setup = Setup::empty().auth(move |a| a.verifier(verifier)).state(|s| {
         s.http = Arc::new(HttpSettings {
             max_concurrent_requests: 64,
             ..HttpSettings::default()
         })
     });
-    let app = warden::app(state);
+    let app = Arc::new(World::with(db, setup).await);
     let valid = key.sign(&claims("u1"));
-    assert_eq!(common::get_as(&app, "/users/me", Some(&valid)).await.status, 200);
+    assert_eq!(app.bearer(&valid).get("/users/me").await.status, 200);
 
     // Better-Auth accepts connections but never answers.
     mock.set_delay(Duration::from_secs(60));
     let stop = Arc::new(AtomicBool::new(false));
     let flood: Vec<_> = (0..80)
         .map(|_| {
-            let (app, key, stop) = (app.clone(), TestKey::generate(Alg::EdDsa), Arc::clone(&stop));
+            let (app, key, stop) = (Arc::clone(&app), TestKey::generate(Alg::EdDsa), Arc::clone(&stop));
             tokio::spawn(async move {
                 let mut outcomes = std::collections::BTreeMap::new();
                 while !stop.load(Ordering::Relaxed) {
                     let header = json!({"alg": "EdDSA", "kid": random_hex(8)});
                     let token = key.sign_with_header(&header, &claims("u1"));
-                    let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+                    let answer = app.bearer(&token).get("/users/me").await;
                     let outcome = (
                         answer.status.as_u16(),
                         answer.body["code"].as_str().unwrap_or("").to_owned(),
@@ -270,7 +264,7 @@ async fn a_flood_of_unknown_kids_against_a_hanging_jwks_leaves_valid_users_alone
     let flood_for = Instant::now();
     while flood_for.elapsed() < Duration::from_secs(3) {
         let start = Instant::now();
-        let answer = common::get_as(&app, "/users/me", Some(&valid)).await;
+        let answer = app.bearer(&valid).get("/users/me").await;
         latencies.push(start.elapsed());
         assert_eq!(answer.outcome(), (200, None), "a valid user during the flood");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -302,7 +296,7 @@ async fn a_flood_of_unknown_kids_against_a_hanging_jwks_leaves_valid_users_alone
     let rotated = TestKey::generate(Alg::EdDsa);
     mock.set_jwks(jwks_of(&[&key, &rotated]));
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let answer = common::get_as(&app, "/users/me", Some(&rotated.sign(&claims("u1")))).await;
+    let answer = app.bearer(&rotated.sign(&claims("u1"))).get("/users/me").await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
 }
 
@@ -344,7 +338,7 @@ async fn nul_bytes_anywhere_are_a_4xx_and_change_nothing(db: PgPool) {
         } else {
             &w.alice
         };
-        let answer = w.call(method, path, Some(token), body).await;
+        let answer = w.bearer(token).call(method, path, body).await;
         assert_eq!(
             answer.status.as_u16(),
             expected,
@@ -363,17 +357,11 @@ async fn a_banned_admin_does_not_count_as_the_other_admin(db: PgPool) {
     let w = World::new(db).await;
     w.exec(r#"UPDATE "user" SET role = 'admin' WHERE id = 'alice'"#)
         .await;
-    let answer = w
-        .call("POST", "/admin/users/alice/ban", Some(&w.admin), None)
-        .await;
+    let answer = w.as_admin().post("/admin/users/alice/ban", None).await;
     assert_eq!(answer.status, 200);
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/admin/role",
-            Some(&w.admin),
-            Some(json!({"role": "user"})),
-        )
+        .as_admin()
+        .put("/admin/users/admin/role", json!({"role": "user"}))
         .await;
     assert_eq!(answer.outcome(), (409, Some("last_admin")));
     assert_eq!(
@@ -386,12 +374,8 @@ async fn a_banned_admin_does_not_count_as_the_other_admin(db: PgPool) {
     w.exec(r#"UPDATE "user" SET ban_expires = now() - interval '1 minute' WHERE id = 'alice'"#)
         .await;
     let answer = w
-        .call(
-            "PUT",
-            "/admin/users/admin/role",
-            Some(&w.admin),
-            Some(json!({"role": "user"})),
-        )
+        .as_admin()
+        .put("/admin/users/admin/role", json!({"role": "user"}))
         .await;
     assert_eq!(answer.status, 200);
 }
@@ -412,9 +396,10 @@ async fn two_admins_banning_each_other_at_once_cannot_both_win(db: PgPool) {
              ON CONFLICT (id) DO NOTHING",
         )
         .await;
+        let (admin, alice) = (w.as_admin(), w.as_alice());
         let (a, b) = tokio::join!(
-            w.call("POST", "/admin/users/alice/ban", Some(&w.admin), None),
-            w.call("POST", "/admin/users/admin/ban", Some(&w.alice), None),
+            admin.post("/admin/users/alice/ban", None),
+            alice.post("/admin/users/admin/ban", None),
         );
         let mut outcomes = [a.outcome(), b.outcome()];
         outcomes.sort();
@@ -456,21 +441,19 @@ async fn echo_upstream() -> (String, tokio::task::JoinHandle<()>) {
     (url, task)
 }
 
-fn proxied(state: warden::AppState, upstream: &str, trusted: &[&str]) -> warden::AppState {
-    let proxy = AuthProxy::new(upstream, Duration::from_secs(1), reqwest::Client::new());
-    let trusted = trusted.iter().map(|t| t.parse().unwrap()).collect();
-    state.with(|s| {
-        s.auth_proxy = Some(Arc::new(proxy));
-        s.client_ips = TrustedProxies::new(trusted);
-    })
+fn proxied(upstream: &str, trusted: &[&str]) -> Setup {
+    let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+    let upstream = upstream.to_owned();
+    Setup::default()
+        .auth(move |a| a.trusted_proxies(trusted))
+        .state(move |s| s.auth_proxy = Some(upstream))
 }
 
 #[sqlx::test]
 async fn the_auth_proxy_names_the_client_itself(db: PgPool) {
-    let w = World::new(db.clone()).await;
     let (upstream, _task) = echo_upstream().await;
-    let state = common::state(db.clone(), &w.jwks.url, common::policy()).await;
-    let server = Served::start(proxied(state, &upstream, &[])).await;
+    let w = World::with(db, proxied(&upstream, &[])).await;
+    let server = w.serve().await;
     let client = reqwest::Client::new();
     let seen: serde_json::Value = client
         .post(server.url("/api/auth/sign-in/email"))
@@ -495,8 +478,11 @@ async fn the_auth_proxy_names_the_client_itself(db: PgPool) {
     assert!(headers["via"].as_str().unwrap().starts_with("1.1 warden-"));
 
     // Behind a trusted proxy, the address it reports (the rightmost untrusted one).
-    let state = common::state(db, &w.jwks.url, common::policy()).await;
-    let behind = Served::start(proxied(state, &upstream, &["127.0.0.1/32"])).await;
+    let behind = w
+        .variant(proxied(&upstream, &["127.0.0.1/32"]))
+        .await
+        .serve()
+        .await;
     let seen: serde_json::Value = client
         .get(behind.url("/api/auth/get-session"))
         .header("x-forwarded-for", "6.6.6.6, 198.51.100.23")
@@ -532,10 +518,8 @@ async fn the_auth_proxy_names_the_client_itself(db: PgPool) {
 
 #[sqlx::test]
 async fn the_auth_proxy_refuses_dot_segments_and_loops(db: PgPool) {
-    let w = World::new(db.clone()).await;
     let (upstream, _task) = echo_upstream().await;
-    let state = common::state(db.clone(), &w.jwks.url, common::policy()).await;
-    let app = warden::app(proxied(state, &upstream, &[]));
+    let app = World::with(db, proxied(&upstream, &[])).await;
     for path in [
         "/api/auth/%2e%2e/admin",
         "/api/auth/../admin",
@@ -543,16 +527,15 @@ async fn the_auth_proxy_refuses_dot_segments_and_loops(db: PgPool) {
         "/api/auth/a%2fb",
         "/api/auth/a%5Cb",
     ] {
-        let answer = common::get_as(&app, path, None).await;
+        let answer = app.anonymous().get(path).await;
         assert_eq!(answer.outcome(), (400, Some("bad_request")), "{path}");
     }
-    assert_eq!(common::get_as(&app, "/api/auth/jwks", None).await.status, 200);
+    assert_eq!(app.anonymous().get("/api/auth/jwks").await.status, 200);
 
     // BETTER_AUTH_URL pointing at warden itself: refused, not an endless loop.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let own = format!("http://{}", listener.local_addr().unwrap());
-    let state = common::state(db, &w.jwks.url, common::policy()).await;
-    let looping = warden::app(proxied(state, &own, &[]));
+    let looping = app.variant(proxied(&own, &[])).await.app;
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -571,12 +554,12 @@ async fn the_auth_proxy_refuses_dot_segments_and_loops(db: PgPool) {
 
 #[sqlx::test]
 async fn refused_credentials_are_limited_per_client(db: PgPool) {
-    let w = World::new(db.clone()).await;
-    let state = common::state(db, &w.jwks.url, common::policy()).await.with(|s| {
-        s.failures = FailureLimiter::new(5);
-        s.client_ips = TrustedProxies::new(vec!["127.0.0.1/32".parse().unwrap()]);
+    let setup = Setup::default().auth(|a| {
+        a.failures_per_minute(5)
+            .trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()])
     });
-    let server = Served::start(state).await;
+    let w = World::with(db, setup).await;
+    let server = w.serve().await;
     let client = reqwest::Client::new();
     let me = server.url("/users/me");
     let get = async |token: &str, from: &str| {
@@ -633,7 +616,7 @@ async fn refused_credentials_are_limited_per_client(db: PgPool) {
 async fn unknown_session_tokens_are_remembered_and_signatures_can_be_required(db: PgPool) {
     let w = World::new(db.clone()).await;
     let junk = "unknownTokenNoSessionHas01234567";
-    let answer = w.call("GET", "/users/me", Some(junk), None).await;
+    let answer = w.bearer(junk).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     // The refusal is remembered for a minute: the same junk does not reach the database again,
     // which shows even when a session with that very token appears meanwhile.
@@ -642,23 +625,17 @@ async fn unknown_session_tokens_are_remembered_and_signatures_can_be_required(db
          VALUES ('s-late', now() + interval '1 hour', '{junk}', now(), now(), 'alice')"
     ))
     .await;
-    let answer = w.call("GET", "/users/me", Some(junk), None).await;
+    let answer = w.bearer(junk).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
-    assert_eq!(
-        w.call("GET", "/users/me", Some("tok-alice-2"), None).await.status,
-        200
-    );
+    assert_eq!(w.bearer("tok-alice-2").get("/users/me").await.status, 200);
 
     // REQUIRE_SIGNED_SESSION_TOKENS: the raw form is refused, the signed one accepted.
-    let mut policy = common::policy();
-    policy.require_signed_session_tokens = true;
-    let strict = warden::app(common::state(db, &w.jwks.url, policy).await);
-    let answer = common::get_as(&strict, "/users/me", Some("tok-alice-2")).await;
+    let strict = w
+        .variant(Setup::default().policy(|p| p.require_signed_session_tokens = true))
+        .await;
+    let answer = strict.bearer("tok-alice-2").get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     assert!(answer.body["detail"].as_str().unwrap().contains("signed"));
     let signed = session_token::sign("tok-alice-2", &Secret::new(common::SECRET));
-    assert_eq!(
-        common::get_as(&strict, "/users/me", Some(&signed)).await.status,
-        200
-    );
+    assert_eq!(strict.bearer(&signed).get("/users/me").await.status, 200);
 }

@@ -12,13 +12,13 @@ use sqlx::PgPool;
 use warden::auth::keys::Alg;
 use warden::http::HttpSettings;
 
-use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of, send};
-use crate::world::World;
+use crate::common::{self, TestKey, claims, insert_user, send};
+use crate::world::{Setup, World};
 
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi.json");
 
 /// Every operation the API documents: (method, path).
-const OPERATIONS: [(&str, &str); 19] = [
+const OPERATIONS: [(&str, &str); 20] = [
     ("get", "/users/me"),
     ("patch", "/users/me"),
     ("get", "/users/me/sessions"),
@@ -35,6 +35,7 @@ const OPERATIONS: [(&str, &str); 19] = [
     ("delete", "/admin/users/{id}/sessions"),
     ("delete", "/admin/sessions/{id}"),
     ("get", "/admin/audit"),
+    ("get", "/auth/verify"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),
@@ -43,7 +44,7 @@ const OPERATIONS: [(&str, &str); 19] = [
 #[sqlx::test]
 async fn openapi_document_covers_every_route_and_matches_the_snapshot(db: PgPool) {
     let w = World::new(db).await;
-    let answer = w.call("GET", "/openapi.json", None, None).await;
+    let answer = w.anonymous().get("/openapi.json").await;
     assert_eq!(answer.status, 200);
     let doc = answer.body;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
@@ -71,7 +72,7 @@ async fn openapi_document_covers_every_route_and_matches_the_snapshot(db: PgPool
     // (not 404 or 405), with the documented problem shape.
     for (method, path) in OPERATIONS {
         let concrete = path.replace("{id}", "bob");
-        let answer = w.call(&method.to_uppercase(), &concrete, None, None).await;
+        let answer = w.anonymous().call(&method.to_uppercase(), &concrete, None).await;
         let secured = doc["paths"][path][method]["security"].is_array();
         if secured {
             assert_eq!(answer.status, 401, "{method} {path}");
@@ -116,18 +117,10 @@ async fn metrics_count_requests_auth_failures_and_keys(db: PgPool) {
     // As `build_state` does: the recorder first, so the initial JWKS fetch is counted too.
     warden::metrics::handle();
     let w = World::new(db).await;
-    assert_eq!(w.call("GET", "/users/me", Some(&w.alice), None).await.status, 200);
-    assert_eq!(
-        w.call("GET", "/admin/users/bob", Some(&w.admin), None)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(w.call("GET", "/users/me", None, None).await.status, 401);
-    assert_eq!(
-        w.call("GET", "/admin/users", Some(&w.alice), None).await.status,
-        403
-    );
+    assert_eq!(w.as_alice().get("/users/me").await.status, 200);
+    assert_eq!(w.as_admin().get("/admin/users/bob").await.status, 200);
+    assert_eq!(w.anonymous().get("/users/me").await.status, 401);
+    assert_eq!(w.as_alice().get("/admin/users").await.status, 403);
 
     let request = Request::get("/metrics").body(Body::empty()).unwrap();
     let response = tower::ServiceExt::oneshot(w.app.clone(), request).await.unwrap();
@@ -166,7 +159,7 @@ async fn metrics_count_requests_auth_failures_and_keys(db: PgPool) {
 #[sqlx::test]
 async fn request_ids_are_accepted_generated_and_echoed(db: PgPool) {
     let w = World::new(db).await;
-    let answer = w.call("GET", "/healthz", None, None).await;
+    let answer = w.anonymous().get("/healthz").await;
     let generated = answer.headers["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 32);
     assert!(generated.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -191,12 +184,8 @@ async fn request_ids_are_accepted_generated_and_echoed(db: PgPool) {
     assert_ne!(answer.headers["x-request-id"], junk.as_str());
 }
 
-async fn with_settings(db: PgPool, settings: HttpSettings) -> (axum::Router, TestKey, MockJwks) {
-    let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let state = common::state(db, &jwks.url, common::policy()).await;
-    let state = state.with(|s| s.http = Arc::new(settings));
-    (warden::app(state), key, jwks)
+async fn with_settings(db: PgPool, settings: HttpSettings) -> World {
+    World::with(db, Setup::empty().state(move |s| s.http = Arc::new(settings))).await
 }
 
 #[sqlx::test]
@@ -205,7 +194,7 @@ async fn cors_allows_listed_origins_only(db: PgPool) {
         cors_origins: vec!["https://app.test".into()],
         ..HttpSettings::default()
     };
-    let (app, _, _jwks) = with_settings(db, settings).await;
+    let app = with_settings(db, settings).await;
     let preflight = |origin: &str| {
         Request::builder()
             .method("OPTIONS")
@@ -216,21 +205,21 @@ async fn cors_allows_listed_origins_only(db: PgPool) {
             .body(Body::empty())
             .unwrap()
     };
-    let answer = send(&app, preflight("https://app.test")).await;
+    let answer = send(&app.app, preflight("https://app.test")).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["access-control-allow-origin"], "https://app.test");
     assert_eq!(answer.headers["access-control-allow-credentials"], "true");
     let methods = answer.headers["access-control-allow-methods"].to_str().unwrap();
     assert!(methods.contains("PATCH"), "{methods}");
 
-    let answer = send(&app, preflight("https://evil.test")).await;
+    let answer = send(&app.app, preflight("https://evil.test")).await;
     assert!(answer.headers.get("access-control-allow-origin").is_none());
 
     let request = Request::get("/healthz")
         .header("origin", "https://app.test")
         .body(Body::empty())
         .unwrap();
-    let answer = send(&app, request).await;
+    let answer = send(&app.app, request).await;
     assert_eq!(answer.headers["access-control-allow-origin"], "https://app.test");
     assert!(
         answer.headers["access-control-expose-headers"]
@@ -244,7 +233,7 @@ async fn cors_allows_listed_origins_only(db: PgPool) {
 async fn limits_and_method_errors_are_problems(db: PgPool) {
     let w = World::new(db).await;
     let big = json!({"name": "x".repeat(100 * 1024)});
-    let answer = w.call("PATCH", "/users/me", Some(&w.alice), Some(big)).await;
+    let answer = w.as_alice().patch("/users/me", big).await;
     assert_eq!(answer.outcome(), (413, Some("payload_too_large")));
     assert_eq!(answer.headers["content-type"], "application/problem+json");
     let request = Request::post("/admin/users/bob/ban")
@@ -258,7 +247,7 @@ async fn limits_and_method_errors_are_problems(db: PgPool) {
         0
     );
 
-    let answer = w.call("POST", "/healthz", None, None).await;
+    let answer = w.anonymous().post("/healthz", None).await;
     assert_eq!(answer.outcome(), (405, Some("method_not_allowed")));
     assert!(answer.headers["allow"].to_str().unwrap().contains("GET"));
 }
@@ -271,23 +260,29 @@ async fn overload_is_shed_and_slow_requests_time_out(db: PgPool) {
         request_timeout: Duration::from_secs(1),
         ..HttpSettings::default()
     };
-    let (app, _key, jwks) = with_settings(db, settings).await;
+    let app = with_settings(db, settings).await;
     // An unknown key makes warden refetch the JWKS, which now takes 3 s.
-    jwks.set_delay(Duration::from_secs(3));
+    app.jwks.set_delay(Duration::from_secs(3));
     let stranger = TestKey::generate(Alg::EdDsa);
     let token = stranger.sign(&claims("u1"));
     let slow = {
-        let app = app.clone();
-        tokio::spawn(async move { common::get_as(&app, "/users/me", Some(&token)).await })
+        let router = app.app.clone();
+        tokio::spawn(async move {
+            let request = Request::get("/users/me")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            send(&router, request).await
+        })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let answer = common::get_as(&app, "/healthz", None).await;
+    let answer = app.anonymous().get("/healthz").await;
     assert_eq!(answer.outcome(), (503, Some("overloaded")));
 
     let answer = slow.await.unwrap();
     assert_eq!(answer.outcome(), (408, Some("request_timeout")));
     // The slot is free again.
-    assert_eq!(common::get_as(&app, "/healthz", None).await.status, 200);
+    assert_eq!(app.anonymous().get("/healthz").await.status, 200);
 }
 
 #[sqlx::test]
@@ -325,10 +320,9 @@ async fn admin_listing_and_audit_read_the_replica(db: PgPool) {
     warden::db::migrate(&replica).await.unwrap();
     insert_user(&replica, "only-on-replica", "replica@example.com").await;
 
-    let state = common::state(db, &w.jwks.url, common::policy()).await;
-    let state = state.with(|s| s.read_db = replica.clone());
-    let app = warden::app(state);
-    let answer = common::get_as(&app, "/admin/users", Some(&w.admin)).await;
+    let read = replica.clone();
+    let app = w.variant(Setup::default().state(move |s| s.read_db = read)).await;
+    let answer = app.bearer(&w.admin).get("/admin/users").await;
     assert_eq!(
         answer.status, 200,
         "authorisation reads the primary: {:?}",
@@ -341,12 +335,9 @@ async fn admin_listing_and_audit_read_the_replica(db: PgPool) {
         .map(|u| u["email"].as_str().unwrap())
         .collect();
     assert_eq!(emails, vec!["replica@example.com"]);
-    assert_eq!(
-        common::get_as(&app, "/admin/audit", Some(&w.admin)).await.body["total"],
-        0
-    );
+    assert_eq!(app.bearer(&w.admin).get("/admin/audit").await.body["total"], 0);
     // Writes go to the primary.
-    let answer = common::call(&app, "POST", "/admin/users/bob/ban", Some(&w.admin), None).await;
+    let answer = app.bearer(&w.admin).post("/admin/users/bob/ban", None).await;
     assert_eq!(answer.status, 200);
     assert_eq!(
         w.scalar_i64(r#"SELECT count(*) FROM "user" WHERE id = 'bob' AND banned"#)

@@ -7,23 +7,23 @@ use serde_json::json;
 use sqlx::PgPool;
 use warden::auth::keys::Alg;
 
-use crate::common::{self, ISSUER, MockJwks, TestKey, claims, insert_user, jwks_of};
+use crate::common::{ISSUER, MockJwks, TestKey, claims, insert_user, jwks_of};
+use crate::world::{Setup, World};
 
-async fn setup(db: &PgPool, keys: &[&TestKey]) -> (axum::Router, MockJwks) {
+async fn setup(db: &PgPool, keys: &[&TestKey]) -> World {
     insert_user(db, "u1", "u1@example.com").await;
-    let jwks = MockJwks::start(jwks_of(keys)).await;
-    (common::app(db.clone(), &jwks.url).await, jwks)
+    World::with(db.clone(), Setup::empty().jwks(jwks_of(keys))).await
 }
 
 /// §3.1, §2.1: the algorithm is the key's; a token cannot pick a weaker or another one.
 #[sqlx::test]
 async fn algorithm_confusion_is_refused(db: PgPool) {
     let rsa = TestKey::generate(Alg::Rs256);
-    let (app, _jwks) = setup(&db, &[&rsa]).await;
+    let app = setup(&db, &[&rsa]).await;
     // PS256 and RS256 share the RSA key type; the JWK says RS256, so PS256 is refused.
     let mut pss = TestKey::generate(Alg::Ps256);
     pss.kid = rsa.kid.clone();
-    let answer = common::get_as(&app, "/users/me", Some(&pss.sign(&claims("u1")))).await;
+    let answer = app.bearer(&pss.sign(&claims("u1"))).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     assert!(
         answer.body["detail"]
@@ -35,7 +35,7 @@ async fn algorithm_confusion_is_refused(db: PgPool) {
         let header = json!({"alg": alg, "kid": rsa.kid});
         let token = rsa.sign_with_header(&header, &claims("u1"));
         assert_eq!(
-            common::get_as(&app, "/users/me", Some(&token)).await.outcome(),
+            app.bearer(&token).get("/users/me").await.outcome(),
             (401, Some("invalid_token")),
             "{alg}"
         );
@@ -46,7 +46,7 @@ async fn algorithm_confusion_is_refused(db: PgPool) {
 #[sqlx::test]
 async fn keys_named_in_the_header_are_ignored(db: PgPool) {
     let trusted = TestKey::generate(Alg::Es256);
-    let (app, jwks) = setup(&db, &[&trusted]).await;
+    let app = setup(&db, &[&trusted]).await;
     let attacker = TestKey::generate(Alg::Es256);
     let attacker_jwks = MockJwks::start(jwks_of(&[&attacker])).await;
     for header in [
@@ -57,7 +57,7 @@ async fn keys_named_in_the_header_are_ignored(db: PgPool) {
         json!({"alg": "ES256", "kid": attacker.kid, "x5c": ["MIIB"]}),
     ] {
         let token = attacker.sign_with_header(&header, &claims("u1"));
-        let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+        let answer = app.bearer(&token).get("/users/me").await;
         assert_eq!(answer.status, 401, "{header}");
     }
     assert_eq!(
@@ -65,14 +65,14 @@ async fn keys_named_in_the_header_are_ignored(db: PgPool) {
         0,
         "warden never fetched a URL named by a token"
     );
-    assert!(jwks.hits() >= 1);
+    assert!(app.jwks.hits() >= 1);
 }
 
 /// §3.10: `kid` is only a map key: path, SQL and oversized values are harmless unknown kids.
 #[sqlx::test]
 async fn hostile_kids_are_just_unknown(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
-    let (app, _jwks) = setup(&db, &[&key]).await;
+    let app = setup(&db, &[&key]).await;
     for kid in [
         "../../../../etc/passwd",
         "' OR '1'='1",
@@ -82,7 +82,7 @@ async fn hostile_kids_are_just_unknown(db: PgPool) {
         &"k".repeat(2000),
     ] {
         let token = key.sign_with_header(&json!({"alg": "EdDSA", "kid": kid}), &claims("u1"));
-        let answer = common::get_as(&app, "/users/me", Some(&token)).await;
+        let answer = app.bearer(&token).get("/users/me").await;
         assert_eq!(answer.outcome(), (401, Some("invalid_token")), "{kid:?}");
     }
     let users: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "user""#)
@@ -97,17 +97,13 @@ async fn hostile_kids_are_just_unknown(db: PgPool) {
 #[sqlx::test]
 async fn critical_headers_are_refused(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
-    let (app, _jwks) = setup(&db, &[&key]).await;
+    let app = setup(&db, &[&key]).await;
     for crit in [json!(["exp"]), json!(["b64"]), json!([]), json!("b64")] {
         let token = key.sign_with_header(
             &json!({"alg": "EdDSA", "kid": key.kid, "crit": crit}),
             &claims("u1"),
         );
-        assert_eq!(
-            common::get_as(&app, "/users/me", Some(&token)).await.status,
-            401,
-            "{crit}"
-        );
+        assert_eq!(app.bearer(&token).get("/users/me").await.status, 401, "{crit}");
     }
 }
 
@@ -117,25 +113,24 @@ async fn critical_headers_are_refused(db: PgPool) {
 async fn tokens_of_another_better_auth_instance_are_refused(db: PgPool) {
     let ours = TestKey::generate(Alg::EdDsa);
     let theirs = TestKey::generate(Alg::EdDsa);
-    let (app, _jwks) = setup(&db, &[&ours, &theirs]).await;
+    let app = setup(&db, &[&ours, &theirs]).await;
     let other = "https://staging-auth.example.com";
     let mut foreign = claims("u1");
     foreign["iss"] = json!(other);
     foreign["aud"] = json!(other);
-    let answer = common::get_as(&app, "/users/me", Some(&theirs.sign(&foreign))).await;
+    let answer = app.bearer(&theirs.sign(&foreign)).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     // Right issuer, but meant for another audience.
     let mut wrong_aud = claims("u1");
     wrong_aud["aud"] = json!([other]);
     assert_eq!(
-        common::get_as(&app, "/users/me", Some(&theirs.sign(&wrong_aud)))
-            .await
-            .status,
+        app.bearer(&theirs.sign(&wrong_aud)).get("/users/me").await.status,
         401
     );
     // The same claims from our instance pass.
     assert_eq!(
-        common::get_as(&app, "/users/me", Some(&ours.sign(&claims("u1"))))
+        app.bearer(&ours.sign(&claims("u1")))
+            .get("/users/me")
             .await
             .status,
         200
@@ -148,10 +143,10 @@ async fn tokens_of_another_better_auth_instance_are_refused(db: PgPool) {
 #[sqlx::test]
 async fn tokens_in_the_query_string_are_not_accepted(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
-    let (app, _jwks) = setup(&db, &[&key]).await;
+    let app = setup(&db, &[&key]).await;
     let token = key.sign(&claims("u1"));
     for query in ["access_token", "token", "jwt", "authorization"] {
-        let answer = common::get_as(&app, &format!("/users/me?{query}={token}"), None).await;
+        let answer = app.anonymous().get(&format!("/users/me?{query}={token}")).await;
         assert_eq!(answer.outcome(), (401, Some("missing_token")), "{query}");
     }
 }
@@ -166,17 +161,16 @@ async fn off_curve_keys_verify_nothing(db: PgPool) {
         &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         [1u8; 32]
     ));
-    let jwks = MockJwks::start(json!({"keys": [bad]})).await;
     insert_user(&db, "u1", "u1@example.com").await;
-    let app = common::app(db.clone(), &jwks.url).await;
-    let answer = common::get_as(&app, "/users/me", Some(&key.sign(&claims("u1")))).await;
+    let app = World::with(db, Setup::empty().jwks(json!({"keys": [bad]}))).await;
+    let answer = app.bearer(&key.sign(&claims("u1"))).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
 }
 
 /// No response of any route carries a session token, an account token or a password hash.
 #[sqlx::test]
 async fn secrets_never_appear_in_responses(db: PgPool) {
-    let w = crate::world::World::new(db).await;
+    let w = World::new(db).await;
     sqlx::query(
         "INSERT INTO account (id, account_id, provider_id, user_id, access_token, refresh_token, id_token, password, created_at, updated_at)
          VALUES ('a-admin', 'admin', 'credential', 'admin', 'SECRET-access', 'SECRET-refresh', 'SECRET-id', 'SECRET-hash', now(), now()),
@@ -195,7 +189,7 @@ async fn secrets_never_appear_in_responses(db: PgPool) {
         (&w.admin, "/admin/audit"),
         (&w.bob, "/users/me/accounts"),
     ] {
-        let answer = w.call("GET", path, Some(token), None).await;
+        let answer = w.bearer(token).get(path).await;
         assert_eq!(answer.status, 200, "{path}");
         let text = answer.body.to_string();
         assert!(

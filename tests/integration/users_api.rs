@@ -3,11 +3,12 @@
 
 use serde_json::json;
 use sqlx::PgPool;
+use warden::auth::SessionCheck;
 use warden::auth::session_token;
-use warden::config::{Secret, SessionCheck};
+use warden::secret::Secret;
 
 use crate::common::{self, claims, claims_with_sid, insert_session};
-use crate::world::World;
+use crate::world::{Setup, World};
 
 #[sqlx::test]
 async fn patch_me_changes_name_and_image(db: PgPool) {
@@ -16,11 +17,10 @@ async fn patch_me_changes_name_and_image(db: PgPool) {
         .scalar_text(r#"SELECT updated_at::text FROM "user" WHERE id = 'alice'"#)
         .await;
     let answer = w
-        .call(
-            "PATCH",
+        .as_alice()
+        .patch(
             "/users/me",
-            Some(&w.alice),
-            Some(json!({"name": "  Alice A.  ", "image": "https://img.test/a.png"})),
+            json!({"name": "  Alice A.  ", "image": "https://img.test/a.png"}),
         )
         .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
@@ -38,9 +38,7 @@ async fn patch_me_changes_name_and_image(db: PgPool) {
     assert_ne!(before, after, "updated_at moves");
 
     // `image: null` clears it; an absent name stays.
-    let answer = w
-        .call("PATCH", "/users/me", Some(&w.alice), Some(json!({"image": null})))
-        .await;
+    let answer = w.as_alice().patch("/users/me", json!({"image": null})).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["image"], serde_json::Value::Null);
     assert_eq!(answer.body["name"], "Alice A.");
@@ -72,9 +70,7 @@ async fn patch_me_refuses_bad_input_and_changes_nothing(db: PgPool) {
         (json!({"name": "Ok", "role": "admin"}), 422, "validation_failed"),
         (json!([1, 2]), 422, "validation_failed"),
     ] {
-        let answer = w
-            .call("PATCH", "/users/me", Some(&w.alice), Some(body.clone()))
-            .await;
+        let answer = w.as_alice().patch("/users/me", body.clone()).await;
         assert_eq!(answer.status.as_u16(), status, "{body}: {:?}", answer.body);
         assert_eq!(answer.body["code"], code, "{body}");
         assert_eq!(answer.headers["content-type"], "application/problem+json");
@@ -99,7 +95,7 @@ async fn patch_me_refuses_bad_input_and_changes_nothing(db: PgPool) {
 #[sqlx::test]
 async fn own_sessions_list_revoke_and_idor(db: PgPool) {
     let w = World::new(db).await;
-    let answer = w.call("GET", "/users/me/sessions", Some(&w.alice), None).await;
+    let answer = w.as_alice().get("/users/me/sessions").await;
     assert_eq!(answer.status, 200);
     let list = answer.body.as_array().unwrap();
     assert_eq!(list.len(), 2);
@@ -121,7 +117,7 @@ async fn own_sessions_list_revoke_and_idor(db: PgPool) {
     // Better-Auth writes "" when it saw no address or user agent: shown as null (unknown).
     w.exec("UPDATE session SET ip_address = '', user_agent = '' WHERE id = 's-alice-2'")
         .await;
-    let answer = w.call("GET", "/users/me/sessions", Some(&w.alice), None).await;
+    let answer = w.as_alice().get("/users/me/sessions").await;
     let other = answer
         .body
         .as_array()
@@ -136,23 +132,17 @@ async fn own_sessions_list_revoke_and_idor(db: PgPool) {
     );
 
     // Bob's session id through Alice's route: 404, and Bob's session survives.
-    let answer = w
-        .call("DELETE", "/users/me/sessions/s-bob", Some(&w.alice), None)
-        .await;
+    let answer = w.as_alice().delete("/users/me/sessions/s-bob").await;
     assert_eq!(answer.outcome(), (404, Some("not_found")));
     assert_eq!(
         w.scalar_i64("SELECT count(*) FROM session WHERE id = 's-bob'")
             .await,
         1
     );
-    let answer = w
-        .call("DELETE", "/users/me/sessions/no-such", Some(&w.alice), None)
-        .await;
+    let answer = w.as_alice().delete("/users/me/sessions/no-such").await;
     assert_eq!(answer.status, 404);
 
-    let answer = w
-        .call("DELETE", "/users/me/sessions/s-alice-2", Some(&w.alice), None)
-        .await;
+    let answer = w.as_alice().delete("/users/me/sessions/s-alice-2").await;
     assert_eq!(answer.status, 204);
     assert_eq!(
         w.scalar_i64("SELECT count(*) FROM session WHERE user_id = 'alice'")
@@ -163,7 +153,7 @@ async fn own_sessions_list_revoke_and_idor(db: PgPool) {
     // "Sign out everywhere else" keeps the current session.
     insert_session(&w.db, "s-alice-3", "alice", "tok-alice-3", 3600).await;
     insert_session(&w.db, "s-alice-4", "alice", "tok-alice-4", 3600).await;
-    let answer = w.call("DELETE", "/users/me/sessions", Some(&w.alice), None).await;
+    let answer = w.as_alice().delete("/users/me/sessions").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, json!({"revoked": 2}));
     let left: Vec<String> = sqlx::query_scalar("SELECT id FROM session WHERE user_id = 'alice'")
@@ -171,16 +161,14 @@ async fn own_sessions_list_revoke_and_idor(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(left, vec!["s-alice-1"]);
-    assert_eq!(w.call("GET", "/users/me", Some(&w.alice), None).await.status, 200);
+    assert_eq!(w.as_alice().get("/users/me").await.status, 200);
 
     // Revoking the current session signs this JWT out at once.
     assert_eq!(
-        w.call("DELETE", "/users/me/sessions/s-alice-1", Some(&w.alice), None)
-            .await
-            .status,
+        w.as_alice().delete("/users/me/sessions/s-alice-1").await.status,
         204
     );
-    let answer = w.call("GET", "/users/me", Some(&w.alice), None).await;
+    let answer = w.as_alice().get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("session_revoked")));
 }
 
@@ -196,7 +184,7 @@ async fn accounts_never_show_secrets(db: PgPool) {
     .execute(&w.db)
     .await
     .unwrap();
-    let answer = w.call("GET", "/users/me/accounts", Some(&w.alice), None).await;
+    let answer = w.as_alice().get("/users/me/accounts").await;
     assert_eq!(answer.status, 200);
     let list = answer.body.as_array().unwrap();
     assert_eq!(list.len(), 2, "only her own");
@@ -215,7 +203,7 @@ async fn session_check_ties_jwts_to_live_sessions(db: PgPool) {
     let w = World::new(db.clone()).await;
     // auto: sid present → checked.
     w.exec("DELETE FROM session WHERE id = 's-bob'").await;
-    let answer = w.call("GET", "/users/me", Some(&w.bob), None).await;
+    let answer = w.as_bob().get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("session_revoked")));
     assert!(
         answer.headers["www-authenticate"]
@@ -227,35 +215,32 @@ async fn session_check_ties_jwts_to_live_sessions(db: PgPool) {
     insert_session(&w.db, "s-old", "bob", "tok-old", -10).await;
     let expired = w.key.sign(&claims_with_sid("bob", "s-old"));
     assert_eq!(
-        w.call("GET", "/users/me", Some(&expired), None).await.body["code"],
+        w.bearer(&expired).get("/users/me").await.body["code"],
         "session_revoked"
     );
     // Alice's session in Bob's token.
     let stolen = w.key.sign(&claims_with_sid("bob", "s-alice-2"));
     assert_eq!(
-        w.call("GET", "/users/me", Some(&stolen), None).await.body["code"],
+        w.bearer(&stolen).get("/users/me").await.body["code"],
         "session_revoked"
     );
     // auto: no sid → accepted.
     let no_sid = w.key.sign(&claims("bob"));
-    assert_eq!(w.call("GET", "/users/me", Some(&no_sid), None).await.status, 200);
+    assert_eq!(w.bearer(&no_sid).get("/users/me").await.status, 200);
 
     // required: no sid → refused.
-    let mut strict = common::policy();
-    strict.session_check = SessionCheck::Required;
-    let app = warden::app(common::state(db.clone(), &w.jwks.url, strict).await);
-    let answer = common::get_as(&app, "/users/me", Some(&no_sid)).await;
+    let app = w
+        .variant(Setup::default().policy(|p| p.session_check = SessionCheck::Required))
+        .await;
+    let answer = app.bearer(&no_sid).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
-    assert_eq!(
-        common::get_as(&app, "/users/me", Some(&w.alice)).await.status,
-        200
-    );
+    assert_eq!(app.bearer(&w.alice).get("/users/me").await.status, 200);
 
     // off: a deleted session does not matter.
-    let mut lax = common::policy();
-    lax.session_check = SessionCheck::Off;
-    let app = warden::app(common::state(db, &w.jwks.url, lax).await);
-    assert_eq!(common::get_as(&app, "/users/me", Some(&w.bob)).await.status, 200);
+    let app = w
+        .variant(Setup::default().policy(|p| p.session_check = SessionCheck::Off))
+        .await;
+    assert_eq!(app.bearer(&w.bob).get("/users/me").await.status, 200);
 }
 
 #[sqlx::test]
@@ -269,12 +254,12 @@ async fn better_auth_session_tokens_are_bearer_credentials(db: PgPool) {
         signed.clone(),
         signed.replace('=', "%3D").replace('+', "%2B").replace('/', "%2F"),
     ] {
-        let answer = w.call("GET", "/users/me", Some(&credential), None).await;
+        let answer = w.bearer(&credential).get("/users/me").await;
         assert_eq!(answer.status, 200, "{credential}: {:?}", answer.body);
         assert_eq!(answer.body["id"], "alice");
     }
     // The session a token stands for is the current one.
-    let answer = w.call("GET", "/users/me/sessions", Some(&signed), None).await;
+    let answer = w.bearer(&signed).get("/users/me/sessions").await;
     let current: Vec<_> = answer
         .body
         .as_array()
@@ -285,18 +270,16 @@ async fn better_auth_session_tokens_are_bearer_credentials(db: PgPool) {
     assert_eq!(current[0]["id"], "s-alice-2");
 
     let forged = session_token::sign(raw, &Secret::new("not-the-secret"));
-    let answer = w.call("GET", "/users/me", Some(&forged), None).await;
+    let answer = w.bearer(&forged).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
-    let answer = w
-        .call("GET", "/users/me", Some("no-such-session-token"), None)
-        .await;
+    let answer = w.bearer("no-such-session-token").get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
     insert_session(&w.db, "s-alice-old", "alice", "tok-alice-old", -5).await;
-    let answer = w.call("GET", "/users/me", Some("tok-alice-old"), None).await;
+    let answer = w.bearer("tok-alice-old").get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("token_expired")));
 
     // A ban deletes sessions; but even a surviving session of a banned user is refused.
     w.exec(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
         .await;
-    assert_eq!(w.call("GET", "/users/me", Some(raw), None).await.status, 403);
+    assert_eq!(w.bearer(raw).get("/users/me").await.status, 403);
 }

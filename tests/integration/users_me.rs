@@ -6,7 +6,8 @@ use serde_json::json;
 use sqlx::PgPool;
 use warden::auth::keys::Alg;
 
-use crate::common::{Answer, MockJwks, TestKey, app, claims, get_as, insert_user, jwks_of, now};
+use crate::common::{Answer, TestKey, claims, insert_user, jwks_of, now};
+use crate::world::{Setup, World};
 
 fn assert_problem(answer: &Answer, status: u16, code: &str) {
     assert_eq!(answer.status.as_u16(), status, "{:?}", answer.body);
@@ -28,8 +29,7 @@ fn assert_invalid_token_challenge(answer: &Answer) {
 #[sqlx::test]
 async fn me_returns_the_fresh_user_row(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let app = app(db.clone(), &jwks.url).await;
+    let app = World::with(db.clone(), Setup::empty().jwks(jwks_of(&[&key]))).await;
     insert_user(&db, "u1", "alice@example.com").await;
     // The database is the truth, not the token's copy of the user.
     sqlx::query(r#"UPDATE "user" SET name = 'Alice Fresh', role = 'admin, user', image = 'https://img.test/a.png' WHERE id = 'u1'"#)
@@ -37,7 +37,7 @@ async fn me_returns_the_fresh_user_row(db: PgPool) {
         .await
         .unwrap();
 
-    let answer = get_as(&app, "/users/me", Some(&key.sign(&claims("u1")))).await;
+    let answer = app.bearer(&key.sign(&claims("u1"))).get("/users/me").await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.headers[CONTENT_TYPE], "application/json");
     let body = &answer.body;
@@ -65,11 +65,14 @@ async fn every_algorithm_reaches_me(db: PgPool) {
         .into_iter()
         .map(TestKey::generate)
         .collect();
-    let jwks = MockJwks::start(jwks_of(&keys.iter().collect::<Vec<_>>())).await;
-    let app = app(db.clone(), &jwks.url).await;
+    let app = World::with(
+        db.clone(),
+        Setup::empty().jwks(jwks_of(&keys.iter().collect::<Vec<_>>())),
+    )
+    .await;
     insert_user(&db, "u1", "alice@example.com").await;
     for key in &keys {
-        let answer = get_as(&app, "/users/me", Some(&key.sign(&claims("u1")))).await;
+        let answer = app.bearer(&key.sign(&claims("u1"))).get("/users/me").await;
         assert_eq!(answer.status, 200, "{}: {:?}", key.alg, answer.body);
         assert_eq!(answer.body["id"], "u1");
     }
@@ -78,34 +81,33 @@ async fn every_algorithm_reaches_me(db: PgPool) {
 #[sqlx::test]
 async fn missing_and_invalid_tokens_get_401_with_a_challenge(db: PgPool) {
     let key = TestKey::generate(Alg::Es256);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let app = app(db.clone(), &jwks.url).await;
+    let app = World::with(db.clone(), Setup::empty().jwks(jwks_of(&[&key]))).await;
     insert_user(&db, "u1", "alice@example.com").await;
 
-    let answer = get_as(&app, "/users/me", None).await;
+    let answer = app.anonymous().get("/users/me").await;
     assert_problem(&answer, 401, "missing_token");
     assert_eq!(answer.headers[WWW_AUTHENTICATE], "Bearer");
 
     for bad in ["garbage", "a.b.c"] {
-        let answer = get_as(&app, "/users/me", Some(bad)).await;
+        let answer = app.bearer(bad).get("/users/me").await;
         assert_problem(&answer, 401, "invalid_token");
         assert_invalid_token_challenge(&answer);
     }
 
     let mut expired = claims("u1");
     expired["exp"] = json!(now() - 3600);
-    let answer = get_as(&app, "/users/me", Some(&key.sign(&expired))).await;
+    let answer = app.bearer(&key.sign(&expired)).get("/users/me").await;
     assert_problem(&answer, 401, "token_expired");
     assert_invalid_token_challenge(&answer);
 
     let mut wrong_iss = claims("u1");
     wrong_iss["iss"] = json!("http://evil.test");
-    let answer = get_as(&app, "/users/me", Some(&key.sign(&wrong_iss))).await;
+    let answer = app.bearer(&key.sign(&wrong_iss)).get("/users/me").await;
     assert_problem(&answer, 401, "invalid_token");
 
     // A signing key the JWKS does not have: one refetch, then 401.
     let stranger = TestKey::generate(Alg::Es256);
-    let answer = get_as(&app, "/users/me", Some(&stranger.sign(&claims("u1")))).await;
+    let answer = app.bearer(&stranger.sign(&claims("u1"))).get("/users/me").await;
     assert_problem(&answer, 401, "invalid_token");
 
     // Other schemes are not bearer tokens.
@@ -113,25 +115,24 @@ async fn missing_and_invalid_tokens_get_401_with_a_challenge(db: PgPool) {
         .header("authorization", "Basic dXNlcjpwYXNz")
         .body(axum::body::Body::empty())
         .unwrap();
-    let answer = crate::common::send(&app, request).await;
+    let answer = app.send(request).await;
     assert_problem(&answer, 401, "invalid_token");
 }
 
 #[sqlx::test]
 async fn deleted_and_banned_users_are_refused_at_once(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let app = app(db.clone(), &jwks.url).await;
+    let app = World::with(db.clone(), Setup::empty().jwks(jwks_of(&[&key]))).await;
     insert_user(&db, "u1", "alice@example.com").await;
     let token = key.sign(&claims("u1"));
-    assert_eq!(get_as(&app, "/users/me", Some(&token)).await.status, 200);
+    assert_eq!(app.bearer(&token).get("/users/me").await.status, 200);
 
     // Banned for an hour, with a reason: the same unexpired JWT is refused.
     sqlx::query(r#"UPDATE "user" SET banned = true, ban_reason = 'spamming', ban_expires = now() + interval '1 hour' WHERE id = 'u1'"#)
         .execute(&db)
         .await
         .unwrap();
-    let answer = get_as(&app, "/users/me", Some(&token)).await;
+    let answer = app.bearer(&token).get("/users/me").await;
     assert_problem(&answer, 403, "banned");
     assert!(answer.body["detail"].as_str().unwrap().contains("spamming"));
     assert!(answer.headers.get(WWW_AUTHENTICATE).is_none());
@@ -141,7 +142,7 @@ async fn deleted_and_banned_users_are_refused_at_once(db: PgPool) {
         .execute(&db)
         .await
         .unwrap();
-    let answer = get_as(&app, "/users/me", Some(&token)).await;
+    let answer = app.bearer(&token).get("/users/me").await;
     assert_problem(&answer, 403, "banned");
     assert!(answer.body["detail"].as_str().unwrap().contains("No reason"));
 
@@ -150,7 +151,7 @@ async fn deleted_and_banned_users_are_refused_at_once(db: PgPool) {
         .execute(&db)
         .await
         .unwrap();
-    let answer = get_as(&app, "/users/me", Some(&token)).await;
+    let answer = app.bearer(&token).get("/users/me").await;
     assert_eq!(answer.status, 200);
     assert_eq!(
         answer.body["banned"], true,
@@ -161,17 +162,21 @@ async fn deleted_and_banned_users_are_refused_at_once(db: PgPool) {
         .execute(&db)
         .await
         .unwrap();
-    let answer = get_as(&app, "/users/me", Some(&token)).await;
+    let answer = app.bearer(&token).get("/users/me").await;
     assert_problem(&answer, 401, "user_not_found");
     assert_invalid_token_challenge(&answer);
 }
 
 #[sqlx::test]
 async fn unknown_kid_with_the_jwks_down_is_503(db: PgPool) {
-    let app = app(db.clone(), "http://127.0.0.1:9/api/auth/jwks").await;
+    let app = World::with(
+        db.clone(),
+        Setup::empty().jwks_url("http://127.0.0.1:9/api/auth/jwks"),
+    )
+    .await;
     insert_user(&db, "u1", "alice@example.com").await;
     let key = TestKey::generate(Alg::EdDsa);
-    let answer = get_as(&app, "/users/me", Some(&key.sign(&claims("u1")))).await;
+    let answer = app.bearer(&key.sign(&claims("u1"))).get("/users/me").await;
     assert_problem(&answer, 503, "jwks_unavailable");
     assert_eq!(answer.headers["retry-after"], "5");
 }
@@ -179,12 +184,11 @@ async fn unknown_kid_with_the_jwks_down_is_503(db: PgPool) {
 #[sqlx::test]
 async fn database_down_is_503_not_500(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let app = app(db.clone(), &jwks.url).await;
+    let app = World::with(db.clone(), Setup::empty().jwks(jwks_of(&[&key]))).await;
     db.close().await;
-    let answer = get_as(&app, "/users/me", Some(&key.sign(&claims("u1")))).await;
+    let answer = app.bearer(&key.sign(&claims("u1"))).get("/users/me").await;
     assert_problem(&answer, 503, "database_unavailable");
-    let answer = get_as(&app, "/readyz", None).await;
+    let answer = app.anonymous().get("/readyz").await;
     assert_eq!(answer.status, 503);
     assert_eq!(answer.body["database"], "unreachable");
 }
@@ -192,14 +196,13 @@ async fn database_down_is_503_not_500(db: PgPool) {
 #[sqlx::test]
 async fn health_readiness_and_unknown_routes(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let app = app(db.clone(), &jwks.url).await;
+    let app = World::with(db.clone(), Setup::empty().jwks(jwks_of(&[&key]))).await;
 
-    let answer = get_as(&app, "/healthz", None).await;
+    let answer = app.anonymous().get("/healthz").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["status"], "ok");
 
-    let answer = get_as(&app, "/readyz", None).await;
+    let answer = app.anonymous().get("/readyz").await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(
         answer.body,
@@ -207,14 +210,13 @@ async fn health_readiness_and_unknown_routes(db: PgPool) {
     );
 
     // Better-Auth has not signed anything yet: its JWKS is empty, so warden is not ready.
-    let empty = MockJwks::start(json!({"keys": []})).await;
-    let not_ready = crate::common::app(db.clone(), &empty.url).await;
-    let answer = get_as(&not_ready, "/readyz", None).await;
+    let not_ready = World::with(db.clone(), Setup::empty().jwks(json!({"keys": []}))).await;
+    let answer = not_ready.anonymous().get("/readyz").await;
     assert_eq!(answer.status, 503);
     assert_eq!(answer.body["status"], "not_ready");
     assert_eq!(answer.body["jwks"], "no keys loaded");
     assert_eq!(answer.body["database"], "ok");
 
-    let answer = get_as(&app, "/no/such/route", None).await;
+    let answer = app.anonymous().get("/no/such/route").await;
     assert_problem(&answer, 404, "not_found");
 }

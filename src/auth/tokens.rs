@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest::{SHA256, digest};
 
-use crate::auth::verify::Claims;
+use super::verify::Claims;
 
 /// One verified token.
 #[derive(Debug)]

@@ -1,0 +1,241 @@
+//! From a request's credential to an [`AuthUser`], in four named steps:
+//!
+//! 1. **identify**: whose credential is it? A verified JWT's subject, or the owner of a live
+//!    session token (bearer or cookie). Costly checks take one of the client's attempts first
+//!    ([`super::throttle`]).
+//! 2. **load the user**: the fresh row, from the notification-invalidated cache or the primary
+//!    (the JWT's copy of the user, roles included, can be 15 minutes stale).
+//! 3. **refuse bans**: an active ban refuses everything.
+//! 4. **check the session**: the session behind the credential must be live (a session token's
+//!    own; a JWT's `sid`, as `SESSION_CHECK` says).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use time::OffsetDateTime;
+
+use super::Auth;
+use super::credential::{self, Presented};
+use super::extract::{AuthUser, Credential};
+use super::policy::SessionCheck;
+use super::session_token::{looks_like_jwt, session_token};
+use super::verify::Claims;
+use crate::db::sessions::{self, SessionRef};
+use crate::db::users::{self, User};
+use crate::error::ApiError;
+
+impl Auth {
+    /// The caller of this request; 401 `missing_token` when it carries no credential.
+    pub async fn authenticate(&self, parts: &Parts) -> Result<AuthUser, ApiError> {
+        self.authenticate_optional(parts)
+            .await?
+            .ok_or(ApiError::MissingToken)
+    }
+
+    /// The caller of this request, or `None` when it carries no credential at all. A credential
+    /// that is present but bad is an error, never an anonymous caller.
+    pub async fn authenticate_optional(&self, parts: &Parts) -> Result<Option<AuthUser>, ApiError> {
+        let client = self.client_ips().client_ip(parts);
+        self.authenticate_request(&parts.method, &parts.headers, client)
+            .await
+    }
+
+    /// The same for a request described rather than received: forward auth passes the method
+    /// of the original request (which decides the cookie rule) and its headers.
+    pub async fn authenticate_request(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+    ) -> Result<Option<AuthUser>, ApiError> {
+        let Some(presented) = credential::presented(headers, self.policy())? else {
+            return Ok(None);
+        };
+        if let Presented::Cookie(_) = presented {
+            credential::check_cookie_origin(method, headers, self.policy())?;
+        }
+        let now = OffsetDateTime::now_utc();
+        let proof = self.identify(&presented, client).await?;
+        tracing::Span::current().record("user_id", proof.user_id());
+        // The account before the session: a banned user hears "banned" (Better-Auth's ban also
+        // deletes the sessions, which would otherwise hide the reason behind "session revoked").
+        let user = self.load_user(proof.user_id()).await?;
+        refuse_ban(&user, now)?;
+        let (session_id, credential) = self.check_session(proof, now).await?;
+        Ok(Some(AuthUser {
+            user,
+            session_id,
+            credential,
+        }))
+    }
+
+    /// Step 1: a verified JWT's subject, or the owner of a live session token. Work that costs
+    /// warden more than a lookup (a signature check, a query) takes one of the client's
+    /// attempts first, given back when the credential is good: a client out of attempts is
+    /// answered 429 at once.
+    async fn identify(&self, presented: &Presented<'_>, client: Option<IpAddr>) -> Result<Proof, ApiError> {
+        if let Presented::Bearer(token) = presented
+            && looks_like_jwt(token)
+            && let Some(claims) = self.verifier().cached(token)
+        {
+            return Ok(Proof::Jwt(claims));
+        }
+        if let Some(ip) = client
+            && let Err(wait) = self.failures().reserve(ip)
+        {
+            metrics::counter!("warden_auth_throttled_total").increment(1);
+            return Err(ApiError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let proof = self.verify_credential(presented).await;
+        // Only a refused credential counts: not a good one, nor our own outage (503).
+        let refused = matches!(&proof, Err(e) if e.status() == StatusCode::UNAUTHORIZED);
+        if !refused && let Some(ip) = client {
+            self.failures().refund(ip);
+        }
+        proof
+    }
+
+    /// The costly part of step 1: a signature check, or a session lookup.
+    async fn verify_credential(&self, presented: &Presented<'_>) -> Result<Proof, ApiError> {
+        let policy = self.policy();
+        let (raw, from_cookie) = match presented {
+            Presented::Bearer(token) if looks_like_jwt(token) => {
+                return Ok(Proof::Jwt(self.verifier().verify(token).await?));
+            }
+            Presented::Bearer(token) => (
+                session_token(
+                    token,
+                    policy.better_auth_secret.as_ref(),
+                    policy.require_signed_session_tokens,
+                ),
+                false,
+            ),
+            // The cookie is always the signed form.
+            Presented::Cookie(value) => (
+                session_token(value, policy.better_auth_secret.as_ref(), true),
+                true,
+            ),
+        };
+        let raw = raw.map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+        // Unknown and signed-out tokens look the same here: neither is a live session.
+        let unknown = || ApiError::InvalidToken("no live session has this token".into());
+        if self.unknown_sessions().contains(&raw) {
+            return Err(unknown());
+        }
+        match sessions::find_ref_by_token(self.db(), &raw).await? {
+            Some(session) => Ok(Proof::Session { session, from_cookie }),
+            None => {
+                self.unknown_sessions().insert(&raw);
+                Err(unknown())
+            }
+        }
+    }
+
+    /// Step 2: the user row, from the cache when it can be trusted, else from the primary.
+    async fn load_user(&self, id: &str) -> Result<Arc<User>, ApiError> {
+        if let Some(user) = self.rows().user(id) {
+            return Ok(user);
+        }
+        let ticket = self.rows().ticket(id);
+        let user = Arc::new(
+            users::find_by_id(self.db(), id)
+                .await?
+                .ok_or(ApiError::UserNotFound)?,
+        );
+        self.rows().put_user(Arc::clone(&user), ticket);
+        Ok(user)
+    }
+
+    /// Step 4: the session behind the credential must be live.
+    async fn check_session(
+        &self,
+        proof: Proof,
+        now: OffsetDateTime,
+    ) -> Result<(Option<String>, Credential), ApiError> {
+        match proof {
+            Proof::Session { session, from_cookie } => {
+                if session.expires_at <= now {
+                    return Err(ApiError::TokenExpired);
+                }
+                let credential = if from_cookie {
+                    Credential::Cookie
+                } else {
+                    Credential::SessionToken
+                };
+                Ok((Some(session.id), credential))
+            }
+            Proof::Jwt(claims) => {
+                let session_id = match (self.policy().session_check, claims.sid.as_deref()) {
+                    (SessionCheck::Off, sid) => sid.map(str::to_owned),
+                    (SessionCheck::Required, None) => {
+                        return Err(ApiError::InvalidToken(
+                            "the token names no session (sid), which this server requires".into(),
+                        ));
+                    }
+                    (SessionCheck::Auto, None) => None,
+                    (_, Some(sid)) => {
+                        let session = self.load_session(sid).await?;
+                        Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
+                    }
+                };
+                Ok((session_id, Credential::Jwt(claims)))
+            }
+        }
+    }
+
+    /// A session by id: from the cache when it can be trusted, else from the primary.
+    async fn load_session(&self, id: &str) -> Result<Option<Arc<SessionRef>>, ApiError> {
+        if let Some(session) = self.rows().session(id) {
+            return Ok(Some(session));
+        }
+        let ticket = self.rows().ticket(id);
+        let Some(session) = sessions::find_ref_by_id(self.db(), id).await? else {
+            return Ok(None);
+        };
+        let session = Arc::new(session);
+        self.rows().put_session(Arc::clone(&session), ticket);
+        Ok(Some(session))
+    }
+}
+
+/// What step 1 established.
+enum Proof {
+    Jwt(Arc<Claims>),
+    Session { session: SessionRef, from_cookie: bool },
+}
+
+impl Proof {
+    fn user_id(&self) -> &str {
+        match self {
+            Self::Jwt(claims) => &claims.sub,
+            Self::Session { session, .. } => &session.user_id,
+        }
+    }
+}
+
+/// Step 3: an active ban refuses everything.
+fn refuse_ban(user: &User, now: OffsetDateTime) -> Result<(), ApiError> {
+    if user.ban_is_active(now) {
+        return Err(ApiError::Banned {
+            reason: user.ban_reason.clone(),
+            expires: user.ban_expires,
+        });
+    }
+    Ok(())
+}
+
+/// The session a JWT names must exist, belong to the token's subject, and not be expired.
+fn live_session_of<'a>(
+    session: Option<&'a SessionRef>,
+    sub: &str,
+    now: OffsetDateTime,
+) -> Result<&'a SessionRef, ApiError> {
+    match session {
+        Some(s) if s.user_id == sub && s.expires_at > now => Ok(s),
+        _ => Err(ApiError::SessionRevoked),
+    }
+}

@@ -1,0 +1,92 @@
+//! [`Verifier`]: a JWT checked against the cached JWKS and the claim rules, each distinct
+//! token once (verified tokens are kept by hash until their `exp`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::jwks::{JwksCache, Lookup};
+use super::tokens::{TokenCache, Verified};
+use super::verify::{self, ClaimRules, Claims, VerifyError};
+use crate::error::ApiError;
+
+/// Default number of verified tokens kept.
+pub const DEFAULT_TOKEN_CACHE: u64 = 100_000;
+
+/// Verifies Better-Auth JWTs against the cached JWKS, each distinct token once.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub jwks: Arc<JwksCache>,
+    pub rules: Arc<ClaimRules>,
+    pub tokens: TokenCache,
+}
+
+impl Verifier {
+    pub fn new(jwks: Arc<JwksCache>, rules: ClaimRules) -> Self {
+        Self {
+            jwks,
+            rules: Arc::new(rules),
+            tokens: TokenCache::new(DEFAULT_TOKEN_CACHE),
+        }
+    }
+
+    pub fn with_token_cache(mut self, tokens: TokenCache) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// The claims of `token` if it was verified before (still valid, its key still in the
+    /// JWKS): a hash and a lookup, no signature check.
+    pub fn cached(&self, token: &str) -> Option<Arc<Claims>> {
+        if !self.tokens.enabled() {
+            return None;
+        }
+        let key = TokenCache::key(token);
+        let hit = self.tokens.get(&key)?;
+        if self.jwks.has_key(&hit.kid) {
+            return Some(Arc::clone(&hit.claims));
+        }
+        self.tokens.remove(&key);
+        None
+    }
+
+    /// Verifies `token` completely: structure, key, algorithm, signature, claims. A token
+    /// verified before (still valid, its key still in the JWKS) costs a hash and a lookup.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
+        if let Some(claims) = self.cached(token) {
+            return Ok(claims);
+        }
+        let cache_key = self.tokens.enabled().then(|| TokenCache::key(token));
+
+        let parsed = verify::parse(token)?;
+        let key = match self.jwks.key(&parsed.kid).await {
+            Lookup::Found(key) => key,
+            Lookup::Unknown => return Err(VerifyError::UnknownKid.into()),
+            Lookup::Unavailable => return Err(ApiError::JwksUnavailable),
+        };
+        let now = verify::now_secs();
+        let claims = Arc::new(parsed.verify(&key, &self.rules, now)?);
+        if let Some(cache_key) = cache_key {
+            let left = claims.exp + self.rules.leeway_secs as f64 - now;
+            if left > 0.0 {
+                self.tokens.insert(
+                    cache_key,
+                    Verified {
+                        claims: Arc::clone(&claims),
+                        kid: parsed.kid.clone(),
+                        valid_until: Instant::now() + Duration::from_secs_f64(left.min(86_400.0)),
+                    },
+                );
+            }
+        }
+        Ok(claims)
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(err: VerifyError) -> Self {
+        match err {
+            VerifyError::Expired => ApiError::TokenExpired,
+            other => ApiError::InvalidToken(other.to_string()),
+        }
+    }
+}

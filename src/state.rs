@@ -1,0 +1,76 @@
+//! [`AppState`]: what the `warden` server's own routes share. The [`Auth`] handle (what the
+//! extractors need) plus what only the server has: the read replica, HTTP settings, where
+//! `/metrics` is served and where `/api/auth/*` is proxied.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use sqlx::PgPool;
+
+use crate::auth::Auth;
+use crate::http::HttpSettings;
+
+/// One pointer: cloned several times per request (each extractor and layer takes its own), so
+/// a clone is a single reference-count increment.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub auth: Auth,
+    /// Lag-tolerant reads (admin listing, audit); the primary unless `DATABASE_READ_URL` is set.
+    pub read_db: PgPool,
+    pub http: Arc<HttpSettings>,
+    /// Whether `/metrics` is on the main router (false when `METRICS_ADDR` serves it).
+    pub metrics_on_main: bool,
+    /// `Some(Better-Auth's base URL)` when `AUTH_PROXY=true`: where `/api/auth/*` goes.
+    pub auth_proxy: Option<String>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl From<Shared> for AppState {
+    fn from(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl FromRef<AppState> for Auth {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl AppState {
+    /// The server around `auth`: default HTTP settings, `/metrics` on the main port, no proxy,
+    /// reads from the primary. What tests start from.
+    pub fn new(auth: Auth) -> Self {
+        Shared {
+            read_db: auth.db().clone(),
+            auth,
+            http: Arc::new(HttpSettings::default()),
+            metrics_on_main: true,
+            auth_proxy: None,
+        }
+        .into()
+    }
+
+    /// The primary database pool.
+    pub fn db(&self) -> &PgPool {
+        self.auth.db()
+    }
+
+    /// The same state with some parts changed (tests, embedding).
+    pub fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.0);
+        change(&mut shared);
+        shared.into()
+    }
+}
