@@ -15,15 +15,22 @@ use crate::db;
 /// How one finding came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// As warden needs it.
     Ok,
+    /// Works, but deserves a look (a key warden skips, a JWKS with no key yet).
     Warn,
+    /// Warden cannot work like this; `warden check` exits 1.
     Fail,
 }
 
+/// One line of the report: `[ok  ] database: reachable, ...`.
 #[derive(Debug, Clone)]
 pub struct Finding {
+    /// How it came out.
     pub outcome: Outcome,
+    /// What was checked: `config`, `database`, `schema`, `migrations`, `jwks`, ...
     pub topic: &'static str,
+    /// What was found, in plain words.
     pub message: String,
 }
 
@@ -38,8 +45,10 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Everything `warden check` found.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// In the order they were checked.
     pub findings: Vec<Finding>,
 }
 
@@ -52,6 +61,7 @@ impl Report {
         });
     }
 
+    /// Whether any finding is a [`Outcome::Fail`] (the exit code is then 1).
     pub fn failed(&self) -> bool {
         self.findings.iter().any(|f| f.outcome == Outcome::Fail)
     }

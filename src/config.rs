@@ -161,7 +161,9 @@ pub struct Config {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Lines for people to read (`pretty`).
     Pretty,
+    /// One JSON object per line, with the request's span fields (`json`).
     Json,
 }
 
@@ -528,7 +530,7 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// Role names go into comma-joined strings and URLs: keep them plain.
-pub fn valid_role_name(role: &str) -> bool {
+pub(crate) fn valid_role_name(role: &str) -> bool {
     !role.is_empty()
         && role.len() <= 64
         && role

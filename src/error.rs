@@ -14,57 +14,99 @@ use time::OffsetDateTime;
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// No credential at all, or `Authorization: Bearer` with nothing after it (401
+    /// `missing_token`, with a bare `Bearer` challenge).
     #[error("no bearer token")]
     MissingToken,
+    /// A credential that cannot be accepted: malformed, forged, for another issuer or
+    /// audience, signed by an unknown key, a session token of no live session (401
+    /// `invalid_token`). The text says why, for the client.
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// The JWT's `exp` is past, or the session of a session token or cookie has expired (401
+    /// `token_expired`).
     #[error("token expired")]
     TokenExpired,
+    /// A good credential whose user no longer exists (401 `user_not_found`).
     #[error("the token's user does not exist")]
     UserNotFound,
+    /// The session a JWT names (`sid`) is gone, expired or another user's (401
+    /// `session_revoked`).
     #[error("the session behind the credentials is gone or expired")]
     SessionRevoked,
+    /// Signed in, but without the role the route needs (403 `forbidden`); the text says which.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A cookie-borne change whose `Origin` (or `Referer`) is missing or not in
+    /// `TRUSTED_ORIGINS` (403 `invalid_origin`).
     #[error("cross-site request refused: {0}")]
     InvalidOrigin(String),
+    /// The user is under an active ban (403 `banned`); the detail gives the reason and end.
     #[error("user is banned")]
     Banned {
+        /// Why, as the ban recorded it (`No reason` is shown when there is none).
         reason: Option<String>,
+        /// When the ban lifts; `None` for a permanent ban.
         expires: Option<OffsetDateTime>,
     },
+    /// The token's key is unknown and Better-Auth's JWKS cannot be fetched (503
+    /// `jwks_unavailable`).
     #[error("no JWKS available to verify the token")]
     JwksUnavailable,
+    /// The database is unreachable, starting, shutting down or out of connections, or the pool
+    /// timed out (503 `database_unavailable`). The cause is logged, never sent.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(#[source] sqlx::Error),
+    /// No such route, user or session (404 `not_found`).
     #[error("not found")]
     NotFound,
+    /// A parameter or body field of the wrong shape or value (422 `validation_failed`); the
+    /// text names it.
     #[error("validation failed: {0}")]
     ValidationFailed(String),
+    /// An admin banning or removing their own account (422 `self_action`).
     #[error("an admin cannot do this to their own account: {0}")]
     SelfAction(String),
+    /// A change that would leave no usable admin (409 `last_admin`).
     #[error("would leave no admin: {0}")]
     LastAdmin(String),
+    /// A body that is not well-formed JSON, or cannot be read (400 `invalid_json`).
     #[error("malformed JSON body: {0}")]
     InvalidJson(String),
+    /// A JSON body without `Content-Type: application/json` (415 `unsupported_media_type`).
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// A body over `BODY_LIMIT_BYTES` (413 `payload_too_large`).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A method the route does not accept (405 `method_not_allowed`, with `Allow`).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Still running after `REQUEST_TIMEOUT_SECS` (408 `request_timeout`).
     #[error("request timed out")]
     RequestTimeout,
+    /// `MAX_CONCURRENT_REQUESTS` already in flight: shed at once (503 `overloaded`).
     #[error("too many requests in flight")]
     Overloaded,
+    /// The client's address is out of refused credentials for its minute
+    /// (`AUTH_FAILURES_PER_MINUTE`; 429 `too_many_requests`, with `Retry-After`).
     #[error("too many refused credentials from this client")]
-    TooManyFailures { retry_after_secs: u64 },
+    TooManyFailures {
+        /// Seconds until the client's minute is over (at least 1).
+        retry_after_secs: u64,
+    },
+    /// A request the auth proxy will not forward: dot-segments or encoded slashes in the path,
+    /// an unreadable body (400 `bad_request`).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The auth proxy got its own request back: `BETTER_AUTH_URL` points at warden (508
+    /// `proxy_loop`).
     #[error("the request came back to this server through the auth proxy")]
     ProxyLoop,
+    /// The auth proxy cannot reach Better-Auth (502 `auth_server_unavailable`).
     #[error("Better-Auth cannot be reached through the auth proxy")]
     BadGateway,
+    /// Anything else, warden's fault (500 `internal`). The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -268,17 +310,17 @@ pub struct Problem {
     /// `urn:warden:problem:<code>`
     #[serde(rename = "type")]
     #[schema(example = "urn:warden:problem:invalid_token")]
-    pub kind: String,
+    pub(crate) kind: String,
     #[schema(example = "Invalid token")]
-    pub title: &'static str,
+    pub(crate) title: &'static str,
     #[schema(example = 401)]
-    pub status: u16,
+    pub(crate) status: u16,
     /// A sentence for people; never internal details.
     #[schema(example = "the token's signature is invalid")]
-    pub detail: String,
+    pub(crate) detail: String,
     /// The stable, machine-readable error code.
     #[schema(example = "invalid_token")]
-    pub code: &'static str,
+    pub(crate) code: &'static str,
 }
 
 impl IntoResponse for ApiError {
@@ -352,30 +394,48 @@ impl ApiError {
 /// A configuration value that cannot be used. The message names the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// A required variable (named here) is unset or empty.
     #[error("{0} is required but not set")]
     Missing(&'static str),
+    /// A variable's value cannot be used.
     #[error("{var} is not valid: {reason}")]
-    Invalid { var: &'static str, reason: String },
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with the value, and what would do.
+        reason: String,
+    },
 }
 
 /// What stops warden from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
+    /// A database URL does not parse, or the database cannot be reached (transient failures
+    /// are retried for `DATABASE_CONNECT_RETRY_SECS` first).
     #[error("cannot connect to the database: {0}")]
     Database(#[source] sqlx::Error),
+    /// The migrations could not be applied.
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A listening address cannot be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
+        /// `BIND_ADDR` or `METRICS_ADDR`.
         addr: std::net::SocketAddr,
+        /// Why: in use, not permitted, ...
         source: std::io::Error,
     },
+    /// The JWKS client cannot be built. (`warden healthcheck` also reports its failed request
+    /// through this variant.)
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    /// Serving stopped on an I/O error.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    /// `warden healthcheck`: the server answered, but not 200.
     #[error("health check failed: {0}")]
     Unhealthy(String),
 }

@@ -7,6 +7,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`; from here on it only shows through [`expose`](Self::expose).
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }

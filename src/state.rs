@@ -18,9 +18,11 @@ pub struct AppState(Arc<Shared>);
 /// The contents of [`AppState`].
 #[derive(Debug, Clone)]
 pub struct Shared {
+    /// What the extractors need (`Auth: FromRef<AppState>`).
     pub auth: Auth,
     /// Lag-tolerant reads (admin listing, audit); the primary unless `DATABASE_READ_URL` is set.
     pub read_db: PgPool,
+    /// CORS, limits and timeouts for the layers, and the connection limits for the server.
     pub http: Arc<HttpSettings>,
     /// Whether `/metrics` is on the main router (false when `METRICS_ADDR` serves it).
     pub metrics_on_main: bool,

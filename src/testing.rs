@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::auth::keys::Alg;
 
+/// Every algorithm Better-Auth can sign with, for tests that run once per algorithm.
 pub const ALL_ALGS: [Alg; 5] = [Alg::EdDsa, Alg::Rs256, Alg::Ps256, Alg::Es256, Alg::Es512];
 
 #[derive(Debug)]
@@ -29,12 +30,15 @@ enum Pair {
 /// A signing key of one algorithm, with its public JWK.
 #[derive(Debug)]
 pub struct TestKey {
+    /// A fresh `kid`: the algorithm's name and 16 random hex digits.
     pub kid: String,
+    /// The algorithm it signs with.
     pub alg: Alg,
     pair: Pair,
 }
 
 impl TestKey {
+    /// A new key pair for `alg` (RSA: 2048 bits).
     pub fn generate(alg: Alg) -> Self {
         let pair = match alg {
             Alg::EdDsa => Pair::Ed(Ed25519KeyPair::generate().unwrap()),
@@ -108,6 +112,7 @@ impl TestKey {
     }
 }
 
+/// The JWKS document (`{"keys": [...]}`) of `keys`, as Better-Auth's endpoint serves it.
 pub fn jwks_of(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
 }

@@ -105,12 +105,14 @@ where
 
 /// A role a route can require: `RequireRole<Editor>` where `Editor: RoleName`.
 pub trait RoleName {
+    /// The role as it appears in the user's `role` column (one of the comma-joined names).
     const ROLE: &'static str;
 }
 
 /// An authenticated caller holding the role `R::ROLE` (from the fresh user row).
 #[derive(Debug, Clone)]
 pub struct RequireRole<R> {
+    /// The caller, who holds the role.
     pub caller: AuthUser,
     role: PhantomData<R>,
 }

@@ -33,14 +33,19 @@ pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Why a fetch brought no key set.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// No answer: the connection failed, the fetch timed out, or the body broke off.
     #[error("request to the JWKS endpoint failed: {0}")]
     Http(#[from] reqwest::Error),
+    /// The endpoint answered with this status, not a 2xx.
     #[error("the JWKS endpoint answered HTTP {0}")]
     Status(u16),
+    /// The body is over [`MAX_JWKS_BYTES`].
     #[error("the JWKS is larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge,
+    /// The body is not a JWKS document.
     #[error("{0}")]
     Parse(#[from] super::keys::JwksParseError),
+    /// The document has no key warden can use while this many are loaded; those are kept.
     #[error("the JWKS has no usable key (keeping the {0} key(s) already loaded)")]
     NoUsableKeys(usize),
 }
@@ -48,6 +53,7 @@ pub enum FetchError {
 /// The outcome of looking up a `kid`.
 #[derive(Debug)]
 pub enum Lookup {
+    /// The key, from the current set or from the fetch the request waited for.
     Found(Arc<VerifyingKey>),
     /// The JWKS was reachable (or is in cooldown after a good fetch) and has no such key.
     Unknown,
@@ -58,8 +64,12 @@ pub enum Lookup {
 /// Where keys come from.
 #[derive(Debug, Clone)]
 pub struct JwksSource {
+    /// Better-Auth's JWKS endpoint (`JWKS_URL`).
     pub url: String,
+    /// The HTTP client that fetches.
     pub client: reqwest::Client,
+    /// A fetch taking longer is abandoned, and no request waits longer for one
+    /// (`JWKS_TIMEOUT_SECS`).
     pub timeout: Duration,
     /// The shared database, for the `jwks` table fallback; `None` disables it.
     pub db: Option<PgPool>,
@@ -67,6 +77,8 @@ pub struct JwksSource {
     pub db_grace: Duration,
 }
 
+/// Better-Auth's public keys, shared as `Arc<JwksCache>`: read without a lock, refreshed in
+/// the background, refetched when a token names an unknown `kid` (see the module docs).
 #[derive(Debug)]
 pub struct JwksCache {
     keys: ArcSwap<KeySet>,
@@ -90,6 +102,9 @@ struct Flight {
 }
 
 impl JwksCache {
+    /// An empty cache over `source`, refetching for unknown `kid`s at most once per `cooldown`,
+    /// with [`DEFAULT_JWKS_MAX_WAITERS`](crate::config::DEFAULT_JWKS_MAX_WAITERS) waiters.
+    /// Nothing is fetched until [`refresh`](Self::refresh) or a lookup asks.
     pub fn new(source: JwksSource, cooldown: Duration) -> Arc<Self> {
         Self::with_max_waiters(source, cooldown, crate::config::DEFAULT_JWKS_MAX_WAITERS)
     }

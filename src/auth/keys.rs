@@ -21,10 +21,15 @@ use serde::Deserialize;
 /// The signature algorithms Better-Auth's jwt plugin can sign with, and no others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Alg {
+    /// EdDSA on Ed25519 (Better-Auth's default).
     EdDsa,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
     Rs256,
+    /// RSASSA-PSS with SHA-256.
     Ps256,
+    /// ECDSA on P-256 with SHA-256.
     Es256,
+    /// ECDSA on P-521 with SHA-512.
     Es512,
 }
 
@@ -40,6 +45,9 @@ impl Alg {
         }
     }
 
+    /// The algorithm a JWK's `alg` names: a JOSE name, or `Ed25519` (a curve name some
+    /// JWKs use; a token's header must use the exact JOSE name, see [`super::verify`]).
+    /// `None` for anything else, `none` and the HMAC algorithms included.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "EdDSA" | "Ed25519" => Self::EdDsa,
@@ -61,20 +69,35 @@ impl fmt::Display for Alg {
 /// Why a JWK was not taken into the key set.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
+    /// The JWK has no `kid`, or an empty one: no token could name it.
     #[error("key has no kid")]
     NoKid,
+    /// A key type or curve Better-Auth does not sign with (symmetric `oct` keys included).
     #[error("unsupported key type or curve: kty={kty:?} crv={crv:?}")]
-    Unsupported { kty: String, crv: Option<String> },
-    #[error("unsupported or mismatched alg {alg:?} for kty={kty:?} crv={crv:?}")]
-    AlgMismatch {
-        alg: String,
+    Unsupported {
+        /// The JWK's `kty`.
         kty: String,
+        /// The JWK's `crv`, if it has one.
         crv: Option<String>,
     },
+    /// The JWK's `alg` is not the algorithm its key type and curve allow.
+    #[error("unsupported or mismatched alg {alg:?} for kty={kty:?} crv={crv:?}")]
+    AlgMismatch {
+        /// The JWK's `alg`.
+        alg: String,
+        /// The JWK's `kty`.
+        kty: String,
+        /// The JWK's `crv`, if it has one.
+        crv: Option<String>,
+    },
+    /// An RSA key without `alg`: it could be for RS256 or for PS256.
     #[error("RSA key without alg: RS256 and PS256 cannot be told apart")]
     RsaWithoutAlg,
+    /// The JWK's `use` (carried here) is not `sig`.
     #[error("key is not for signatures (use={0:?})")]
     NotForSignatures(String),
+    /// Key material missing, not base64url, or of the wrong size (RSA moduli under 2048 bits
+    /// included); says which.
     #[error("malformed key material: {0}")]
     Malformed(&'static str),
 }
@@ -116,10 +139,12 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
+    /// The key's id, which a token names in its `kid` header.
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
+    /// The one algorithm this key verifies.
     pub fn alg(&self) -> Alg {
         self.alg
     }
@@ -243,13 +268,16 @@ pub struct KeySet {
 /// A JWK that was left out of a key set, and why (for the log).
 #[derive(Debug)]
 pub struct Skipped {
+    /// The JWK's `kid`, if it has one.
     pub kid: Option<String>,
+    /// Why it was left out.
     pub error: KeyError,
 }
 
 /// Why a whole JWKS document was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksParseError {
+    /// The body is not JSON of the form `{"keys": [...]}`; carries the parser's message.
     #[error("not a JWKS document: {0}")]
     NotJwks(String),
 }
@@ -282,6 +310,7 @@ impl KeySet {
         (set, skipped)
     }
 
+    /// Adds `key`, replacing any key with the same `kid`.
     pub fn insert(&mut self, key: VerifyingKey) {
         self.keys.insert(key.kid.clone(), Arc::new(key));
     }
@@ -293,14 +322,17 @@ impl KeySet {
         }
     }
 
+    /// The key with this `kid`, if the set has it.
     pub fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
         self.keys.get(kid)
     }
 
+    /// How many keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no key at all (then no token can be verified).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

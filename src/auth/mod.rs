@@ -94,10 +94,12 @@ impl Auth {
         &self.0.db
     }
 
+    /// Who is an admin, which roles can be assigned, and how credentials are read.
     pub fn policy(&self) -> &AuthPolicy {
         &self.0.policy
     }
 
+    /// The JWT verifier, with its JWKS cache (key count and fetch health, for readiness).
     pub fn verifier(&self) -> &Verifier {
         &self.0.verifier
     }
@@ -107,6 +109,8 @@ impl Auth {
         &self.0.rows
     }
 
+    /// The proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): how a request's
+    /// client address is found.
     pub fn client_ips(&self) -> &TrustedProxies {
         &self.0.client_ips
     }
@@ -224,6 +228,8 @@ impl AuthBuilder {
         self
     }
 
+    /// JWKS refresh period, cooldown, fetch timeout, database grace and waiters (default:
+    /// the server's defaults, [`JwksSettings::default`]).
     pub fn jwks_settings(mut self, settings: JwksSettings) -> Self {
         self.jwks = settings;
         self

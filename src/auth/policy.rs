@@ -24,6 +24,7 @@ pub struct AuthPolicy {
     pub admin_user_ids: Vec<String>,
     /// The roles an admin may assign.
     pub assignable_roles: Vec<String>,
+    /// Whether a JWT's `sid` must name a live session (`SESSION_CHECK`).
     pub session_check: SessionCheck,
     /// Better-Auth's secret: checks signed session tokens and session cookies.
     pub better_auth_secret: Option<Secret>,
@@ -58,6 +59,8 @@ impl AuthPolicy {
         self.is_admin_with_roles(&user.id, &user.roles())
     }
 
+    /// The same rule for user `id` holding `roles`: for roles not written yet (would this
+    /// role change leave the user an admin?).
     pub fn is_admin_with_roles(&self, id: &str, roles: &[String]) -> bool {
         self.admin_user_ids.iter().any(|a| a == id) || roles.iter().any(|r| self.admin_roles.contains(r))
     }

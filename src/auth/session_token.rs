@@ -8,7 +8,7 @@
 //! `REQUIRE_SIGNED_SESSION_TOKENS` (the bearer plugin's `requireSignature`), the raw form is
 //! refused: a guess then needs the secret, and junk never reaches the database.
 //!
-//! [`UnknownTokens`] remembers, for a minute, tokens that matched no live session, so a flood
+//! `UnknownTokens` remembers, for a minute, tokens that matched no live session, so a flood
 //! of junk tokens costs one query each at most once.
 
 use aws_lc_rs::hmac;
@@ -20,12 +20,16 @@ use crate::secret::Secret;
 /// Session tokens are short; anything longer is not one.
 const MAX_SESSION_TOKEN_LEN: usize = 256;
 
+/// Why a credential is not a usable session token. Each message is safe to show to the client.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionTokenError {
+    /// Empty or too long, bad percent-encoding or base64, or characters no token has.
     #[error("the session token is malformed")]
     Malformed,
+    /// Signed, but not with `BETTER_AUTH_SECRET`.
     #[error("the session token's signature is invalid")]
     BadSignature,
+    /// The raw token, where only the signed form is accepted.
     #[error("session tokens must be signed (token.signature)")]
     Unsigned,
 }
@@ -106,7 +110,7 @@ fn percent_decode(text: &str) -> Result<String, SessionTokenError> {
 
 /// Session tokens recently found to match no live session (by SHA-256), for a minute.
 #[derive(Clone)]
-pub struct UnknownTokens(moka::sync::Cache<[u8; 32], ()>);
+pub(crate) struct UnknownTokens(moka::sync::Cache<[u8; 32], ()>);
 
 impl std::fmt::Debug for UnknownTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,10 +138,12 @@ impl UnknownTokens {
         key
     }
 
+    /// Whether `token` matched no live session within the last minute.
     pub fn contains(&self, token: &str) -> bool {
         self.0.contains_key(&Self::key(token))
     }
 
+    /// Remembers that `token` matched no live session.
     pub fn insert(&self, token: &str) {
         self.0.insert(Self::key(token), ());
     }

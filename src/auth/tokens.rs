@@ -13,7 +13,8 @@ use super::verify::Claims;
 
 /// One verified token.
 #[derive(Debug)]
-pub struct Verified {
+pub(crate) struct Verified {
+    /// Its claims, as they passed every check.
     pub claims: Arc<Claims>,
     /// The key that verified it.
     pub kid: String,
@@ -34,7 +35,8 @@ impl moka::Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
     }
 }
 
-/// `None` inside when `TOKEN_CACHE_SIZE=0`.
+/// Verified tokens by hash (see the module docs). Holds nothing when built with capacity 0
+/// (`TOKEN_CACHE_SIZE=0`).
 #[derive(Clone)]
 pub struct TokenCache {
     cache: Option<moka::sync::Cache<[u8; 32], Arc<Verified>>>,
@@ -49,6 +51,8 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
+    /// Room for `capacity` verified tokens; 0 turns the cache off, so every request's
+    /// signature is checked.
     pub fn new(capacity: u64) -> Self {
         let cache = (capacity > 0).then(|| {
             moka::sync::Cache::builder()
@@ -59,23 +63,26 @@ impl TokenCache {
         Self { cache }
     }
 
+    /// Whether the cache keeps anything (its capacity is not 0).
     pub fn enabled(&self) -> bool {
         self.cache.is_some()
     }
 
-    pub fn key(token: &str) -> [u8; 32] {
+    /// The cache key of `token`: its SHA-256, so the cache never holds a token itself.
+    pub(crate) fn key(token: &str) -> [u8; 32] {
         let mut key = [0u8; 32];
         key.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
         key
     }
 
     /// A cached verification still within its validity, or `None`.
-    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Verified>> {
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Arc<Verified>> {
         let entry = self.cache.as_ref()?.get(key)?;
         (entry.valid_until > Instant::now()).then_some(entry)
     }
 
-    pub fn insert(&self, key: [u8; 32], verified: Verified) {
+    /// Keeps `verified` under `key` until it stops being valid; one already past that is not kept.
+    pub(crate) fn insert(&self, key: [u8; 32], verified: Verified) {
         if let Some(cache) = &self.cache
             && verified.valid_until > Instant::now()
         {
@@ -83,7 +90,8 @@ impl TokenCache {
         }
     }
 
-    pub fn remove(&self, key: &[u8; 32]) {
+    /// Forgets the token under `key` (its key left the JWKS).
+    pub(crate) fn remove(&self, key: &[u8; 32]) {
         if let Some(cache) = &self.cache {
             cache.invalidate(key);
         }

@@ -15,12 +15,16 @@ pub const DEFAULT_TOKEN_CACHE: u64 = 100_000;
 /// Verifies Better-Auth JWTs against the cached JWKS, each distinct token once.
 #[derive(Debug, Clone)]
 pub struct Verifier {
+    /// Where the keys come from (shared with its background refresher).
     pub jwks: Arc<JwksCache>,
+    /// The issuer, audience and leeway every token must pass.
     pub rules: Arc<ClaimRules>,
+    /// The tokens already verified, by hash.
     pub tokens: TokenCache,
 }
 
 impl Verifier {
+    /// A verifier with a token cache of [`DEFAULT_TOKEN_CACHE`] entries.
     pub fn new(jwks: Arc<JwksCache>, rules: ClaimRules) -> Self {
         Self {
             jwks,
@@ -29,6 +33,7 @@ impl Verifier {
         }
     }
 
+    /// The same verifier with `tokens` as its token cache (`TokenCache::new(0)`: no cache).
     pub fn with_token_cache(mut self, tokens: TokenCache) -> Self {
         self.tokens = tokens;
         self

@@ -20,30 +20,45 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Why a token was refused. Each message is safe to show to the client.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
+    /// Longer than [`MAX_TOKEN_LEN`]: refused before any parsing.
     #[error("the token is longer than {MAX_TOKEN_LEN} bytes")]
     TooLong,
+    /// Not three base64url parts, or a header or payload that is not a JSON object; says which.
     #[error("the token is not a well-formed JWT: {0}")]
     Malformed(&'static str),
+    /// The header's `alg` (its first 32 characters, carried here) is not one of the five
+    /// accepted JOSE names: `none` and the HMAC algorithms never pass.
     #[error("the token's algorithm {0:?} is not accepted")]
     AlgNotAllowed(String),
+    /// The header names no key (`kid` absent or empty).
     #[error("the token's header has no kid")]
     NoKid,
+    /// The header has `crit`: extensions warden does not implement cannot be ignored.
     #[error("the token's header carries critical parameters warden does not understand")]
     Critical,
+    /// The JWKS has no key with the token's `kid`.
     #[error("the token was signed with an unknown key")]
     UnknownKid,
+    /// The header's `alg` is not the algorithm the key is pinned to.
     #[error("the token's algorithm does not match its key")]
     AlgMismatch,
+    /// The signature does not verify with the key.
     #[error("the token's signature is invalid")]
     BadSignature,
+    /// `exp` plus the leeway is past (or `exp` is not a finite number).
     #[error("the token has expired")]
     Expired,
+    /// `nbf` minus the leeway is still ahead (or `nbf` is not a finite number).
     #[error("the token is not valid yet")]
     NotYetValid,
+    /// A required claim (`sub`, `exp`, `iss` or `aud`) is absent or null, or `sub` is empty;
+    /// names it.
     #[error("the token has no {0} claim")]
     MissingClaim(&'static str),
+    /// `iss` is not the accepted issuer.
     #[error("the token was issued by another issuer")]
     WrongIssuer,
+    /// `aud` names none of the accepted audiences.
     #[error("the token is meant for another audience")]
     WrongAudience,
 }
@@ -51,16 +66,22 @@ pub enum VerifyError {
 /// The rules every token's claims must pass.
 #[derive(Debug, Clone)]
 pub struct ClaimRules {
+    /// The only accepted `iss` (`JWT_ISSUER`).
     pub issuer: String,
+    /// The accepted audiences: a token's `aud` must name one (`JWT_AUDIENCE`).
     pub audience: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds (`JWT_LEEWAY_SECS`).
     pub leeway_secs: u64,
 }
 
 /// The JOSE header members warden reads.
 #[derive(Debug, Deserialize)]
 pub struct Header {
+    /// The algorithm the token claims to be signed with.
     pub alg: String,
+    /// The id of the key it claims to be signed with.
     pub kid: Option<String>,
+    /// Critical extensions: present at all, the token is refused.
     pub crit: Option<serde_json::Value>,
 }
 
@@ -68,14 +89,20 @@ pub struct Header {
 /// deliberately not trusted here: the user is read fresh from the database.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Claims {
+    /// The user's id.
     pub sub: String,
+    /// When the token expires, in seconds since the Unix epoch.
     pub exp: f64,
+    /// When the token was issued, in seconds since the Unix epoch (not checked).
     #[serde(default)]
     pub iat: Option<f64>,
+    /// When the token becomes valid, in seconds since the Unix epoch.
     #[serde(default)]
     pub nbf: Option<f64>,
+    /// The issuer: in a verified token, always [`ClaimRules::issuer`].
     #[serde(default)]
     pub iss: Option<String>,
+    /// The audience: in a verified token, always naming one of [`ClaimRules::audience`].
     #[serde(default)]
     pub aud: Option<Audience>,
     /// Session id, added by warden's auth server through `jwt.definePayload`.
@@ -87,7 +114,9 @@ pub struct Claims {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum Audience {
+    /// One audience, as Better-Auth writes it.
     One(String),
+    /// Several audiences; one accepted is enough.
     Many(Vec<String>),
 }
 
@@ -103,8 +132,11 @@ impl Audience {
 /// A token split and its header decoded; the signature is not checked yet.
 #[derive(Debug)]
 pub struct Parsed<'a> {
+    /// The decoded header.
     pub header: Header,
+    /// The header's `alg`, one of the accepted five.
     pub alg: Alg,
+    /// The header's `kid` (never empty): the key to look up.
     pub kid: String,
     signing_input: &'a [u8],
     payload_b64: &'a str,

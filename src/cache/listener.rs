@@ -17,7 +17,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use super::RowCache;
 
+/// Payload: the id of a `"user"` row that was updated or deleted.
 pub const USER_CHANNEL: &str = "warden_user";
+/// Payload: the id of a `session` row that was updated or deleted.
 pub const SESSION_CHANNEL: &str = "warden_session";
 /// Payload: the table (`user` or `session`) that was truncated.
 pub const TRUNCATE_CHANNEL: &str = "warden_truncate";

@@ -26,6 +26,7 @@ const SHARDS: usize = 256;
 /// Settings for [`RowCache`].
 #[derive(Debug, Clone, Copy)]
 pub struct RowCacheSettings {
+    /// Whether rows are cached at all (`USER_CACHE`).
     pub enabled: bool,
     /// An upper bound on a cached row's age (`USER_CACHE_TTL_SECS`).
     pub ttl: Duration,
@@ -91,6 +92,8 @@ impl std::fmt::Debug for TestHook {
 pub struct ReadTicket(Option<(usize, u64)>);
 
 impl RowCache {
+    /// An empty cache, untrusted (so unused) until the listener reports in through
+    /// [`set_trusted`](Self::set_trusted).
     pub fn new(settings: RowCacheSettings) -> Self {
         Self {
             users: settings.enabled.then(|| Rows::new(settings)),
@@ -112,6 +115,7 @@ impl RowCache {
         })
     }
 
+    /// Whether the cache was built to hold rows, trusted right now or not.
     pub fn enabled(&self) -> bool {
         self.users.is_some()
     }
@@ -176,6 +180,7 @@ impl RowCache {
         drop_entry();
     }
 
+    /// The cached user row, while the cache is trusted.
     pub fn user(&self, id: &str) -> Option<Arc<User>> {
         if !self.trusted() {
             return None;
@@ -183,12 +188,15 @@ impl RowCache {
         self.users.as_ref()?.cache.get(id)
     }
 
+    /// Caches `user`, read from the database under `ticket`, unless an invalidation came in
+    /// between.
     pub fn put_user(&self, user: Arc<User>, ticket: ReadTicket) {
         if let Some(rows) = &self.users {
             self.put_if_current(ticket, || rows.cache.insert(user.id.clone(), user));
         }
     }
 
+    /// The cached session, while the cache is trusted.
     pub fn session(&self, id: &str) -> Option<Arc<SessionRef>> {
         if !self.trusted() {
             return None;
@@ -196,6 +204,8 @@ impl RowCache {
         self.sessions.as_ref()?.cache.get(id)
     }
 
+    /// Caches `session`, read from the database under `ticket`, unless an invalidation came in
+    /// between.
     pub fn put_session(&self, session: Arc<SessionRef>, ticket: ReadTicket) {
         if let Some(rows) = &self.sessions {
             self.put_if_current(ticket, || rows.cache.insert(session.id.clone(), session));

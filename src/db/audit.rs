@@ -4,24 +4,38 @@
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
+/// One admin write, as recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
+    /// Increasing: a later entry has a higher id.
     pub id: i64,
+    /// When the write was made.
     pub at: OffsetDateTime,
+    /// The admin who made it (a user id; that user may be gone since).
     pub actor_id: String,
+    /// What was done: `user.set_role`, `user.ban`, `user.unban`, `user.revoke_sessions`,
+    /// `user.remove` or `session.revoke`.
     pub action: String,
+    /// The user it was done to, if any.
     pub target_user_id: Option<String>,
+    /// The session it was done to (`session.revoke`).
     pub target_session_id: Option<String>,
+    /// What changed, as the action describes it (e.g. `{"from": "user", "to": "admin"}`).
     pub details: serde_json::Value,
 }
 
 /// One admin action to record.
 #[derive(Debug, Clone)]
 pub struct NewAuditEntry<'a> {
+    /// The admin making the write.
     pub actor_id: &'a str,
+    /// What is done, e.g. `user.ban`.
     pub action: &'a str,
+    /// The user it is done to, if any.
     pub target_user_id: Option<&'a str>,
+    /// The session it is done to, if any.
     pub target_session_id: Option<&'a str>,
+    /// What changes, for whoever reads the trail.
     pub details: serde_json::Value,
 }
 
@@ -43,6 +57,8 @@ impl<'a> NewAuditEntry<'a> {
     }
 }
 
+/// Records `entry` on `conn`: inside the transaction of the write it records, so both commit
+/// or neither does.
 pub async fn record(conn: &mut PgConnection, entry: NewAuditEntry<'_>) -> Result<(), sqlx::Error> {
     sqlx::query!(
         r#"INSERT INTO warden_audit_log (actor_id, action, target_user_id, target_session_id, details)

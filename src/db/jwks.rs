@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+/// One row of `jwks`, without the private key.
 #[derive(Debug)]
-pub struct JwkRow {
+pub(crate) struct JwkRow {
+    /// The key's id (the JWK has none of its own).
     pub id: String,
+    /// The public JWK, as JSON text.
     pub public_key: String,
+    /// The algorithm, when Better-Auth recorded it.
     pub alg: Option<String>,
 }
 
@@ -27,7 +31,7 @@ impl JwkRow {
 }
 
 /// Public keys that have not expired, or expired less than `grace` ago.
-pub async fn usable_public_keys(pool: &PgPool, grace: Duration) -> Result<Vec<JwkRow>, sqlx::Error> {
+pub(crate) async fn usable_public_keys(pool: &PgPool, grace: Duration) -> Result<Vec<JwkRow>, sqlx::Error> {
     sqlx::query_as!(
         JwkRow,
         r#"SELECT id, public_key, alg FROM jwks

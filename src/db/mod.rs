@@ -19,7 +19,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// `DATABASE_READ_URL` is set).
 #[derive(Debug, Clone)]
 pub struct Pools {
+    /// Every write, and every read that decides something (`DATABASE_URL`).
     pub primary: PgPool,
+    /// Lag-tolerant reads: the admin user listing and the audit log (`DATABASE_READ_URL`).
     pub read: PgPool,
 }
 

@@ -7,24 +7,36 @@ use time::OffsetDateTime;
 /// A session as listed to its owner or an admin (no token).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
+    /// The session's id (not its token).
     pub id: String,
+    /// Whose session it is.
     pub user_id: String,
+    /// When it began (the sign-in).
     pub created_at: OffsetDateTime,
+    /// When the row last changed.
     pub updated_at: OffsetDateTime,
+    /// When it stops being valid.
     pub expires_at: OffsetDateTime,
+    /// The address it was created from, as Better-Auth saw it (may be empty).
     pub ip_address: Option<String>,
+    /// The `User-Agent` it was created with (may be empty).
     pub user_agent: Option<String>,
+    /// The admin impersonating the user in this session (Better-Auth's admin plugin).
     pub impersonated_by: Option<String>,
 }
 
 /// What authentication needs of a session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRef {
+    /// The session's id (not its token).
     pub id: String,
+    /// Whose session it is.
     pub user_id: String,
+    /// When it stops being valid.
     pub expires_at: OffsetDateTime,
 }
 
+/// The session with this id, expired or not.
 pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,
@@ -35,6 +47,7 @@ pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef
     .await
 }
 
+/// The session with this token (the raw token, not the signed form), expired or not.
 pub async fn find_ref_by_token(pool: &PgPool, token: &str) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,

@@ -6,17 +6,27 @@ use time::OffsetDateTime;
 /// One row of `"user"`. Better-Auth writes it; warden reads it fresh on each request.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct User {
+    /// The user's id (a JWT's `sub`).
     pub id: String,
+    /// The display name.
     pub name: String,
+    /// The email address.
     pub email: String,
+    /// Whether the email address was verified.
     pub email_verified: bool,
+    /// The picture's URL, if any.
     pub image: Option<String>,
+    /// When the account was created.
     pub created_at: OffsetDateTime,
+    /// When the row last changed.
     pub updated_at: OffsetDateTime,
     /// Comma-joined roles, as Better-Auth's admin plugin stores them.
     pub role: Option<String>,
+    /// Set by a ban; whether it still applies is [`ban_is_active`](Self::ban_is_active).
     pub banned: Option<bool>,
+    /// Why the user was banned.
     pub ban_reason: Option<String>,
+    /// When the ban lifts; `None` with `banned` set is a ban for ever.
     pub ban_expires: Option<OffsetDateTime>,
 }
 
@@ -40,6 +50,7 @@ impl User {
     }
 }
 
+/// The user with this id, through the pool or inside a transaction.
 pub async fn find_by_id<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as!(
         User,
@@ -59,7 +70,9 @@ pub async fn find_by_id<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<Option<
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SearchField {
+    /// The email address.
     Email,
+    /// The display name.
     Name,
 }
 
@@ -67,36 +80,55 @@ pub enum SearchField {
 #[serde(rename_all = "snake_case")]
 /// How the search text must match (case-insensitive; `%` and `_` match themselves).
 pub enum SearchOperator {
+    /// Anywhere in the field.
     Contains,
+    /// At the start of the field.
     StartsWith,
+    /// At the end of the field.
     EndsWith,
 }
 
+/// What a user listing is ordered by (ties are broken by id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SortBy {
+    /// When the account was created.
     CreatedAt,
+    /// When the row last changed.
     UpdatedAt,
+    /// The email address.
     Email,
+    /// The display name.
     Name,
 }
 
+/// Which way a user listing is ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SortDirection {
+    /// Ascending: oldest or A first.
     Asc,
+    /// Descending: newest or Z first.
     Desc,
 }
 
 /// A validated user listing request.
 #[derive(Debug, Clone)]
 pub struct UserQuery {
+    /// Text to look for, where, and how it must match; `None` matches every user.
     pub search: Option<(SearchField, SearchOperator, String)>,
+    /// Only users holding this role.
     pub role: Option<String>,
+    /// Only banned (`true`) or not banned (`false`) users, by the `banned` column alone (a ban
+    /// past its expiry still counts).
     pub banned: Option<bool>,
+    /// The sort key.
     pub sort_by: SortBy,
+    /// The sort direction (for the tie-breaking id too).
     pub direction: SortDirection,
+    /// The page size.
     pub limit: i64,
+    /// Users skipped before the page.
     pub offset: i64,
 }
 
@@ -216,10 +248,13 @@ pub async fn list_plans(
 /// Profile fields a user may change about themselves. `image: Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct ProfileChange {
+    /// A new display name; `None` keeps the current one.
     pub name: Option<String>,
+    /// `Some(Some(url))` sets the picture, `Some(None)` removes it, `None` keeps it.
     pub image: Option<Option<String>>,
 }
 
+/// Applies `change` and returns the updated row; `None` when there is no such user.
 pub async fn update_profile(
     conn: &mut sqlx::PgConnection,
     id: &str,
@@ -257,6 +292,8 @@ pub async fn find_for_update(conn: &mut sqlx::PgConnection, id: &str) -> Result<
     .await
 }
 
+/// Sets the user's comma-joined roles and returns the updated row. The user must exist (the
+/// caller holds its row lock, from [`find_for_update`]).
 pub async fn set_role(conn: &mut sqlx::PgConnection, id: &str, role: &str) -> Result<User, sqlx::Error> {
     sqlx::query_as!(
         User,
@@ -295,6 +332,8 @@ pub async fn ban(
     .await
 }
 
+/// Lifts a ban (clears the three ban columns) and returns the updated row. The user must
+/// exist (the caller holds its row lock, from [`find_for_update`]).
 pub async fn unban(conn: &mut sqlx::PgConnection, id: &str) -> Result<User, sqlx::Error> {
     sqlx::query_as!(
         User,

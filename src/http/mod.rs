@@ -29,15 +29,24 @@ use tracing::Level;
 
 use crate::error::ApiError;
 
+/// The request id: taken from the request when sane (at most 128 visible ASCII characters),
+/// else generated; always echoed on the response.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// HTTP settings taken from the configuration.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// Origins a browser may call from (`CORS_ORIGINS`): credentials allowed for listed ones,
+    /// `*` any origin without credentials; empty (the default) sends no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Larger request bodies get 413 (`BODY_LIMIT_BYTES`, default 64 KiB).
     pub body_limit_bytes: usize,
+    /// A request still running then gets 408 (`REQUEST_TIMEOUT_SECS`, default 30 s).
     pub request_timeout: Duration,
+    /// Requests in flight beyond this are shed with 503 (`MAX_CONCURRENT_REQUESTS`, default
+    /// 1024).
     pub max_concurrent_requests: usize,
+    /// Timeouts and the cap for the connections underneath, used by [`server::serve`].
     pub connections: server::ConnectionLimits,
 }
 

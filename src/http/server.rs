@@ -44,10 +44,15 @@ use tower::ServiceExt;
 /// How long connections may take and how many may be open.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
+    /// A request head must arrive whole within this (`HEADER_READ_TIMEOUT_SECS`, default 60 s).
     pub header_read_timeout: Duration,
+    /// An idle keep-alive connection is closed after this (`KEEP_ALIVE_TIMEOUT_SECS`, default
+    /// 75 s).
     pub keep_alive_timeout: Duration,
     /// A busy connection moving no byte for this long is closed.
     pub stall_timeout: Duration,
+    /// Open connections at most (`MAX_CONNECTIONS`, default 10 000); at the cap the one idle
+    /// the longest is closed to make room.
     pub max_connections: usize,
 }
 

@@ -25,7 +25,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::response::{IntoResponse, Response};
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/admin` routes.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users))
         .routes(routes!(get_user, remove_user))
@@ -37,8 +38,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit_log))
 }
 
-pub const MAX_LIMIT: i64 = 200;
-pub const DEFAULT_LIMIT: i64 = 50;
+/// The largest page a listing returns.
+pub(crate) const MAX_LIMIT: i64 = 200;
+/// The page size when `limit` is not given.
+pub(crate) const DEFAULT_LIMIT: i64 = 50;
 const MAX_SEARCH_CHARS: usize = 256;
 const MAX_REASON_CHARS: usize = 500;
 /// Ten years: longer bans are forever bans (omit `expiresIn`).
@@ -61,7 +64,7 @@ fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Ap
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     /// Text to look for (case-insensitive; `%` and `_` match themselves). At most 256 characters.
     search: Option<String>,
     /// Where to search (default `email`).
@@ -207,7 +210,7 @@ async fn ensure_another_admin(
 /// must be one of `ROLES`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RoleChange {
+pub(crate) struct RoleChange {
     #[schema(example = "admin")]
     role: Option<String>,
     #[schema(example = json!(["admin", "user"]))]
@@ -281,7 +284,7 @@ async fn set_role(
 /// The whole body is optional: no body bans forever with the reason "No reason".
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BanRequest {
+pub(crate) struct BanRequest {
     /// 1 to 500 characters (default "No reason").
     #[schema(example = "spam", min_length = 1, max_length = 500)]
     reason: Option<String>,
@@ -503,7 +506,7 @@ async fn remove_user(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct AuditParams {
+pub(crate) struct AuditParams {
     /// Only entries by this admin (user id).
     actor: Option<String>,
     /// Only entries about this user (user id).

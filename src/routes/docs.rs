@@ -12,6 +12,8 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection};
 use crate::error::Problem;
 
+/// The document's frame: title, description, licence, the `bearer` scheme, shared schemas
+/// and the tags; [`super::api`] adds the routes.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(

@@ -28,19 +28,24 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
-pub const X_AUTH_USER_EMAIL: HeaderName = HeaderName::from_static("x-auth-user-email");
-pub const X_AUTH_USER_ROLE: HeaderName = HeaderName::from_static("x-auth-user-role");
-pub const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
+/// The caller's user id.
+pub(crate) const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
+/// The caller's email address.
+pub(crate) const X_AUTH_USER_EMAIL: HeaderName = HeaderName::from_static("x-auth-user-email");
+/// The caller's roles, comma-joined.
+pub(crate) const X_AUTH_USER_ROLE: HeaderName = HeaderName::from_static("x-auth-user-role");
+/// The session behind the credential, when known.
+pub(crate) const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/auth/verify` route.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(verify))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct VerifyParams {
+pub(crate) struct VerifyParams {
     /// Also require this role (one of `ROLES` or `ADMIN_ROLES`).
     role: Option<String>,
 }

@@ -18,14 +18,16 @@ use crate::db;
 use crate::metrics::{CONTENT_TYPE_TEXT, render};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/healthz` and `/readyz` routes; `routes/mod.rs` mounts [`metrics`] on its own, on the
+/// main port or on `METRICS_ADDR`.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     #[schema(example = "ok")]
     pub status: &'static str,
 }
@@ -38,7 +40,7 @@ async fn healthz() -> Json<Health> {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// `ready` or `not_ready`
     pub status: &'static str,
     /// `ok` or `unreachable`
@@ -80,7 +82,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let jwks = &state.auth.verifier().jwks;
     metrics::gauge!("warden_jwks_keys").set(jwks.keys().len() as f64);
     match jwks.seconds_since_last_success() {

@@ -33,7 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how `/api/auth/*` is forwarded.
 #[derive(Debug)]
-pub struct AuthProxy {
+pub(crate) struct AuthProxy {
     upstream: String,
     client: reqwest::Client,
     /// This process's `Via` entry.
@@ -43,7 +43,7 @@ pub struct AuthProxy {
 
 impl AuthProxy {
     /// `upstream` is Better-Auth's base URL. Redirects are passed to the browser, not followed.
-    pub fn new(upstream: &str, request_timeout: Duration, body_limit: usize) -> Self {
+    pub(crate) fn new(upstream: &str, request_timeout: Duration, body_limit: usize) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
@@ -63,7 +63,8 @@ impl AuthProxy {
     }
 }
 
-pub fn router(proxy: AuthProxy) -> Router<AppState> {
+/// `/api/auth` and everything under it, forwarded through `proxy`.
+pub(crate) fn router(proxy: AuthProxy) -> Router<AppState> {
     Router::new()
         .route("/api/auth", any(forward))
         .route("/api/auth/{*rest}", any(forward))
@@ -105,7 +106,7 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, skip: &[&str]) {
 
 /// A path is forwarded only when it means the same thing to every reader: no `.` or `..`
 /// segment, no encoded slash or backslash, no backslash, once percent-decoded.
-pub fn safe_path(path: &str) -> bool {
+pub(crate) fn safe_path(path: &str) -> bool {
     if path.contains('\\') {
         return false;
     }

@@ -17,7 +17,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::response::Response;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The `/users/me` routes.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me, update_me))
         .routes(routes!(my_sessions, revoke_my_other_sessions))
@@ -37,7 +38,7 @@ async fn me(auth: AuthUser) -> Response {
 /// `PATCH /users/me`: only `name` and `image`; an absent field stays as it is.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProfilePatch {
+pub(crate) struct ProfilePatch {
     /// 1 to 100 characters (trimmed); cannot be null.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 100, example = "Ada Lovelace")]
@@ -53,8 +54,10 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     Option::<T>::deserialize(d).map(Some)
 }
 
-pub const MAX_NAME_CHARS: usize = 100;
-pub const MAX_IMAGE_URL_LEN: usize = 2048;
+/// The longest display name, in characters (after trimming).
+pub(crate) const MAX_NAME_CHARS: usize = 100;
+/// The longest picture URL, in bytes.
+pub(crate) const MAX_IMAGE_URL_LEN: usize = 2048;
 
 impl ProfilePatch {
     fn validate(self) -> Result<ProfileChange, ApiError> {

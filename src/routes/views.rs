@@ -14,7 +14,7 @@ use crate::db::users::User;
 // Borrows the row: the JSON is written straight from it, nothing is copied.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UserProfile<'a> {
+pub(crate) struct UserProfile<'a> {
     pub id: &'a str,
     pub email: &'a str,
     pub email_verified: bool,
@@ -55,13 +55,13 @@ impl<'a> From<&'a User> for UserProfile<'a> {
 }
 
 /// A user as a JSON response, serialised straight from the row.
-pub fn profile(user: &User) -> axum::response::Response {
+pub(crate) fn profile(user: &User) -> axum::response::Response {
     axum::response::IntoResponse::into_response(axum::Json(UserProfile::from(user)))
 }
 
 /// Better-Auth's comma-joined role string, serialised as an array without building one.
 #[derive(Debug, Clone, Copy)]
-pub struct Roles<'a>(pub Option<&'a str>);
+pub(crate) struct Roles<'a>(pub Option<&'a str>);
 
 impl Serialize for Roles<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -77,7 +77,7 @@ impl Serialize for Roles<'_> {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionView {
+pub(crate) struct SessionView {
     pub id: String,
     pub user_id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -94,7 +94,8 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    pub fn new(session: Session, current: Option<&str>) -> Self {
+    /// The view of `session`; `current` is the id of the session the request came with.
+    pub(crate) fn new(session: Session, current: Option<&str>) -> Self {
         Self {
             current: current == Some(session.id.as_str()),
             id: session.id,
@@ -112,7 +113,7 @@ impl SessionView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AccountView {
+pub(crate) struct AccountView {
     pub id: String,
     pub provider_id: String,
     pub account_id: String,
@@ -146,7 +147,7 @@ impl From<Account> for AccountView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditView {
+pub(crate) struct AuditView {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -175,7 +176,7 @@ impl From<AuditEntry> for AuditView {
 
 /// A page of users, shaped like Better-Auth's `listUsers` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserList<'a> {
+pub(crate) struct UserList<'a> {
     pub users: Vec<UserProfile<'a>>,
     /// How many users match, over all pages.
     pub total: i64,
@@ -185,7 +186,7 @@ pub struct UserList<'a> {
 
 /// A page of the audit trail, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditList {
+pub(crate) struct AuditList {
     pub entries: Vec<AuditView>,
     pub total: i64,
     pub limit: i64,
@@ -194,6 +195,6 @@ pub struct AuditList {
 
 /// How many sessions a revocation removed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Revoked {
+pub(crate) struct Revoked {
     pub revoked: u64,
 }
