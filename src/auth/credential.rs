@@ -91,7 +91,7 @@ pub fn check_cookie_origin(
         None => Err(ApiError::InvalidOrigin(
             "a cookie-authenticated change needs an Origin header".into(),
         )),
-        Some(origin) if policy.trusted_origins.iter().any(|t| *t == origin) => Ok(()),
+        Some(origin) if policy.trusted_origins.contains(&origin) => Ok(()),
         Some(origin) => Err(ApiError::InvalidOrigin(format!(
             "the origin {:?} is not trusted",
             origin.chars().take(100).collect::<String>()
