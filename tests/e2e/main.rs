@@ -6,6 +6,8 @@
 //! drops its own database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod embed;
+mod gateway;
 mod hostile;
 mod stack;
 

@@ -13,7 +13,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::process::{Child, Command};
 
 pub const PASSWORD: &str = "correct-horse-battery-staple";
-const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
+pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
 
 fn admin_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -30,7 +30,7 @@ fn url_for(database: &str) -> String {
     format!("{prefix}/{database}{query}")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -1,0 +1,182 @@
+//! `examples/embed.rs` (a notes service of its own behind warden's extractors) against the
+//! real Better-Auth: JWTs and session tokens reach its routes, each user sees only their own
+//! notes, no token is 401, a banned user 403, `/staff` is for admins only.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::stack::{Options, SECRET, Stack, free_port};
+
+/// The example's binary, built beside the test binaries (`cargo test` builds examples).
+fn example_binary() -> PathBuf {
+    let warden = PathBuf::from(env!("CARGO_BIN_EXE_warden"));
+    let path = warden.parent().unwrap().join("examples").join("embed");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --example embed` (cargo test builds it)",
+        path.display()
+    );
+    path
+}
+
+struct Notes {
+    url: String,
+    _child: Child,
+    http: reqwest::Client,
+}
+
+impl Notes {
+    async fn start(stack: &Stack) -> Self {
+        let port = free_port();
+        let child = Command::new(example_binary())
+            .env("DATABASE_URL", &stack.db.url)
+            .env("BETTER_AUTH_URL", &stack.auth_url)
+            .env("BETTER_AUTH_SECRET", SECRET)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let notes = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            _child: child,
+            http: reqwest::Client::new(),
+        };
+        let start = Instant::now();
+        while notes
+            .http
+            .get(format!("{}/notes", notes.url))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the example did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        notes
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn the_embedding_example_serves_its_own_routes_behind_warden() {
+    let stack = Stack::start(Options::default()).await;
+    let alice_session = stack.sign_up_and_in("Alice", "alice@notes.test").await;
+    let bob_session = stack.sign_up_and_in("Bob", "bob@notes.test").await;
+    let alice = stack.jwt(&alice_session).await;
+    let bob = stack.jwt(&bob_session).await;
+    let notes = Notes::start(&stack).await;
+    use reqwest::Method;
+
+    let (status, body) = notes.call(Method::GET, "/notes", None, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("missing_token")),
+        "{body}"
+    );
+
+    let (status, note) = notes
+        .call(
+            Method::POST,
+            "/notes",
+            Some(&alice),
+            Some(json!({"text": "alice's note"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+    assert_eq!(note["text"], "alice's note");
+    // A Better-Auth session token (the bearer plugin's signed form) works as well.
+    let (status, _) = notes
+        .call(
+            Method::POST,
+            "/notes",
+            Some(&bob_session),
+            Some(json!({"text": "bob's note"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = notes
+        .call(Method::POST, "/notes", Some(&bob), Some(json!({"text": "  "})))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("validation_failed")));
+
+    for credential in [&alice, &alice_session] {
+        let (status, list) = notes.call(Method::GET, "/notes", Some(credential), None).await;
+        assert_eq!(status, 200, "{list}");
+        let texts: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, vec!["alice's note"], "only the caller's notes");
+    }
+
+    // /staff: admins only, judged on the fresh row.
+    let (status, body) = notes.call(Method::GET, "/staff", Some(&alice), None).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE email = 'alice@notes.test'"#)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let (status, body) = loop {
+        let answer = notes.call(Method::GET, "/staff", Some(&alice), None).await;
+        if answer.0 == 200 || start.elapsed() > Duration::from_secs(1) {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!((status, body["staff"].as_str()), (200, Some("alice@notes.test")));
+
+    // Banned through Better-Auth's own admin API: refused by the example too.
+    let bob_id: String = sqlx::query_scalar(r#"SELECT id FROM "user" WHERE email = 'bob@notes.test'"#)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    let (status, _, body) = stack
+        .auth_post(
+            "/admin/ban-user",
+            Some(&alice_session),
+            json!({"userId": bob_id, "banReason": "spam"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let start = Instant::now();
+    let (status, body) = loop {
+        let answer = notes.call(Method::GET, "/notes", Some(&bob), None).await;
+        if answer.0 == 403 || start.elapsed() > Duration::from_secs(1) {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!((status, body["code"].as_str()), (403, Some("banned")), "{body}");
+    stack.stop().await;
+}
