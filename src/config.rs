@@ -30,14 +30,8 @@ pub use crate::auth::policy::SessionCheck;
 pub use crate::error::ConfigError;
 pub use crate::secret::Secret;
 
-/// Where Better-Auth listens when `BETTER_AUTH_URL` is not set (its own default port).
-pub const DEFAULT_BETTER_AUTH_URL: &str = "http://localhost:3000";
-/// Better-Auth's default `jwks.gracePeriod`: a rotated-out key stays valid this long.
-pub const DEFAULT_JWKS_GRACE_SECS: u64 = 30 * 24 * 3600;
-/// Requests that may wait for one JWKS fetch (`JWKS_MAX_WAITERS`).
-pub const DEFAULT_JWKS_MAX_WAITERS: usize = 8;
-/// Open connections beyond which idle ones are closed to make room (`MAX_CONNECTIONS`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub use crate::auth::{DEFAULT_BETTER_AUTH_URL, DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS};
+pub use crate::http::server::DEFAULT_MAX_CONNECTIONS;
 
 /// The validated configuration. `Debug` never shows secrets: database URLs (they may hold a
 /// password) and `BETTER_AUTH_SECRET` are [`Secret`]s.

@@ -158,7 +158,8 @@ async fn healthcheck(config: &Config) -> Result<(), StartupError> {
         .get(&url)
         .timeout(std::time::Duration::from_secs(3))
         .send()
-        .await?;
+        .await
+        .map_err(|err| StartupError::Unhealthy(format!("{url}: {err}")))?;
     if response.status().is_success() {
         Ok(())
     } else {

@@ -51,17 +51,18 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='));
-    let mut found = None;
+    let (mut secure, mut plain) = (None, None);
     for (name, value) in pairs {
-        // The __Secure- form wins when both are present (it cannot be set over plain http).
-        if name == SESSION_COOKIES[0] {
-            return Some(value);
-        }
-        if name == SESSION_COOKIES[1] && found.is_none() {
-            found = Some(value);
+        if name == SESSION_COOKIES[0] && secure.is_none() {
+            secure = Some(value);
+        } else if name == SESSION_COOKIES[1] && plain.is_none() {
+            plain = Some(value);
         }
     }
-    found.filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
+    // The __Secure- form wins when both are present (it cannot be set over plain http).
+    secure
+        .or(plain)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
 }
 
 /// A cookie-borne request with an unsafe method must come from a trusted origin.

@@ -103,10 +103,10 @@ struct Flight {
 
 impl JwksCache {
     /// An empty cache over `source`, refetching for unknown `kid`s at most once per `cooldown`,
-    /// with [`DEFAULT_JWKS_MAX_WAITERS`](crate::config::DEFAULT_JWKS_MAX_WAITERS) waiters.
+    /// with [`DEFAULT_JWKS_MAX_WAITERS`](super::DEFAULT_JWKS_MAX_WAITERS) waiters.
     /// Nothing is fetched until [`refresh`](Self::refresh) or a lookup asks.
     pub fn new(source: JwksSource, cooldown: Duration) -> Arc<Self> {
-        Self::with_max_waiters(source, cooldown, crate::config::DEFAULT_JWKS_MAX_WAITERS)
+        Self::with_max_waiters(source, cooldown, super::DEFAULT_JWKS_MAX_WAITERS)
     }
 
     /// `max_waiters` requests with an unknown `kid` may wait for one fetch; the rest are

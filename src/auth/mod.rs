@@ -54,6 +54,13 @@ use throttle::FailureLimiter;
 use tokens::TokenCache;
 use verify::ClaimRules;
 
+/// Where Better-Auth listens when no URL is given (its own default port).
+pub const DEFAULT_BETTER_AUTH_URL: &str = "http://localhost:3000";
+/// Better-Auth's default `jwks.gracePeriod`: a rotated-out key stays valid this long.
+pub const DEFAULT_JWKS_GRACE_SECS: u64 = 30 * 24 * 3600;
+/// Requests that may wait for one JWKS fetch (ADR 0007).
+pub const DEFAULT_JWKS_MAX_WAITERS: usize = 8;
+
 /// What warden's extractors need, in one cheap handle (one `Arc`): the JWT verifier with its
 /// JWKS cache, the policy, the user/session cache, the database pool and the per-client limits.
 ///
@@ -150,8 +157,8 @@ impl Default for JwksSettings {
             refresh: Duration::from_secs(300),
             cooldown: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
-            grace: Duration::from_secs(crate::config::DEFAULT_JWKS_GRACE_SECS),
-            max_waiters: crate::config::DEFAULT_JWKS_MAX_WAITERS,
+            grace: Duration::from_secs(DEFAULT_JWKS_GRACE_SECS),
+            max_waiters: DEFAULT_JWKS_MAX_WAITERS,
         }
     }
 }
@@ -181,7 +188,7 @@ impl AuthBuilder {
     fn new(db: PgPool) -> Self {
         Self {
             db,
-            better_auth_url: crate::config::DEFAULT_BETTER_AUTH_URL.to_owned(),
+            better_auth_url: DEFAULT_BETTER_AUTH_URL.to_owned(),
             jwks_url: None,
             issuer: None,
             audience: None,

@@ -187,7 +187,9 @@ fn decode_hex(hex: &str) -> Vec<u8> {
 /// installed: without them a cache of user rows would never hear of changes.
 pub async fn change_triggers_installed(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_trigger WHERE tgname IN ('warden_user_changed', 'warden_session_changed')",
+        r#"SELECT count(*) FROM pg_trigger
+           WHERE (tgname = 'warden_user_changed' AND tgrelid = to_regclass('"user"'))
+              OR (tgname = 'warden_session_changed' AND tgrelid = to_regclass('session'))"#,
     )
     .fetch_one(pool)
     .await?;

@@ -41,6 +41,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
+/// Open connections beyond which idle ones are closed to make room (`MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// How long connections may take and how many may be open.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -61,8 +64,9 @@ impl Default for ConnectionLimits {
         Self {
             header_read_timeout: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(75),
-            stall_timeout: Duration::from_secs(60),
-            max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+            // REQUEST_TIMEOUT_SECS' default (30 s) + 5 s, as the server sets it.
+            stall_timeout: Duration::from_secs(35),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

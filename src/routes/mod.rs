@@ -51,11 +51,10 @@ pub fn app(state: AppState) -> Router {
         router = router.route("/metrics", get(health::metrics));
     }
     if let Some(upstream) = &state.auth_proxy {
-        router = router.merge(proxy::router(proxy::AuthProxy::new(
-            upstream,
-            state.http.request_timeout,
-            state.http.body_limit_bytes,
-        )));
+        let client = proxy::AuthProxy::new(upstream, state.http.request_timeout, state.http.body_limit_bytes)
+            .map_err(|err| tracing::error!(error = %err, "AUTH_PROXY: cannot build the HTTP client; /api/auth/* answers 502"))
+            .ok();
+        router = router.merge(proxy::router(client));
     }
     let router = router.fallback(not_found);
     let settings = std::sync::Arc::clone(&state.http);

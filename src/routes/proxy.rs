@@ -43,32 +43,36 @@ pub(crate) struct AuthProxy {
 
 impl AuthProxy {
     /// `upstream` is Better-Auth's base URL. Redirects are passed to the browser, not followed.
-    pub(crate) fn new(upstream: &str, request_timeout: Duration, body_limit: usize) -> Self {
+    pub(crate) fn new(
+        upstream: &str,
+        request_timeout: Duration,
+        body_limit: usize,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(request_timeout)
             .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+            .build()?;
         let mut id = [0u8; 6];
         let _ = aws_lc_rs::rand::fill(&mut id);
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        Self {
+        Ok(Self {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client,
             via: format!("1.1 warden-{id}"),
             body_limit,
-        }
+        })
     }
 }
 
-/// `/api/auth` and everything under it, forwarded through `proxy`.
-pub(crate) fn router(proxy: AuthProxy) -> Router<AppState> {
+/// `/api/auth` and everything under it, forwarded through `proxy`; `None` (the client could
+/// not be built, which the start-up log says) answers 502 to every request.
+pub(crate) fn router(proxy: Option<AuthProxy>) -> Router<AppState> {
     Router::new()
         .route("/api/auth", any(forward))
         .route("/api/auth/{*rest}", any(forward))
-        .layer(Extension(Arc::new(proxy)))
+        .layer(Extension(proxy.map(Arc::new)))
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -137,9 +141,10 @@ fn percent_decode(segment: &str) -> Option<String> {
 
 async fn forward(
     State(state): State<AppState>,
-    Extension(proxy): Extension<Arc<AuthProxy>>,
+    Extension(proxy): Extension<Option<Arc<AuthProxy>>>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let proxy = proxy.ok_or(ApiError::BadGateway)?;
     let (parts, body) = request.into_parts();
     if !safe_path(parts.uri.path()) {
         return Err(ApiError::BadRequest(
