@@ -6,7 +6,9 @@
 //
 // Configuration comes from the environment; see README.md for every variable.
 
+import dns from "node:dns";
 import http from "node:http";
+import net from "node:net";
 import process from "node:process";
 
 import pg from "pg";
@@ -90,11 +92,15 @@ const trustedOrigins = [
 
 const ADMIN_USER_IDS = list(env("ADMIN_USER_IDS", ""));
 
-// Better-Auth's in-memory rate limiter is on by default only when NODE_ENV=production, and
-// behind no proxy header it puts every client in one bucket (sign-in: 3 per 10 s), which
-// breaks end-to-end tests. Here it is off unless RATE_LIMIT=1.
-const RATE_LIMIT = env("RATE_LIMIT", "0");
+// Better-Auth's rate limiter (sign-in and sign-up: 3 requests per 10 s per client address and
+// path; anything else: 100 per 10 s). On by default when NODE_ENV=production (the Docker image),
+// as in Better-Auth itself; RATE_LIMIT=0 turns it off, RATE_LIMIT=1 turns it on anywhere.
+const RATE_LIMIT = env("RATE_LIMIT", process.env.NODE_ENV === "production" ? "1" : "0");
 if (RATE_LIMIT !== "0" && RATE_LIMIT !== "1") fail(`RATE_LIMIT must be 0 or 1, got "${RATE_LIMIT}"`);
+
+// The proxies whose X-Forwarded-For is believed: addresses, CIDR ranges or host names (resolved
+// now and every 30 s, e.g. a compose service name). Empty: the socket's peer is the client.
+const TRUSTED_PROXIES = list(env("TRUSTED_PROXIES", "").replace(/\s+/g, ","));
 
 const socialProviders = {};
 for (const [id, prefix] of [
@@ -106,6 +112,150 @@ for (const [id, prefix] of [
   if (clientId && clientSecret) socialProviders[id] = { clientId, clientSecret };
   else if (clientId || clientSecret) console.warn(`auth-server: ${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET must both be set; ${id} sign-in stays off`);
 }
+
+// ---------------------------------------------------------------- client address
+
+// Better-Auth keys its rate limiter (and records session.ip_address) by an address it reads from
+// a request header, X-Forwarded-For by default, which any client can send: with it a client picks
+// its own bucket, and without it every client shares one. So the address is decided here, from
+// the socket, and handed to Better-Auth in a header that only this server writes.
+const CLIENT_IP_HEADER = "x-warden-client-ip";
+
+/** "1.2.3.4", "::ffff:1.2.3.4", "[::1]:80", "1.2.3.4:80", "fe80::1%eth0" → a plain address, or undefined. */
+function normalizeAddress(raw) {
+  if (typeof raw !== "string") return undefined;
+  let a = raw.trim();
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(a);
+  if (bracketed) a = bracketed[1];
+  else if (/^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(a)) a = a.slice(0, a.lastIndexOf(":"));
+  const zone = a.indexOf("%");
+  if (zone > 0) a = a.slice(0, zone);
+  if (/^::ffff:\d{1,3}(\.\d{1,3}){3}$/i.test(a)) a = a.slice(7);
+  return net.isIP(a) ? a.toLowerCase() : undefined;
+}
+
+function parseProxyEntry(entry) {
+  const slash = entry.indexOf("/");
+  const address = normalizeAddress(slash === -1 ? entry : entry.slice(0, slash));
+  if (!address) return undefined;
+  const family = net.isIP(address) === 4 ? "ipv4" : "ipv6";
+  const bits = family === "ipv4" ? 32 : 128;
+  if (slash === -1) return { address, family, prefix: bits };
+  const prefixText = entry.slice(slash + 1);
+  const prefix = Number(prefixText);
+  if (!/^\d+$/.test(prefixText) || prefix > bits) return undefined;
+  return { address, family, prefix };
+}
+
+const proxyNets = [];
+const proxyHosts = [];
+for (const entry of TRUSTED_PROXIES) {
+  const parsed = parseProxyEntry(entry);
+  if (parsed) proxyNets.push(parsed);
+  else if (/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(entry) && !/^[\d.]+$/.test(entry)) proxyHosts.push(entry);
+  else fail(`TRUSTED_PROXIES: "${entry}" is not an address, a CIDR range or a host name`);
+}
+
+let trustedProxies = buildBlockList([]);
+function buildBlockList(resolved) {
+  const bl = new net.BlockList();
+  for (const n of [...proxyNets, ...resolved]) {
+    if (n.prefix === (n.family === "ipv4" ? 32 : 128)) bl.addAddress(n.address, n.family);
+    else bl.addSubnet(n.address, n.prefix, n.family);
+  }
+  return bl;
+}
+const resolvedHosts = new Map(); // host → its last resolved addresses (kept when a lookup fails)
+async function resolveProxyHosts() {
+  for (const host of proxyHosts) {
+    try {
+      const found = await dns.promises.lookup(host, { all: true, verbatim: true });
+      resolvedHosts.set(
+        host,
+        found.map((f) => normalizeAddress(f.address)).filter(Boolean),
+      );
+    } catch (err) {
+      if (!resolvedHosts.has(host)) console.warn(`auth-server: TRUSTED_PROXIES: cannot resolve "${host}" yet (${err.code ?? err.message}); retrying`);
+    }
+  }
+  const resolved = [...resolvedHosts.values()].flat().map((a) => parseProxyEntry(a));
+  trustedProxies = buildBlockList(resolved);
+}
+if (proxyHosts.length) setInterval(resolveProxyHosts, 30_000).unref();
+
+const isTrustedProxy = (address) => trustedProxies.check(address, net.isIP(address) === 4 ? "ipv4" : "ipv6");
+
+/**
+ * The client's address: the socket's peer, unless that peer is a trusted proxy; then the
+ * X-Forwarded-For chain is walked from the right, skipping trusted proxies, and the first address
+ * no trusted proxy vouches for is the client. (Entries left of it were written by the client.)
+ */
+function clientAddress(req) {
+  let address = normalizeAddress(req.socket?.remoteAddress);
+  if (!address || !isTrustedProxy(address)) return address;
+  const forwarded = req.headers["x-forwarded-for"];
+  const hops = (Array.isArray(forwarded) ? forwarded.join(",") : forwarded ?? "").split(",");
+  for (let i = hops.length - 1; i >= 0; i--) {
+    if (hops[i].trim() === "") continue;
+    const hop = normalizeAddress(hops[i]);
+    // A malformed hop written by a trusted proxy: stop at the last address known good.
+    if (!hop) return address;
+    address = hop;
+    if (!isTrustedProxy(hop)) return hop;
+  }
+  return address;
+}
+
+// ---------------------------------------------------------------- rate-limit storage
+
+// Better-Auth's own memory store keeps at most 100,000 keys (client|path) and, when full, drops
+// the oldest: one client requesting many made-up paths could push everyone's sign-in counters out
+// (its own included, and guess again). This store bounds the keys per client instead: a client
+// over MAX_KEYS_PER_CLIENT live keys is refused (429) for new paths until they expire, and only
+// past MAX_CLIENTS distinct clients is the least recently seen client forgotten.
+const MAX_KEYS_PER_CLIENT = 64;
+const MAX_CLIENTS = 50_000;
+const clients = new Map(); // client → Map(path → { count, resetAt }), least recently seen first
+
+function expireClient(client, buckets, now) {
+  for (const [path, b] of buckets) if (now >= b.resetAt) buckets.delete(path);
+  if (buckets.size === 0) clients.delete(client);
+}
+setInterval(() => {
+  const now = Date.now();
+  for (const [client, buckets] of clients) expireClient(client, buckets, now);
+}, 60_000).unref();
+
+/** @type {import("better-auth").BetterAuthOptions["rateLimit"]["customStorage"]} */
+const rateLimitStorage = {
+  async consume(key, rule) {
+    const cut = key.indexOf("|");
+    const client = cut === -1 ? key : key.slice(0, cut);
+    const path = cut === -1 ? "" : key.slice(cut + 1);
+    const now = Date.now();
+    let buckets = clients.get(client);
+    if (buckets) clients.delete(client); // re-inserted below: most recently seen last
+    else buckets = new Map();
+    clients.set(client, buckets);
+    if (clients.size > MAX_CLIENTS) clients.delete(clients.keys().next().value);
+
+    const bucket = buckets.get(path);
+    if (!bucket || now >= bucket.resetAt) {
+      if (!bucket && buckets.size >= MAX_KEYS_PER_CLIENT) {
+        expireClient(client, buckets, now);
+        clients.set(client, buckets);
+        if (buckets.size >= MAX_KEYS_PER_CLIENT) return { allowed: false, retryAfter: rule.window };
+      }
+      buckets.set(path, { count: 1, resetAt: now + rule.window * 1000 });
+      return { allowed: true, retryAfter: null };
+    }
+    if (bucket.count >= rule.max) {
+      return { allowed: false, retryAfter: Math.max(1, Math.ceil((bucket.resetAt - now) / 1000)) };
+    }
+    bucket.count += 1;
+    return { allowed: true, retryAfter: null };
+  },
+};
 
 // ---------------------------------------------------------------- Better-Auth
 
@@ -125,7 +275,12 @@ const options = {
   database: pool,
   trustedOrigins,
   telemetry: { enabled: false },
-  rateLimit: { enabled: RATE_LIMIT === "1" },
+  rateLimit: { enabled: RATE_LIMIT === "1", customStorage: rateLimitStorage },
+  advanced: {
+    // The client address is the one clientAddress() wrote into this header (see above);
+    // Better-Auth collapses IPv6 addresses to their /64.
+    ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
+  },
   emailAndPassword: { enabled: true, requireEmailVerification: false },
   socialProviders,
 
@@ -292,6 +447,10 @@ const server = http.createServer((req, res) => {
   }
 
   if (path === "/api/auth" || path.startsWith("/api/auth/")) {
+    // Whatever the client sent under this name is replaced.
+    const client = clientAddress(req);
+    if (client) req.headers[CLIENT_IP_HEADER] = client;
+    else delete req.headers[CLIENT_IP_HEADER];
     if (req.method === "OPTIONS") {
       const origin = req.headers.origin;
       if (!isTrusted(origin)) {
@@ -339,6 +498,7 @@ process.on("SIGTERM", () => shutdown("SIGTERM"));
 process.on("SIGINT", () => shutdown("SIGINT"));
 
 try {
+  if (proxyHosts.length) await resolveProxyHosts();
   await checkSchema();
   await warnOnKeyAlgMismatch();
 } catch (err) {
@@ -349,7 +509,9 @@ try {
 server.on("error", (err) => fail(`cannot listen on ${HOST}:${PORT}: ${err.message}`));
 server.listen(PORT, HOST, () => {
   const rotation = JWKS_ROTATION_INTERVAL_SECS ? `, key rotation every ${JWKS_ROTATION_INTERVAL_SECS}s` : "";
+  const proxies = TRUSTED_PROXIES.length ? `X-Forwarded-For from ${TRUSTED_PROXIES.join(", ")}` : "no proxy trusted";
+  const limiter = RATE_LIMIT === "1" ? `rate limit on, per client address (${proxies})` : "rate limit OFF";
   console.log(
-    `auth-server: listening on http://${HOST}:${PORT} (base URL ${BASE_URL}, JWT alg ${JWT_ALG}, expiry ${JWT_EXPIRATION}${rotation})`,
+    `auth-server: listening on http://${HOST}:${PORT} (base URL ${BASE_URL}, JWT alg ${JWT_ALG}, expiry ${JWT_EXPIRATION}${rotation}; ${limiter})`,
   );
 });
