@@ -13,7 +13,16 @@ import process from "node:process";
 
 import pg from "pg";
 import { betterAuth } from "better-auth";
-import { admin, bearer, jwt } from "better-auth/plugins";
+import fs from "node:fs";
+import { admin, bearer, jwt, organization } from "better-auth/plugins";
+import { createAccessControl } from "better-auth/plugins/access";
+import { defaultStatements as adminStatements, adminAc, userAc } from "better-auth/plugins/admin/access";
+import {
+  defaultStatements as orgStatements,
+  adminAc as orgAdminAc,
+  memberAc as orgMemberAc,
+  ownerAc as orgOwnerAc,
+} from "better-auth/plugins/organization/access";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
 
@@ -206,6 +215,56 @@ function clientAddress(req) {
   return address;
 }
 
+// ---------------------------------------------------------------- access control
+
+// Roles are defined once, in access-control.json (ACCESS_CONTROL_FILE), which warden reads too:
+// admin-plugin roles at the top level, organization roles under "organization", each in
+// Better-Auth's shape ({"user": ["list", "get"], "session": ["revoke"]}). warden adds one
+// statement, audit: [list] (its audit log); Better-Auth only needs to know it exists. Without a
+// file, Better-Auth's default roles, with audit: [list] granted to admin as warden grants it.
+const ADMIN_AC = createAccessControl({ ...adminStatements, audit: ["list"] });
+const ORG_AC = createAccessControl(orgStatements);
+
+function loadAccessControl() {
+  const file = env("ACCESS_CONTROL_FILE", undefined);
+  const defaults = {
+    roles: {
+      admin: ADMIN_AC.newRole({ ...adminAc.statements, audit: ["list"] }),
+      user: ADMIN_AC.newRole(userAc.statements),
+    },
+    organization: { owner: orgOwnerAc, admin: orgAdminAc, member: orgMemberAc },
+  };
+  if (!file) return defaults;
+  let parsed;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (err) {
+    fail(`ACCESS_CONTROL_FILE: ${file}: ${err.message}`);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) fail(`ACCESS_CONTROL_FILE: ${file}: not a JSON object of roles`);
+  const build = (ac, known, where, role, statements) => {
+    if (!statements || typeof statements !== "object" || Array.isArray(statements)) fail(`ACCESS_CONTROL_FILE: ${file}: role "${where}${role}" must map resources to lists of actions`);
+    for (const [resource, actions] of Object.entries(statements)) {
+      if (!known[resource]) fail(`ACCESS_CONTROL_FILE: ${file}: role "${where}${role}": unknown resource "${resource}"`);
+      if (!Array.isArray(actions)) fail(`ACCESS_CONTROL_FILE: ${file}: role "${where}${role}": "${resource}" must be a list of actions`);
+      for (const action of actions) {
+        if (!known[resource].includes(action)) fail(`ACCESS_CONTROL_FILE: ${file}: role "${where}${role}": unknown action "${action}" of "${resource}"`);
+      }
+    }
+    return ac.newRole(statements);
+  };
+  const { organization: orgRoles, ...adminRoles } = parsed;
+  const roles = {};
+  for (const [role, statements] of Object.entries(adminRoles)) roles[role] = build(ADMIN_AC, ADMIN_AC.statements, "", role, statements);
+  let organization = defaults.organization;
+  if (orgRoles !== undefined) {
+    organization = {};
+    for (const [role, statements] of Object.entries(orgRoles)) organization[role] = build(ORG_AC, orgStatements, "organization.", role, statements);
+  }
+  return { roles: Object.keys(roles).length ? roles : defaults.roles, organization };
+}
+const accessControl = loadAccessControl();
+
 // ---------------------------------------------------------------- rate-limit storage
 
 // Better-Auth's own memory store keeps at most 100,000 keys (client|path) and, when full, drops
@@ -338,12 +397,50 @@ const options = {
     }),
     admin({
       ...(ADMIN_USER_IDS.length ? { adminUserIds: ADMIN_USER_IDS } : {}),
+      ac: ADMIN_AC,
+      roles: accessControl.roles,
       schema: {
         user: { fields: { banReason: "ban_reason", banExpires: "ban_expires" } },
         session: { fields: { impersonatedBy: "impersonated_by" } },
       },
     }),
     bearer(),
+    organization({
+      teams: { enabled: true },
+      dynamicAccessControl: { enabled: true },
+      ac: ORG_AC,
+      roles: accessControl.organization,
+      schema: {
+        organization: { fields: { createdAt: "created_at" } },
+        member: { fields: { organizationId: "organization_id", userId: "user_id", createdAt: "created_at" } },
+        invitation: {
+          fields: {
+            organizationId: "organization_id",
+            teamId: "team_id",
+            expiresAt: "expires_at",
+            createdAt: "created_at",
+            inviterId: "inviter_id",
+          },
+        },
+        team: {
+          fields: {
+            organizationId: "organization_id",
+            memberCount: "member_count",
+            createdAt: "created_at",
+            updatedAt: "updated_at",
+          },
+        },
+        teamMember: {
+          modelName: "team_member",
+          fields: { teamId: "team_id", userId: "user_id", membershipKey: "membership_key", createdAt: "created_at" },
+        },
+        organizationRole: {
+          modelName: "organization_role",
+          fields: { organizationId: "organization_id", createdAt: "created_at", updatedAt: "updated_at" },
+        },
+        session: { fields: { activeOrganizationId: "active_organization_id", activeTeamId: "active_team_id" } },
+      },
+    }),
   ],
 };
 

@@ -97,6 +97,38 @@ const REQUIRED_COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("user_agent", "text"),
             ("user_id", "text"),
             ("impersonated_by", "text"),
+            ("active_organization_id", "text"),
+        ],
+    ),
+    (
+        "organization",
+        &[
+            ("id", "text"),
+            ("name", "text"),
+            ("slug", "text"),
+            ("logo", "text"),
+            ("metadata", "text"),
+            ("created_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "member",
+        &[
+            ("id", "text"),
+            ("organization_id", "text"),
+            ("user_id", "text"),
+            ("role", "text"),
+            ("created_at", "timestamp with time zone"),
+        ],
+    ),
+    (
+        "organization_role",
+        &[
+            ("id", "text"),
+            ("organization_id", "text"),
+            ("role", "text"),
+            ("permission", "text"),
+            ("created_at", "timestamp with time zone"),
         ],
     ),
     (

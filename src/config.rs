@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use sqlx::PgPool;
 use std::sync::Arc;
 
-use crate::auth::{Auth, AuthBuilder, AuthPolicy, JwksSettings};
+use crate::auth::{AccessControl, Auth, AuthBuilder, AuthPolicy, JwksSettings};
 use crate::cache::RowCacheSettings;
 use crate::db::{self, PoolSettings};
 use crate::error::StartupError;
@@ -73,8 +73,12 @@ pub struct Config {
     pub admin_roles: Vec<String>,
     /// `ADMIN_USER_IDS` (default empty): users who are admins whatever their roles.
     pub admin_user_ids: Vec<String>,
-    /// `ROLES` (default `admin,user`): the roles an admin may assign.
+    /// `ROLES` (default: the roles of `ACCESS_CONTROL_FILE`, else `admin,user`): the roles an
+    /// admin may assign.
     pub roles: Vec<String>,
+    /// `ACCESS_CONTROL_FILE` (default unset: Better-Auth's default roles): the roles'
+    /// permissions, in Better-Auth's shape, shared with the auth server.
+    pub access_control: Arc<AccessControl>,
     /// `SESSION_CHECK` (default `auto`): whether a JWT's `sid` must name a live session.
     pub session_check: SessionCheck,
     /// `BETTER_AUTH_SECRET` (optional): verifies signed session tokens (`token.signature`).
@@ -205,6 +209,7 @@ impl Config {
             admin_roles: roles.admin_roles,
             admin_user_ids: roles.admin_user_ids,
             roles: roles.roles,
+            access_control: roles.access_control,
             bind_addr: http.bind_addr,
             metrics_addr: http.metrics_addr,
             log_format: http.log_format,
@@ -467,14 +472,22 @@ struct RoleParts {
     roles: Vec<String>,
     admin_roles: Vec<String>,
     admin_user_ids: Vec<String>,
+    access_control: Arc<AccessControl>,
 }
 
 impl RoleParts {
     fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let access_control = match env.get("ACCESS_CONTROL_FILE") {
+            None => AccessControl::default(),
+            Some(path) => AccessControl::from_file(std::path::Path::new(&path))
+                .map_err(|e| invalid("ACCESS_CONTROL_FILE", e.to_string()))?,
+        };
+        let defined: Vec<&str> = access_control.roles.keys().map(String::as_str).collect();
         let parts = Self {
-            roles: env.list("ROLES", "admin,user"),
+            roles: env.list("ROLES", &defined.join(",")),
             admin_roles: env.list("ADMIN_ROLES", "admin"),
             admin_user_ids: env.list("ADMIN_USER_IDS", ""),
+            access_control: Arc::new(access_control),
         };
         for (var, roles) in [("ROLES", &parts.roles), ("ADMIN_ROLES", &parts.admin_roles)] {
             if roles.is_empty() {
@@ -670,6 +683,7 @@ impl Config {
             require_signed_session_tokens: self.require_signed_session_tokens,
             cookie_auth: self.cookie_auth,
             trusted_origins: self.trusted_origins.clone(),
+            access: Arc::clone(&self.access_control),
         }
     }
 

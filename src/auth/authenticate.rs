@@ -178,7 +178,7 @@ impl Auth {
                     }
                     (SessionCheck::Auto, None) => None,
                     (_, Some(sid)) => {
-                        let session = self.load_session(sid).await?;
+                        let session = self.session(sid).await?;
                         Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
                     }
                 };
@@ -188,7 +188,7 @@ impl Auth {
     }
 
     /// A session by id: from the cache when it can be trusted, else from the primary.
-    async fn load_session(&self, id: &str) -> Result<Option<Arc<SessionRef>>, ApiError> {
+    pub(crate) async fn session(&self, id: &str) -> Result<Option<Arc<SessionRef>>, ApiError> {
         if let Some(session) = self.rows().session(id) {
             return Ok(Some(session));
         }

@@ -139,3 +139,80 @@ where
         })
     }
 }
+
+/// A permission a route can require: admin-plugin statements, e.g.
+///
+/// ```
+/// struct BanUsers;
+/// impl warden::Permission for BanUsers {
+///     const STATEMENTS: &'static [(&'static str, &'static [&'static str])] = &[("user", &["ban"])];
+/// }
+/// async fn ban(caller: warden::RequirePermission<BanUsers>) -> String { caller.caller.user.id.clone() }
+/// ```
+pub trait Permission {
+    /// What is asked: `(resource, actions)` pairs, all required (Better-Auth's `AND`).
+    const STATEMENTS: &'static [(&'static str, &'static [&'static str])];
+
+    /// The statements as a request for [`super::access`].
+    fn request() -> super::Statements {
+        Self::STATEMENTS
+            .iter()
+            .map(|(resource, actions)| {
+                (
+                    (*resource).to_owned(),
+                    actions.iter().map(|a| (*a).to_owned()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// `user:ban, session:revoke`: how a refusal names what was missing.
+    fn describe() -> String {
+        Self::STATEMENTS
+            .iter()
+            .flat_map(|(resource, actions)| actions.iter().map(move |a| format!("{resource}:{a}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// An authenticated caller whose roles grant `P` (Better-Auth's `userHasPermission`, on the
+/// fresh user row; ids in `ADMIN_USER_IDS` pass). Refused with 403 `forbidden` naming the
+/// permission.
+#[derive(Debug, Clone)]
+pub struct RequirePermission<P> {
+    /// The caller.
+    pub caller: AuthUser,
+    permission: PhantomData<P>,
+}
+
+impl<P> RequirePermission<P> {
+    /// The caller, for handlers that destructure less.
+    pub fn into_caller(self) -> AuthUser {
+        self.caller
+    }
+}
+
+impl<S, P> FromRequestParts<S> for RequirePermission<P>
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+    P: Permission + Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Auth::from_ref(state);
+        let caller = auth.authenticate(parts).await?;
+        if !auth.has_permission(&caller.user, &P::request(), super::Connector::And) {
+            return Err(ApiError::Forbidden(format!(
+                "this needs the permission {}",
+                P::describe()
+            )));
+        }
+        Ok(Self {
+            caller,
+            permission: PhantomData,
+        })
+    }
+}

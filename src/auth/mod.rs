@@ -17,15 +17,21 @@
 //! - [`authenticate`]: the steps from a credential to an [`AuthUser`].
 //! - [`client_ip`]: the caller's address (the socket, or what a trusted proxy reports).
 //! - [`throttle`]: the per-client limit on refused credentials.
-//! - [`policy`]: admin membership, assignable roles, session strictness.
-//! - [`extract`]: [`AuthUser`], [`MaybeAuthUser`], [`Admin`], [`RequireRole`].
+//! - [`access`]: permissions by role, decided as Better-Auth decides them (admin and
+//!   organization plugins).
+//! - [`policy`]: admin membership, assignable roles, session strictness, the access control.
+//! - [`extract`]: [`AuthUser`], [`MaybeAuthUser`], [`Admin`], [`RequireRole`],
+//!   [`RequirePermission`].
+//! - [`organization`]: [`OrgMember`], [`RequireOrgPermission`]: organizations and their roles.
 
+pub mod access;
 pub mod authenticate;
 pub mod client_ip;
 pub mod credential;
 pub mod extract;
 pub mod jwks;
 pub mod keys;
+pub mod organization;
 pub mod policy;
 pub mod session_token;
 pub mod throttle;
@@ -40,7 +46,11 @@ use ipnet::IpNet;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
-pub use extract::{Admin, AuthUser, Credential, MaybeAuthUser, RequireRole, RoleName};
+pub use access::{AccessControl, Connector, Statements};
+pub use extract::{
+    Admin, AuthUser, Credential, MaybeAuthUser, Permission, RequirePermission, RequireRole, RoleName,
+};
+pub use organization::{OrgMember, OrgPermission, RequireOrgPermission};
 pub use policy::{AuthPolicy, SessionCheck};
 pub use verifier::{DEFAULT_TOKEN_CACHE, Verifier};
 
@@ -133,6 +143,12 @@ impl Auth {
     /// Whether `user` is an admin by Better-Auth's rule (`adminRoles`, `adminUserIds`).
     pub fn is_admin(&self, user: &User) -> bool {
         self.0.policy.is_admin(user)
+    }
+
+    /// Whether `user` holds `permissions` (admin-plugin statements), as Better-Auth's
+    /// `userHasPermission` decides.
+    pub fn has_permission(&self, user: &User, permissions: &Statements, connector: Connector) -> bool {
+        self.0.policy.user_has_permission(user, permissions, connector)
     }
 }
 

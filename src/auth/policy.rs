@@ -1,6 +1,10 @@
-//! Who may do what: admin membership (Better-Auth's admin plugin rules), assignable roles,
-//! how strictly a JWT is tied to its session, and whether cookies are credentials.
+//! Who may do what: permissions by role (Better-Auth's access control, [`super::access`]),
+//! admin membership (the admin plugin's `adminRoles`/`adminUserIds`), assignable roles, how
+//! strictly a JWT is tied to its session, and whether cookies are credentials.
 
+use std::sync::Arc;
+
+use super::access::{AccessControl, Connector, Statements};
 use crate::db::users::User;
 use crate::secret::Secret;
 
@@ -34,6 +38,8 @@ pub struct AuthPolicy {
     pub cookie_auth: bool,
     /// Origins a cookie-borne change may come from (`TRUSTED_ORIGINS`).
     pub trusted_origins: Vec<String>,
+    /// The roles' permissions (`ACCESS_CONTROL_FILE`, or Better-Auth's defaults).
+    pub access: Arc<AccessControl>,
 }
 
 impl Default for AuthPolicy {
@@ -49,6 +55,7 @@ impl Default for AuthPolicy {
             require_signed_session_tokens: false,
             cookie_auth: false,
             trusted_origins: Vec::new(),
+            access: Arc::new(AccessControl::default()),
         }
     }
 }
@@ -63,5 +70,16 @@ impl AuthPolicy {
     /// role change leave the user an admin?).
     pub fn is_admin_with_roles(&self, id: &str, roles: &[String]) -> bool {
         self.admin_user_ids.iter().any(|a| a == id) || roles.iter().any(|r| self.admin_roles.contains(r))
+    }
+
+    /// Better-Auth's `userHasPermission` for `user`, on the fresh row.
+    pub fn user_has_permission(&self, user: &User, request: &Statements, connector: Connector) -> bool {
+        self.access.user_has_permission(
+            &user.id,
+            user.role.as_deref(),
+            &self.admin_user_ids,
+            request,
+            connector,
+        )
     }
 }

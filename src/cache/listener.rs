@@ -1,7 +1,9 @@
 //! The LISTEN side of cache invalidation: one dedicated connection (a direct one: poolers in
 //! transaction mode do not carry LISTEN) receives the ids the triggers of migration
-//! `..._change_notifications` send, and drops those entries; a `TRUNCATE` of either table
-//! (migration `..._truncate_notifications`) empties that whole cache.
+//! `..._change_notifications` and `..._organization_plugin` send (user and session ids, the
+//! user whose memberships changed, the organization whose dynamic roles changed), and drops
+//! those entries; a `TRUNCATE` of one of those tables (migration `..._truncate_notifications`)
+//! empties that whole cache.
 //!
 //! The cache is trusted only while this connection is known good: on any error it is marked
 //! untrusted and cleared (notices may have been missed) and the connection is re-established
@@ -21,7 +23,11 @@ use super::RowCache;
 pub const USER_CHANNEL: &str = "warden_user";
 /// Payload: the id of a `session` row that was updated or deleted.
 pub const SESSION_CHANNEL: &str = "warden_session";
-/// Payload: the table (`user` or `session`) that was truncated.
+/// Payload: the user whose memberships changed.
+pub const MEMBER_CHANNEL: &str = "warden_member";
+/// Payload: the organization whose dynamic roles changed.
+pub const ORGANIZATION_ROLE_CHANNEL: &str = "warden_organization_role";
+/// Payload: the table (`user`, `session`, `member`, `organization_role`) that was truncated.
 pub const TRUNCATE_CHANNEL: &str = "warden_truncate";
 const PING_CHANNEL: &str = "warden_ping";
 /// Silence longer than this triggers a ping.
@@ -58,7 +64,14 @@ async fn listen(cache: &RowCache, options: &PgConnectOptions) -> Result<(), sqlx
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
     listener
-        .listen_all([USER_CHANNEL, SESSION_CHANNEL, TRUNCATE_CHANNEL, PING_CHANNEL])
+        .listen_all([
+            USER_CHANNEL,
+            SESSION_CHANNEL,
+            MEMBER_CHANNEL,
+            ORGANIZATION_ROLE_CHANNEL,
+            TRUNCATE_CHANNEL,
+            PING_CHANNEL,
+        ])
         .await?;
     cache.set_trusted(true);
     tracing::info!("cache listener up: user and session changes invalidate the cache");
@@ -118,9 +131,13 @@ fn handle(cache: &RowCache, channel: &str, id: &str) {
     match channel {
         USER_CHANNEL => cache.invalidate_user(id),
         SESSION_CHANNEL => cache.invalidate_session(id),
+        MEMBER_CHANNEL => cache.invalidate_memberships(id),
+        ORGANIZATION_ROLE_CHANNEL => cache.invalidate_org_roles(id),
         TRUNCATE_CHANNEL => match id {
             "user" => cache.clear_users(),
             "session" => cache.clear_sessions(),
+            "member" => cache.clear_memberships(),
+            "organization_role" => cache.clear_org_roles(),
             _ => cache.clear(),
         },
         _ => {}

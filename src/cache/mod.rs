@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::db::organizations::{Membership, RoleStatements};
 use crate::db::sessions::SessionRef;
 use crate::db::users::User;
 
@@ -66,6 +67,10 @@ impl<V: Send + Sync + 'static> Rows<V> {
 pub struct RowCache {
     users: Option<Rows<User>>,
     sessions: Option<Rows<SessionRef>>,
+    /// A user's organization memberships, by user id.
+    memberships: Option<Rows<Vec<Membership>>>,
+    /// An organization's dynamic roles, by organization id.
+    org_roles: Option<Rows<Vec<(String, RoleStatements)>>>,
     /// Whether the listener is connected and has been heard from recently.
     trusted: AtomicBool,
     /// Per shard: the count of invalidations so far, behind the shard's lock.
@@ -98,6 +103,8 @@ impl RowCache {
         Self {
             users: settings.enabled.then(|| Rows::new(settings)),
             sessions: settings.enabled.then(|| Rows::new(settings)),
+            memberships: settings.enabled.then(|| Rows::new(settings)),
+            org_roles: settings.enabled.then(|| Rows::new(settings)),
             trusted: AtomicBool::new(false),
             epochs: (0..SHARDS).map(|_| Mutex::new(0)).collect(),
             hasher: std::hash::RandomState::new(),
@@ -239,6 +246,77 @@ impl RowCache {
         drop_entries();
     }
 
+    /// A user's memberships, when cached and trusted.
+    pub fn memberships(&self, user_id: &str) -> Option<Arc<Vec<Membership>>> {
+        if !self.trusted() {
+            return None;
+        }
+        self.memberships.as_ref()?.cache.get(user_id)
+    }
+
+    /// Caches a user's memberships read under `ticket`.
+    pub fn put_memberships(&self, user_id: &str, list: Arc<Vec<Membership>>, ticket: ReadTicket) {
+        if let Some(rows) = &self.memberships {
+            self.put_if_current(ticket, || rows.cache.insert(user_id.to_owned(), list));
+        }
+    }
+
+    /// An organization's dynamic roles, when cached and trusted.
+    pub fn org_roles(&self, organization_id: &str) -> Option<Arc<Vec<(String, RoleStatements)>>> {
+        if !self.trusted() {
+            return None;
+        }
+        self.org_roles.as_ref()?.cache.get(organization_id)
+    }
+
+    /// Caches an organization's dynamic roles read under `ticket`.
+    pub fn put_org_roles(
+        &self,
+        organization_id: &str,
+        roles: Arc<Vec<(String, RoleStatements)>>,
+        ticket: ReadTicket,
+    ) {
+        if let Some(rows) = &self.org_roles {
+            self.put_if_current(ticket, || rows.cache.insert(organization_id.to_owned(), roles));
+        }
+    }
+
+    /// A membership of this user was added, changed or removed.
+    pub fn invalidate_memberships(&self, user_id: &str) {
+        self.invalidate(user_id, || {
+            if let Some(rows) = &self.memberships {
+                rows.cache.invalidate(user_id);
+            }
+        });
+    }
+
+    /// A dynamic role of this organization was added, changed or removed.
+    pub fn invalidate_org_roles(&self, organization_id: &str) {
+        self.invalidate(organization_id, || {
+            if let Some(rows) = &self.org_roles {
+                rows.cache.invalidate(organization_id);
+            }
+        });
+    }
+
+    /// The member table was truncated.
+    pub fn clear_memberships(&self) {
+        self.invalidate_all(|| {
+            if let Some(rows) = &self.memberships {
+                rows.cache.invalidate_all();
+            }
+        });
+    }
+
+    /// The organization_role table was truncated.
+    pub fn clear_org_roles(&self) {
+        self.invalidate_all(|| {
+            if let Some(rows) = &self.org_roles {
+                rows.cache.invalidate_all();
+            }
+        });
+    }
+
     /// The user table was truncated.
     pub fn clear_users(&self) {
         self.invalidate_all(|| {
@@ -264,6 +342,12 @@ impl RowCache {
                 rows.cache.invalidate_all();
             }
             if let Some(rows) = &self.sessions {
+                rows.cache.invalidate_all();
+            }
+            if let Some(rows) = &self.memberships {
+                rows.cache.invalidate_all();
+            }
+            if let Some(rows) = &self.org_roles {
                 rows.cache.invalidate_all();
             }
         });
@@ -378,6 +462,7 @@ mod tests {
                 id: "s".into(),
                 user_id: "a".into(),
                 expires_at: OffsetDateTime::now_utc(),
+                active_organization_id: None,
             }),
             t,
         );

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod jwks;
+pub mod organizations;
 pub mod sessions;
 pub mod users;
 

@@ -34,13 +34,16 @@ pub struct SessionRef {
     pub user_id: String,
     /// When it stops being valid.
     pub expires_at: OffsetDateTime,
+    /// The organization the user made active in this session (Better-Auth's organization
+    /// plugin, `set-active`).
+    pub active_organization_id: Option<String>,
 }
 
 /// The session with this id, expired or not.
 pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,
-        "SELECT id, user_id, expires_at FROM session WHERE id = $1",
+        "SELECT id, user_id, expires_at, active_organization_id FROM session WHERE id = $1",
         id
     )
     .fetch_optional(pool)
@@ -51,7 +54,7 @@ pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef
 pub async fn find_ref_by_token(pool: &PgPool, token: &str) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,
-        "SELECT id, user_id, expires_at FROM session WHERE token = $1",
+        "SELECT id, user_id, expires_at, active_organization_id FROM session WHERE token = $1",
         token
     )
     .fetch_optional(pool)

@@ -1,5 +1,7 @@
 //! `/admin`: user management with the same rules as Better-Auth's admin plugin, so an admin
-//! switching between the two sees one behaviour. Every route takes the [`Admin`] extractor;
+//! switching between the two sees one behaviour. Every route asks the permission Better-Auth
+//! would ask (a `RequirePermission` extractor: `user:list`, `user:ban`, ...; warden adds
+//! `audit:list`), judged on the caller's fresh row and again inside every write's transaction;
 //! every write runs in one transaction together with its audit-trail row.
 
 use axum::Json;
@@ -17,7 +19,7 @@ use utoipa_axum::routes;
 use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
 use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, checked_text};
 use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
-use crate::auth::{Admin, AuthUser};
+use crate::auth::{AuthUser, Connector, Permission, RequirePermission};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, User, UserQuery};
 use crate::db::{sessions, users};
@@ -26,6 +28,25 @@ use crate::state::AppState;
 use axum::response::{IntoResponse, Response};
 
 /// The `/admin` routes.
+/// What each route asks, as Better-Auth's admin plugin asks it (warden adds `audit:list`).
+macro_rules! permission {
+    ($name:ident, $resource:literal, $action:literal) => {
+        #[doc = concat!("`", $resource, ":", $action, "`")]
+        pub(crate) struct $name;
+        impl Permission for $name {
+            const STATEMENTS: &'static [(&'static str, &'static [&'static str])] = &[($resource, &[$action])];
+        }
+    };
+}
+permission!(ListUsers, "user", "list");
+permission!(GetUser, "user", "get");
+permission!(SetRole, "user", "set-role");
+permission!(BanUsers, "user", "ban");
+permission!(DeleteUsers, "user", "delete");
+permission!(ListSessions, "session", "list");
+permission!(RevokeSessions, "session", "revoke");
+permission!(ReadAudit, "audit", "list");
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users))
@@ -128,7 +149,7 @@ impl ListParams {
 )]
 async fn list_users(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: RequirePermission<ListUsers>,
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let query = params.validate()?;
@@ -150,7 +171,7 @@ async fn list_users(
 )]
 async fn get_user(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: RequirePermission<GetUser>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
     let user = users::find_by_id(state.db(), &id)
@@ -166,7 +187,7 @@ async fn locked_user(conn: &mut PgConnection, id: &str) -> Result<User, ApiError
 /// Begins an admin write: one transaction, serialised with every other admin write, in which
 /// the actor is read again. An admin banned, demoted or removed since their request was
 /// authenticated (by another admin's write that committed first) is refused here.
-async fn begin_admin_write(
+async fn begin_admin_write<P: Permission>(
     state: &AppState,
     actor: &AuthUser,
 ) -> Result<Transaction<'static, Postgres>, ApiError> {
@@ -181,8 +202,11 @@ async fn begin_admin_write(
             expires: fresh.ban_expires,
         });
     }
-    if !state.auth.policy().is_admin(&fresh) {
-        return Err(ApiError::Forbidden("this route is for admins".into()));
+    if !state.auth.has_permission(&fresh, &P::request(), Connector::And) {
+        return Err(ApiError::Forbidden(format!(
+            "this needs the permission {}",
+            P::describe()
+        )));
     }
     Ok(tx)
 }
@@ -255,12 +279,12 @@ impl RoleChange {
 )]
 async fn set_role(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    RequirePermission { caller: admin, .. }: RequirePermission<SetRole>,
     IdPath(id): IdPath,
     AppJson(change): AppJson<RoleChange>,
 ) -> Result<Response, ApiError> {
     let roles = change.validate(&state.auth.policy().assignable_roles)?;
-    let mut tx = begin_admin_write(&state, &admin).await?;
+    let mut tx = begin_admin_write::<SetRole>(&state, &admin).await?;
     let target = locked_user(&mut tx, &id).await?;
     if !state.auth.policy().is_admin_with_roles(&target.id, &roles) {
         ensure_another_admin(&state, &mut tx, &target).await?;
@@ -312,7 +336,7 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
 )]
 async fn ban_user(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    RequirePermission { caller: admin, .. }: RequirePermission<BanUsers>,
     IdPath(id): IdPath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -339,7 +363,7 @@ async fn ban_user(
     if id == admin.user.id {
         return Err(ApiError::SelfAction("you cannot ban yourself".into()));
     }
-    let mut tx = begin_admin_write(&state, &admin).await?;
+    let mut tx = begin_admin_write::<BanUsers>(&state, &admin).await?;
     let target = locked_user(&mut tx, &id).await?;
     ensure_another_admin(&state, &mut tx, &target).await?;
     let banned = users::ban(&mut tx, &id, &reason, request.expires_in).await?;
@@ -369,10 +393,10 @@ async fn ban_user(
 )]
 async fn unban_user(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    RequirePermission { caller: admin, .. }: RequirePermission<BanUsers>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let mut tx = begin_admin_write(&state, &admin).await?;
+    let mut tx = begin_admin_write::<BanUsers>(&state, &admin).await?;
     let before = locked_user(&mut tx, &id).await?;
     let user = users::unban(&mut tx, &id).await?;
     audit::record(
@@ -396,7 +420,7 @@ async fn unban_user(
 )]
 async fn user_sessions(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    RequirePermission { caller: admin, .. }: RequirePermission<ListSessions>,
     IdPath(id): IdPath,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     users::find_by_id(state.db(), &id)
@@ -416,10 +440,10 @@ async fn user_sessions(
 )]
 async fn revoke_user_sessions(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    RequirePermission { caller: admin, .. }: RequirePermission<RevokeSessions>,
     IdPath(id): IdPath,
 ) -> Result<Json<Revoked>, ApiError> {
-    let mut tx = begin_admin_write(&state, &admin).await?;
+    let mut tx = begin_admin_write::<RevokeSessions>(&state, &admin).await?;
     locked_user(&mut tx, &id).await?;
     // An admin revoking their own sessions keeps the one they are using.
     let keep = if id == admin.user.id {
@@ -450,10 +474,10 @@ async fn revoke_user_sessions(
 )]
 async fn revoke_session(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    RequirePermission { caller: admin, .. }: RequirePermission<RevokeSessions>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = begin_admin_write(&state, &admin).await?;
+    let mut tx = begin_admin_write::<RevokeSessions>(&state, &admin).await?;
     let owner = sessions::delete_by_id(&mut tx, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -479,13 +503,13 @@ async fn revoke_session(
 )]
 async fn remove_user(
     State(state): State<AppState>,
-    Admin(admin): Admin,
+    RequirePermission { caller: admin, .. }: RequirePermission<DeleteUsers>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     if id == admin.user.id {
         return Err(ApiError::SelfAction("you cannot remove yourself".into()));
     }
-    let mut tx = begin_admin_write(&state, &admin).await?;
+    let mut tx = begin_admin_write::<DeleteUsers>(&state, &admin).await?;
     let target = locked_user(&mut tx, &id).await?;
     ensure_another_admin(&state, &mut tx, &target).await?;
     users::delete(&mut tx, &id).await?;
@@ -525,7 +549,7 @@ pub(crate) struct AuditParams {
 )]
 async fn audit_log(
     State(state): State<AppState>,
-    _admin: Admin,
+    _caller: RequirePermission<ReadAudit>,
     AppQuery(params): AppQuery<AuditParams>,
 ) -> Result<Json<AuditList>, ApiError> {
     let (limit, offset) = page_bounds(params.limit, params.offset)?;

@@ -27,7 +27,9 @@ use crate::error::Problem;
     components(schemas(Problem, SearchField, SearchOperator, SortBy, SortDirection)),
     tags(
         (name = "users", description = "The signed-in user: profile, sessions, linked accounts"),
-        (name = "admin", description = "User management (admins only; Better-Auth's admin rules)"),
+        (name = "admin", description = "User management (each route asks a Better-Auth admin permission)"),
+        (name = "organizations", description = "Organizations (Better-Auth's organization plugin), to their members"),
+        (name = "forward-auth", description = "For nginx, Traefik and Caddy in front of any backend"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

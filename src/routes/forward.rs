@@ -3,8 +3,9 @@
 //! (`forward_auth`) send each incoming request's headers here first:
 //!
 //! - a good credential → 200, empty body, and `X-Auth-User-Id`, `X-Auth-User-Email`,
-//!   `X-Auth-User-Role` (the roles, comma-joined) and `X-Auth-Session-Id` (when known), which
-//!   the proxy copies onto the request it forwards;
+//!   `X-Auth-User-Role` (the roles, comma-joined), `X-Auth-Session-Id` (when known), and for
+//!   the session's active organization `X-Auth-Org-Id` and `X-Auth-Org-Role` (when the caller
+//!   is a member), which the proxy copies onto the request it forwards;
 //! - otherwise exactly the 401/403 problem+json (with `WWW-Authenticate`) `/users/me` gives.
 //!
 //! `?role=<role>` (one of `ROLES` or `ADMIN_ROLES`) also requires the role: 403 `forbidden`
@@ -25,6 +26,7 @@ use utoipa_axum::routes;
 use super::docs::{AuthErrors, Invalid};
 use super::extract::{AppQuery, checked_text};
 use crate::auth::AuthUser;
+use crate::db::organizations::Membership;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -36,6 +38,10 @@ pub(crate) const X_AUTH_USER_EMAIL: HeaderName = HeaderName::from_static("x-auth
 pub(crate) const X_AUTH_USER_ROLE: HeaderName = HeaderName::from_static("x-auth-user-role");
 /// The session behind the credential, when known.
 pub(crate) const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
+/// The session's active organization, when the caller is a member of it.
+pub(crate) const X_AUTH_ORG_ID: HeaderName = HeaderName::from_static("x-auth-org-id");
+/// The caller's roles in that organization, comma-joined.
+pub(crate) const X_AUTH_ORG_ROLE: HeaderName = HeaderName::from_static("x-auth-org-role");
 
 /// The `/auth/verify` route.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -60,6 +66,8 @@ pub(crate) struct VerifyParams {
             ("x-auth-user-email" = String, description = "The user's email"),
             ("x-auth-user-role" = String, description = "The user's roles, comma-joined"),
             ("x-auth-session-id" = String, description = "The session behind the credential, when known"),
+            ("x-auth-org-id" = String, description = "The session's active organization, when the caller is a member"),
+            ("x-auth-org-role" = String, description = "The caller's roles in that organization, comma-joined"),
         )),
         AuthErrors, Invalid
     )
@@ -94,7 +102,8 @@ async fn verify(
             return Err(ApiError::Forbidden(format!("this requires the role {role:?}")));
         }
     }
-    Ok(identity_response(&caller))
+    let membership = state.auth.active_membership(&caller).await?;
+    Ok(identity_response(&caller, membership.as_ref()))
 }
 
 /// The original request's method and path, as the proxy reports them.
@@ -121,7 +130,7 @@ fn original_request(headers: &HeaderMap) -> (Method, String) {
     (method, path)
 }
 
-fn identity_response(caller: &AuthUser) -> Response {
+fn identity_response(caller: &AuthUser, membership: Option<&Membership>) -> Response {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -136,6 +145,10 @@ fn identity_response(caller: &AuthUser) -> Response {
     set(X_AUTH_USER_ROLE, &user.roles().join(","));
     if let Some(session) = &caller.session_id {
         set(X_AUTH_SESSION_ID, session);
+    }
+    if let Some(membership) = membership {
+        set(X_AUTH_ORG_ID, &membership.organization_id);
+        set(X_AUTH_ORG_ROLE, &membership.role);
     }
     response
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`users`]: `/users/me` and the caller's sessions and accounts.
 //! - [`admin`]: `/admin`, user management with Better-Auth's admin rules.
+//! - [`organizations`]: `/users/me/organizations`, `/orgs/{orgId}` for members.
 //! - [`forward`]: `/auth/verify`, forward auth for nginx, Traefik and Caddy.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`proxy`]: `/api/auth/*` forwarded to Better-Auth (`AUTH_PROXY=true`).
@@ -17,6 +18,7 @@ pub mod docs;
 pub mod extract;
 pub mod forward;
 pub mod health;
+pub mod organizations;
 pub mod proxy;
 pub mod users;
 pub mod views;
@@ -35,6 +37,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(users::router())
         .merge(admin::router())
+        .merge(organizations::router())
         .merge(forward::router())
         .merge(health::router())
         .split_for_parts()

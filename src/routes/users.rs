@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::docs::{AuthErrors, BadBody, Invalid, NotFound};
 use super::extract::{AppJson, IdPath};
 use super::views::{AccountView, Revoked, SessionView, UserProfile, profile};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Connector, Statements};
 use crate::db::users::ProfileChange;
 use crate::db::{accounts, sessions, users};
 use crate::error::ApiError;
@@ -24,6 +24,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(my_sessions, revoke_my_other_sessions))
         .routes(routes!(revoke_my_session))
         .routes(routes!(my_accounts))
+        .routes(routes!(has_permission))
 }
 
 /// The caller's own profile, read fresh from the database.
@@ -188,4 +189,74 @@ async fn my_accounts(
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
     let list = accounts::list_for_user(state.db(), &auth.user.id).await?;
     Ok(Json(list.into_iter().map(AccountView::from).collect()))
+}
+
+/// `POST /users/me/has-permission`: Better-Auth's body, `{"permissions": {"user": ["list"]}}`
+/// (or `"permission"`), plus an optional `"connector"`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PermissionCheck {
+    /// Resource → actions wanted, e.g. `{"user": ["list", "get"], "session": ["revoke"]}`.
+    #[schema(value_type = Option<Object>, example = json!({"user": ["list"]}))]
+    permissions: Option<Statements>,
+    /// The same, under Better-Auth's other name for it (send one of the two).
+    #[schema(value_type = Option<Object>)]
+    permission: Option<Statements>,
+    /// `AND` (default): everything asked; `OR`: one resource's actions are enough.
+    connector: Option<Connector>,
+}
+
+/// Better-Auth's answer shape: `{"error": null, "success": true}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct PermissionAnswer {
+    /// Always null (Better-Auth's shape; a refusal is `success: false`).
+    error: Option<String>,
+    /// Whether the caller's roles grant what was asked.
+    success: bool,
+}
+
+const MAX_PERMISSION_ENTRIES: usize = 64;
+
+impl PermissionCheck {
+    /// The statements asked (`permissions` or `permission`, exactly one) and the connector.
+    pub(crate) fn validate(self) -> Result<(Statements, Connector), ApiError> {
+        let permissions = match (self.permissions, self.permission) {
+            (Some(p), None) | (None, Some(p)) => p,
+            _ => {
+                return Err(ApiError::ValidationFailed(
+                    "send exactly one of `permissions` and `permission`".into(),
+                ));
+            }
+        };
+        let entries: usize = permissions.values().map(|a| a.len().max(1)).sum();
+        if entries > MAX_PERMISSION_ENTRIES {
+            return Err(ApiError::ValidationFailed(format!(
+                "ask at most {MAX_PERMISSION_ENTRIES} actions at once"
+            )));
+        }
+        Ok((permissions, self.connector.unwrap_or_default()))
+    }
+}
+
+impl PermissionAnswer {
+    pub(crate) fn new(success: bool) -> Self {
+        Self { error: None, success }
+    }
+}
+
+/// Whether the caller may do something, decided as Better-Auth's
+/// `POST /api/auth/admin/has-permission` decides it (the fresh row's roles; `ADMIN_USER_IDS`
+/// pass), so a frontend can show or hide its buttons with the same call on either server.
+#[utoipa::path(
+    post, path = "/users/me/has-permission", tag = "users", security(("bearer" = [])), request_body = PermissionCheck,
+    responses((status = 200, description = "Whether the caller has the permissions", body = PermissionAnswer), AuthErrors, Invalid, BadBody)
+)]
+async fn has_permission(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppJson(check): AppJson<PermissionCheck>,
+) -> Result<Json<PermissionAnswer>, ApiError> {
+    let (permissions, connector) = check.validate()?;
+    let success = state.auth.has_permission(&auth.user, &permissions, connector);
+    Ok(Json(PermissionAnswer::new(success)))
 }

@@ -59,8 +59,8 @@ async fn check_reports_a_good_setup(db: PgPool) {
         "[ok  ] database: reachable, PostgreSQL 15",
         // sqlx prefers TLS, and the local PostgreSQL offers it.
         "TLS in use",
-        "[ok  ] schema: all 40 columns warden needs are present with the right types",
-        "[ok  ] migrations: all 13 applied",
+        "[ok  ] schema: all 57 columns warden needs are present with the right types",
+        "[ok  ] migrations: all 14 applied",
         "[ok  ] jwks: 1 key(s) at http://127.0.0.1:",
         "algorithms ES512",
         r#"[ok  ] tokens: accepted when iss = "http://localhost:3000""#,

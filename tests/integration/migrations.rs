@@ -12,7 +12,8 @@ async fn columns_in(db: &PgPool, schema: &str) -> Vec<(String, String, String, S
     sqlx::query_as(
         "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text
          FROM information_schema.columns
-         WHERE table_schema = $1 AND table_name IN ('user','session','account','verification','jwks')
+         WHERE table_schema = $1 AND table_name IN ('user','session','account','verification','jwks',
+             'organization','organization_role','team','team_member','member','invitation')
          ORDER BY table_name, column_name",
     )
     .bind(schema)
@@ -50,10 +51,14 @@ async fn a_fresh_schema_is_exactly_the_one_better_auth_emits(db: PgPool) {
         .execute(&mut *conn)
         .await
         .unwrap();
-    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql"))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    // Better-Auth with the organization plugin (teams, dynamic access control): warden's
+    // schema is exactly that, the plugin's tables included.
+    sqlx::raw_sql(include_str!(
+        "../fixtures/better-auth-1.7.25-organization-postgres.sql"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     sqlx::raw_sql("SET search_path TO public")
         .execute(&mut *conn)
         .await
@@ -95,10 +100,12 @@ async fn migrations_run_twice(db: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn migrations_accept_a_database_better_auth_created(db: PgPool) {
-    sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql"))
-        .execute(&db)
-        .await
-        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../fixtures/better-auth-1.7.25-organization-postgres.sql"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
     let before = columns(&db).await;
     MIGRATOR.run(&db).await.unwrap();
     assert_eq!(
@@ -108,17 +115,47 @@ async fn migrations_accept_a_database_better_auth_created(db: PgPool) {
     );
 }
 
+/// A database Better-Auth created without the organization plugin gets the plugin's tables
+/// and session columns, exactly as Better-Auth would have made them.
 #[sqlx::test(migrations = false)]
-async fn migrations_add_plugin_columns_missing_from_an_older_database(db: PgPool) {
+async fn migrations_add_the_organization_plugin_to_a_database_without_it(db: PgPool) {
+    let mut conn = db.acquire().await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA ba; SET search_path TO ba;")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../fixtures/better-auth-1.7.25-organization-postgres.sql"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql("SET search_path TO public")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
     sqlx::raw_sql(include_str!("../fixtures/better-auth-1.7.25-postgres.sql"))
         .execute(&db)
         .await
         .unwrap();
+    MIGRATOR.run(&db).await.unwrap();
+    assert_eq!(columns_in(&db, "public").await, columns_in(&db, "ba").await);
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrations_add_plugin_columns_missing_from_an_older_database(db: PgPool) {
+    sqlx::raw_sql(include_str!(
+        "../fixtures/better-auth-1.7.25-organization-postgres.sql"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
     let complete = columns(&db).await;
     // As if Better-Auth had run without the admin plugin and before jwks.alg/crv existed.
     sqlx::raw_sql(
         r#"ALTER TABLE "user" DROP COLUMN role, DROP COLUMN banned, DROP COLUMN ban_reason, DROP COLUMN ban_expires;
-           ALTER TABLE session DROP COLUMN impersonated_by;
+           ALTER TABLE session DROP COLUMN impersonated_by, DROP COLUMN active_organization_id;
            ALTER TABLE jwks DROP COLUMN alg, DROP COLUMN crv;
            DROP INDEX session_user_id_idx;"#,
     )
@@ -136,7 +173,7 @@ async fn migrations_add_plugin_columns_missing_from_an_older_database(db: PgPool
 }
 
 /// Migration versions: the last one before the search indexes, and one index migration.
-const BEFORE_SEARCH_INDEXES: i64 = 20261201000005;
+const BEFORE_SEARCH_INDEXES: i64 = 20261201000006;
 const EMAIL_INDEX_MIGRATION: i64 = 20261201000106;
 
 async fn invalid_or_missing_search_indexes(db: &PgPool) -> Vec<String> {

@@ -18,13 +18,18 @@ use crate::world::{Setup, World};
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi.json");
 
 /// Every operation the API documents: (method, path).
-const OPERATIONS: [(&str, &str); 20] = [
+const OPERATIONS: [(&str, &str); 25] = [
     ("get", "/users/me"),
     ("patch", "/users/me"),
     ("get", "/users/me/sessions"),
     ("delete", "/users/me/sessions"),
     ("delete", "/users/me/sessions/{id}"),
     ("get", "/users/me/accounts"),
+    ("post", "/users/me/has-permission"),
+    ("get", "/users/me/organizations"),
+    ("get", "/orgs/{orgId}"),
+    ("get", "/orgs/{orgId}/members"),
+    ("post", "/orgs/{orgId}/has-permission"),
     ("get", "/admin/users"),
     ("get", "/admin/users/{id}"),
     ("delete", "/admin/users/{id}"),
@@ -71,7 +76,7 @@ async fn openapi_document_covers_every_route_and_matches_the_snapshot(db: PgPool
     // Each exists in the router with that method: secured ones answer 401 without a token
     // (not 404 or 405), with the documented problem shape.
     for (method, path) in OPERATIONS {
-        let concrete = path.replace("{id}", "bob");
+        let concrete = path.replace("{id}", "bob").replace("{orgId}", "org-1");
         let answer = w.anonymous().call(&method.to_uppercase(), &concrete, None).await;
         let secured = doc["paths"][path][method]["security"].is_array();
         if secured {
