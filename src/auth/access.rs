@@ -506,6 +506,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../../access-control.example.json");
+        let ac = AccessControl::from_json("access-control.example.json", text).unwrap();
+        assert!(ac.roles.contains_key("support") && ac.organization.contains_key("owner"));
+    }
+
+    #[test]
     fn a_bad_file_names_the_file_the_role_and_the_entry() {
         let err = |text: &str| AccessControl::from_json("ac.json", text).unwrap_err().to_string();
         assert!(err("[1, 2]").starts_with("ac.json: not a JSON object of roles"));

@@ -9,6 +9,7 @@
 mod embed;
 mod gateway;
 mod hostile;
+mod permissions;
 mod stack;
 
 use std::time::{Duration, Instant};

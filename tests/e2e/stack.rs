@@ -113,6 +113,58 @@ pub struct Stack {
     warden: Option<Child>,
 }
 
+fn port_of(url: &str) -> u16 {
+    url.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+/// Better-Auth and warden on the given ports, against the database at `db_url`.
+fn spawn_servers(db_url: &str, options: &Options, auth_port: u16, warden_port: u16) -> (Child, Child) {
+    let auth_url = format!("http://127.0.0.1:{auth_port}");
+    let mut auth = Command::new("node");
+    auth.arg("server.mjs")
+        .current_dir(repo().join("auth-server"))
+        .env("DATABASE_URL", db_url)
+        .env("BETTER_AUTH_SECRET", SECRET)
+        .env("BETTER_AUTH_URL", &auth_url)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", auth_port.to_string())
+        .env("JWT_ALG", options.alg)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    if let Some(secs) = options.rotation_secs {
+        auth.env("JWKS_ROTATION_INTERVAL_SECS", secs.to_string());
+    }
+    for (k, v) in &options.auth_env {
+        auth.env(k, v);
+    }
+    let auth = auth.spawn().expect("node is installed");
+
+    let mut warden = Command::new(env!("CARGO_BIN_EXE_warden"));
+    for (k, v) in &options.warden_env {
+        warden.env(k, v);
+    }
+    let warden = warden
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env("BETTER_AUTH_URL", &auth_url)
+        .env("BIND_ADDR", format!("127.0.0.1:{warden_port}"))
+        .env("RUN_MIGRATIONS", "false")
+        .env("JWKS_COOLDOWN_SECS", "1")
+        .env("BETTER_AUTH_SECRET", SECRET)
+        .env("AUTH_PROXY", if options.auth_proxy { "true" } else { "false" })
+        .env(
+            "RUST_LOG",
+            std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (auth, warden)
+}
+
 impl Stack {
     pub async fn start(options: Options) -> Self {
         let node_modules = repo().join("auth-server/node_modules");
@@ -134,50 +186,9 @@ impl Stack {
 
         let auth_port = free_port();
         let auth_url = format!("http://127.0.0.1:{auth_port}");
-        let mut auth = Command::new("node");
-        auth.arg("server.mjs")
-            .current_dir(repo().join("auth-server"))
-            .env("DATABASE_URL", &db.url)
-            .env("BETTER_AUTH_SECRET", SECRET)
-            .env("BETTER_AUTH_URL", &auth_url)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", auth_port.to_string())
-            .env("JWT_ALG", options.alg)
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        if let Some(secs) = options.rotation_secs {
-            auth.env("JWKS_ROTATION_INTERVAL_SECS", secs.to_string());
-        }
-        for (k, v) in &options.auth_env {
-            auth.env(k, v);
-        }
-        let auth = auth.spawn().expect("node is installed");
-
         let warden_port = free_port();
         let warden_url = format!("http://127.0.0.1:{warden_port}");
-        let mut warden = Command::new(env!("CARGO_BIN_EXE_warden"));
-        for (k, v) in &options.warden_env {
-            warden.env(k, v);
-        }
-        let warden = warden
-            .arg("serve")
-            .env("DATABASE_URL", &db.url)
-            .env("BETTER_AUTH_URL", &auth_url)
-            .env("BIND_ADDR", format!("127.0.0.1:{warden_port}"))
-            .env("RUN_MIGRATIONS", "false")
-            .env("JWKS_COOLDOWN_SECS", "1")
-            .env("BETTER_AUTH_SECRET", SECRET)
-            .env("AUTH_PROXY", if options.auth_proxy { "true" } else { "false" })
-            .env(
-                "RUST_LOG",
-                std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let (auth, warden) = spawn_servers(&db.url, &options, auth_port, warden_port);
 
         let stack = Self {
             db,
@@ -207,6 +218,27 @@ impl Stack {
             assert!(Instant::now() < deadline, "{url} did not become healthy in 30 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Stops both servers and starts them again, on the same ports and database, with
+    /// `options` (e.g. `ADMIN_USER_IDS` naming a user signed up meanwhile). Sessions and keys
+    /// live in the database, so tokens handed out before stay good.
+    pub async fn restart(&mut self, options: Options) {
+        for child in [self.auth.take(), self.warden.take()].into_iter().flatten() {
+            let mut child = child;
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+        let (auth, warden) = spawn_servers(
+            &self.db.url,
+            &options,
+            port_of(&self.auth_url),
+            port_of(&self.warden_url),
+        );
+        self.auth = Some(auth);
+        self.warden = Some(warden);
+        self.wait_healthy(&format!("{}/healthz", self.auth_url)).await;
+        self.wait_healthy(&format!("{}/healthz", self.warden_url)).await;
     }
 
     /// Freezes Better-Auth (SIGSTOP): its port still accepts connections, nothing answers.

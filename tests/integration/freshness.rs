@@ -127,6 +127,74 @@ async fn truncating_sessions_or_users_reaches_the_cache_at_once(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn membership_and_dynamic_role_changes_reach_the_cache_at_once(db: PgPool) {
+    let (w, rows, app, task) = cached_world(db).await;
+    w.exec(
+        r#"INSERT INTO organization (id, name, slug, created_at) VALUES ('acme', 'Acme', 'acme', now());
+           INSERT INTO member (id, organization_id, user_id, role, created_at) VALUES ('m-bob', 'acme', 'bob', 'member', now());
+           UPDATE session SET active_organization_id = 'acme' WHERE id = 's-bob'"#,
+    )
+    .await;
+    let role_of = async || {
+        let answer = app.as_bob().get("/auth/verify").await;
+        answer
+            .headers
+            .get("x-auth-org-role")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(role_of().await.as_deref(), Some("member"));
+    assert!(rows.memberships("bob").is_some(), "cached");
+    let ask = async || {
+        app.as_bob()
+            .post(
+                "/orgs/acme/has-permission",
+                Some(json!({"permissions": {"invitation": ["create"]}})),
+            )
+            .await
+            .body["success"]
+            .clone()
+    };
+    assert_eq!(ask().await, json!(false));
+    assert!(rows.org_roles("acme").is_some(), "cached");
+
+    let start = Instant::now();
+    w.exec("UPDATE member SET role = 'admin' WHERE id = 'm-bob'")
+        .await;
+    while role_of().await.as_deref() != Some("admin") {
+        assert!(start.elapsed() < Duration::from_secs(1), "role change not seen");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eprintln!(
+        "member role change: seen after {} ms",
+        start.elapsed().as_millis()
+    );
+    let start = Instant::now();
+    w.exec(
+        r#"UPDATE member SET role = 'member' WHERE id = 'm-bob';
+              INSERT INTO organization_role (id, organization_id, role, permission)
+              VALUES ('r1', 'acme', 'member', '{"invitation": ["create"]}')"#,
+    )
+    .await;
+    while ask().await != json!(true) {
+        assert!(start.elapsed() < Duration::from_secs(1), "dynamic role not seen");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eprintln!(
+        "dynamic role added: seen after {} ms",
+        start.elapsed().as_millis()
+    );
+    let start = Instant::now();
+    w.exec("DELETE FROM member WHERE id = 'm-bob'").await;
+    while app.as_bob().get("/orgs/acme").await.status != 404 {
+        assert!(start.elapsed() < Duration::from_secs(1), "removal not seen");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eprintln!("member removed: seen after {} ms", start.elapsed().as_millis());
+    assert_eq!(role_of().await, None);
+    stop(task).await;
+}
+
+#[sqlx::test]
 async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
     let (w, rows, app, task) = cached_world(db).await;
     assert_eq!(app.bearer(&w.alice).get("/users/me").await.status, 200);

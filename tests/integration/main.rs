@@ -14,6 +14,7 @@ mod jwks_cache;
 mod library;
 mod migrations;
 mod operability;
+mod permissions;
 mod search_plans;
 mod security;
 mod users_api;
