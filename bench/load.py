@@ -63,15 +63,25 @@ def seed():
         ANALYZE;""")
 
 
-def mint():
-    ids = list(range(1, USERS + 1, max(1, USERS // TOKENS)))[:TOKENS]
+def mint(count=None, alg="EdDSA", work=WORK):
+    """Tokens for `count` users spread over the seeded ones (default TOKENS), signed with `alg`;
+    reused from an earlier run when the same set was minted already (RSA signing is slow)."""
+    count = count or TOKENS
+    stamp = os.path.join(work, "minted")
+    wanted = f"{count} {alg} {USERS} {ISSUER}"
+    if os.path.exists(stamp) and open(stamp).read() == wanted:
+        return
+    os.makedirs(work, exist_ok=True)
+    ids = list(range(1, USERS + 1, max(1, USERS // count)))[:count]
     pairs = "".join(f"u{i} s{i}\n" for i in ids)
-    sh("cargo", "run", "--quiet", "--release", "--example", "mint_tokens", "--", WORK, ISSUER,
+    sh("cargo", "run", "--quiet", "--release", "--example", "mint_tokens", "--", work, ISSUER, alg,
        input=pairs.encode(), cwd=ROOT)
+    with open(stamp, "w") as f:
+        f.write(wanted)
 
 
-def serve_jwks():
-    body = open(os.path.join(WORK, "jwks.json"), "rb").read()
+def serve_jwks(work=WORK):
+    body = open(os.path.join(work, "jwks.json"), "rb").read()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -90,11 +100,14 @@ def serve_jwks():
     return server
 
 
-def start_warden(token_cache, user_cache):
+def start_warden(token_cache, user_cache, defaults=False):
+    """warden on WARDEN_PORT; `defaults` leaves every cache and pool setting at its default."""
     env = dict(os.environ, DATABASE_URL=DB_URL, BETTER_AUTH_URL=ISSUER, JWKS_URL=f"{ISSUER}/jwks",
                BIND_ADDR=f"127.0.0.1:{WARDEN_PORT}", RUN_MIGRATIONS="false", RUST_LOG="error",
-               TOKEN_CACHE_SIZE="100000" if token_cache else "0", USER_CACHE="true" if user_cache else "false",
-               DATABASE_MAX_CONNECTIONS="16", MAX_CONCURRENT_REQUESTS="10000")
+               AUTH_FAILURES_PER_MINUTE="0", MAX_CONCURRENT_REQUESTS="10000")
+    if not defaults:
+        env.update(TOKEN_CACHE_MB="8" if token_cache else "0", USER_CACHE="true" if user_cache else "false",
+                   DATABASE_MAX_CONNECTIONS="16")
     proc = subprocess.Popen([WARDEN, "serve"], env=env)
     for _ in range(200):
         try:
@@ -119,12 +132,12 @@ def status(pid, key):
     return 0
 
 
-def wrk(connections, duration):
+def wrk(connections, duration, script="load.lua", work=WORK, port=None):
     threads = max(1, min(2, connections))
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-         "-s", os.path.join(ROOT, "bench", "load.lua"), f"http://127.0.0.1:{WARDEN_PORT}"],
-        env=dict(os.environ, TOKENS=os.path.join(WORK, "tokens.txt")),
+         "-s", os.path.join(ROOT, "bench", script), f"http://127.0.0.1:{port or WARDEN_PORT}"],
+        env=dict(os.environ, TOKENS=os.path.join(work, "tokens.txt"), THREADS=str(threads)),
         capture_output=True, text=True, check=True).stdout
     m = re.search(r"RESULT requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) p999_us=(\d+) errors=(\d+)", out)
     r = dict(zip(["requests", "duration_us", "p50", "p99", "p999", "errors"], map(int, m.groups())))
@@ -306,8 +319,67 @@ def hold(connections=1000, duration=30):
         f.write(current)
 
 
+def postgres_ticks():
+    """CPU ticks of every PostgreSQL process (its share of each request)."""
+    total = 0
+    for pid in subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split():
+        try:
+            total += cpu_ticks(int(pid))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def cold(alg="EdDSA", connections=64):
+    """Every request carries a token (and a user) warden has not seen: COLD_TOKENS users with one
+    session each, one token each, each sent once (bench/cold.lua). warden runs with its defaults.
+    Reports requests/s, latency, warden's and PostgreSQL's CPU per request, and warden's RSS
+    (peak, and sampled each second)."""
+    global USERS
+    count = int(os.environ.get("COLD_TOKENS", "200000"))
+    USERS = count
+    work = os.path.join(WORK, f"cold-{alg}")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sh("cargo", "build", "--quiet", "--release", "--bin", "warden", cwd=ROOT, env=dict(os.environ, SQLX_OFFLINE="true"))
+    seed()
+    mint(count, alg, work)
+    jwks = serve_jwks(work)
+    proc = start_warden(True, True, defaults=True)
+    try:
+        samples, sampling = [], True
+
+        def sample():
+            while sampling:
+                samples.append(status(proc.pid, "VmRSS"))
+                time.sleep(1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        before, pg_before = cpu_ticks(proc.pid), postgres_ticks()
+        r = wrk(connections, DURATION, "cold.lua", work)
+        ticks, pg_ticks = cpu_ticks(proc.pid) - before, postgres_ticks() - pg_before
+        sampling = False
+        sampler.join()
+        peak = status(proc.pid, "VmHWM")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        jwks.shutdown()
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    result = dict(alg=alg, connections=connections, requests=r["requests"],
+                  rps=r["requests"] / (r["duration_us"] / 1e6), p50=r["p50"], p99=r["p99"],
+                  cpu_us=ticks * tick_us / max(1, r["requests"]), pg_us=pg_ticks * tick_us / max(1, r["requests"]),
+                  errors=r["errors"], peak_mb=peak / 1024, max_rss_mb=max(samples or [0]) / 1024,
+                  tokens=count, reused=max(0, r["requests"] - count))
+    print(result, flush=True)
+    return result
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["hold"]:
         hold()
+    elif sys.argv[1:2] == ["cold"]:
+        cold(*(sys.argv[2:3] or ["EdDSA"]))
     else:
         main()

@@ -3,7 +3,7 @@
 //! writes `jwks.json` (the public key to serve) and `tokens.txt` (one JWT per line) into the
 //! directory given as the first argument. The issuer and audience are the second argument.
 //!
-//!     cargo run --release --example mint_tokens -- /tmp/bench http://127.0.0.1:18091 < pairs.txt
+//!     cargo run --release --example mint_tokens -- /tmp/bench http://127.0.0.1:18091 [EdDSA|RS256|...] < pairs.txt
 
 use std::io::BufRead;
 
@@ -15,7 +15,8 @@ fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().unwrap_or_else(|| ".".into());
     let issuer = args.next().unwrap_or_else(|| "http://localhost:3000".into());
-    let key = TestKey::generate(Alg::EdDsa);
+    let alg = args.next().unwrap_or_else(|| "EdDSA".into());
+    let key = TestKey::generate(Alg::from_name(&alg).unwrap_or(Alg::EdDsa));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut tokens = String::new();
     for line in std::io::stdin().lock().lines() {

@@ -141,16 +141,17 @@ pub struct Config {
     /// `DATABASE_CONNECT_RETRY_SECS` (default 30): how long the first connection is retried
     /// (with backoff) before warden gives up; covers a cold Neon compute waking up.
     pub database_connect_retry: Duration,
-    /// `TOKEN_CACHE_SIZE` (default 100000; 0 turns it off): verified tokens kept, so each
+    /// `TOKEN_CACHE_MB` (default 8; 0 turns it off): memory for verified tokens, so each
     /// distinct token's signature is checked once. Entries die at the token's `exp`.
-    pub token_cache_size: u64,
+    pub token_cache_mb: u64,
     /// `USER_CACHE` (default true): keep user rows and sessions in memory, invalidated at once
     /// by PostgreSQL notifications; false reads the database on every request.
     pub user_cache: bool,
     /// `USER_CACHE_TTL_SECS` (default 60): an upper bound on any cached row's age.
     pub user_cache_ttl: Duration,
-    /// `USER_CACHE_SIZE` (default 100000): cached users (and as many sessions).
-    pub user_cache_size: u64,
+    /// `USER_CACHE_MB` (default 16): memory for cached users, sessions, memberships and
+    /// organization roles together.
+    pub user_cache_mb: u64,
     /// `DATABASE_LISTEN_URL` (default `DATABASE_URL`): a direct connection for LISTEN (Neon:
     /// the non-pooled host; transaction-mode poolers do not carry LISTEN).
     pub database_listen_url: Option<Secret>,
@@ -223,10 +224,10 @@ impl Config {
             auth_proxy: http.auth_proxy,
             trusted_proxies: http.trusted_proxies,
             auth_failures_per_minute: http.auth_failures_per_minute,
-            token_cache_size: caches.token_cache_size,
+            token_cache_mb: caches.token_cache_mb,
             user_cache: caches.user_cache,
             user_cache_ttl: caches.user_cache_ttl,
-            user_cache_size: caches.user_cache_size,
+            user_cache_mb: caches.user_cache_mb,
         })
     }
 }
@@ -616,19 +617,19 @@ impl HttpParts {
 }
 
 struct CacheParts {
-    token_cache_size: u64,
+    token_cache_mb: u64,
     user_cache: bool,
     user_cache_ttl: Duration,
-    user_cache_size: u64,
+    user_cache_mb: u64,
 }
 
 impl CacheParts {
     fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
-            token_cache_size: env.number("TOKEN_CACHE_SIZE", 100_000, 0..=10_000_000)?,
+            token_cache_mb: env.number("TOKEN_CACHE_MB", 8, 0..=65_536)?,
             user_cache: env.flag("USER_CACHE", true)?,
             user_cache_ttl: env.secs("USER_CACHE_TTL_SECS", 60, 1..=86_400)?,
-            user_cache_size: env.number("USER_CACHE_SIZE", 100_000, 1..=10_000_000)?,
+            user_cache_mb: env.number("USER_CACHE_MB", 16, 1..=65_536)?,
         })
     }
 }
@@ -719,7 +720,7 @@ impl Config {
                 RowCacheSettings {
                     enabled: true,
                     ttl: self.user_cache_ttl,
-                    capacity: self.user_cache_size,
+                    bytes: self.user_cache_mb * 1024 * 1024,
                 },
                 Some(listen),
             ))
@@ -740,7 +741,7 @@ impl Config {
                 max_waiters: self.jwks_max_waiters,
             })
             .policy(self.auth_policy())
-            .token_cache_size(self.token_cache_size)
+            .token_cache_bytes(self.token_cache_mb * 1024 * 1024)
             .user_cache(user_cache)
             .trusted_proxies(self.trusted_proxies.clone())
             .failures_per_minute(self.auth_failures_per_minute))
@@ -856,7 +857,7 @@ mod tests {
             ("AUTH_PROXY", "perhaps"),
             ("DATABASE_READ_URL", "mysql://replica"),
             ("DATABASE_STATEMENT_CACHE", "-1"),
-            ("TOKEN_CACHE_SIZE", "lots"),
+            ("TOKEN_CACHE_MB", "lots"),
             ("USER_CACHE", "sometimes"),
             ("USER_CACHE_TTL_SECS", "0"),
             ("DATABASE_LISTEN_URL", "redis://x"),

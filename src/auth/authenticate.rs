@@ -59,6 +59,9 @@ impl Auth {
         let now = OffsetDateTime::now_utc();
         let proof = self.identify(&presented, client).await?;
         tracing::Span::current().record("user_id", proof.user_id());
+        // A JWT seen for the first time usually names a user and a session that are not cached
+        // either: read both in one round trip.
+        self.prefetch_user_and_session(&proof).await?;
         // The account before the session: a banned user hears "banned" (Better-Auth's ban also
         // deletes the sessions, which would otherwise hide the reason behind "session revoked").
         let user = self.load_user(proof.user_id()).await?;
@@ -82,19 +85,25 @@ impl Auth {
         {
             return Ok(Proof::Jwt(claims));
         }
-        if let Some(ip) = client
-            && let Err(wait) = self.failures().reserve(ip)
-        {
-            metrics::counter!("warden_auth_throttled_total").increment(1);
-            return Err(ApiError::TooManyFailures {
-                retry_after_secs: wait.as_secs().max(1),
-            });
-        }
+        let reserved = match client.map(|ip| self.failures().reserve(ip)) {
+            Some(Err(wait)) => {
+                metrics::counter!("warden_auth_throttled_total").increment(1);
+                return Err(ApiError::TooManyFailures {
+                    retry_after_secs: wait.as_secs().max(1),
+                });
+            }
+            Some(Ok(reserved)) => reserved,
+            None => false,
+        };
         let proof = self.verify_credential(presented).await;
         // Only a refused credential counts: not a good one, nor our own outage (503).
         let refused = matches!(&proof, Err(e) if e.status() == StatusCode::UNAUTHORIZED);
-        if !refused && let Some(ip) = client {
-            self.failures().refund(ip);
+        if let Some(ip) = client {
+            match (reserved, refused) {
+                (true, false) => self.failures().refund(ip),
+                (false, true) => self.failures().record(ip),
+                _ => {}
+            }
         }
         proof
     }
@@ -133,6 +142,32 @@ impl Auth {
                 Err(unknown())
             }
         }
+    }
+
+    /// Fills the cache with the user and the session a JWT names, in one query, when neither is
+    /// cached (and the cache is trusted). Steps 2 and 4 then read them from the cache; when the
+    /// session is gone or belongs to someone else, they read what they need themselves.
+    async fn prefetch_user_and_session(&self, proof: &Proof) -> Result<(), ApiError> {
+        let Proof::Jwt(claims) = proof else {
+            return Ok(());
+        };
+        let (Some(sid), true) = (claims.sid.as_deref(), self.rows().trusted()) else {
+            return Ok(());
+        };
+        if self.policy().session_check == SessionCheck::Off
+            || self.rows().user(&claims.sub).is_some()
+            || self.rows().session(sid).is_some()
+        {
+            return Ok(());
+        }
+        let (user_ticket, session_ticket) = (self.rows().ticket(&claims.sub), self.rows().ticket(sid));
+        if let Some((session, user)) = sessions::find_ref_with_user(self.db(), sid).await?
+            && user.id == claims.sub
+        {
+            self.rows().put_user(Arc::new(user), user_ticket);
+            self.rows().put_session(Arc::new(session), session_ticket);
+        }
+        Ok(())
     }
 
     /// Step 2: the user row, from the cache when it can be trusted, else from the primary.

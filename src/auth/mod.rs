@@ -52,7 +52,7 @@ pub use extract::{
 };
 pub use organization::{OrgMember, OrgPermission, RequireOrgPermission};
 pub use policy::{AuthPolicy, SessionCheck};
-pub use verifier::{DEFAULT_TOKEN_CACHE, Verifier};
+pub use verifier::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};
 
 use crate::cache::{RowCache, RowCacheSettings};
 use crate::db::users::User;
@@ -191,7 +191,7 @@ pub struct AuthBuilder {
     leeway: Duration,
     jwks: JwksSettings,
     policy: AuthPolicy,
-    token_cache_size: u64,
+    token_cache_bytes: u64,
     user_cache: Option<(RowCacheSettings, Option<PgConnectOptions>)>,
     trusted_proxies: Vec<IpNet>,
     failures_per_minute: u32,
@@ -211,7 +211,7 @@ impl AuthBuilder {
             leeway: Duration::from_secs(30),
             jwks: JwksSettings::default(),
             policy: AuthPolicy::default(),
-            token_cache_size: DEFAULT_TOKEN_CACHE,
+            token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
             user_cache: Some((RowCacheSettings::default(), None)),
             trusted_proxies: Vec::new(),
             failures_per_minute: 60,
@@ -265,8 +265,8 @@ impl AuthBuilder {
     }
 
     /// Verified tokens kept (0 = verify every request's signature).
-    pub fn token_cache_size(mut self, size: u64) -> Self {
-        self.token_cache_size = size;
+    pub fn token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.token_cache_bytes = bytes;
         self
     }
 
@@ -348,7 +348,7 @@ impl AuthBuilder {
                         .unwrap_or_else(|| vec![self.better_auth_url.clone()]),
                     leeway_secs: self.leeway.as_secs(),
                 };
-                Verifier::new(jwks, rules).with_token_cache(TokenCache::new(self.token_cache_size))
+                Verifier::new(jwks, rules).with_token_cache(TokenCache::new(self.token_cache_bytes))
             }
         };
         let rows = match (self.rows, self.user_cache) {

@@ -7,10 +7,12 @@
 //! nothing and are never throttled, so a user behind the same address as an attacker keeps
 //! working. IPv6 clients are counted per /64, the block one subscriber usually holds.
 //!
-//! The count is taken *before* the work ([`FailureLimiter::reserve`]) and given back when the
-//! credential turns out good ([`FailureLimiter::refund`]), so concurrent requests cannot slip
-//! past the limit while their checks are still running: at most `per_minute` credentials per
-//! address per minute are refused after costing warden anything.
+//! Once an address has failed this minute, the count is taken *before* the work
+//! ([`FailureLimiter::reserve`]) and given back when the credential turns out good
+//! ([`FailureLimiter::refund`]), so concurrent requests cannot slip past the limit while their
+//! checks are still running: at most `per_minute` credentials per address per minute are
+//! refused after costing warden anything (plus, once, the requests already in flight when the
+//! address first failed). An address that has not failed costs one lookup and no write.
 //!
 //! Memory is bounded: at most `MAX_CLIENTS` addresses are tracked; an attacker with more
 //! addresses than that can only push other attackers out.
@@ -64,14 +66,18 @@ impl FailureLimiter {
         }
     }
 
-    /// Takes one of `ip`'s attempts for this minute before costly work, or `Err(retry_after)`
-    /// when none is left.
-    pub fn reserve(&self, ip: IpAddr) -> Result<(), Duration> {
+    /// Before costly work: `Ok(true)` when one of `ip`'s attempts was taken (it has failed this
+    /// minute: give it back with [`refund`](Self::refund) if the credential is good),
+    /// `Ok(false)` when `ip` has not failed (record a failure with [`record`](Self::record)),
+    /// or `Err(retry_after)` when it has no attempt left.
+    pub fn reserve(&self, ip: IpAddr) -> Result<bool, Duration> {
         let Some(windows) = &self.windows else {
-            return Ok(());
+            return Ok(false);
         };
         let key = Self::key(ip);
-        let mut window = windows.get_with(key, Window::new);
+        let Some(mut window) = windows.get(&key) else {
+            return Ok(false);
+        };
         if window.started.elapsed() >= WINDOW {
             // Expired but not yet evicted: start a new window.
             window = Arc::new(Window::new_inner());
@@ -82,12 +88,25 @@ impl FailureLimiter {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.per_minute).then_some(n + 1)
             })
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|_| {
                 WINDOW
                     .saturating_sub(window.started.elapsed())
                     .max(Duration::from_secs(1))
             })
+    }
+
+    /// Counts a refused credential from an address that had no failures this minute.
+    pub fn record(&self, ip: IpAddr) {
+        let Some(windows) = &self.windows else { return };
+        let key = Self::key(ip);
+        let window = windows.get_with(key, Window::new);
+        if window.started.elapsed() >= WINDOW {
+            windows.insert(key, Arc::new(Window::new_inner()));
+        }
+        let _ = window
+            .failures
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_add(1));
     }
 
     /// Gives back an attempt whose credential was good.
@@ -124,11 +143,15 @@ mod tests {
         let a: IpAddr = "203.0.113.1".parse().unwrap();
         let b: IpAddr = "203.0.113.2".parse().unwrap();
         for _ in 0..10 {
-            assert!(limiter.reserve(a).is_ok());
+            assert_eq!(limiter.reserve(a), Ok(false), "no failure yet: nothing to take");
+        }
+        limiter.record(a);
+        for _ in 0..10 {
+            assert_eq!(limiter.reserve(a), Ok(true));
             limiter.refund(a); // good credentials cost nothing
         }
-        for _ in 0..3 {
-            assert!(limiter.reserve(a).is_ok());
+        for _ in 0..2 {
+            assert_eq!(limiter.reserve(a), Ok(true));
         }
         let wait = limiter.reserve(a).unwrap_err();
         assert!(wait > Duration::from_secs(55) && wait <= WINDOW, "{wait:?}");
@@ -138,7 +161,7 @@ mod tests {
     #[test]
     fn ipv6_is_counted_per_64_and_zero_turns_it_off() {
         let limiter = FailureLimiter::new(2);
-        assert!(limiter.reserve("2001:db8:1:2::1".parse().unwrap()).is_ok());
+        limiter.record("2001:db8:1:2::1".parse().unwrap());
         assert!(limiter.reserve("2001:db8:1:2::ffff".parse().unwrap()).is_ok());
         assert!(limiter.reserve("2001:db8:1:2:abcd::9".parse().unwrap()).is_err());
         assert!(limiter.reserve("2001:db8:1:3::1".parse().unwrap()).is_ok());

@@ -9,8 +9,8 @@ use super::tokens::{TokenCache, Verified};
 use super::verify::{self, ClaimRules, Claims, VerifyError};
 use crate::error::ApiError;
 
-/// Default number of verified tokens kept.
-pub const DEFAULT_TOKEN_CACHE: u64 = 100_000;
+/// Default memory for verified tokens (8 MiB: some 20,000 tokens).
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Verifies Better-Auth JWTs against the cached JWKS, each distinct token once.
 #[derive(Debug, Clone)]
@@ -24,12 +24,12 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier with a token cache of [`DEFAULT_TOKEN_CACHE`] entries.
+    /// A verifier with a token cache of [`DEFAULT_TOKEN_CACHE_BYTES`].
     pub fn new(jwks: Arc<JwksCache>, rules: ClaimRules) -> Self {
         Self {
             jwks,
             rules: Arc::new(rules),
-            tokens: TokenCache::new(DEFAULT_TOKEN_CACHE),
+            tokens: TokenCache::new(DEFAULT_TOKEN_CACHE_BYTES),
         }
     }
 
@@ -47,7 +47,7 @@ impl Verifier {
         }
         let key = TokenCache::key(token);
         let hit = self.tokens.get(&key)?;
-        if self.jwks.has_key(&hit.kid) {
+        if self.jwks.has_key(hit.key.kid()) {
             return Some(Arc::clone(&hit.claims));
         }
         self.tokens.remove(&key);
@@ -77,7 +77,7 @@ impl Verifier {
                     cache_key,
                     Verified {
                         claims: Arc::clone(&claims),
-                        kid: parsed.kid.clone(),
+                        key: Arc::clone(&key),
                         valid_until: Instant::now() + Duration::from_secs_f64(left.min(86_400.0)),
                     },
                 );

@@ -121,6 +121,14 @@ pub enum Audience {
 }
 
 impl Audience {
+    /// The heap bytes the audience holds.
+    pub(crate) fn heap_len(&self) -> usize {
+        match self {
+            Self::One(a) => a.len(),
+            Self::Many(all) => all.iter().map(|a| a.len() + 24).sum(),
+        }
+    }
+
     fn contains_any(&self, accepted: &[String]) -> bool {
         match self {
             Self::One(a) => accepted.iter().any(|x| x == a),

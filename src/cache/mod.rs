@@ -31,8 +31,8 @@ pub struct RowCacheSettings {
     pub enabled: bool,
     /// An upper bound on a cached row's age (`USER_CACHE_TTL_SECS`).
     pub ttl: Duration,
-    /// Users cached (and as many sessions) (`USER_CACHE_SIZE`).
-    pub capacity: u64,
+    /// The memory the cached rows may take, all kinds together (`USER_CACHE_MB`).
+    pub bytes: u64,
 }
 
 impl Default for RowCacheSettings {
@@ -40,23 +40,84 @@ impl Default for RowCacheSettings {
         Self {
             enabled: true,
             ttl: Duration::from_secs(60),
-            capacity: 100_000,
+            bytes: 16 * 1024 * 1024,
         }
     }
 }
 
-/// A cache of one kind of row by id.
+/// What one entry costs beyond what it points to (moka's node, links and hash slot).
+const ENTRY_OVERHEAD: usize = 200;
+
+/// What a cached value weighs in memory, roughly: its own size and the text it owns.
+trait Weight {
+    fn weight(&self) -> usize;
+}
+
+impl Weight for User {
+    fn weight(&self) -> usize {
+        size_of::<Self>()
+            + self.id.len()
+            + self.name.len()
+            + self.email.len()
+            + self.image.as_ref().map_or(0, String::len)
+            + self.role.as_ref().map_or(0, String::len)
+            + self.ban_reason.as_ref().map_or(0, String::len)
+    }
+}
+
+impl Weight for SessionRef {
+    fn weight(&self) -> usize {
+        size_of::<Self>()
+            + self.id.len()
+            + self.user_id.len()
+            + self.active_organization_id.as_ref().map_or(0, String::len)
+    }
+}
+
+impl Weight for Vec<Membership> {
+    fn weight(&self) -> usize {
+        size_of::<Self>()
+            + self
+                .iter()
+                .map(|m| size_of::<Membership>() + m.organization_id.len() + m.member_id.len() + m.role.len())
+                .sum::<usize>()
+    }
+}
+
+impl Weight for Vec<(String, RoleStatements)> {
+    fn weight(&self) -> usize {
+        size_of::<Self>()
+            + self
+                .iter()
+                .map(|(role, statements)| {
+                    64 + role.len()
+                        + statements
+                            .iter()
+                            .map(|(r, actions)| {
+                                64 + r.len() + actions.iter().map(|a| 24 + a.len()).sum::<usize>()
+                            })
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+}
+
+/// A cache of one kind of row by id, bounded by memory.
 #[derive(Debug)]
 struct Rows<V: Send + Sync + 'static> {
     cache: moka::sync::Cache<String, Arc<V>>,
 }
 
-impl<V: Send + Sync + 'static> Rows<V> {
-    fn new(settings: RowCacheSettings) -> Self {
+impl<V: Weight + Send + Sync + 'static> Rows<V> {
+    /// Room for about `bytes` of rows, none older than `ttl`.
+    fn new(bytes: u64, ttl: Duration) -> Self {
         Self {
             cache: moka::sync::Cache::builder()
-                .max_capacity(settings.capacity)
-                .time_to_live(settings.ttl)
+                .max_capacity(bytes)
+                .weigher(|key: &String, value: &Arc<V>| {
+                    u32::try_from(key.len() + value.weight() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
                 .build(),
         }
     }
@@ -100,11 +161,15 @@ impl RowCache {
     /// An empty cache, untrusted (so unused) until the listener reports in through
     /// [`set_trusted`](Self::set_trusted).
     pub fn new(settings: RowCacheSettings) -> Self {
+        // The memory budget, shared: users take half, sessions a quarter, memberships and
+        // organization roles an eighth each.
+        let on = settings.enabled;
+        let (bytes, ttl) = (settings.bytes, settings.ttl);
         Self {
-            users: settings.enabled.then(|| Rows::new(settings)),
-            sessions: settings.enabled.then(|| Rows::new(settings)),
-            memberships: settings.enabled.then(|| Rows::new(settings)),
-            org_roles: settings.enabled.then(|| Rows::new(settings)),
+            users: on.then(|| Rows::new(bytes / 2, ttl)),
+            sessions: on.then(|| Rows::new(bytes / 4, ttl)),
+            memberships: on.then(|| Rows::new(bytes / 8, ttl)),
+            org_roles: on.then(|| Rows::new(bytes / 8, ttl)),
             trusted: AtomicBool::new(false),
             epochs: (0..SHARDS).map(|_| Mutex::new(0)).collect(),
             hasher: std::hash::RandomState::new(),
@@ -118,7 +183,7 @@ impl RowCache {
         Self::new(RowCacheSettings {
             enabled: false,
             ttl: Duration::from_secs(1),
-            capacity: 0,
+            bytes: 0,
         })
     }
 
@@ -380,7 +445,7 @@ mod tests {
         RowCache::new(RowCacheSettings {
             enabled: true,
             ttl: Duration::from_secs(60),
-            capacity: 100,
+            bytes: 1024 * 1024,
         })
     }
 

@@ -4,6 +4,8 @@
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
+use super::users::User;
+
 /// A session as listed to its owner or an admin (no token).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
@@ -48,6 +50,42 @@ pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef
     )
     .fetch_optional(pool)
     .await
+}
+
+/// A session and its user, read in one round trip (the cold path of a JWT naming its session).
+pub async fn find_ref_with_user(pool: &PgPool, id: &str) -> Result<Option<(SessionRef, User)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT s.id AS session_id, s.user_id, s.expires_at AS session_expires_at, s.active_organization_id,
+                  u.name, u.email, u.email_verified, u.image, u.created_at, u.updated_at,
+                  u.role, u.banned, u.ban_reason, u.ban_expires
+           FROM session s JOIN "user" u ON u.id = s.user_id WHERE s.id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            SessionRef {
+                id: r.session_id,
+                user_id: r.user_id.clone(),
+                expires_at: r.session_expires_at,
+                active_organization_id: r.active_organization_id,
+            },
+            User {
+                id: r.user_id,
+                name: r.name,
+                email: r.email,
+                email_verified: r.email_verified,
+                image: r.image,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                role: r.role,
+                banned: r.banned,
+                ban_reason: r.ban_reason,
+                ban_expires: r.ban_expires,
+            },
+        )
+    }))
 }
 
 /// The session with this token (the raw token, not the signed form), expired or not.

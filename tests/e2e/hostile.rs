@@ -174,8 +174,10 @@ async fn hostile_junk_session_tokens_and_the_failure_limiter() {
         vec![200],
         "{statuses:?}"
     );
+    // 60 a minute, plus at most the 32 attackers' requests already in flight when the address
+    // first failed (an address that has not failed is not bookkept: see auth::throttle).
     assert!(
-        refused <= 60,
+        refused <= 60 + 32,
         "AUTH_FAILURES_PER_MINUTE (60) let {refused} through"
     );
     assert!(outcomes.contains_key(&(429, "too_many_requests".to_owned())));

@@ -22,7 +22,7 @@ async fn cached_world(db: PgPool) -> (World, Arc<RowCache>, World, tokio::task::
         enabled: true,
         // Far longer than any wait below: only a notification can explain a prompt change.
         ttl: Duration::from_secs(600),
-        capacity: 10_000,
+        bytes: 8 * 1024 * 1024,
     }));
     let task = listener::spawn(Arc::clone(&rows), (*db.connect_options()).clone());
     wait_until("the listener is up", || rows.trusted()).await;
