@@ -19,7 +19,6 @@ use warden::auth::jwks::{JwksCache, JwksSource};
 use warden::auth::keys::Alg;
 use warden::auth::policy::AuthPolicy;
 use warden::auth::verify::ClaimRules;
-use warden::config::SessionCheck;
 use warden::testing::TestKey;
 
 const ISSUER: &str = "http://fuzz.test";
@@ -89,15 +88,15 @@ async fn setup() -> (axum::Router, String, String) {
         audience: vec![ISSUER.into()],
         leeway_secs: 30,
     };
-    let policy = AuthPolicy {
-        admin_roles: vec!["admin".into()],
-        admin_user_ids: vec![],
-        assignable_roles: vec!["admin".into(), "user".into()],
-        session_check: SessionCheck::Auto,
-        better_auth_secret: None,
-        require_signed_session_tokens: false,
-    };
-    let app = warden::app(warden::AppState::new(db, Verifier::new(jwks, rules), policy));
+    let auth = warden::auth::Auth::builder(db)
+        .verifier(Verifier::new(jwks, rules))
+        .policy(AuthPolicy::default())
+        .user_cache(None)
+        .failures_per_minute(0)
+        .build()
+        .await
+        .unwrap();
+    let app = warden::app(warden::AppState::new(auth));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
