@@ -48,9 +48,13 @@ function userLink(ctx, id, text) {
   return h("a", { href: `#/admin/users/${encodeURIComponent(id)}` }, h("code", null, text ?? id));
 }
 
+/** Banned, and the ban has not ended (warden lets an expired ban through). */
+function banActive(user) {
+  return Boolean(user.banned) && (!user.banExpires || new Date(user.banExpires) > new Date());
+}
+
 function status(user) {
-  if (!user.banned) return badge("active", "ok");
-  return badge("banned", "danger");
+  return banActive(user) ? badge("banned", "danger") : badge("active", "ok");
 }
 
 // ---------------------------------------------------------------- users
@@ -186,7 +190,7 @@ function summary(target) {
         h("dd", null, when(target.createdAt)),
         h("dt", null, "Updated"),
         h("dd", null, when(target.updatedAt)),
-        target.banned ? [h("dt", null, "Ban reason"), h("dd", { id: "ban-reason" }, target.banReason ?? "No reason"), h("dt", null, "Ban ends"), h("dd", null, target.banExpires ? when(target.banExpires) : "never")] : null,
+        banActive(target) ? [h("dt", null, "Ban reason"), h("dd", { id: "ban-reason" }, target.banReason ?? "No reason"), h("dt", null, "Ban ends"), h("dd", null, target.banExpires ? when(target.banExpires) : "never")] : null,
       ),
     ),
   );
@@ -235,6 +239,7 @@ function banForm(ctx, target, path, self) {
     return h("section", { class: "card", "aria-labelledby": "ban-title" }, h("h2", { id: "ban-title" }, "Ban"), h("p", { class: "muted" }, "You cannot ban yourself."));
   }
   if (target.banned) {
+    // An ended ban still shows until lifted: lifting it clears the reason.
     const unban = h(
       "button",
       {
@@ -252,7 +257,9 @@ function banForm(ctx, target, path, self) {
       "section",
       { class: "card", "aria-labelledby": "ban-title" },
       h("h2", { id: "ban-title" }, "Ban"),
-      h("p", null, "Banned: ", h("strong", null, target.banReason ?? "No reason"), target.banExpires ? [" until ", when(target.banExpires)] : " (no end)"),
+      banActive(target)
+        ? h("p", null, "Banned: ", h("strong", null, target.banReason ?? "No reason"), target.banExpires ? [" until ", when(target.banExpires)] : " (no end)")
+        : h("p", null, "The ban (", h("strong", null, target.banReason ?? "No reason"), ") ended ", when(target.banExpires), "."),
       alert,
       h("div", { class: "actions" }, unban),
     );

@@ -19,10 +19,12 @@ const state = {
   user: null,
   /** permission → bool, from /users/me/has-permission. */
   can: {},
-  /** A message for the next page shown (after a change, a sign-out, a session that ended). */
+  /** A message for the next page shown: {text, error} (after a change, a sign-out, a session that ended). */
   flash: null,
   /** Set when the session ended with a ban: the page says so until the person moves on. */
   banned: null,
+  /** `user` was just set from a change's answer: the profile page need not read it again. */
+  userFresh: false,
 };
 
 // Pages for a signed-in person: path pattern, page, title, permission needed.
@@ -46,13 +48,21 @@ const NAV = [
 ];
 
 function parseHash() {
-  const raw = decodeURI(location.hash.slice(1)) || "/";
+  const raw = location.hash.slice(1) || "/";
   const cut = raw.indexOf("?");
   const path = cut === -1 ? raw : raw.slice(0, cut);
   const params = new URLSearchParams(cut === -1 ? "" : raw.slice(cut + 1));
   // Better-Auth sends people back with ?error=… on the page address itself.
   for (const [k, v] of new URLSearchParams(location.search)) if (!params.has(k)) params.set(k, v);
   return { path, params };
+}
+
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Goes to `path` with `query`; renders even when the address does not change. */
@@ -76,7 +86,7 @@ function endSession(err) {
   if (err?.code === "banned") {
     state.banned = describe(err);
   } else {
-    state.flash = `Your session has ended: ${describe(err)} Please sign in again.`;
+    state.flash = { text: `Your session has ended: ${describe(err)} Please sign in again.`, error: true };
   }
   go("/sign-in");
 }
@@ -125,14 +135,14 @@ function context(params, match) {
     user: state.user,
     can: state.can,
     params,
-    id: match?.[1] ? decodeURIComponent(match[1]) : undefined,
+    id: match?.[1] ? safeDecode(match[1]) : undefined,
     go,
     act,
     alertBox,
     heading,
     reload: render,
     flash(message) {
-      state.flash = message;
+      state.flash = { text: message, error: false };
     },
     async refreshAccess() {
       state.can = await permissions();
@@ -142,6 +152,24 @@ function context(params, match) {
       state.user = await api("/users/me");
       drawChrome();
       return state.user;
+    },
+    /**
+     * The profile a change just answered with: the next page shows it as is. (warden's row
+     * cache learns of its own writes through PostgreSQL a few milliseconds later, so an
+     * immediate GET /users/me could still answer the old row.)
+     */
+    setUser(user) {
+      state.user = user;
+      state.userFresh = true;
+      drawChrome();
+    },
+    /** The signed-in person's profile: the one just set, else read again from warden. */
+    async currentUser() {
+      if (state.userFresh) {
+        state.userFresh = false;
+        return state.user;
+      }
+      return this.refreshUser();
     },
   };
 }
@@ -183,7 +211,7 @@ async function signOut(event) {
     } finally {
       state.user = null;
       state.can = {};
-      state.flash = "You are signed out.";
+      state.flash = { text: "You are signed out.", error: false };
       go("/sign-in");
     }
   });
@@ -191,6 +219,7 @@ async function signOut(event) {
 
 async function loadUser() {
   state.user = await api("/users/me");
+  state.userFresh = true;
   state.can = await permissions();
 }
 
@@ -355,7 +384,9 @@ async function render() {
     ];
   }
   if (ticket !== renderTicket) return;
-  const flash = state.flash ? h("p", { class: "flash", role: "status" }, state.flash) : null;
+  const flash = state.flash
+    ? h("p", { class: state.flash.error ? "alert" : "flash", role: state.flash.error ? "alert" : "status" }, state.flash.text)
+    : null;
   state.flash = null;
   replace(main, flash, nodes);
   main.removeAttribute("aria-busy");
@@ -379,7 +410,7 @@ async function start() {
   } catch (err) {
     state.user = null;
     if (err?.code === "banned") state.banned = describe(err);
-    else if (!sessionEnded(err)) state.flash = describe(err);
+    else if (!sessionEnded(err)) state.flash = { text: describe(err), error: true };
   }
   render();
 }

@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { avatar, badge, describeAgent, field, h, safeImageUrl, when } from "./dom.js";
 
 export async function profile(ctx) {
-  const user = await ctx.refreshUser();
+  const user = await ctx.currentUser();
   const name = h("input", { type: "text", name: "name", value: user.name, required: true, maxlength: "100", autocomplete: "name" });
   const image = h("input", { type: "url", name: "image", value: user.image ?? "", maxlength: "2048", placeholder: "https://…", autocomplete: "photo" });
   const alert = ctx.alertBox();
@@ -18,7 +18,8 @@ export async function profile(ctx) {
         event.preventDefault();
         ctx.act(save, alert, async () => {
           const picture = image.value.trim();
-          await api("/users/me", { method: "PATCH", body: { name: name.value.trim(), image: picture === "" ? null : picture } });
+          const updated = await api("/users/me", { method: "PATCH", body: { name: name.value.trim(), image: picture === "" ? null : picture } });
+          ctx.setUser(updated);
           ctx.flash("Profile saved.");
           ctx.reload();
         });

@@ -308,6 +308,22 @@ try {
   });
 
   if (MODE === "proxy") {
+    await step("the JWT is fetched again before it expires (JWT_EXPIRATION=65s: a minute early)", async () => {
+      const fetched = [];
+      const watch = (r) => {
+        if (new URL(r.url()).pathname === "/api/auth/token") fetched.push(Date.now());
+      };
+      page.on("request", watch);
+      await page.reload();
+      await page.locator("#profile-email", { hasText: ada.email }).waitFor();
+      const loaded = Date.now();
+      await eventually("a token refresh", async () => fetched.some((t) => t > loaded), 12_000);
+      page.off("request", watch);
+      await nav(page, "Sessions");
+      await h1(page, "Sessions").waitFor();
+      await page.locator("#session-list > li.current").waitFor();
+    });
+
     await step("sign out, then sign in again through the form", async () => {
       await page.getByRole("button", { name: "Sign out" }).click();
       await h1(page, "Sign in").waitFor();

@@ -95,7 +95,8 @@ async fn console_with_better_auth_on_another_origin() {
     stack.stop().await;
 }
 
-/// One origin (`AUTH_PROXY=true`): the page talks to nothing but warden's origin.
+/// One origin (`AUTH_PROXY=true`): the page talks to nothing but warden's origin. JWTs live
+/// 65 s here, so the page's refresh (a minute before `exp`) happens during the test.
 #[tokio::test]
 async fn console_on_one_origin_through_the_auth_proxy() {
     let Some(chromium) = chromium() else { return };
@@ -103,6 +104,7 @@ async fn console_on_one_origin_through_the_auth_proxy() {
         host: "localhost",
         trust_warden: true,
         auth_proxy: true,
+        auth_env: vec![("JWT_EXPIRATION", "65s".into())],
         ..Options::default()
     })
     .await;
