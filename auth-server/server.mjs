@@ -23,6 +23,7 @@ import {
   memberAc as orgMemberAc,
   ownerAc as orgOwnerAc,
 } from "better-auth/plugins/organization/access";
+import { createAuthEndpoint } from "better-auth/api";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
 
@@ -121,6 +122,17 @@ for (const [id, prefix] of [
   if (clientId && clientSecret) socialProviders[id] = { clientId, clientSecret };
   else if (clientId || clientSecret) console.warn(`auth-server: ${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET must both be set; ${id} sign-in stays off`);
 }
+
+// Better-Auth has no endpoint that says which social providers are on; warden's console asks
+// this one (GET /api/auth/social-providers → {"providers": ["google"]}) to show its buttons.
+const socialProvidersPlugin = {
+  id: "warden-social-providers",
+  endpoints: {
+    socialProviders: createAuthEndpoint("/social-providers", { method: "GET" }, async (ctx) =>
+      ctx.json({ providers: Object.keys(socialProviders) }),
+    ),
+  },
+};
 
 // ---------------------------------------------------------------- client address
 
@@ -405,6 +417,7 @@ const options = {
       },
     }),
     bearer(),
+    socialProvidersPlugin,
     organization({
       teams: { enabled: true },
       dynamicAccessControl: { enabled: true },

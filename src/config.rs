@@ -126,6 +126,9 @@ pub struct Config {
     /// `AUTH_PROXY` (default false): forward `/api/auth/*` to `BETTER_AUTH_URL`, so a frontend
     /// can talk to one origin.
     pub auth_proxy: bool,
+    /// `CONSOLE` (default true): serve the console (sign-in, profile and admin pages) at
+    /// `/console`; false answers 404 there.
+    pub console: bool,
     /// `DATABASE_READ_URL` (default unset): a read replica for lag-tolerant reads (admin user
     /// listing, audit log). Authorisation always reads the primary.
     pub database_read_url: Option<Secret>,
@@ -222,6 +225,7 @@ impl Config {
             header_read_timeout: http.header_read_timeout,
             keep_alive_timeout: http.keep_alive_timeout,
             auth_proxy: http.auth_proxy,
+            console: http.console,
             trusted_proxies: http.trusted_proxies,
             auth_failures_per_minute: http.auth_failures_per_minute,
             token_cache_mb: caches.token_cache_mb,
@@ -558,6 +562,7 @@ struct HttpParts {
     header_read_timeout: Duration,
     keep_alive_timeout: Duration,
     auth_proxy: bool,
+    console: bool,
     trusted_proxies: Vec<IpNet>,
     auth_failures_per_minute: u32,
 }
@@ -610,6 +615,7 @@ impl HttpParts {
             header_read_timeout: env.secs("HEADER_READ_TIMEOUT_SECS", 60, 1..=3_600)?,
             keep_alive_timeout: env.secs("KEEP_ALIVE_TIMEOUT_SECS", 75, 1..=3_600)?,
             auth_proxy: env.flag("AUTH_PROXY", false)?,
+            console: env.flag("CONSOLE", true)?,
             trusted_proxies,
             auth_failures_per_minute: env.number("AUTH_FAILURES_PER_MINUTE", 60, 0..=1_000_000)?,
         })
@@ -769,7 +775,7 @@ impl Auth {
 
 impl AppState {
     /// The `warden` server's state: an [`Auth`] on the primary pool, the read replica, HTTP
-    /// settings, where `/metrics` goes, and the auth proxy's upstream.
+    /// settings, where `/metrics` goes, the auth proxy's upstream, and the console.
     pub async fn from_config(config: &Config, pools: db::Pools) -> Result<Self, StartupError> {
         let auth = Auth::from_config(config, pools.primary).await?;
         Ok(Shared {
@@ -778,6 +784,8 @@ impl AppState {
             http: Arc::new(config.http_settings()),
             metrics_on_main: config.metrics_addr.is_none(),
             auth_proxy: config.auth_proxy.then(|| config.better_auth_url.clone()),
+            better_auth_url: config.better_auth_url.clone(),
+            console: config.console,
         }
         .into())
     }
@@ -813,6 +821,7 @@ mod tests {
         assert!(c.admin_user_ids.is_empty());
         assert_eq!(c.session_check, SessionCheck::Auto);
         assert!(c.better_auth_secret.is_none());
+        assert!(c.console);
 
         let c = config(&[
             ("DATABASE_URL", "postgres://localhost/db"),
@@ -855,6 +864,7 @@ mod tests {
             ("MAX_CONCURRENT_REQUESTS", "many"),
             ("METRICS_ADDR", "9090"),
             ("AUTH_PROXY", "perhaps"),
+            ("CONSOLE", "sometimes"),
             ("DATABASE_READ_URL", "mysql://replica"),
             ("DATABASE_STATEMENT_CACHE", "-1"),
             ("TOKEN_CACHE_MB", "lots"),

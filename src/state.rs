@@ -1,6 +1,6 @@
 //! [`AppState`]: what the `warden` server's own routes share. The [`Auth`] handle (what the
 //! extractors need) plus what only the server has: the read replica, HTTP settings, where
-//! `/metrics` is served and where `/api/auth/*` is proxied.
+//! `/metrics` is served, where `/api/auth/*` is proxied, and the console.
 
 use std::sync::Arc;
 
@@ -28,6 +28,11 @@ pub struct Shared {
     pub metrics_on_main: bool,
     /// `Some(Better-Auth's base URL)` when `AUTH_PROXY=true`: where `/api/auth/*` goes.
     pub auth_proxy: Option<String>,
+    /// Better-Auth's public base URL (`BETTER_AUTH_URL`): where the console signs people in
+    /// when there is no proxy.
+    pub better_auth_url: String,
+    /// Whether `/console` is served (`CONSOLE`).
+    pub console: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -52,7 +57,8 @@ impl FromRef<AppState> for Auth {
 
 impl AppState {
     /// The server around `auth`: default HTTP settings, `/metrics` on the main port, no proxy,
-    /// reads from the primary. What tests start from.
+    /// reads from the primary, the console on for Better-Auth at its default URL. What tests
+    /// start from.
     pub fn new(auth: Auth) -> Self {
         Shared {
             read_db: auth.db().clone(),
@@ -60,6 +66,8 @@ impl AppState {
             http: Arc::new(HttpSettings::default()),
             metrics_on_main: true,
             auth_proxy: None,
+            better_auth_url: crate::auth::DEFAULT_BETTER_AUTH_URL.to_owned(),
+            console: true,
         }
         .into()
     }

@@ -7,6 +7,7 @@
 //! - [`forward`]: `/auth/verify`, forward auth for nginx, Traefik and Caddy.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`proxy`]: `/api/auth/*` forwarded to Better-Auth (`AUTH_PROXY=true`).
+//! - [`console`]: `/console`, the pages for people (`CONSOLE=true`).
 //! - [`docs`]: the OpenAPI document's frame and shared error responses; [`views`]: JSON shapes;
 //!   [`extract`]: body, query and path extractors with problem+json rejections.
 //!
@@ -14,6 +15,7 @@
 //! extractors), plus the server's own [`AppState`].
 
 pub mod admin;
+pub mod console;
 pub mod docs;
 pub mod extract;
 pub mod forward;
@@ -44,7 +46,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole server: the API, `/docs/` and `/openapi.json`, `/metrics` unless it has its own
-/// address, the auth proxy when on, and every layer of [`crate::http`].
+/// address, the auth proxy and the console when on, and every layer of [`crate::http`].
 pub fn app(state: AppState) -> Router {
     // The server's metrics recorder must exist before the first request is counted.
     crate::metrics::handle();
@@ -58,6 +60,9 @@ pub fn app(state: AppState) -> Router {
             .map_err(|err| tracing::error!(error = %err, "AUTH_PROXY: cannot build the HTTP client; /api/auth/* answers 502"))
             .ok();
         router = router.merge(proxy::router(client));
+    }
+    if state.console {
+        router = router.merge(console::router(&state));
     }
     let router = router.fallback(not_found);
     let settings = std::sync::Arc::clone(&state.http);

@@ -89,6 +89,12 @@ pub struct Options {
     pub warden_env: Vec<(&'static str, String)>,
     /// More environment for Better-Auth.
     pub auth_env: Vec<(&'static str, String)>,
+    /// The host name in both servers' public URLs (`BETTER_AUTH_URL`, `warden_url`); they
+    /// listen on 127.0.0.1 either way. A browser test uses `localhost`.
+    pub host: &'static str,
+    /// Better-Auth trusts warden's origin (its `TRUSTED_ORIGINS`): a page served by warden
+    /// signs in there, directly or through the auth proxy.
+    pub trust_warden: bool,
 }
 
 impl Default for Options {
@@ -99,6 +105,8 @@ impl Default for Options {
             auth_proxy: false,
             warden_env: Vec::new(),
             auth_env: Vec::new(),
+            host: "127.0.0.1",
+            trust_warden: false,
         }
     }
 }
@@ -119,7 +127,8 @@ fn port_of(url: &str) -> u16 {
 
 /// Better-Auth and warden on the given ports, against the database at `db_url`.
 fn spawn_servers(db_url: &str, options: &Options, auth_port: u16, warden_port: u16) -> (Child, Child) {
-    let auth_url = format!("http://127.0.0.1:{auth_port}");
+    let auth_url = format!("http://{}:{auth_port}", options.host);
+    let warden_url = format!("http://{}:{warden_port}", options.host);
     let mut auth = Command::new("node");
     auth.arg("server.mjs")
         .current_dir(repo().join("auth-server"))
@@ -134,6 +143,9 @@ fn spawn_servers(db_url: &str, options: &Options, auth_port: u16, warden_port: u
         .kill_on_drop(true);
     if let Some(secs) = options.rotation_secs {
         auth.env("JWKS_ROTATION_INTERVAL_SECS", secs.to_string());
+    }
+    if options.trust_warden {
+        auth.env("TRUSTED_ORIGINS", &warden_url);
     }
     for (k, v) in &options.auth_env {
         auth.env(k, v);
@@ -185,9 +197,9 @@ impl Stack {
         let pool = PgPool::connect(&db.url).await.unwrap();
 
         let auth_port = free_port();
-        let auth_url = format!("http://127.0.0.1:{auth_port}");
+        let auth_url = format!("http://{}:{auth_port}", options.host);
         let warden_port = free_port();
-        let warden_url = format!("http://127.0.0.1:{warden_port}");
+        let warden_url = format!("http://{}:{warden_port}", options.host);
         let (auth, warden) = spawn_servers(&db.url, &options, auth_port, warden_port);
 
         let stack = Self {

@@ -5,6 +5,7 @@
 mod admin;
 mod binary;
 mod common;
+mod console;
 mod faults;
 mod forward;
 mod freshness;

@@ -1,0 +1,113 @@
+//! The console (`/console`) in a real browser: `tests/browser/console.test.mjs` drives Debian's
+//! Chromium (playwright-core, `npm ci --prefix tests/browser`, which scripts/test does) through
+//! the pages against the real Better-Auth and warden started here, and checks the database.
+//!
+//! Both servers are named `localhost` (different ports: the same site, two origins), so
+//! Better-Auth's `SameSite=Lax` session cookie goes with the page's `fetch` to it.
+//!
+//! Needs `chromium` (apt-get install chromium). Without it the tests say so and pass, except
+//! under CI (`CI` set), where they fail. `CHROMIUM` names another browser binary.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tokio::process::Command;
+
+use crate::stack::{Options, Stack};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The browser to drive, or `None` (with a note) when it is not installed outside CI.
+fn chromium() -> Option<String> {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if Path::new(&path).exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{path} is missing (apt-get install chromium)"
+    );
+    eprintln!("SKIPPED: {path} is missing (apt-get install chromium)");
+    None
+}
+
+/// Where a run's screenshots go: under the target directory, one folder per deployment shape.
+fn screenshot_dir(mode: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("console-screenshots")
+        .join(mode)
+}
+
+/// Runs the browser script against `stack`; its output is printed, its exit status asserted.
+async fn browse(stack: &Stack, mode: &str, chromium: &str) {
+    assert!(
+        repo().join("tests/browser/node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run `npm ci --prefix tests/browser` (scripts/test does)"
+    );
+    let started = Instant::now();
+    let output = Command::new("node")
+        .arg("console.test.mjs")
+        .current_dir(repo().join("tests/browser"))
+        .env("WARDEN_URL", &stack.warden_url)
+        .env("AUTH_URL", &stack.auth_url)
+        .env("DATABASE_URL", &stack.db.url)
+        .env("MODE", mode)
+        .env("SCREENSHOT_DIR", screenshot_dir(mode))
+        .env("CHROMIUM", chromium)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node is installed");
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    eprintln!(
+        "browser test ({mode}) took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        output.status.success(),
+        "the browser test failed ({})",
+        output.status
+    );
+}
+
+/// Better-Auth on its own origin: the console (served by warden) signs in there, with
+/// Better-Auth trusting warden's origin. The whole walk-through: sign-up and sign-in, profile,
+/// sessions, accounts, organizations, every admin page, a ban seen by the banned person,
+/// sign-out, phone width, keyboard; social buttons shown because the auth server has Google.
+#[tokio::test]
+async fn console_with_better_auth_on_another_origin() {
+    let Some(chromium) = chromium() else { return };
+    let stack = Stack::start(Options {
+        host: "localhost",
+        trust_warden: true,
+        auth_env: vec![
+            // Never contacted: the sign-in page only shows the button.
+            ("GOOGLE_CLIENT_ID", "console-test.apps.example".into()),
+            ("GOOGLE_CLIENT_SECRET", "not-a-secret".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    browse(&stack, "two-origins", &chromium).await;
+    stack.stop().await;
+}
+
+/// One origin (`AUTH_PROXY=true`): the page talks to nothing but warden's origin. JWTs live
+/// 65 s here, so the page's refresh (a minute before `exp`) happens during the test.
+#[tokio::test]
+async fn console_on_one_origin_through_the_auth_proxy() {
+    let Some(chromium) = chromium() else { return };
+    let stack = Stack::start(Options {
+        host: "localhost",
+        trust_warden: true,
+        auth_proxy: true,
+        auth_env: vec![("JWT_EXPIRATION", "65s".into())],
+        ..Options::default()
+    })
+    .await;
+    browse(&stack, "proxy", &chromium).await;
+    stack.stop().await;
+}
