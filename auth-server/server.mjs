@@ -97,7 +97,7 @@ const JWKS_ROTATION_INTERVAL_SECS = positiveInt("JWKS_ROTATION_INTERVAL_SECS");
 const JWKS_GRACE_PERIOD_SECS = positiveInt("JWKS_GRACE_PERIOD_SECS");
 
 const trustedOrigins = [
-  ...new Set([...list(env("TRUSTED_ORIGINS", "http://localhost:5173")), baseOrigin]),
+  ...new Set([...list(env("TRUSTED_ORIGINS", "http://localhost:5173,http://localhost:8080")), baseOrigin]),
 ];
 
 const ADMIN_USER_IDS = list(env("ADMIN_USER_IDS", ""));

@@ -42,7 +42,8 @@ use std::future::Future;
 use tokio::net::TcpListener;
 
 pub use auth::{
-    Admin, Auth, AuthBuilder, AuthPolicy, AuthUser, Credential, MaybeAuthUser, RequireRole, RoleName,
+    Admin, Auth, AuthBuilder, AuthPolicy, AuthUser, Credential, MaybeAuthUser, OrgMember, OrgPermission,
+    Permission, RequireOrgPermission, RequirePermission, RequireRole, RoleName,
 };
 pub use error::ApiError;
 pub use routes::{app, metrics_app};

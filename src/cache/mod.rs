@@ -302,6 +302,14 @@ impl RowCache {
         });
     }
 
+    /// Sessions warden itself just deleted (their notifications are on the way; a request right
+    /// after the write must not find them here meanwhile).
+    pub fn invalidate_sessions(&self, ids: &[String]) {
+        for id in ids {
+            self.invalidate_session(id);
+        }
+    }
+
     /// Outdates every read in flight, then drops what `drop_entries` drops.
     fn invalidate_all(&self, drop_entries: impl FnOnce()) {
         for shard in 0..SHARDS {

@@ -120,20 +120,19 @@ pub async fn delete_for_user(conn: &mut PgConnection, user_id: &str, id: &str) -
     Ok(done.rows_affected() == 1)
 }
 
-/// Deletes all the user's sessions but `keep` (the caller's own); returns how many went.
+/// Deletes all the user's sessions but `keep` (the caller's own); returns the ids that went.
 pub async fn delete_all_for_user(
     conn: &mut PgConnection,
     user_id: &str,
     keep: Option<&str>,
-) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query!(
-        "DELETE FROM session WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2)",
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "DELETE FROM session WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2) RETURNING id",
         user_id,
         keep
     )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    .fetch_all(conn)
+    .await
 }
 
 /// Deletes a session by id; returns its owner when it existed.

@@ -302,6 +302,7 @@ async fn set_role(
     )
     .await?;
     tx.commit().await?;
+    state.auth.rows().invalidate_user(&id);
     Ok(profile(&updated))
 }
 
@@ -368,7 +369,8 @@ async fn ban_user(
     ensure_another_admin(&state, &mut tx, &target).await?;
     let banned = users::ban(&mut tx, &id, &reason, request.expires_in).await?;
     // Like Better-Auth: a ban signs the user out everywhere.
-    let revoked = sessions::delete_all_for_user(&mut tx, &id, None).await?;
+    let revoked_ids = sessions::delete_all_for_user(&mut tx, &id, None).await?;
+    let revoked = revoked_ids.len();
     let expires = banned
         .ban_expires
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
@@ -383,6 +385,8 @@ async fn ban_user(
     )
     .await?;
     tx.commit().await?;
+    state.auth.rows().invalidate_user(&id);
+    state.auth.rows().invalidate_sessions(&revoked_ids);
     Ok(profile(&banned))
 }
 
@@ -410,6 +414,7 @@ async fn unban_user(
     )
     .await?;
     tx.commit().await?;
+    state.auth.rows().invalidate_user(&id);
     Ok(profile(&user))
 }
 
@@ -451,7 +456,8 @@ async fn revoke_user_sessions(
     } else {
         None
     };
-    let revoked = sessions::delete_all_for_user(&mut tx, &id, keep).await?;
+    let revoked_ids = sessions::delete_all_for_user(&mut tx, &id, keep).await?;
+    let revoked = revoked_ids.len() as u64;
     audit::record(
         &mut tx,
         NewAuditEntry::on_user(
@@ -463,6 +469,7 @@ async fn revoke_user_sessions(
     )
     .await?;
     tx.commit().await?;
+    state.auth.rows().invalidate_sessions(&revoked_ids);
     Ok(Json(Revoked { revoked }))
 }
 
@@ -493,6 +500,7 @@ async fn revoke_session(
     )
     .await?;
     tx.commit().await?;
+    state.auth.rows().invalidate_session(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -524,6 +532,8 @@ async fn remove_user(
     )
     .await?;
     tx.commit().await?;
+    // Its sessions went by cascade; without the user row they are refused anyway.
+    state.auth.rows().invalidate_user(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -125,6 +125,8 @@ async fn update_me(
     let user = users::update_profile(&mut conn, &auth.user.id, &change)
         .await?
         .ok_or(ApiError::UserNotFound)?;
+    // The change notification follows in milliseconds; a read right after must not wait for it.
+    state.auth.rows().invalidate_user(&user.id);
     Ok(profile(&user))
 }
 
@@ -158,6 +160,7 @@ async fn revoke_my_session(
 ) -> Result<StatusCode, ApiError> {
     let mut conn = state.db().acquire().await?;
     if sessions::delete_for_user(&mut conn, &auth.user.id, &id).await? {
+        state.auth.rows().invalidate_session(&id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -174,8 +177,11 @@ async fn revoke_my_other_sessions(
     auth: AuthUser,
 ) -> Result<Json<Revoked>, ApiError> {
     let mut conn = state.db().acquire().await?;
-    let revoked = sessions::delete_all_for_user(&mut conn, &auth.user.id, auth.session_id.as_deref()).await?;
-    Ok(Json(Revoked { revoked }))
+    let ids = sessions::delete_all_for_user(&mut conn, &auth.user.id, auth.session_id.as_deref()).await?;
+    state.auth.rows().invalidate_sessions(&ids);
+    Ok(Json(Revoked {
+        revoked: ids.len() as u64,
+    }))
 }
 
 /// The providers linked to the caller's account; never tokens or the password hash.

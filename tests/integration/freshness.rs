@@ -265,3 +265,64 @@ async fn a_cached_token_dies_with_its_exp_and_its_key(db: PgPool) {
     let answer = app.bearer(&token).get("/users/me").await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
 }
+
+/// warden's own writes are seen by the very next request, even before (here: without) the
+/// change notification: the row cache is trusted but no listener runs, so nothing but the
+/// write itself can drop what is cached.
+#[sqlx::test]
+async fn warden_s_own_writes_are_seen_at_once(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    let rows = Arc::new(RowCache::new(RowCacheSettings {
+        enabled: true,
+        ttl: Duration::from_secs(600),
+        bytes: 8 * 1024 * 1024,
+    }));
+    rows.set_trusted(true);
+    let cached = Arc::clone(&rows);
+    let app = w
+        .variant(Setup::default().auth(move |a| a.row_cache(cached)))
+        .await;
+    let me = |token: &str| {
+        let (app, token) = (&app, token.to_owned());
+        async move { app.bearer(&token).get("/users/me").await }
+    };
+
+    // A profile change, then at once a read.
+    assert_eq!(me(&w.alice).await.body["name"], "Test User");
+    assert!(rows.user("alice").is_some());
+    let patched = app
+        .bearer(&w.alice)
+        .patch("/users/me", json!({ "name": "Alice Liddell" }))
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(me(&w.alice).await.body["name"], "Alice Liddell");
+
+    // A role change by an admin: the next permission check sees it.
+    assert_eq!(me(&w.bob).await.status, 200);
+    let role = app
+        .as_admin()
+        .put("/admin/users/bob/role", json!({ "role": "admin" }))
+        .await;
+    assert_eq!(role.status, 200, "{:?}", role.body);
+    assert_eq!(me(&w.bob).await.body["role"], "admin");
+
+    // Revoking one's other sessions: a token of a revoked session is refused at once.
+    let alice_2 = w.key.sign(&common::claims_with_sid("alice", "s-alice-2"));
+    assert_eq!(me(&alice_2).await.status, 200);
+    assert!(rows.session("s-alice-2").is_some());
+    let revoked = app.bearer(&w.alice).delete("/users/me/sessions").await;
+    assert_eq!(revoked.body["revoked"], 1, "{:?}", revoked.body);
+    assert_eq!(me(&alice_2).await.status, 401);
+    assert_eq!(me(&w.alice).await.status, 200);
+
+    // A ban: refused at once (the ban also revokes every session).
+    let ban = app.as_admin().post("/admin/users/alice/ban", None).await;
+    assert_eq!(ban.status, 200, "{:?}", ban.body);
+    let after = me(&w.alice).await;
+    assert!(
+        after.status == 401 || after.status == 403,
+        "{:?}",
+        (after.status, &after.body)
+    );
+    assert!(rows.session("s-alice-1").is_none());
+}
