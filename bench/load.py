@@ -94,6 +94,7 @@ def serve_jwks(work=WORK):
         def log_message(self, *args):
             pass
 
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
     server = socketserver.ThreadingTCPServer(("127.0.0.1", JWKS_PORT), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

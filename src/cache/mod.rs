@@ -45,8 +45,10 @@ impl Default for RowCacheSettings {
     }
 }
 
-/// What one entry costs beyond what it points to (moka's node, links and hash slot).
-const ENTRY_OVERHEAD: usize = 200;
+/// What one entry costs beyond what it points to: moka's node, its access-order and timer
+/// links, its hash-table slot, and the allocator's rounding. Measured by filling a cache like
+/// these with 16,000 entries and reading the process's RSS: about 400 bytes an entry.
+const ENTRY_OVERHEAD: usize = 400;
 
 /// What a cached value weighs in memory, roughly: its own size and the text it owns.
 trait Weight {
