@@ -46,6 +46,7 @@ import threading
 import time
 import urllib.parse
 
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (ROOT, auth_server_ready, build_warden, PgCpu, cpu_ticks,  # noqa: E402
                     create_db, drop_db, env_int, env_list, http_json, knobs, loadavg, log, machine,
