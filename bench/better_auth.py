@@ -30,8 +30,10 @@ Knobs (environment): USERS=100000 TOKENS=1000 DURATION=10 WARMUP=2 CONNECTIONS=6
 TRIALS=1 (each measurement repeated; the median by requests/s is reported)
 CONFIGS=warden,defaults,cookie-cache,no-jwt,cookie-cache-no-jwt COOKIE_CACHE_SECS=300
 WRK_TIMEOUT=10 BENCH_DATABASE=warden_bench_better_auth KEEP_DB=0 PORT_BASE=18180
-OUT=bench/RESULTS-better-auth.md. Needs wrk, PostgreSQL (ADMIN_DATABASE_URL, trust), node with
-auth-server/node_modules (npm ci --prefix auth-server), cargo.
+OUT=bench/RESULTS-better-auth.md (and the numbers as JSON next to it, OUT_JSON, for plots)
+WARDEN_BIN (a warden binary built already; default: cargo build --release).
+Needs wrk, PostgreSQL (ADMIN_DATABASE_URL, trust), node with auth-server/node_modules
+(npm ci --prefix auth-server), cargo.
 """
 import base64
 import concurrent.futures
@@ -69,6 +71,8 @@ BA_PORT, WARDEN_PORT, JWKS_PORT, METRICS_PORT = PORT_BASE, PORT_BASE + 1, PORT_B
 BA_URL = f"http://127.0.0.1:{BA_PORT}"
 WARDEN_URL = f"http://127.0.0.1:{WARDEN_PORT}"
 OUT = os.environ.get("OUT", os.path.join(ROOT, "bench", "RESULTS-better-auth.md"))
+# The same numbers for plots: [{config, connections, rps, p50_us, p99_us, ...}, ...]
+OUT_JSON = os.environ.get("OUT_JSON", os.path.splitext(OUT)[0] + ".json")
 WORK = "/tmp/warden-bench-better-auth"
 SECRET = base64.b64encode(os.urandom(32)).decode()
 COOKIE = "better-auth.session_token"
@@ -322,7 +326,14 @@ def main():
     print(text)
     with open(OUT, "w") as f:
         f.write(text)
-    log(f"wrote {os.path.relpath(OUT, ROOT)}")
+    rows = [{"config": config, "connections": c, "rps": r["rps"], "p50_us": r["p50"], "p99_us": r["p99"],
+             "p999_us": r["p999"], "cpu_us_per_request": r["cpu_us"],
+             "pg_cpu_us_per_request": None if r["pg_us"] != r["pg_us"] else r["pg_us"],
+             "errors": r["errors"], "timeouts": r["timeouts"], "requests": r["requests"], "peak_rss_mb": r["rss_mb"],
+             "duration_s": DURATION} for (config, c), r in results.items()]
+    with open(OUT_JSON, "w") as f:
+        json.dump({"measured": started, "machine": machine(), "rows": rows}, f, indent=1)
+    log(f"wrote {os.path.relpath(OUT, ROOT)} and {os.path.relpath(OUT_JSON, ROOT)}")
 
 
 def report(results, started, load_at_start):

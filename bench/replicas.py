@@ -29,7 +29,8 @@
 
 Knobs (environment): REPLICAS=3 TRIALS=300 WARMUP_TRIALS=9 POLL_TIMEOUT=5 LISTENERS=0,3,30 FANOUT_CLIENTS=1,8
 FANOUT_DURATION=10 FANOUT_USERS=10000 CONN_LOAD_SECS=5 BENCH_DATABASE=warden_bench_replicas
-KEEP_DB=0 PORT_BASE=18200 OUT=bench/RESULTS-replicas.md. Needs PostgreSQL (ADMIN_DATABASE_URL,
+KEEP_DB=0 PORT_BASE=18200 OUT=bench/RESULTS-replicas.md WARDEN_BIN (a warden binary built already;
+default: cargo build --release). Needs PostgreSQL (ADMIN_DATABASE_URL,
 trust auth), pgbench (postgresql's client tools), wrk, node with auth-server/node_modules, cargo.
 Traffic goes to 127.0.0.1 only; every process it starts is stopped on exit.
 """
