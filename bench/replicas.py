@@ -619,6 +619,19 @@ def report(parts, started, load_at_start):
             lines.append(f"| {r['label']} | {r['clients']} | {r['tps']:,.0f} | {r['p50']:.2f} ms | {r['p99']:.2f} ms | "
                          f"{r['pg_us']:.0f} µs | {client} | {delivered} |")
         lines.append("")
+        most = max(FANOUT_CLIENTS)
+        off = next((r for r in fan if r["label"] == "trigger disabled" and r["clients"] == most), None)
+        on = next((r for r in fan if r["listeners"] == 0 and r["label"] != "trigger disabled" and r["clients"] == most), None)
+        if most > 1 and off and on:
+            lines += [
+                f"With {most} writers, the trigger alone (0 listeners) takes the commit rate from {off['tps']:,.0f}/s to "
+                f"{on['tps']:,.0f}/s: PostgreSQL serializes the commits of transactions that `NOTIFY` (a database-wide "
+                "lock taken before commit and held through the WAL flush, so that notifications queue in commit order), "
+                "so concurrent updates and deletes of `user` and `session` rows commit one WAL flush at a time, whoever "
+                "makes them (Better-Auth included). Each listener then adds the backend work of waking it and sending it "
+                "the notification.",
+                "",
+            ]
     conns = (rev or {}).get("connections")
     if conns:
         names = sorted(set().union(*[set(v) for v in conns.values()]))
