@@ -546,9 +546,10 @@ def report(parts, started, load_at_start):
     lines = [
         "## Replicas",
         "",
-        f"Command: `{cmd}`. Measured {started} on {machine()}; load average {load_at_start} at the start. "
-        f"{REPLICAS} warden processes (release build, defaults: user cache on, pool of 10) on 127.0.0.1, the real "
-        "auth-server (Better-Auth, rate limiter off) and PostgreSQL share the machine.",
+        f"Command: `{cmd}`. Measured {started} on {machine()}; load average {load_at_start} at the start. " +
+        (f"{REPLICAS} warden processes (release build, defaults: user cache on, pool of 10) on 127.0.0.1, the real "
+         "auth-server (Better-Auth, rate limiter off) and PostgreSQL share the machine." if "revocation" in parts
+         else "pgbench, the listeners and PostgreSQL share the machine."),
         "",
     ]
     rev = parts.get("revocation")
