@@ -102,6 +102,18 @@ const trustedOrigins = [
 
 const ADMIN_USER_IDS = list(env("ADMIN_USER_IDS", ""));
 
+// The jwt plugin: GET /api/auth/token, the JWKS warden verifies against, and a fresh JWT in the
+// set-auth-jwt header of every get-session. On unless JWT_PLUGIN=0 (then warden cannot verify
+// anything this server issues: for setups that only use sessions, and for benchmarks).
+const JWT_PLUGIN = env("JWT_PLUGIN", "1");
+if (JWT_PLUGIN !== "0" && JWT_PLUGIN !== "1") fail(`JWT_PLUGIN must be 0 or 1, got "${JWT_PLUGIN}"`);
+
+// Better-Auth's session cookie cache (session.cookieCache, "compact" strategy): get-session
+// answers from a signed better-auth.session_data cookie for up to this many seconds instead of
+// reading the database, so a ban or a sign-out is not seen there until the cookie expires.
+// Unset: off (Better-Auth's default).
+const SESSION_COOKIE_CACHE_SECS = positiveInt("SESSION_COOKIE_CACHE_SECS");
+
 // Better-Auth's rate limiter (sign-in and sign-up: 3 requests per 10 s per client address and
 // path; anything else: 100 per 10 s). On by default when NODE_ENV=production (the Docker image),
 // as in Better-Auth itself; RATE_LIMIT=0 turns it off, RATE_LIMIT=1 turns it on anywhere.
@@ -337,6 +349,23 @@ const jwks = { keyPairConfig };
 if (JWKS_ROTATION_INTERVAL_SECS) jwks.rotationInterval = JWKS_ROTATION_INTERVAL_SECS;
 if (JWKS_GRACE_PERIOD_SECS) jwks.gracePeriod = JWKS_GRACE_PERIOD_SECS;
 
+// The jwt plugin's settings (used unless JWT_PLUGIN=0).
+const jwtPlugin = jwt({
+  jwks,
+  jwt: {
+    expirationTime: JWT_EXPIRATION,
+    // The default payload (the whole user) plus the session id, so warden can check that
+    // the session still exists. iss and aud stay at their default, the base URL.
+    definePayload: ({ user, session }) => ({ ...user, sid: session.id }),
+  },
+  schema: {
+    jwks: {
+      modelName: "jwks",
+      fields: { publicKey: "public_key", privateKey: "private_key", createdAt: "created_at", expiresAt: "expires_at" },
+    },
+  },
+});
+
 /** @type {import("better-auth").BetterAuthOptions} */
 const options = {
   appName: "warden",
@@ -362,6 +391,7 @@ const options = {
   },
   session: {
     modelName: "session",
+    ...(SESSION_COOKIE_CACHE_SECS ? { cookieCache: { enabled: true, maxAge: SESSION_COOKIE_CACHE_SECS } } : {}),
     fields: {
       expiresAt: "expires_at",
       createdAt: "created_at",
@@ -392,21 +422,7 @@ const options = {
   },
 
   plugins: [
-    jwt({
-      jwks,
-      jwt: {
-        expirationTime: JWT_EXPIRATION,
-        // The default payload (the whole user) plus the session id, so warden can check that
-        // the session still exists. iss and aud stay at their default, the base URL.
-        definePayload: ({ user, session }) => ({ ...user, sid: session.id }),
-      },
-      schema: {
-        jwks: {
-          modelName: "jwks",
-          fields: { publicKey: "public_key", privateKey: "private_key", createdAt: "created_at", expiresAt: "expires_at" },
-        },
-      },
-    }),
+    ...(JWT_PLUGIN === "1" ? [jwtPlugin] : []),
     admin({
       ...(ADMIN_USER_IDS.length ? { adminUserIds: ADMIN_USER_IDS } : {}),
       ac: ADMIN_AC,
@@ -610,7 +626,7 @@ process.on("SIGINT", () => shutdown("SIGINT"));
 try {
   if (proxyHosts.length) await resolveProxyHosts();
   await checkSchema();
-  await warnOnKeyAlgMismatch();
+  if (JWT_PLUGIN === "1") await warnOnKeyAlgMismatch();
 } catch (err) {
   await pool.end().catch(() => {});
   fail(`cannot check the database schema: ${err?.message ?? err}`);
@@ -621,7 +637,9 @@ server.listen(PORT, HOST, () => {
   const rotation = JWKS_ROTATION_INTERVAL_SECS ? `, key rotation every ${JWKS_ROTATION_INTERVAL_SECS}s` : "";
   const proxies = TRUSTED_PROXIES.length ? `X-Forwarded-For from ${TRUSTED_PROXIES.join(", ")}` : "no proxy trusted";
   const limiter = RATE_LIMIT === "1" ? `rate limit on, per client address (${proxies})` : "rate limit OFF";
+  const jwtInfo = JWT_PLUGIN === "1" ? `JWT alg ${JWT_ALG}, expiry ${JWT_EXPIRATION}${rotation}` : "jwt plugin OFF";
+  const cookieCache = SESSION_COOKIE_CACHE_SECS ? `; session cookie cache ${SESSION_COOKIE_CACHE_SECS}s` : "";
   console.log(
-    `auth-server: listening on http://${HOST}:${PORT} (base URL ${BASE_URL}, JWT alg ${JWT_ALG}, expiry ${JWT_EXPIRATION}${rotation}; ${limiter})`,
+    `auth-server: listening on http://${HOST}:${PORT} (base URL ${BASE_URL}, ${jwtInfo}${cookieCache}; ${limiter})`,
   );
 });
