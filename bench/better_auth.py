@@ -18,6 +18,8 @@ TOKENS sessions from its `/api/auth/token`, then measures, one server at a time:
   `session.cookieCache`). It only helps clients that send cookies, so each request sends what a
   browser would: `better-auth.session_token` and the `better-auth.session_data` cookie that a
   first `get-session` set (fetched before each run, checked to be a cache hit);
+- `floor`: examples/floor.rs, warden's own HTTP stack answering the same user JSON from memory
+  with no authentication at all: warden ÷ floor is the share its security work costs;
 - `no-jwt`: `JWT_PLUGIN=0`, bearer as in `defaults`;
 - `cookie-cache-no-jwt`: both (the fastest Better-Auth can be configured here).
 
@@ -26,9 +28,12 @@ requests/s, p50/p99/p99.9, the server's CPU per request (user+system time of its
 /proc), PostgreSQL's CPU per request (its backends'), errors, peak RSS. Better-Auth's rate limiter
 is off (RATE_LIMIT=0; it is off anyway without NODE_ENV=production).
 
-Knobs (environment): USERS=100000 TOKENS=1000 DURATION=10 WARMUP=2 CONNECTIONS=64,1000
+It also draws docs/bench/throughput.svg and docs/bench/p99.svg (requests/s and p99 against
+connections: warden, the floor, Better-Auth's defaults and its fastest configuration).
+
+Knobs (environment): USERS=100000 TOKENS=1000 DURATION=10 WARMUP=2 CONNECTIONS=1,16,64,256,1000
 TRIALS=1 (each measurement repeated; the median by requests/s is reported)
-CONFIGS=warden,defaults,cookie-cache,no-jwt,cookie-cache-no-jwt COOKIE_CACHE_SECS=300
+CONFIGS=warden,floor,defaults,cookie-cache,no-jwt,cookie-cache-no-jwt COOKIE_CACHE_SECS=300
 WRK_TIMEOUT=10 BENCH_DATABASE=warden_bench_better_auth KEEP_DB=0 PORT_BASE=18180
 OUT=bench/RESULTS-better-auth.md (and the numbers as JSON next to it, OUT_JSON, for plots)
 WARDEN_BIN (a warden binary built already; default: cargo build --release).
@@ -60,14 +65,18 @@ TOKENS = env_int("TOKENS", 1000)
 DURATION = env_int("DURATION", 10)
 WARMUP = env_int("WARMUP", 2)
 TRIALS = env_int("TRIALS", 1)
-CONNECTIONS = [int(c) for c in env_list("CONNECTIONS", "64,1000")]
-ALL_CONFIGS = ["warden", "defaults", "cookie-cache", "no-jwt", "cookie-cache-no-jwt"]
+CONNECTIONS = [int(c) for c in env_list("CONNECTIONS", "1,16,64,256,1000")]
+ALL_CONFIGS = ["warden", "floor", "defaults", "cookie-cache", "no-jwt", "cookie-cache-no-jwt"]
 CONFIGS = env_list("CONFIGS", ",".join(ALL_CONFIGS))
 COOKIE_CACHE_SECS = env_int("COOKIE_CACHE_SECS", 300)
 WRK_TIMEOUT = env_int("WRK_TIMEOUT", 10)
 DB = os.environ.get("BENCH_DATABASE", "warden_bench_better_auth")
 PORT_BASE = env_int("PORT_BASE", 18180)
 BA_PORT, WARDEN_PORT, JWKS_PORT, METRICS_PORT = PORT_BASE, PORT_BASE + 1, PORT_BASE + 2, PORT_BASE + 3
+FLOOR_PORT = PORT_BASE + 4
+FLOOR_URL = f"http://127.0.0.1:{FLOOR_PORT}"
+# The plots BENCHMARKS.md shows (requests/s and p99 against connections), drawn from this run.
+PLOTS = os.environ.get("PLOTS", os.path.join(ROOT, "docs", "bench"))
 BA_URL = f"http://127.0.0.1:{BA_PORT}"
 WARDEN_URL = f"http://127.0.0.1:{WARDEN_PORT}"
 OUT = os.environ.get("OUT", os.path.join(ROOT, "bench", "RESULTS-better-auth.md"))
@@ -86,6 +95,7 @@ BA_CONFIGS = {
 }
 DESCRIBE = {
     "warden": "warden `GET /users/me`, defaults (token + user caches, session checked), bearer JWT",
+    "floor": "the floor: warden's HTTP stack answering the same user JSON from memory, no authentication (examples/floor.rs)",
     "defaults": "Better-Auth `get-session`, server.mjs defaults (jwt + admin + bearer + organization), bearer session token",
     "cookie-cache": f"… + `session.cookieCache` ({COOKIE_CACHE_SECS} s), browser cookies incl. the cache cookie",
     "no-jwt": "… defaults without the jwt plugin (`JWT_PLUGIN=0`), bearer session token",
@@ -208,9 +218,33 @@ def fetch_cache_cookies(ids):
         return list(pool.map(one, ids))
 
 
+def start_floor():
+    """examples/floor.rs (built with warden's features: the same allocator) on FLOOR_PORT."""
+    proc = spawn([os.path.join(WORK, "floor"), "serve"], dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}",
+                                                             RUST_LOG="error"), os.path.join(WORK, "floor.log"))
+    wait_http(f"{FLOOR_URL}/users/me", proc)
+    return proc
+
+
+def build_floor():
+    if os.environ.get("WARDEN_BIN"):
+        source = os.path.join(os.path.dirname(os.environ["WARDEN_BIN"]), "examples", "floor")
+    else:
+        log("cargo build --release --example floor")
+        sh("cargo", "build", "--quiet", "--release", "--example", "floor", cwd=ROOT,
+           env=dict(os.environ, SQLX_OFFLINE="true"))
+        source = os.path.join(os.path.dirname(WARDEN), "examples", "floor")
+    shutil.copy2(source, os.path.join(WORK, "floor"))
+
+
 def check_answers(config, ids, header, values):
     """A sample of the requests wrk will send: each answers 200 for the right user; with the cookie
     cache, from the cache (no new session_data cookie set)."""
+    if config == "floor":
+        status, _, body = http_json("GET", f"{FLOOR_URL}/users/me", headers={header: values[0]})
+        if status != 200 or not isinstance(body, dict) or "email" not in body:
+            raise SystemExit(f"floor: /users/me answered {status} {str(body)[:300]}")
+        return
     step = max(1, len(ids) // 20)
     for i, value in list(zip(ids, values))[::step]:
         path = "/users/me" if config == "warden" else "/api/auth/get-session"
@@ -264,11 +298,13 @@ def main():
     need_wrk()
     auth_server_ready()
     raise_nofile()
-    require_free(BA_PORT, WARDEN_PORT, JWKS_PORT, METRICS_PORT)
+    require_free(BA_PORT, WARDEN_PORT, JWKS_PORT, METRICS_PORT, FLOOR_PORT)
     os.makedirs(WORK, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M")
     load_at_start = loadavg()
     build_warden(WORK)
+    if "floor" in CONFIGS:
+        build_floor()
     url = seed()
     pg_cpu = PgCpu(url, DB)
     ids = sample_ids()
@@ -291,6 +327,10 @@ def main():
             if config == "warden":
                 proc = start_warden(url)
                 base, path, header, values_file = WARDEN_URL, "/users/me", "authorization", bearer_jwts
+                values = [f"Bearer {t}" for t in jwts]
+            elif config == "floor":
+                proc = start_floor()
+                base, path, header, values_file = FLOOR_URL, "/users/me", "authorization", bearer_jwts
                 values = [f"Bearer {t}" for t in jwts]
             else:
                 proc = start_better_auth(url, BA_CONFIGS[config], config)
@@ -334,6 +374,30 @@ def main():
     with open(OUT_JSON, "w") as f:
         json.dump({"measured": started, "machine": machine(), "rows": rows}, f, indent=1)
     log(f"wrote {os.path.relpath(OUT, ROOT)} and {os.path.relpath(OUT_JSON, ROOT)}")
+    if len(CONNECTIONS) > 1:
+        for path in plot(results):
+            log(f"wrote {os.path.relpath(path, ROOT)}")
+
+
+def plot(results):
+    """Requests/s and p99 against connections: warden, the floor, and Better-Auth's defaults and
+    its fastest configuration here (the one with the most requests/s at 64 connections)."""
+    from plot import line_chart
+    names = {"warden": "warden /users/me", "floor": "floor (no auth)", "defaults": "Better-Auth defaults"}
+    ba = [c for c in CONFIGS if c in BA_CONFIGS and c != "defaults"]
+    if ba:
+        fastest = max(ba, key=lambda c: max((r["rps"] for (k, _), r in results.items() if k == c), default=0))
+        names[fastest] = f"Better-Auth {fastest}"
+    series = lambda key: {label: [(c, results[(config, c)][key]) for c in CONNECTIONS if (config, c) in results]  # noqa: E731
+                          for config, label in names.items() if config in CONFIGS}
+    os.makedirs(PLOTS, exist_ok=True)
+    rps_path, p99_path = os.path.join(PLOTS, "throughput.svg"), os.path.join(PLOTS, "p99.svg")
+    line_chart(rps_path, "GET /users/me vs Better-Auth get-session: throughput", "connections", "requests/s",
+               series("rps"), log_x=True, log_y=True)
+    p99 = {label: [(c, us / 1000) for c, us in points] for label, points in series("p99").items()}
+    line_chart(p99_path, "GET /users/me vs Better-Auth get-session: p99 latency", "connections", "p99 (ms)",
+               p99, log_x=True, log_y=True)
+    return rps_path, p99_path
 
 
 def report(results, started, load_at_start):
@@ -366,7 +430,16 @@ def report(results, started, load_at_start):
                              f"{r['p99'] / 1000:.2f} ms | {r['p999'] / 1000:.2f} ms | {r['cpu_us']:,.0f} µs | "
                              f"{r['pg_us']:,.0f} µs | {r['errors']} ({r['timeouts']}) | {r['rss_mb']:.0f} MB |")
     lines.append("")
-    ba = [c for c in CONFIGS if c != "warden"]
+    if "warden" in CONFIGS and "floor" in CONFIGS:
+        lines += ["| connections | warden requests/s | floor requests/s | warden ÷ floor (target ≥ 0.8) | "
+                  "warden p99 | floor p99 |", "|---:|---:|---:|---:|---:|---:|"]
+        for c in CONNECTIONS:
+            w, f = results.get(("warden", c)), results.get(("floor", c))
+            if w and f:
+                lines.append(f"| {c:,} | {w['rps']:,.0f} | {f['rps']:,.0f} | {w['rps'] / f['rps']:.2f} | "
+                             f"{w['p99'] / 1000:.2f} ms | {f['p99'] / 1000:.2f} ms |")
+        lines.append("")
+    ba = [c for c in CONFIGS if c in BA_CONFIGS]
     if "warden" in CONFIGS and ba:
         lines += ["| connections | warden requests/s | fastest Better-Auth configuration | its requests/s | "
                   "warden ÷ it | its p99 ÷ warden's p99 | target (≥ 10×, ≤ 1/5 of its p99) |",

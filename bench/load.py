@@ -4,6 +4,8 @@
     python3 bench/load.py                 # writes BENCHMARKS.md
     DURATION=5 python3 bench/load.py      # shorter runs
     python3 bench/load.py hold            # 1,000 connections for 30 s; RSS before/during/after
+    python3 bench/load.py idle            # 10,000 idle keep-alive connections; RSS
+    python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
 for 1,000 of them with a key it serves itself on 127.0.0.1, starts warden (release build) and
@@ -377,9 +379,67 @@ def cold(alg="EdDSA", connections=64):
     return result
 
 
+def idle(count=10_000):
+    """`count` keep-alive connections that each make one request and then stay open, idle (as
+    browsers and proxies keep them): warden's RSS before, with them all open, and after they
+    close; and a new client's request meanwhile. MAX_CONNECTIONS is raised above `count` so the
+    cap does not close any."""
+    import asyncio
+    jwks = prepare()
+    tokens = open(os.path.join(WORK, "tokens.txt")).read().split()
+    os.environ["MAX_CONNECTIONS"] = str(count + 1000)
+    proc = start_warden(True, True)
+    del os.environ["MAX_CONNECTIONS"]
+
+    async def one(i, conns):
+        reader, writer = await asyncio.open_connection("127.0.0.1", WARDEN_PORT)
+        writer.write(f"GET /users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {tokens[i % len(tokens)]}\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+        await reader.readexactly(length)
+        conns.append(writer)
+        return head.split(b" ", 2)[1]
+
+    async def run():
+        conns, statuses = [], {}
+        for start in range(0, count, 500):
+            for code in await asyncio.gather(*(one(i, conns) for i in range(start, min(count, start + 500)))):
+                statuses[code] = statuses.get(code, 0) + 1
+        await asyncio.sleep(3)
+        during = status(proc.pid, "VmRSS")
+        t = time.perf_counter()
+        req = urllib.request.Request(f"http://127.0.0.1:{WARDEN_PORT}/users/me", headers={"Authorization": f"Bearer {tokens[0]}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            fresh = (r.status, (time.perf_counter() - t) * 1000)
+        for w in conns:
+            w.close()
+        return statuses, during, fresh
+
+    try:
+        before = status(proc.pid, "VmRSS")
+        statuses, during, fresh = asyncio.run(run())
+        time.sleep(3)
+        after, peak = status(proc.pid, "VmRSS"), status(proc.pid, "VmHWM")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        jwks.shutdown()
+    text = (f"## {count:,} idle keep-alive connections\n\n"
+            f"Command: `python3 bench/load.py idle` (both caches on, MAX_CONNECTIONS={count + 1000}). Each connection made "
+            f"one request ({', '.join(f'{n:,} × {s.decode()}' for s, n in statuses.items())}) and stayed open, idle. warden RSS: "
+            f"{before / 1024:.1f} MB before, {during / 1024:.1f} MB with all {count:,} open "
+            f"({(during - before) * 1024 / count:,.0f} bytes a connection), {after / 1024:.1f} MB after they closed; "
+            f"peak {peak / 1024:.1f} MB. A new client meanwhile: {fresh[0]} in {fresh[1]:.1f} ms.\n")
+    print(text)
+    return text
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["hold"]:
         hold()
+    elif sys.argv[1:] == ["idle"]:
+        idle()
     elif sys.argv[1:2] == ["cold"]:
         cold(*(sys.argv[2:3] or ["EdDSA"]))
     else:

@@ -16,6 +16,11 @@ use axum::routing::get;
 /// A user as `/users/me` renders it (the same fields, about the same size).
 const USER: &str = r#"{"id":"u1","email":"user1@bench.test","emailVerified":true,"name":"User 1","image":null,"role":"user","roles":["user"],"banned":false,"banReason":null,"banExpires":null,"createdAt":"2026-12-01T12:00:00.000000Z","updatedAt":"2026-12-01T12:00:00.000000Z"}"#;
 
+/// The allocator the `warden` binary uses, so the comparison is of the work, not of malloc.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn me() -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/json")], USER)
 }

@@ -144,8 +144,8 @@ impl Auth {
         }
     }
 
-    /// Fills the cache with the user and the session a JWT names, in one query, when neither is
-    /// cached (and the cache is trusted). Steps 2 and 4 then read them from the cache; when the
+    /// Fills the cache with the user and the session a JWT names, in one query shared with
+    /// other requests' (see `batch`), when neither is cached (and the cache is trusted). Steps 2 and 4 then read them from the cache; when the
     /// session is gone or belongs to someone else, they read what they need themselves.
     async fn prefetch_user_and_session(&self, proof: &Proof) -> Result<(), ApiError> {
         let Proof::Jwt(claims) = proof else {
@@ -161,7 +161,8 @@ impl Auth {
             return Ok(());
         }
         let (user_ticket, session_ticket) = (self.rows().ticket(&claims.sub), self.rows().ticket(sid));
-        if let Some((session, user)) = sessions::find_ref_with_user(self.db(), sid).await?
+        // A failed read leaves the steps below to read (and report) for themselves.
+        if let Ok(Some((session, user))) = self.session_batcher().load(self.db(), sid).await
             && user.id == claims.sub
         {
             self.rows().put_user(Arc::new(user), user_ticket);

@@ -15,6 +15,7 @@
 //! - [`credential`]: where a request's credential is (bearer header, or session cookie) and
 //!   the cookie's cross-site rule.
 //! - [`authenticate`]: the steps from a credential to an [`AuthUser`].
+//! - `batch`: cold JWTs' sessions and users, read for several requests in one query.
 //! - [`client_ip`]: the caller's address (the socket, or what a trusted proxy reports).
 //! - [`throttle`]: the per-client limit on refused credentials.
 //! - [`access`]: permissions by role, decided as Better-Auth decides them (admin and
@@ -26,6 +27,7 @@
 
 pub mod access;
 pub mod authenticate;
+mod batch;
 pub mod client_ip;
 pub mod credential;
 pub mod extract;
@@ -89,6 +91,7 @@ struct Inner {
     client_ips: TrustedProxies,
     failures: FailureLimiter,
     unknown_sessions: UnknownTokens,
+    sessions: batch::SessionBatcher,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -134,6 +137,10 @@ impl Auth {
 
     pub(crate) fn failures(&self) -> &FailureLimiter {
         &self.0.failures
+    }
+
+    pub(crate) fn session_batcher(&self) -> &batch::SessionBatcher {
+        &self.0.sessions
     }
 
     pub(crate) fn unknown_sessions(&self) -> &UnknownTokens {
@@ -372,7 +379,10 @@ impl AuthBuilder {
                 }
             }
         };
+        let (sessions, batcher) = batch::SessionBatcher::spawn(self.db.clone());
+        tasks.push(batcher.abort_handle());
         Ok(Auth(Arc::new(Inner {
+            sessions,
             db: self.db,
             verifier,
             policy: self.policy,

@@ -52,40 +52,47 @@ pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef
     .await
 }
 
-/// A session and its user, read in one round trip (the cold path of a JWT naming its session).
-pub async fn find_ref_with_user(pool: &PgPool, id: &str) -> Result<Option<(SessionRef, User)>, sqlx::Error> {
-    let row = sqlx::query!(
+/// Sessions and their users, read in one round trip: the cold path of JWTs naming their
+/// sessions, several requests' lookups at once (see `auth::batch`). Unknown ids are left out.
+pub async fn find_refs_with_users(
+    pool: &PgPool,
+    ids: &[String],
+) -> Result<Vec<(SessionRef, User)>, sqlx::Error> {
+    let rows = sqlx::query!(
         r#"SELECT s.id AS session_id, s.user_id, s.expires_at AS session_expires_at, s.active_organization_id,
                   u.name, u.email, u.email_verified, u.image, u.created_at, u.updated_at,
                   u.role, u.banned, u.ban_reason, u.ban_expires
-           FROM session s JOIN "user" u ON u.id = s.user_id WHERE s.id = $1"#,
-        id
+           FROM session s JOIN "user" u ON u.id = s.user_id WHERE s.id = ANY($1::text[])"#,
+        ids
     )
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(row.map(|r| {
-        (
-            SessionRef {
-                id: r.session_id,
-                user_id: r.user_id.clone(),
-                expires_at: r.session_expires_at,
-                active_organization_id: r.active_organization_id,
-            },
-            User {
-                id: r.user_id,
-                name: r.name,
-                email: r.email,
-                email_verified: r.email_verified,
-                image: r.image,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-                role: r.role,
-                banned: r.banned,
-                ban_reason: r.ban_reason,
-                ban_expires: r.ban_expires,
-            },
-        )
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                SessionRef {
+                    id: r.session_id,
+                    user_id: r.user_id.clone(),
+                    expires_at: r.session_expires_at,
+                    active_organization_id: r.active_organization_id,
+                },
+                User {
+                    id: r.user_id,
+                    name: r.name,
+                    email: r.email,
+                    email_verified: r.email_verified,
+                    image: r.image,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                    role: r.role,
+                    banned: r.banned,
+                    ban_reason: r.ban_reason,
+                    ban_expires: r.ban_expires,
+                },
+            )
+        })
+        .collect())
 }
 
 /// The session with this token (the raw token, not the signed form), expired or not.

@@ -326,3 +326,59 @@ async fn warden_s_own_writes_are_seen_at_once(db: PgPool) {
     );
     assert!(rows.session("s-alice-1").is_none());
 }
+
+/// Many first-time JWTs at once: their sessions and users are read together (batched), and
+/// each request still gets exactly its own user; a banned one among them, a session of
+/// someone else and a missing session are refused as when read alone.
+#[sqlx::test]
+async fn cold_requests_at_once_each_get_their_own_user(db: PgPool) {
+    let w = World::new(db.clone()).await;
+    sqlx::raw_sql(
+        r#"INSERT INTO "user" (id, name, email, email_verified, created_at, updated_at, role, banned)
+           SELECT 'c' || g, 'Cold ' || g, 'cold' || g || '@example.com', false, now(), now(), 'user', g = 7
+           FROM generate_series(1, 300) g;
+           INSERT INTO session (id, expires_at, token, created_at, updated_at, user_id)
+           SELECT 'sc' || g, now() + interval '1 hour', 'tc' || g, now(), now(), 'c' || g
+           FROM generate_series(1, 300) g"#,
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let rows = Arc::new(RowCache::new(RowCacheSettings {
+        enabled: true,
+        ttl: Duration::from_secs(600),
+        bytes: 8 * 1024 * 1024,
+    }));
+    rows.set_trusted(true);
+    let cached = Arc::clone(&rows);
+    let app = Arc::new(
+        w.variant(Setup::default().auth(move |a| a.row_cache(cached)))
+            .await,
+    );
+    let mut cases: Vec<(String, String)> = (1..=300).map(|g| (format!("c{g}"), format!("sc{g}"))).collect();
+    cases.push(("c1".into(), "sc2".into())); // another user's session
+    cases.push(("c3".into(), "sc-missing".into()));
+    let mut tasks = Vec::new();
+    for (sub, sid) in cases {
+        let (app, token) = (Arc::clone(&app), w.key.sign(&common::claims_with_sid(&sub, &sid)));
+        tasks.push(tokio::spawn(async move {
+            let answer = app.bearer(&token).get("/users/me").await;
+            (sub, sid, answer.status.as_u16(), answer.body)
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        let (sub, sid, status, body) = task.await.unwrap();
+        match (sub.as_str(), sid.as_str()) {
+            ("c7", _) => assert_eq!((status, body["code"].as_str()), (403, Some("banned"))),
+            ("c1", "sc2") | ("c3", "sc-missing") => {
+                assert_eq!(status, 401, "{sub} {sid}: {body}");
+            }
+            _ => {
+                assert_eq!((status, body["id"].as_str()), (200, Some(sub.as_str())), "{body}");
+                ok += 1;
+            }
+        }
+    }
+    assert_eq!(ok, 299);
+}
