@@ -433,8 +433,9 @@ def main():
         if ba:
             head += " Better-Auth p50 ms | Better-Auth p99 ms | n | p50 ratio | p99 ratio |"
         head += " warden plan: count ; page (ms) |"
-        report += [head, "|" + "---|" * (head.count("|") - 1)]
-        print(report[0])
+        if "--write-cost-only" not in args:
+            report += [head, "|" + "---|" * (head.count("|") - 1)]
+        print(head)
         for shape in shapes() if "--write-cost-only" not in args else []:
             want = int(psql(DB_URL, f'SELECT count(*) FROM "user" WHERE {shape.where()}', capture=True))
             p50, p99, n, body = timed(f"http://127.0.0.1:{PORT}/admin/users?{shape.warden_query()}",
