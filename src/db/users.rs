@@ -148,20 +148,33 @@ fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQu
     builder.push(" WHERE true");
     if let Some((field, operator, text)) = &query.search {
         let column = match field {
-            SearchField::Email => "lower(email)",
-            SearchField::Name => "lower(name)",
+            SearchField::Email => "email",
+            SearchField::Name => "name",
         };
-        let escaped = escape_like(&text.to_lowercase());
-        let pattern = match operator {
-            SearchOperator::Contains => format!("%{escaped}%"),
-            SearchOperator::StartsWith => format!("{escaped}%"),
-            SearchOperator::EndsWith => format!("%{escaped}"),
-        };
-        builder
-            .push(" AND ")
-            .push(column)
-            .push(" LIKE ")
-            .push_bind(pattern);
+        let lowered = text.to_lowercase();
+        match operator {
+            SearchOperator::Contains => {
+                builder
+                    .push(format_args!(" AND lower({column}) LIKE "))
+                    .push_bind(format!("%{}%", escape_like(&lowered)));
+            }
+            // `^@` (starts_with) is `LIKE 'text%'` with the text taken literally. PostgreSQL
+            // serves it from the warden_user_*_prefix_idx btree range only (a trigram index
+            // cannot take it, and is slow for a short or common prefix).
+            SearchOperator::StartsWith => {
+                builder
+                    .push(format_args!(" AND lower({column}) ^@ "))
+                    .push_bind(lowered);
+            }
+            // `lower(x)` ends with `t` exactly when `reverse(lower(x))` starts with
+            // `reverse(t)` (both reverse code points): a range on warden_user_*_suffix_idx.
+            SearchOperator::EndsWith => {
+                let reversed: String = lowered.chars().rev().collect();
+                builder
+                    .push(format_args!(" AND reverse(lower({column})) ^@ "))
+                    .push_bind(reversed);
+            }
+        }
     }
     if let Some(role) = &query.role {
         // The same expression as the warden_user_roles_idx GIN index.
@@ -181,50 +194,157 @@ fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQu
     }
 }
 
-/// `prefix` is empty, or `EXPLAIN ...` for [`list_plans`].
+/// Whether the total comes from the `warden_user_count` deltas (migration `..._user_count`)
+/// rather than from counting users: they are kept per (role, banned), so every listing without
+/// a text search is summed, not counted.
+fn counted_by_deltas(query: &UserQuery) -> bool {
+    query.search.is_none()
+}
+
+/// `prefix` is empty, or `EXPLAIN ...` for [`list_plans`]. Two columns: the total, and how
+/// many delta rows were summed for it (0 when users were counted).
 fn count_query(prefix: &str, query: &UserQuery) -> sqlx::QueryBuilder<sqlx::Postgres> {
-    let mut count = sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT count(*) FROM "user""#));
+    let mut count = if counted_by_deltas(query) {
+        // The role and banned filters are the same expressions on the same two columns.
+        sqlx::QueryBuilder::new(format!(
+            "{prefix}SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM warden_user_count"
+        ))
+    } else {
+        sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT count(*), 0::bigint FROM "user""#))
+    };
     push_filters(&mut count, query);
     count
 }
 
-fn page_query(prefix: &str, query: &UserQuery) -> sqlx::QueryBuilder<sqlx::Postgres> {
-    let mut page = sqlx::QueryBuilder::new(format!(
-        r#"{prefix}SELECT id, name, email, email_verified, image, created_at, updated_at,
-                  role, banned, ban_reason, ban_expires FROM "user""#
-    ));
-    push_filters(&mut page, query);
+/// From this offset on, a page first finds its ids (an index-only scan over the sort index
+/// when nothing filters) and then reads just those rows, instead of reading and dropping every
+/// skipped row.
+const DEEP_OFFSET: i64 = 1000;
+
+const COLUMNS: &str = "id, name, email, email_verified, image, created_at, updated_at, \
+                       role, banned, ban_reason, ban_expires";
+
+fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder<sqlx::Postgres> {
     let column = match query.sort_by {
         SortBy::CreatedAt => "created_at",
         SortBy::UpdatedAt => "updated_at",
         SortBy::Email => "email",
         SortBy::Name => "name",
     };
-    let direction = match query.direction {
-        SortDirection::Asc => "ASC",
-        SortDirection::Desc => "DESC",
+    let (forward, backward) = match query.direction {
+        SortDirection::Asc => ("ASC", "DESC"),
+        SortDirection::Desc => ("DESC", "ASC"),
     };
-    // `id` breaks ties so pages never overlap or skip.
+    if query.offset < DEEP_OFFSET {
+        let mut page = sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT {COLUMNS} FROM "user""#));
+        push_filters(&mut page, query);
+        // `id` breaks ties so pages never overlap or skip.
+        page.push(format_args!(" ORDER BY {column} {forward}, id {forward} LIMIT "))
+            .push_bind(query.limit)
+            .push(" OFFSET ")
+            .push_bind(query.offset);
+        return page;
+    }
+    // Past the middle, the same rows are nearer the other end: walk the order backwards
+    // (`(column, id)` is a total order, so backwards is exactly the reverse).
+    let (direction, limit, offset) = if query.offset > total / 2 && query.offset < total {
+        let end = total - query.offset;
+        let start = (end - query.limit).max(0);
+        (backward, end - start, start)
+    } else {
+        (forward, query.limit, query.offset)
+    };
+    let mut page = sqlx::QueryBuilder::new(format!(
+        r#"{prefix}SELECT {COLUMNS} FROM "user" WHERE id IN (SELECT id FROM "user""#
+    ));
+    push_filters(&mut page, query);
     page.push(format_args!(
         " ORDER BY {column} {direction}, id {direction} LIMIT "
     ))
-    .push_bind(query.limit)
+    .push_bind(limit)
     .push(" OFFSET ")
-    .push_bind(query.offset);
+    .push_bind(offset)
+    .push(format_args!(") ORDER BY {column} {forward}, id {forward}"));
     page
+}
+
+/// One page of users, the total matching, and the bookkeeping behind the total.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// The page.
+    pub users: Vec<User>,
+    /// How many users match, exactly.
+    pub total: i64,
+    /// How many `warden_user_count` rows were summed for `total` (0 when users were counted):
+    /// past a few hundred, [`compact_user_count`] is due.
+    pub count_rows: i64,
+}
+
+/// One page of users and the total matching, read in one snapshot.
+pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sqlx::Error> {
+    // One snapshot for the total and the page: the page's position may be found from the
+    // total's far end.
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let (users, total, count_rows) = if query.offset < DEEP_OFFSET {
+        // The page first: when it is the last one (short, and not past the end) the total is
+        // known without counting, and a search with few matches is looked up once.
+        let users = page_query("", query, 0)
+            .build_query_as::<User>()
+            .fetch_all(&mut *tx)
+            .await?;
+        let len = i64::try_from(users.len()).unwrap_or(i64::MAX);
+        if len < query.limit && (len > 0 || query.offset == 0) {
+            (users, query.offset + len, 0)
+        } else {
+            let (total, count_rows): (i64, i64) = count_query("", query)
+                .build_query_as()
+                .fetch_one(&mut *tx)
+                .await?;
+            (users, total, count_rows)
+        }
+    } else {
+        let (total, count_rows): (i64, i64) = count_query("", query)
+            .build_query_as()
+            .fetch_one(&mut *tx)
+            .await?;
+        let users = if query.offset >= total {
+            Vec::new()
+        } else {
+            page_query("", query, total)
+                .build_query_as::<User>()
+                .fetch_all(&mut *tx)
+                .await?
+        };
+        (users, total, count_rows)
+    };
+    tx.commit().await?;
+    Ok(UserPage {
+        users,
+        total,
+        count_rows,
+    })
 }
 
 /// One page of users and the total matching.
 pub async fn list(pool: &PgPool, query: &UserQuery) -> Result<(Vec<User>, i64), sqlx::Error> {
-    let total: i64 = count_query("", query)
-        .build_query_scalar()
-        .fetch_one(pool)
-        .await?;
-    let users = page_query("", query)
-        .build_query_as::<User>()
-        .fetch_all(pool)
-        .await?;
-    Ok((users, total))
+    let page = list_page(pool, query).await?;
+    Ok((page.users, page.total))
+}
+
+/// Folds the `warden_user_count` delta rows into one, in one statement (concurrent writers'
+/// rows that it does not see stay as they are), so the total stays exact and cheap to sum.
+/// Needs the primary. Returns how many rows were folded.
+pub async fn compact_user_count(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "WITH gone AS (DELETE FROM warden_user_count RETURNING role, banned, delta)
+         INSERT INTO warden_user_count (role, banned, delta)
+         SELECT role, banned, sum(delta) FROM gone GROUP BY role, banned HAVING sum(delta) <> 0",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// The plans PostgreSQL picks for [`list`]'s two queries (count, page) as EXPLAIN JSON, so
@@ -234,11 +354,12 @@ pub async fn list_plans(
     query: &UserQuery,
 ) -> Result<(serde_json::Value, serde_json::Value), sqlx::Error> {
     const EXPLAIN: &str = "EXPLAIN (FORMAT JSON) ";
+    let (total, _): (i64, i64) = count_query("", query).build_query_as().fetch_one(pool).await?;
     let count = count_query(EXPLAIN, query)
         .build_query_scalar()
         .fetch_one(pool)
         .await?;
-    let page = page_query(EXPLAIN, query)
+    let page = page_query(EXPLAIN, query, total)
         .build_query_scalar()
         .fetch_one(pool)
         .await?;

@@ -64,6 +64,8 @@ pub(crate) const MAX_LIMIT: i64 = 200;
 /// The page size when `limit` is not given.
 pub(crate) const DEFAULT_LIMIT: i64 = 50;
 const MAX_SEARCH_CHARS: usize = 256;
+/// Past this many `warden_user_count` rows summed for a total, a listing folds them into one.
+const COMPACT_USER_COUNT_ROWS: i64 = 256;
 const MAX_REASON_CHARS: usize = 500;
 /// Ten years: longer bans are forever bans (omit `expiresIn`).
 const MAX_BAN_SECS: i64 = 10 * 365 * 24 * 3600;
@@ -154,10 +156,19 @@ async fn list_users(
 ) -> Result<Response, ApiError> {
     let query = params.validate()?;
     // A replica may lag a moment behind; a listing can afford that, authorisation cannot.
-    let (found, total) = users::list(&state.read_db, &query).await?;
+    let page = users::list_page(&state.read_db, &query).await?;
+    if page.count_rows > COMPACT_USER_COUNT_ROWS {
+        // The primary folds the delta rows; the answer does not wait for it.
+        let db = state.db().clone();
+        tokio::spawn(async move {
+            if let Err(error) = users::compact_user_count(&db).await {
+                tracing::warn!(%error, "could not fold the user count");
+            }
+        });
+    }
     Ok(Json(UserList {
-        users: found.iter().map(UserProfile::from).collect(),
-        total,
+        users: page.users.iter().map(UserProfile::from).collect(),
+        total: page.total,
         limit: query.limit,
         offset: query.offset,
     })

@@ -186,6 +186,10 @@ async fn invalid_or_missing_search_indexes(db: &PgPool) -> Vec<String> {
         "warden_user_email_idx",
         "warden_user_roles_idx",
         "warden_user_banned_idx",
+        "warden_user_email_prefix_idx",
+        "warden_user_email_suffix_idx",
+        "warden_user_name_prefix_idx",
+        "warden_user_name_suffix_idx",
     ];
     let valid: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indisvalid",

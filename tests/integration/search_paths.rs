@@ -1,0 +1,353 @@
+//! The admin search's fast paths answer exactly what the plain SQL answers: `ends_with` on the
+//! reversed string, deep pages found from the far end, the total from the `warden_user_count`
+//! deltas. Each listing is compared with the straightforward query (lower(x) LIKE, ORDER BY ...
+//! LIMIT ... OFFSET, count(*)) on a seeded table with awkward data: mixed case, non-ASCII,
+//! `%`, `_` and `\` in the data, ties in every sort key.
+
+use sqlx::PgPool;
+use warden::db::users::{self, SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
+
+const USERS: i64 = 2600;
+
+async fn seed(db: &PgPool) {
+    sqlx::raw_sql(
+        r#"INSERT INTO "user" (id, name, email, email_verified, created_at, updated_at, role, banned)
+           SELECT 'u' || lpad(g::text, 5, '0'),
+                  (ARRAY['Åsa','ÉMILE','Zoë','Bob','bob','Ann_e','Pct%','Back\slash'])[1 + g % 8]
+                      || ' ' || (ARRAY['Lovelace','HOPPER','turing','Öberg'])[1 + (g / 8) % 4] || ' ' || (g % 97),
+                  (ARRAY['a','B','c_','d%'])[1 + g % 4] || g || '@' || (ARRAY['Example.COM','corp.test','ünï.test'])[1 + g % 3],
+                  false,
+                  -- ties: 40 users share each created_at, 300 each updated_at
+                  timestamptz '2026-01-01' + make_interval(mins => g / 40),
+                  timestamptz '2026-06-01' + make_interval(hours => g / 300),
+                  CASE WHEN g % 50 = 0 THEN 'admin' WHEN g % 7 = 0 THEN 'user, editor' ELSE 'user' END,
+                  CASE WHEN g % 11 = 0 THEN true WHEN g % 13 = 0 THEN NULL ELSE false END
+           FROM generate_series(1, 2600) AS g;
+           ANALYZE "user";"#,
+    )
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+fn base() -> UserQuery {
+    UserQuery {
+        search: None,
+        role: None,
+        banned: None,
+        sort_by: SortBy::CreatedAt,
+        direction: SortDirection::Desc,
+        limit: 50,
+        offset: 0,
+    }
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The listing as the plain SQL gives it: ids of the page, and count(*).
+async fn reference(db: &PgPool, q: &UserQuery) -> (Vec<String>, i64) {
+    let mut filter_sql = String::from(" WHERE true");
+    let mut binds: Vec<String> = Vec::new();
+    if let Some((field, op, text)) = &q.search {
+        let column = match field {
+            SearchField::Email => "lower(email)",
+            SearchField::Name => "lower(name)",
+        };
+        let t = like_escape(&text.to_lowercase());
+        binds.push(match op {
+            SearchOperator::Contains => format!("%{t}%"),
+            SearchOperator::StartsWith => format!("{t}%"),
+            SearchOperator::EndsWith => format!("%{t}"),
+        });
+        filter_sql.push_str(&format!(" AND {column} LIKE ${}", binds.len()));
+    }
+    if let Some(role) = &q.role {
+        binds.push(role.clone());
+        filter_sql.push_str(&format!(
+            " AND ${} = ANY(string_to_array(replace(coalesce(role, ''), ' ', ''), ','))",
+            binds.len()
+        ));
+    }
+    match q.banned {
+        Some(true) => filter_sql.push_str(" AND banned IS TRUE"),
+        Some(false) => filter_sql.push_str(" AND banned IS NOT TRUE"),
+        None => {}
+    }
+    let column = match q.sort_by {
+        SortBy::CreatedAt => "created_at",
+        SortBy::UpdatedAt => "updated_at",
+        SortBy::Email => "email",
+        SortBy::Name => "name",
+    };
+    let dir = match q.direction {
+        SortDirection::Asc => "ASC",
+        SortDirection::Desc => "DESC",
+    };
+    let n = binds.len();
+    let page_sql = format!(
+        r#"SELECT id FROM "user"{filter_sql} ORDER BY {column} {dir}, id {dir} LIMIT ${} OFFSET ${}"#,
+        n + 1,
+        n + 2
+    );
+    let mut page = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(page_sql));
+    for b in &binds {
+        page = page.bind(b);
+    }
+    let ids = page.bind(q.limit).bind(q.offset).fetch_all(db).await.unwrap();
+    let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+        r#"SELECT count(*) FROM "user"{filter_sql}"#
+    )));
+    for b in &binds {
+        count = count.bind(b);
+    }
+    (ids, count.fetch_one(db).await.unwrap())
+}
+
+async fn check(db: &PgPool, q: &UserQuery) {
+    let (found, total) = users::list(db, q).await.unwrap();
+    let ids: Vec<String> = found.into_iter().map(|u| u.id).collect();
+    assert_eq!((ids, total), reference(db, q).await, "{q:?}");
+}
+
+#[sqlx::test]
+async fn every_shape_answers_what_the_plain_sql_answers(db: PgPool) {
+    seed(&db).await;
+    let searches = [
+        (SearchField::Email, "example.com"),
+        (SearchField::Email, "EXAMPLE.com"),
+        (SearchField::Email, "@ÜNÏ.TEST"),
+        (SearchField::Email, "c_1"),
+        (SearchField::Email, "d%2"),
+        (SearchField::Email, "7@corp.test"),
+        (SearchField::Email, "a1"),
+        (SearchField::Email, "_"),
+        (SearchField::Email, "%"),
+        (SearchField::Name, "åsa"),
+        (SearchField::Name, "émile hopper"),
+        (SearchField::Name, "ÖBERG 4"),
+        (SearchField::Name, " 9"),
+        (SearchField::Name, "back\\slash"),
+        (SearchField::Name, "pct%"),
+        (SearchField::Name, "ann_e"),
+        (SearchField::Name, "zoë turing 1"),
+        (SearchField::Name, "nothing like it"),
+    ];
+    let ops = [
+        SearchOperator::Contains,
+        SearchOperator::StartsWith,
+        SearchOperator::EndsWith,
+    ];
+    for (field, text) in searches {
+        for op in ops {
+            for offset in [0, 3, 1000, 1200] {
+                check(
+                    &db,
+                    &UserQuery {
+                        search: Some((field, op, text.to_owned())),
+                        offset,
+                        ..base()
+                    },
+                )
+                .await;
+            }
+        }
+    }
+    let sorts = [SortBy::CreatedAt, SortBy::UpdatedAt, SortBy::Email, SortBy::Name];
+    let directions = [SortDirection::Asc, SortDirection::Desc];
+    // Shallow, deep from the front, deep from the back, the last page cut short, beyond the end.
+    let offsets = [
+        0,
+        999,
+        1000,
+        1299,
+        1300,
+        1301,
+        2000,
+        USERS - 50,
+        USERS - 17,
+        USERS,
+        USERS + 5,
+    ];
+    for sort_by in sorts {
+        for direction in directions {
+            for offset in offsets {
+                for limit in [1, 50, 200] {
+                    check(
+                        &db,
+                        &UserQuery {
+                            sort_by,
+                            direction,
+                            offset,
+                            limit,
+                            ..base()
+                        },
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+    for role in ["admin", "editor", "user", "nobody"] {
+        for offset in [0, 1000, 1500, 2400] {
+            check(
+                &db,
+                &UserQuery {
+                    role: Some(role.into()),
+                    offset,
+                    ..base()
+                },
+            )
+            .await;
+        }
+    }
+    for banned in [true, false] {
+        for sort_by in sorts {
+            for offset in [0, 1000, 1400, 2300, 2500] {
+                check(
+                    &db,
+                    &UserQuery {
+                        banned: Some(banned),
+                        sort_by,
+                        direction: SortDirection::Asc,
+                        offset,
+                        ..base()
+                    },
+                )
+                .await;
+            }
+        }
+    }
+    // Search, role and banned together, deep.
+    check(
+        &db,
+        &UserQuery {
+            search: Some((SearchField::Email, SearchOperator::EndsWith, ".test".into())),
+            role: Some("user".into()),
+            banned: Some(false),
+            sort_by: SortBy::Name,
+            direction: SortDirection::Asc,
+            offset: 1100,
+            limit: 200,
+        },
+    )
+    .await;
+}
+
+async fn count_total(db: &PgPool) -> (i64, i64) {
+    let (_, total) = users::list(db, &base()).await.unwrap();
+    let real: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "user""#)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    (total, real)
+}
+
+/// The totals kept by the triggers are count(*) through inserts, deletes, role and ban
+/// changes, rollbacks, uncommitted writes, TRUNCATE and folding.
+#[sqlx::test]
+async fn the_user_count_stays_exact(db: PgPool) {
+    let same = |(a, b): (i64, i64)| assert_eq!(a, b);
+    same(count_total(&db).await);
+    seed(&db).await;
+    same(count_total(&db).await);
+    sqlx::query(r#"DELETE FROM "user" WHERE id LIKE 'u000%'"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    same(count_total(&db).await);
+    for i in 0..5 {
+        sqlx::query(r#"INSERT INTO "user" (id, name, email, email_verified) VALUES ($1, 'N', $1 || '@x.test', false)"#)
+            .bind(format!("one{i}"))
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    // Rolled back: neither the user nor its delta stays.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query(
+        r#"INSERT INTO "user" (id, name, email, email_verified) VALUES ('gone', 'N', 'gone@x.test', false)"#,
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    // Uncommitted: not in another snapshot's total.
+    let mut open = db.begin().await.unwrap();
+    sqlx::query(
+        r#"INSERT INTO "user" (id, name, email, email_verified) VALUES ('open', 'N', 'open@x.test', false)"#,
+    )
+    .execute(&mut *open)
+    .await
+    .unwrap();
+    same(count_total(&db).await);
+    let page = users::list_page(&db, &base()).await.unwrap();
+    assert!(page.count_rows > 3, "{}", page.count_rows);
+    assert!(users::compact_user_count(&db).await.unwrap() >= 1);
+    let groups: i64 =
+        sqlx::query_scalar(r#"SELECT count(*) FROM (SELECT DISTINCT role, banned FROM "user") g"#)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(users::list_page(&db, &base()).await.unwrap().count_rows, groups);
+    same(count_total(&db).await);
+    open.commit().await.unwrap();
+    same(count_total(&db).await);
+    sqlx::query(r#"DELETE FROM "user" WHERE id = 'one1'"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    same(count_total(&db).await);
+    // Role and ban changes move users between the (role, banned) sums; other updates do not.
+    sqlx::query(r#"UPDATE "user" SET role = 'admin, editor', banned = NOT coalesce(banned, false) WHERE id LIKE 'u01%'"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query(r#"UPDATE "user" SET name = 'renamed', updated_at = now() WHERE id LIKE 'u02%'"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query(r#"UPDATE "user" SET role = NULL, banned = NULL WHERE id LIKE 'u03%'"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    same(count_total(&db).await);
+    for role in [None, Some("admin"), Some("editor"), Some("user")] {
+        for banned in [None, Some(true), Some(false)] {
+            check(
+                &db,
+                &UserQuery {
+                    role: role.map(str::to_owned),
+                    banned,
+                    ..base()
+                },
+            )
+            .await;
+        }
+    }
+    let (_, not_banned) = users::list(
+        &db,
+        &UserQuery {
+            banned: Some(false),
+            ..base()
+        },
+    )
+    .await
+    .unwrap();
+    let real: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "user" WHERE banned IS NOT TRUE"#)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(not_banned, real);
+    sqlx::query(r#"TRUNCATE "user" CASCADE"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(count_total(&db).await, (0, 0));
+    sqlx::query(r#"INSERT INTO "user" (id, name, email, email_verified) VALUES ('again', 'N', 'again@x.test', false)"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(count_total(&db).await, (1, 1));
+}
