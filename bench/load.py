@@ -360,8 +360,15 @@ def cold(alg="EdDSA", connections=64):
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         before, pg_before = cpu_ticks(proc.pid), postgres_ticks()
+        perf = None
+        if os.environ.get("PERF") == "1":
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", os.path.join(work, "perf.data"),
+                                     "-p", str(proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         r = wrk(connections, DURATION, "cold.lua", work)
         ticks, pg_ticks = cpu_ticks(proc.pid) - before, postgres_ticks() - pg_before
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
         sampling = False
         sampler.join()
         peak = status(proc.pid, "VmHWM")
@@ -376,7 +383,51 @@ def cold(alg="EdDSA", connections=64):
                   errors=r["errors"], peak_mb=peak / 1024, max_rss_mb=max(samples or [0]) / 1024,
                   tokens=count, reused=max(0, r["requests"] - count))
     print(result, flush=True)
+    print(f"\n## Cold tokens ({alg})\n\nCommand: `python3 bench/load.py cold {alg}` (COLD_TOKENS={count}, "
+          f"DURATION={DURATION}, {connections} connections, warden with its defaults). {count:,} users with a session each "
+          f"and one {alg} token each; every request carries a token (and names a user and session) warden has not "
+          f"seen before. {result['requests']:,} requests, {result['rps']:,.0f} requests/s, p50 {result['p50'] / 1000:.2f} ms, "
+          f"p99 {result['p99'] / 1000:.2f} ms, {result['errors']} errors; warden CPU {result['cpu_us']:.0f} µs per request, "
+          f"PostgreSQL {result['pg_us']:.0f} µs; warden RSS at most {result['max_rss_mb']:.1f} MB (sampled each second), "
+          f"peak {result['peak_mb']:.1f} MB.\n")
+    if os.environ.get("PERF") == "1":
+        print(profile(os.path.join(work, "perf.data")))
     return result
+
+
+# Where a cold request's CPU goes: symbols grouped by what they do.
+GROUPS = [
+    ("signature check (aws-lc)", r"edwards25519|curve25519|ED25519|bignum|BN_|RSA|rsaz|sha512|sha256|SHA|ecp_|p256|aws_lc"),
+    ("kernel: TCP, scheduling, syscalls", r"^\[k\]"),
+    ("allocator (mimalloc)", r"\bmi_|_mi_"),
+    ("database client (sqlx)", r"sqlx"),
+    ("HTTP (hyper, axum, tower)", r"hyper|axum|tower|http::"),
+    ("caches (moka)", r"moka|crossbeam"),
+    ("JSON (serde)", r"serde"),
+    ("async runtime (tokio)", r"tokio"),
+    ("memory copies (libc)", r"memmove|memcpy|memset|memcmp"),
+]
+
+
+def profile(data):
+    """perf's samples of warden, by group and the top symbols (needs perf)."""
+    out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol", "--stdio", "-g", "none"],
+                         capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        m = re.match(r"\s+([\d.]+)%\s+(\[[k.]\])\s+(.*?)\s*$", line)
+        if m:
+            rows.append((float(m.group(1)), f"{m.group(2)} {m.group(3).strip()}"))
+    groups = {name: 0.0 for name, _ in GROUPS}
+    groups["warden and the rest"] = 0.0
+    for share, symbol in rows:
+        name = next((n for n, pattern in GROUPS if re.search(pattern, symbol)), "warden and the rest")
+        groups[name] += share
+    lines = ["Where warden's CPU goes (`PERF=1`: `perf record -F 499 -g` on warden during the run):", "",
+             "| group | share of warden's samples |", "|---|---:|"]
+    lines += [f"| {name} | {share:.1f}% |" for name, share in sorted(groups.items(), key=lambda g: -g[1])]
+    lines += ["", "Top symbols: " + "; ".join(f"`{sym[4:][:70]}` {share:.1f}%" for share, sym in rows[:12]), ""]
+    return "\n".join(lines)
 
 
 def idle(count=10_000):
