@@ -3,6 +3,7 @@
 side by side with warden's `GET /users/me`, on the same database and machine, one command:
 
     python3 bench/better_auth.py
+    python3 bench/better_auth.py plot      # only draws the plots again from the last run's JSON
     DURATION=3 CONNECTIONS=64 USERS=10000 TOKENS=200 python3 bench/better_auth.py   # a smoke run
 
 It seeds a database (USERS users, one live session each, warden's schema), starts the real
@@ -47,6 +48,7 @@ import hmac
 import http.server
 import json
 import os
+import shutil
 import socketserver
 import sys
 import threading
@@ -480,5 +482,13 @@ def report(results, started, load_at_start):
     return "\n".join(lines)
 
 
+def replot():
+    """Draws the plots again from OUT_JSON, without measuring."""
+    rows = json.load(open(OUT_JSON))["rows"]
+    results = {(r["config"], r["connections"]): {"rps": r["rps"], "p99": r["p99_us"]} for r in rows}
+    for path in plot(results):
+        log(f"wrote {os.path.relpath(path, ROOT)}")
+
+
 if __name__ == "__main__":
-    main()
+    replot() if sys.argv[1:] == ["plot"] else main()

@@ -9,8 +9,8 @@ plots so that BENCHMARKS.md's figures always come from the run whose numbers it 
 import math
 from xml.sax.saxutils import escape
 
-WIDTH, HEIGHT = 720, 420
-LEFT, RIGHT, TOP, BOTTOM = 78, 180, 40, 56
+WIDTH, HEIGHT = 820, 420
+LEFT, RIGHT, TOP, BOTTOM = 78, 280, 40, 56
 COLOURS = ["#1f77b4", "#7f7f7f", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 DASHES = ["", "6 4", "2 3", "8 3 2 3", "", "6 4", "2 3"]
 
