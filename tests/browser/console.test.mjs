@@ -439,6 +439,8 @@ async function walkThrough(page) {
     assert.match(page.url(), /search=Bo/, "the search is in the address (reload and back keep it)");
 
     await page.getByRole("button", { name: "Clear" }).click();
+    // The cleared page replaces the form: fill the new one, not the one on its way out.
+    await page.getByText("Showing 1–7 of 7 users").waitFor();
     await page.getByLabel("Role").fill("admin");
     await page.getByRole("button", { name: "Search", exact: true }).click();
     await eventually("only the admin", async () => (await rows.count()) === 1 && (await page.getByRole("cell", { name: ada.email }).count()) === 1);
