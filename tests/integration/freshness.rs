@@ -18,19 +18,28 @@ use crate::world::{Setup, World};
 /// A world whose app caches users and sessions, invalidated by a real listener.
 async fn cached_world(db: PgPool) -> (World, Arc<RowCache>, World, tokio::task::JoinHandle<()>) {
     let w = World::new(db.clone()).await;
-    let rows = Arc::new(RowCache::new(RowCacheSettings {
-        enabled: true,
-        // Far longer than any wait below: only a notification can explain a prompt change.
-        ttl: Duration::from_secs(600),
-        bytes: 8 * 1024 * 1024,
-    }));
+    let rows = long_lived_cache();
     let task = listener::spawn(Arc::clone(&rows), (*db.connect_options()).clone());
     wait_until("the listener is up", || rows.trusted()).await;
-    let cached = Arc::clone(&rows);
-    let app = w
-        .variant(Setup::default().auth(move |a| a.row_cache(cached)))
-        .await;
+    let app = with_cache(&w, &rows).await;
     (w, rows, app, task)
+}
+
+/// A row cache whose entries outlive any wait in these tests: only a notification (or warden's
+/// own write) can explain a prompt change.
+fn long_lived_cache() -> Arc<RowCache> {
+    Arc::new(RowCache::new(RowCacheSettings {
+        enabled: true,
+        ttl: Duration::from_secs(600),
+        bytes: 8 * 1024 * 1024,
+    }))
+}
+
+/// `w`'s app with `rows` as its row cache.
+async fn with_cache(w: &World, rows: &Arc<RowCache>) -> World {
+    let cached = Arc::clone(rows);
+    w.variant(Setup::default().auth(move |a| a.row_cache(cached)))
+        .await
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
@@ -291,16 +300,9 @@ async fn a_cached_token_dies_with_its_exp_and_its_key(db: PgPool) {
 #[sqlx::test]
 async fn warden_s_own_writes_are_seen_at_once(db: PgPool) {
     let w = World::new(db.clone()).await;
-    let rows = Arc::new(RowCache::new(RowCacheSettings {
-        enabled: true,
-        ttl: Duration::from_secs(600),
-        bytes: 8 * 1024 * 1024,
-    }));
+    let rows = long_lived_cache();
     rows.set_trusted(true);
-    let cached = Arc::clone(&rows);
-    let app = w
-        .variant(Setup::default().auth(move |a| a.row_cache(cached)))
-        .await;
+    let app = with_cache(&w, &rows).await;
     let me = |token: &str| {
         let (app, token) = (&app, token.to_owned());
         async move { app.bearer(&token).get("/users/me").await }
@@ -363,17 +365,9 @@ async fn cold_requests_at_once_each_get_their_own_user(db: PgPool) {
     .execute(&db)
     .await
     .unwrap();
-    let rows = Arc::new(RowCache::new(RowCacheSettings {
-        enabled: true,
-        ttl: Duration::from_secs(600),
-        bytes: 8 * 1024 * 1024,
-    }));
+    let rows = long_lived_cache();
     rows.set_trusted(true);
-    let cached = Arc::clone(&rows);
-    let app = Arc::new(
-        w.variant(Setup::default().auth(move |a| a.row_cache(cached)))
-            .await,
-    );
+    let app = Arc::new(with_cache(&w, &rows).await);
     let mut cases: Vec<(String, String)> = (1..=300).map(|g| (format!("c{g}"), format!("sc{g}"))).collect();
     cases.push(("c1".into(), "sc2".into())); // another user's session
     cases.push(("c3".into(), "sc-missing".into()));
