@@ -61,12 +61,15 @@ impl Auth {
         tracing::Span::current().record("user_id", proof.user_id());
         // A JWT seen for the first time usually names a user and a session that are not cached
         // either: read both in one round trip.
-        self.prefetch_user_and_session(&proof).await?;
+        let found = self.prefetch_user_and_session(&proof).await;
         // The account before the session: a banned user hears "banned" (Better-Auth's ban also
         // deletes the sessions, which would otherwise hide the reason behind "session revoked").
-        let user = self.load_user(proof.user_id()).await?;
+        let user = match found.user {
+            Some(user) => user,
+            None => self.load_user(proof.user_id()).await?,
+        };
         refuse_ban(&user, now)?;
-        let (session_id, credential) = self.check_session(proof, now).await?;
+        let (session_id, credential) = self.check_session(proof, found.session, now).await?;
         Ok(Some(AuthUser {
             user,
             session_id,
@@ -144,31 +147,42 @@ impl Auth {
         }
     }
 
-    /// Fills the cache with the user and the session a JWT names, in one query shared with
-    /// other requests' (see `batch`), when neither is cached (and the cache is trusted). Steps 2 and 4 then read them from the cache; when the
-    /// session is gone or belongs to someone else, they read what they need themselves.
-    async fn prefetch_user_and_session(&self, proof: &Proof) -> Result<(), ApiError> {
+    /// The user and the session a JWT names, when one lookup or one query finds them: the
+    /// cached user (looked up once, here), or, when neither is cached (and the cache is
+    /// trusted), both read in one query shared with other requests' (see `batch`) and cached.
+    /// Steps 2 and 4 read what is missing here themselves; a session that is gone or belongs to
+    /// someone else is left to step 4, which reads it again and refuses it.
+    async fn prefetch_user_and_session(&self, proof: &Proof) -> Prefetched {
+        let none = Prefetched::default();
         let Proof::Jwt(claims) = proof else {
-            return Ok(());
+            return none;
         };
+        if let Some(user) = self.rows().user(&claims.sub) {
+            return Prefetched {
+                user: Some(user),
+                session: None,
+            };
+        }
         let (Some(sid), true) = (claims.sid.as_deref(), self.rows().trusted()) else {
-            return Ok(());
+            return none;
         };
-        if self.policy().session_check == SessionCheck::Off
-            || self.rows().user(&claims.sub).is_some()
-            || self.rows().session(sid).is_some()
-        {
-            return Ok(());
+        if self.policy().session_check == SessionCheck::Off || self.rows().session(sid).is_some() {
+            return none;
         }
         let (user_ticket, session_ticket) = (self.rows().ticket(&claims.sub), self.rows().ticket(sid));
         // A failed read leaves the steps below to read (and report) for themselves.
-        if let Ok(Some((session, user))) = self.session_batcher().load(self.db(), sid).await
-            && user.id == claims.sub
-        {
-            self.rows().put_user(Arc::new(user), user_ticket);
-            self.rows().put_session(Arc::new(session), session_ticket);
+        match self.session_batcher().load(self.db(), sid).await {
+            Ok(Some((session, user))) if user.id == claims.sub => {
+                let (user, session) = (Arc::new(user), Arc::new(session));
+                self.rows().put_user(Arc::clone(&user), user_ticket);
+                self.rows().put_session(Arc::clone(&session), session_ticket);
+                Prefetched {
+                    user: Some(user),
+                    session: Some(session),
+                }
+            }
+            _ => none,
         }
-        Ok(())
     }
 
     /// Step 2: the user row, from the cache when it can be trusted, else from the primary.
@@ -190,6 +204,7 @@ impl Auth {
     async fn check_session(
         &self,
         proof: Proof,
+        prefetched: Option<Arc<SessionRef>>,
         now: OffsetDateTime,
     ) -> Result<(Option<String>, Credential), ApiError> {
         match proof {
@@ -214,7 +229,10 @@ impl Auth {
                     }
                     (SessionCheck::Auto, None) => None,
                     (_, Some(sid)) => {
-                        let session = self.session(sid).await?;
+                        let session = match prefetched {
+                            Some(session) => Some(session),
+                            None => self.session(sid).await?,
+                        };
                         Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
                     }
                 };
@@ -236,6 +254,13 @@ impl Auth {
         self.rows().put_session(Arc::clone(&session), ticket);
         Ok(Some(session))
     }
+}
+
+/// What the prefetch found, so steps 2 and 4 need not look it up again.
+#[derive(Default)]
+struct Prefetched {
+    user: Option<Arc<User>>,
+    session: Option<Arc<SessionRef>>,
 }
 
 /// What step 1 established.
