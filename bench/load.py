@@ -8,6 +8,7 @@
     WARDEN_BIN=/path/to/warden python3 bench/load.py hot    # any mode, with another build
     python3 bench/load.py idle            # 10,000 idle keep-alive connections; RSS
     python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before
+    python3 bench/load.py floor           # warden against the floor (examples/floor.rs), 64 and 1,000 connections
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
 for 1,000 of them with a key it serves itself on 127.0.0.1, starts warden (release build) and
@@ -349,6 +350,7 @@ def hold(connections=1000, duration=30):
         sampler.join()
         time.sleep(2)
         after = status(proc.pid, "VmRSS")
+        anon, file_backed = memory(proc.pid)
         peak = status(proc.pid, "VmHWM")
     finally:
         proc.terminate()
@@ -359,7 +361,8 @@ def hold(connections=1000, duration=30):
             f"Command: `python3 bench/load.py hold` (both caches on). {r['requests']:,} requests, "
             f"{rps:,.0f} requests/s, **{r['errors']} errors**, p50 {r['p50']/1000:.1f} ms, p99 {r['p99']/1000:.1f} ms. "
             f"warden RSS: {before/1024:.1f} MB before, {max(samples)/1024:.1f} MB at most during "
-            f"(sampled each second), {after/1024:.1f} MB after; peak {peak/1024:.1f} MB.\n")
+            f"(sampled each second), {after/1024:.1f} MB after ({anon/1024:.1f} MB anonymous, "
+            f"{file_backed/1024:.1f} MB file-backed: the binary's code and the libraries); peak {peak/1024:.1f} MB.\n")
     print(text)
     path = os.path.join(ROOT, "BENCHMARKS.md")
     current = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
@@ -467,7 +470,7 @@ def profile(data):
                          capture_output=True, text=True).stdout
     rows = []
     for line in out.splitlines():
-        m = re.match(r"\s+([\d.]+)%\s+(\[[k.]\])\s+(.*?)\s*$", line)
+        m = re.match(r"\s+([\d.]+)%\s+(\[[k.]\])\s+(.*?)(?:\s+-\s+-)?\s*$", line)
         if m:
             rows.append((float(m.group(1)), f"{m.group(2)} {m.group(3).strip()}"))
     groups = {name: 0.0 for name, _ in GROUPS}
@@ -480,6 +483,73 @@ def profile(data):
     lines += [f"| {name} | {share:.1f}% |" for name, share in sorted(groups.items(), key=lambda g: -g[1])]
     lines += ["", "Top symbols: " + "; ".join(f"`{sym[4:].strip()[:70]}` {share:.1f}%" for share, sym in rows[:12]), ""]
     return "\n".join(lines)
+
+
+FLOOR_PORT = 18092
+
+
+def memory(pid):
+    """RSS split as /proc/PID/smaps_rollup splits it: anonymous memory (the heap, stacks) and
+    file-backed pages (the binary's own code and the libraries, shared and clean), in kB."""
+    fields = {}
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            fields[parts[0].rstrip(":")] = int(parts[1])
+    return fields.get("Anonymous", 0), fields.get("Rss", 0) - fields.get("Anonymous", 0)
+
+
+def floor(rounds=2):
+    """warden's /users/me (both caches on) against the floor: examples/floor.rs, warden's HTTP
+    stack and layers answering the same JSON from memory with no authentication. At 64 and
+    1,000 connections, alternating the two servers `rounds` times; prints a table, writes nothing."""
+    jwks = prepare()
+    if os.environ.get("WARDEN_BIN"):
+        floor_bin = os.path.join(os.path.dirname(WARDEN), "examples", "floor")
+    else:
+        sh("cargo", "build", "--quiet", "--release", "--example", "floor", cwd=ROOT,
+           env=dict(os.environ, SQLX_OFFLINE="true"))
+        floor_bin = os.path.join(TARGET, "release", "examples", "floor")
+    lines = [f"warden (`{WARDEN}`) against the floor (`python3 bench/load.py floor`, DURATION={DURATION}):", "",
+             "| connections | server | requests/s | p99 | CPU/request | peak RSS | anonymous / file-backed after |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    ratios = {}
+    try:
+        for connections in (64, 1000):
+            for _ in range(rounds):
+                for server in ("warden", "floor"):
+                    if server == "warden":
+                        proc, port = start_warden(True, True), WARDEN_PORT
+                    else:
+                        proc, port = subprocess.Popen([floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}")), FLOOR_PORT
+                        for _ in range(100):
+                            try:
+                                urllib.request.urlopen(f"http://127.0.0.1:{port}/users/me", timeout=1).close()
+                                break
+                            except Exception:
+                                time.sleep(0.05)
+                    try:
+                        wrk(connections, 2, port=port)
+                        before = cpu_ticks(proc.pid)
+                        r = wrk(connections, DURATION, port=port)
+                        cpu_us = (cpu_ticks(proc.pid) - before) * (1e6 / os.sysconf("SC_CLK_TCK")) / max(1, r["requests"])
+                        anon, file_backed = memory(proc.pid)
+                        peak = status(proc.pid, "VmHWM")
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=10)
+                    rps = r["requests"] / (r["duration_us"] / 1e6)
+                    ratios.setdefault(connections, {}).setdefault(server, []).append(rps)
+                    lines.append(f"| {connections:,} | {server} | {rps:,.0f} | {r['p99'] / 1000:.2f} ms | {cpu_us:.1f} µs | "
+                                 f"{peak / 1024:.1f} MB | {anon / 1024:.1f} / {file_backed / 1024:.1f} MB |")
+                    print(lines[-1], flush=True)
+    finally:
+        jwks.shutdown()
+    lines.append("")
+    for connections, by in ratios.items():
+        w, f = statistics.mean(by["warden"]), statistics.mean(by["floor"])
+        lines.append(f"- {connections:,} connections: warden ÷ floor = {w / f:.2f} ({w:,.0f} ÷ {f:,.0f} requests/s, mean of {rounds})")
+    print("\n".join(lines))
 
 
 def idle(count=10_000):
@@ -547,5 +617,7 @@ if __name__ == "__main__":
         idle()
     elif sys.argv[1:2] == ["cold"]:
         cold(*(sys.argv[2:3] or ["EdDSA"]))
+    elif sys.argv[1:] == ["floor"]:
+        floor()
     else:
         main()
