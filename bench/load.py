@@ -297,9 +297,11 @@ def main():
         "then bounded by PostgreSQL on the same 2 cores, and the CPU per request includes sqlx's protocol work.",
         "- Without the token cache, each request also pays one EdDSA verification (its cost on this machine is in "
         "the table below).",
-        "- Figures from different days are comparable only through a build measured on both: the machine's speed "
-        "varies (aws-lc-rs's EdDSA primitive alone measured 39 µs on 2026-11-27 and 57 µs on 2026-12-01). "
-        "`WARDEN_BIN=… python3 bench/load.py hot` measures another build on the same machine.",
+        "- Figures from different runs are comparable only through a build measured in both: the machine (and "
+        "its speed) varies, from one day to the next and within one session (aws-lc-rs's EdDSA primitive alone "
+        "measured 39 µs on 2026-11-27; 57 µs on an AMD EPYC and 65 µs on an Intel Xeon on 2026-12-01, where the same "
+        "cold run gave 13,011 and, half an hour later, 7,198 requests/s). `WARDEN_BIN=… python3 bench/load.py hot` "
+        "measures another build on the same machine; `python3 bench/load.py floor` alternates warden and the floor.",
         "- The ban-to-refusal time includes the polling client's own HTTP round trip, so it is an upper bound.",
         "- This is a shared virtual machine: repeated runs of the same command differ by up to about 20%.",
         "",
