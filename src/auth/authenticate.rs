@@ -82,11 +82,19 @@ impl Auth {
     /// attempts first, given back when the credential is good: a client out of attempts is
     /// answered 429 at once.
     async fn identify(&self, presented: &Presented<'_>, client: Option<IpAddr>) -> Result<Proof, ApiError> {
+        // A JWT's cache key (its SHA-256) is computed once, for the lookup and, on a miss, for
+        // keeping the verified claims.
+        let mut jwt_cache_key = None;
         if let Presented::Bearer(token) = presented
             && looks_like_jwt(token)
-            && let Some(claims) = self.verifier().cached(token)
         {
-            return Ok(Proof::Jwt(claims));
+            jwt_cache_key = self.verifier().cache_key(token);
+            if let Some(claims) = jwt_cache_key
+                .as_ref()
+                .and_then(|key| self.verifier().cached_by_key(key))
+            {
+                return Ok(Proof::Jwt(claims));
+            }
         }
         let reserved = match client.map(|ip| self.failures().reserve(ip)) {
             Some(Err(wait)) => {
@@ -98,7 +106,7 @@ impl Auth {
             Some(Ok(reserved)) => reserved,
             None => false,
         };
-        let proof = self.verify_credential(presented).await;
+        let proof = self.verify_credential(presented, jwt_cache_key).await;
         // Only a refused credential counts: not a good one, nor our own outage (503).
         let refused = matches!(&proof, Err(e) if e.status() == StatusCode::UNAUTHORIZED);
         if let Some(ip) = client {
@@ -111,12 +119,19 @@ impl Auth {
         proof
     }
 
-    /// The costly part of step 1: a signature check, or a session lookup.
-    async fn verify_credential(&self, presented: &Presented<'_>) -> Result<Proof, ApiError> {
+    /// The costly part of step 1: a signature check (the token cache was asked already, under
+    /// `jwt_cache_key`), or a session lookup.
+    async fn verify_credential(
+        &self,
+        presented: &Presented<'_>,
+        jwt_cache_key: Option<[u8; 32]>,
+    ) -> Result<Proof, ApiError> {
         let policy = self.policy();
         let (raw, from_cookie) = match presented {
             Presented::Bearer(token) if looks_like_jwt(token) => {
-                return Ok(Proof::Jwt(self.verifier().verify(token).await?));
+                return Ok(Proof::Jwt(
+                    self.verifier().verify_uncached(token, jwt_cache_key).await?,
+                ));
             }
             Presented::Bearer(token) => (
                 session_token(

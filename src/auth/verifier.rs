@@ -42,26 +42,43 @@ impl Verifier {
     /// The claims of `token` if it was verified before (still valid, its key still in the
     /// JWKS): a hash and a lookup, no signature check.
     pub fn cached(&self, token: &str) -> Option<Arc<Claims>> {
-        if !self.tokens.enabled() {
-            return None;
-        }
-        let key = TokenCache::key(token);
-        let hit = self.tokens.get(&key)?;
+        self.cached_by_key(&self.cache_key(token)?)
+    }
+
+    /// The token cache's key for `token` (its SHA-256), or `None` when the cache is off. A
+    /// request computes it once and hands it to [`cached_by_key`](Self::cached_by_key) and,
+    /// on a miss, to [`verify_uncached`](Self::verify_uncached).
+    pub(crate) fn cache_key(&self, token: &str) -> Option<[u8; 32]> {
+        self.tokens.enabled().then(|| TokenCache::key(token))
+    }
+
+    /// The cached claims under `key`, as [`cached`](Self::cached) finds them.
+    pub(crate) fn cached_by_key(&self, key: &[u8; 32]) -> Option<Arc<Claims>> {
+        let hit = self.tokens.get(key)?;
         if self.jwks.has_key(hit.key.kid()) {
             return Some(Arc::clone(&hit.claims));
         }
-        self.tokens.remove(&key);
+        self.tokens.remove(key);
         None
     }
 
     /// Verifies `token` completely: structure, key, algorithm, signature, claims. A token
     /// verified before (still valid, its key still in the JWKS) costs a hash and a lookup.
     pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, ApiError> {
-        if let Some(claims) = self.cached(token) {
+        let cache_key = self.cache_key(token);
+        if let Some(claims) = cache_key.as_ref().and_then(|key| self.cached_by_key(key)) {
             return Ok(claims);
         }
-        let cache_key = self.tokens.enabled().then(|| TokenCache::key(token));
+        self.verify_uncached(token, cache_key).await
+    }
 
+    /// Verifies `token` completely without asking the cache first (the caller asked, with
+    /// `cache_key`), and keeps the claims under `cache_key` until the token expires.
+    pub(crate) async fn verify_uncached(
+        &self,
+        token: &str,
+        cache_key: Option<[u8; 32]>,
+    ) -> Result<Arc<Claims>, ApiError> {
         let parsed = verify::parse(token)?;
         let key = match self.jwks.key(&parsed.kid).await {
             Lookup::Found(key) => key,
