@@ -10,16 +10,16 @@
 //! the oldest instead of growing the process.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_lc_rs::digest::{SHA256, digest};
 
 use super::keys::VerifyingKey;
 use super::verify::Claims;
 
-/// What one entry costs beyond what it points to: moka's node, its timer-wheel and access-order
-/// links, its hash-table slot, and the allocator's rounding (measured by filling a cache like
-/// this one with 16,000 entries and reading the process's RSS: about 400 bytes an entry).
+/// What one entry costs beyond what it points to: the cache's slot and bookkeeping and the
+/// allocator's rounding (measured with moka, which needed about 400 bytes an entry; a bound on
+/// the lighter cache used now).
 const ENTRY_OVERHEAD: usize = 400;
 
 /// One verified token.
@@ -46,31 +46,35 @@ impl Verified {
     }
 }
 
-struct UntilExpiry;
+/// Weighs an entry for the cache's memory bound.
+#[derive(Clone, Copy)]
+struct ByWeight;
 
-impl moka::Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        value: &Arc<Verified>,
-        created_at: Instant,
-    ) -> Option<Duration> {
-        Some(value.valid_until.saturating_duration_since(created_at))
+impl quick_cache::Weighter<[u8; 32], Arc<Verified>> for ByWeight {
+    fn weight(&self, _: &[u8; 32], value: &Arc<Verified>) -> u64 {
+        u64::from(value.weight())
     }
 }
 
+/// About what an entry weighs with Better-Auth's tokens, to size the table up front.
+const TYPICAL_ENTRY: u64 = 700;
+
 /// Verified tokens by hash (see the module docs). Holds nothing when built with 0 bytes
-/// (`TOKEN_CACHE_MB=0`).
+/// (`TOKEN_CACHE_MB=0`). An entry past its token's expiry is never returned; it stays until
+/// evicted or overwritten (the memory bound holds either way).
 #[derive(Clone)]
 pub struct TokenCache {
-    cache: Option<moka::sync::Cache<[u8; 32], Arc<Verified>>>,
+    cache: Option<Arc<Verifications>>,
 }
+
+/// The table behind [`TokenCache`]: token hash → verification.
+type Verifications = quick_cache::sync::Cache<[u8; 32], Arc<Verified>, ByWeight>;
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
-            .field("entries", &self.cache.as_ref().map(|c| c.entry_count()))
-            .field("bytes", &self.cache.as_ref().map(|c| c.weighted_size()))
+            .field("entries", &self.cache.as_ref().map(|c| c.len()))
+            .field("bytes", &self.cache.as_ref().map(|c| c.weight()))
             .finish()
     }
 }
@@ -80,21 +84,15 @@ impl TokenCache {
     /// signature is checked.
     pub fn new(bytes: u64) -> Self {
         let cache = (bytes > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(bytes)
-                .weigher(|_: &[u8; 32], v: &Arc<Verified>| v.weight())
-                .expire_after(UntilExpiry)
-                .build()
+            let items = usize::try_from((bytes / TYPICAL_ENTRY).max(16)).unwrap_or(usize::MAX);
+            Arc::new(quick_cache::sync::Cache::with_weighter(items, bytes, ByWeight))
         });
         Self { cache }
     }
 
-    /// The bytes the entries held now weigh (for tests and metrics; moka counts lazily).
+    /// The bytes the entries held now weigh (for tests and metrics).
     pub fn weighted_size(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |c| {
-            c.run_pending_tasks();
-            c.weighted_size()
-        })
+        self.cache.as_ref().map_or(0, |c| c.weight())
     }
 
     /// Whether the cache keeps anything (its capacity is not 0).
@@ -127,7 +125,7 @@ impl TokenCache {
     /// Forgets the token under `key` (its key left the JWKS).
     pub(crate) fn remove(&self, key: &[u8; 32]) {
         if let Some(cache) = &self.cache {
-            cache.invalidate(key);
+            cache.remove(key);
         }
     }
 }

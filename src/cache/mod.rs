@@ -16,7 +16,7 @@ pub mod listener;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::db::organizations::{Membership, RoleStatements};
 use crate::db::sessions::SessionRef;
@@ -45,9 +45,10 @@ impl Default for RowCacheSettings {
     }
 }
 
-/// What one entry costs beyond what it points to: moka's node, its access-order and timer
-/// links, its hash-table slot, and the allocator's rounding. Measured by filling a cache like
-/// these with 16,000 entries and reading the process's RSS: about 400 bytes an entry.
+/// What one entry costs beyond what it points to: the cache's slot and bookkeeping and the
+/// allocator's rounding. Measured with moka, which needed about 400 bytes an entry (filling a
+/// cache with 16,000 entries and reading the process's RSS); a bound on the lighter cache used
+/// now.
 const ENTRY_OVERHEAD: usize = 400;
 
 /// What a cached value weighs in memory, roughly: its own size and the text it owns.
@@ -104,24 +105,62 @@ impl Weight for Vec<(String, RoleStatements)> {
     }
 }
 
-/// A cache of one kind of row by id, bounded by memory.
-#[derive(Debug)]
+/// A cache of one kind of row by id, bounded by memory. Each entry carries the moment it was
+/// read; one older than the time-to-live is never returned (it stays until evicted or
+/// overwritten: the memory bound holds either way).
 struct Rows<V: Send + Sync + 'static> {
-    cache: moka::sync::Cache<String, Arc<V>>,
+    cache: quick_cache::sync::Cache<String, (Arc<V>, Instant), ByWeight>,
+    ttl: Duration,
 }
+
+impl<V: Weight + Send + Sync + 'static> std::fmt::Debug for Rows<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows")
+            .field("entries", &self.cache.len())
+            .field("bytes", &self.cache.weight())
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// Weighs an entry for the cache's memory bound: the key, the row and the bookkeeping.
+#[derive(Clone, Copy)]
+struct ByWeight;
+
+impl<V: Weight> quick_cache::Weighter<String, (Arc<V>, Instant)> for ByWeight {
+    fn weight(&self, key: &String, value: &(Arc<V>, Instant)) -> u64 {
+        (key.len() + value.0.weight() + ENTRY_OVERHEAD) as u64
+    }
+}
+
+/// About what a cached row weighs, to size each table up front.
+const TYPICAL_ENTRY: u64 = 600;
 
 impl<V: Weight + Send + Sync + 'static> Rows<V> {
     /// Room for about `bytes` of rows, none older than `ttl`.
     fn new(bytes: u64, ttl: Duration) -> Self {
+        let items = usize::try_from((bytes / TYPICAL_ENTRY).max(16)).unwrap_or(usize::MAX);
         Self {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(bytes)
-                .weigher(|key: &String, value: &Arc<V>| {
-                    u32::try_from(key.len() + value.weight() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-                })
-                .time_to_live(ttl)
-                .build(),
+            cache: quick_cache::sync::Cache::with_weighter(items, bytes.max(1), ByWeight),
+            ttl,
         }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<V>> {
+        let (value, read_at) = self.cache.get(key)?;
+        (read_at.elapsed() < self.ttl).then_some(value)
+    }
+
+    fn insert(&self, key: String, value: Arc<V>) {
+        self.cache.insert(key, (value, Instant::now()));
+    }
+
+    fn invalidate(&self, key: &str) {
+        self.cache.remove(key);
+    }
+
+    fn invalidate_all(&self) {
+        self.cache.clear();
     }
 }
 
@@ -259,14 +298,14 @@ impl RowCache {
         if !self.trusted() {
             return None;
         }
-        self.users.as_ref()?.cache.get(id)
+        self.users.as_ref()?.get(id)
     }
 
     /// Caches `user`, read from the database under `ticket`, unless an invalidation came in
     /// between.
     pub fn put_user(&self, user: Arc<User>, ticket: ReadTicket) {
         if let Some(rows) = &self.users {
-            self.put_if_current(ticket, || rows.cache.insert(user.id.clone(), user));
+            self.put_if_current(ticket, || rows.insert(user.id.clone(), user));
         }
     }
 
@@ -275,14 +314,14 @@ impl RowCache {
         if !self.trusted() {
             return None;
         }
-        self.sessions.as_ref()?.cache.get(id)
+        self.sessions.as_ref()?.get(id)
     }
 
     /// Caches `session`, read from the database under `ticket`, unless an invalidation came in
     /// between.
     pub fn put_session(&self, session: Arc<SessionRef>, ticket: ReadTicket) {
         if let Some(rows) = &self.sessions {
-            self.put_if_current(ticket, || rows.cache.insert(session.id.clone(), session));
+            self.put_if_current(ticket, || rows.insert(session.id.clone(), session));
         }
     }
 
@@ -290,7 +329,7 @@ impl RowCache {
     pub fn invalidate_user(&self, id: &str) {
         self.invalidate(id, || {
             if let Some(rows) = &self.users {
-                rows.cache.invalidate(id);
+                rows.invalidate(id);
             }
         });
     }
@@ -299,7 +338,7 @@ impl RowCache {
     pub fn invalidate_session(&self, id: &str) {
         self.invalidate(id, || {
             if let Some(rows) = &self.sessions {
-                rows.cache.invalidate(id);
+                rows.invalidate(id);
             }
         });
     }
@@ -326,13 +365,13 @@ impl RowCache {
         if !self.trusted() {
             return None;
         }
-        self.memberships.as_ref()?.cache.get(user_id)
+        self.memberships.as_ref()?.get(user_id)
     }
 
     /// Caches a user's memberships read under `ticket`.
     pub fn put_memberships(&self, user_id: &str, list: Arc<Vec<Membership>>, ticket: ReadTicket) {
         if let Some(rows) = &self.memberships {
-            self.put_if_current(ticket, || rows.cache.insert(user_id.to_owned(), list));
+            self.put_if_current(ticket, || rows.insert(user_id.to_owned(), list));
         }
     }
 
@@ -341,7 +380,7 @@ impl RowCache {
         if !self.trusted() {
             return None;
         }
-        self.org_roles.as_ref()?.cache.get(organization_id)
+        self.org_roles.as_ref()?.get(organization_id)
     }
 
     /// Caches an organization's dynamic roles read under `ticket`.
@@ -352,7 +391,7 @@ impl RowCache {
         ticket: ReadTicket,
     ) {
         if let Some(rows) = &self.org_roles {
-            self.put_if_current(ticket, || rows.cache.insert(organization_id.to_owned(), roles));
+            self.put_if_current(ticket, || rows.insert(organization_id.to_owned(), roles));
         }
     }
 
@@ -360,7 +399,7 @@ impl RowCache {
     pub fn invalidate_memberships(&self, user_id: &str) {
         self.invalidate(user_id, || {
             if let Some(rows) = &self.memberships {
-                rows.cache.invalidate(user_id);
+                rows.invalidate(user_id);
             }
         });
     }
@@ -369,7 +408,7 @@ impl RowCache {
     pub fn invalidate_org_roles(&self, organization_id: &str) {
         self.invalidate(organization_id, || {
             if let Some(rows) = &self.org_roles {
-                rows.cache.invalidate(organization_id);
+                rows.invalidate(organization_id);
             }
         });
     }
@@ -378,7 +417,7 @@ impl RowCache {
     pub fn clear_memberships(&self) {
         self.invalidate_all(|| {
             if let Some(rows) = &self.memberships {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
         });
     }
@@ -387,7 +426,7 @@ impl RowCache {
     pub fn clear_org_roles(&self) {
         self.invalidate_all(|| {
             if let Some(rows) = &self.org_roles {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
         });
     }
@@ -396,7 +435,7 @@ impl RowCache {
     pub fn clear_users(&self) {
         self.invalidate_all(|| {
             if let Some(rows) = &self.users {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
         });
     }
@@ -405,7 +444,7 @@ impl RowCache {
     pub fn clear_sessions(&self) {
         self.invalidate_all(|| {
             if let Some(rows) = &self.sessions {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
         });
     }
@@ -414,16 +453,16 @@ impl RowCache {
     pub fn clear(&self) {
         self.invalidate_all(|| {
             if let Some(rows) = &self.users {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
             if let Some(rows) = &self.sessions {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
             if let Some(rows) = &self.memberships {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
             if let Some(rows) = &self.org_roles {
-                rows.cache.invalidate_all();
+                rows.invalidate_all();
             }
         });
     }
