@@ -84,17 +84,15 @@ impl Auth {
     async fn identify(&self, presented: &Presented<'_>, client: Option<IpAddr>) -> Result<Proof, ApiError> {
         // A JWT's cache key (its SHA-256) is computed once, for the lookup and, on a miss, for
         // keeping the verified claims.
-        let mut jwt_cache_key = None;
-        if let Presented::Bearer(token) = presented
-            && looks_like_jwt(token)
+        let jwt_cache_key = match presented {
+            Presented::Bearer(token) if looks_like_jwt(token) => self.verifier().cache_key(token),
+            _ => None,
+        };
+        if let Some(claims) = jwt_cache_key
+            .as_ref()
+            .and_then(|key| self.verifier().cached_by_key(key))
         {
-            jwt_cache_key = self.verifier().cache_key(token);
-            if let Some(claims) = jwt_cache_key
-                .as_ref()
-                .and_then(|key| self.verifier().cached_by_key(key))
-            {
-                return Ok(Proof::Jwt(claims));
-            }
+            return Ok(Proof::Jwt(claims));
         }
         let reserved = match client.map(|ip| self.failures().reserve(ip)) {
             Some(Err(wait)) => {
