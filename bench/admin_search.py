@@ -102,6 +102,17 @@ def sql_text(text):
     return "'" + text.replace("'", "''") + "'"
 
 
+def prefix_successor(prefix):
+    """The least string above every string starting with `prefix` (as src/db/users.rs)."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        nxt = 0xE000 if last == 0xD7FF else last + 1
+        if nxt <= 0x10FFFF:
+            return "".join(chars) + chr(nxt)
+    return None
+
+
 class Shape:
     """One query shape: warden's query string, Better-Auth's, and the plain SQL for its count."""
 
@@ -162,10 +173,12 @@ class Shape:
         if self.search:
             field, op, text = self.search
             t = text.lower()
-            if op == "ends_with":
-                parts.append(f"reverse(lower({field})) ^@ {sql_text(t[::-1])}")
-            elif op == "starts_with":
-                parts.append(f"lower({field}) ^@ {sql_text(t)}")
+            if op in ("starts_with", "ends_with"):
+                expr, prefix = (f"lower({field})", t) if op == "starts_with" else (f"reverse(lower({field}))", t[::-1])
+                parts.append(f"{expr} ~>=~ {sql_text(prefix)}")
+                upper = prefix_successor(prefix)
+                if upper is not None:
+                    parts.append(f"{expr} ~<~ {sql_text(upper)}")
             else:
                 parts.append(f"lower({field}) LIKE {sql_text('%' + like_escape(t) + '%')}")
         if self.role:
