@@ -168,12 +168,15 @@ class Shape:
         return " AND ".join(parts)
 
     # The SQL warden runs (src/db/users.rs), for EXPLAIN.
-    def warden_where(self):
+    def warden_where(self, prefix_range=False):
         parts = ["true"]
         if self.search:
             field, op, text = self.search
             t = text.lower()
-            if op in ("starts_with", "ends_with"):
+            if op in ("starts_with", "ends_with") and not prefix_range:
+                expr, prefix = (f"lower({field})", t) if op == "starts_with" else (f"reverse(lower({field}))", t[::-1])
+                parts.append(f"{expr} ^@ {sql_text(prefix)}")
+            elif op in ("starts_with", "ends_with"):
                 expr, prefix = (f"lower({field})", t) if op == "starts_with" else (f"reverse(lower({field}))", t[::-1])
                 parts.append(f"{expr} ~>=~ {sql_text(prefix)}")
                 upper = prefix_successor(prefix)
@@ -192,7 +195,7 @@ class Shape:
     def count_sql(self):
         if not self.search:
             return f"SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM warden_user_count WHERE {self.warden_where()}"
-        return f'SELECT count(*), 0::bigint FROM "user" WHERE {self.warden_where()}'
+        return f'SELECT count(*), 0::bigint FROM "user" WHERE {self.warden_where(prefix_range=True)}'
 
     def page_sql(self, total):
         col = {"createdAt": "created_at", "updatedAt": "updated_at", "email": "email", "name": "name"}[self.sort or "createdAt"]

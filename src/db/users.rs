@@ -167,20 +167,48 @@ fn prefix_successor(prefix: &str) -> Option<String> {
     None
 }
 
-/// `expression` starts with `prefix`, as a btree range with no recheck.
-fn push_prefix_range(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, expression: &str, prefix: String) {
-    let upper = prefix_successor(&prefix);
-    builder
-        .push(format_args!(" AND {expression} ~>=~ "))
-        .push_bind(prefix);
-    if let Some(upper) = upper {
-        builder
-            .push(format_args!(" AND {expression} ~<~ "))
-            .push_bind(upper);
+/// How a `starts_with`/`ends_with` condition is written.
+#[derive(Clone, Copy)]
+enum Prefix {
+    /// `expression ^@ text`: PostgreSQL estimates how many rows start with the text from the
+    /// index's statistics (the page's plan depends on it: sort the matches, or walk the sort
+    /// index until the page is full), scans the same range, and rechecks `^@` on each entry.
+    Operator,
+    /// `expression ~>=~ text AND expression ~<~ successor(text)`: the same rows and the same
+    /// range with no recheck, which halves the cost of counting a broad prefix; but the
+    /// planner estimates such a range poorly, so only the count (whose one plan is that index
+    /// range) is written this way.
+    Range,
+}
+
+/// `expression` starts with `prefix`, as `form` writes it.
+fn push_prefix(
+    builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    form: Prefix,
+    expression: &str,
+    prefix: String,
+) {
+    match form {
+        Prefix::Operator => {
+            builder
+                .push(format_args!(" AND {expression} ^@ "))
+                .push_bind(prefix);
+        }
+        Prefix::Range => {
+            let upper = prefix_successor(&prefix);
+            builder
+                .push(format_args!(" AND {expression} ~>=~ "))
+                .push_bind(prefix);
+            if let Some(upper) = upper {
+                builder
+                    .push(format_args!(" AND {expression} ~<~ "))
+                    .push_bind(upper);
+            }
+        }
     }
 }
 
-fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQuery) {
+fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQuery, form: Prefix) {
     builder.push(" WHERE true");
     if let Some((field, operator, text)) = &query.search {
         let column = match field {
@@ -194,18 +222,17 @@ fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQu
                     .push(format_args!(" AND lower({column}) LIKE "))
                     .push_bind(format!("%{}%", escape_like(&lowered)));
             }
-            // `lower(x)` starts with `t` exactly when it lies in the range `[t, successor(t))`
-            // (see [`prefix_successor`]): a range on warden_user_*_prefix_idx and nothing else.
-            // Written as `^@`, PostgreSQL derives the same range but also rechecks `^@` on
-            // every entry, which doubled the cost of counting a broad prefix.
+            // `^@` is `LIKE 'text%'` with the text taken literally, served by the
+            // warden_user_*_prefix_idx btree range (a trigram index cannot take it, and is slow
+            // for a short or common prefix).
             SearchOperator::StartsWith => {
-                push_prefix_range(builder, &format!("lower({column})"), lowered);
+                push_prefix(builder, form, &format!("lower({column})"), lowered);
             }
             // `lower(x)` ends with `t` exactly when `reverse(lower(x))` starts with
             // `reverse(t)` (both reverse code points): a range on warden_user_*_suffix_idx.
             SearchOperator::EndsWith => {
                 let reversed: String = lowered.chars().rev().collect();
-                push_prefix_range(builder, &format!("reverse(lower({column}))"), reversed);
+                push_prefix(builder, form, &format!("reverse(lower({column}))"), reversed);
             }
         }
     }
@@ -245,7 +272,7 @@ fn count_query(prefix: &str, query: &UserQuery) -> sqlx::QueryBuilder<sqlx::Post
     } else {
         sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT count(*), 0::bigint FROM "user""#))
     };
-    push_filters(&mut count, query);
+    push_filters(&mut count, query, Prefix::Range);
     count
 }
 
@@ -270,7 +297,7 @@ fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder
     };
     if query.offset < DEEP_OFFSET {
         let mut page = sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT {COLUMNS} FROM "user""#));
-        push_filters(&mut page, query);
+        push_filters(&mut page, query, Prefix::Operator);
         // `id` breaks ties so pages never overlap or skip.
         page.push(format_args!(" ORDER BY {column} {forward}, id {forward} LIMIT "))
             .push_bind(query.limit)
@@ -290,7 +317,7 @@ fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder
     let mut page = sqlx::QueryBuilder::new(format!(
         r#"{prefix}SELECT {COLUMNS} FROM "user" WHERE id IN (SELECT id FROM "user""#
     ));
-    push_filters(&mut page, query);
+    push_filters(&mut page, query, Prefix::Operator);
     page.push(format_args!(
         " ORDER BY {column} {direction}, id {direction} LIMIT "
     ))
