@@ -26,9 +26,9 @@ use crate::db::users::User;
 const MAX_BATCH: usize = 64;
 /// Batch queries running at once at most. Fewer in flight make each batch larger: with 2
 /// instead of 4, 200,000 cold EdDSA tokens at 64 connections cost PostgreSQL 15–19 µs a
-/// request instead of 34–49 and warden 76–95 µs instead of 82–104, at a median of 16k
-/// requests/s instead of 12.5k (BENCHMARKS.md). A batch holds up to [`MAX_BATCH`] ids, so two
-/// in flight still read 128 sessions per round trip to a remote database.
+/// request instead of 34–49 and warden 76–95 µs instead of 82–104, at a median of 15.4k
+/// requests/s instead of 12.5k (BENCHMARKS.md). A batch holds up to [`MAX_BATCH`] ids, so with
+/// a remote database two in flight still read up to 128 sessions per round-trip time.
 const MAX_IN_FLIGHT: usize = 2;
 /// Requests that may wait for a batch; beyond this they read alone.
 const QUEUE: usize = 1024;
