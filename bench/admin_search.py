@@ -173,15 +173,15 @@ class Shape:
         if self.search:
             field, op, text = self.search
             t = text.lower()
-            if op in ("starts_with", "ends_with") and not prefix_range:
+            if op in ("starts_with", "ends_with"):
                 expr, prefix = (f"lower({field})", t) if op == "starts_with" else (f"reverse(lower({field}))", t[::-1])
-                parts.append(f"{expr} ^@ {sql_text(prefix)}")
-            elif op in ("starts_with", "ends_with"):
-                expr, prefix = (f"lower({field})", t) if op == "starts_with" else (f"reverse(lower({field}))", t[::-1])
-                parts.append(f"{expr} ~>=~ {sql_text(prefix)}")
-                upper = prefix_successor(prefix)
-                if upper is not None:
-                    parts.append(f"{expr} ~<~ {sql_text(upper)}")
+                if not prefix_range:
+                    parts.append(f"{expr} ^@ {sql_text(prefix)}")
+                else:
+                    parts.append(f"{expr} ~>=~ {sql_text(prefix)}")
+                    upper = prefix_successor(prefix)
+                    if upper is not None:
+                        parts.append(f"{expr} ~<~ {sql_text(upper)}")
             else:
                 parts.append(f"lower({field}) LIKE {sql_text('%' + like_escape(t) + '%')}")
         if self.role:
