@@ -8,6 +8,7 @@
     WARDEN_BIN=/path/to/warden python3 bench/load.py hot    # any mode, with another build
     python3 bench/load.py idle            # 10,000 idle keep-alive connections; RSS
     python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before
+    python3 bench/load.py cold EdDSA --warm-rows   # new tokens, users and sessions cached already
     python3 bench/load.py floor           # warden against the floor (examples/floor.rs), 64 and 1,000 connections
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
@@ -69,19 +70,20 @@ def seed():
         ANALYZE;""")
 
 
-def mint(count=None, alg="EdDSA", work=WORK):
+def mint(count=None, alg="EdDSA", work=WORK, copies=1):
     """Tokens for `count` users spread over the seeded ones (default TOKENS), signed with `alg`;
-    reused from an earlier run when the same set was minted already (RSA signing is slow)."""
+    reused from an earlier run when the same set was minted already (RSA signing is slow).
+    `copies` > 1 also writes tokens.1.txt …: other tokens for the same users and sessions."""
     count = count or TOKENS
     stamp = os.path.join(work, "minted")
-    wanted = f"{count} {alg} {USERS} {ISSUER}"
+    wanted = f"{count} {alg} {USERS} {ISSUER} {copies}"
     # The tokens live an hour: reused for half of it at most, so a run never meets expired ones.
     if os.path.exists(stamp) and open(stamp).read() == wanted and time.time() - os.path.getmtime(stamp) < 1800:
         return
     os.makedirs(work, exist_ok=True)
     ids = list(range(1, USERS + 1, max(1, USERS // count)))[:count]
     pairs = "".join(f"u{i} s{i}\n" for i in ids)
-    sh("cargo", "run", "--quiet", "--release", "--example", "mint_tokens", "--", work, ISSUER, alg,
+    sh("cargo", "run", "--quiet", "--release", "--example", "mint_tokens", "--", work, ISSUER, alg, str(copies),
        input=pairs.encode(), cwd=ROOT)
     with open(stamp, "w") as f:
         f.write(wanted)
@@ -108,9 +110,10 @@ def serve_jwks(work=WORK):
     return server
 
 
-def start_warden(token_cache, user_cache, defaults=False):
-    """warden on WARDEN_PORT; `defaults` leaves every cache and pool setting at its default."""
-    env = dict(os.environ, DATABASE_URL=DB_URL, BETTER_AUTH_URL=ISSUER, JWKS_URL=f"{ISSUER}/jwks",
+def start_warden(token_cache, user_cache, defaults=False, extra=None):
+    """warden on WARDEN_PORT; `defaults` leaves every cache and pool setting at its default
+    (but `extra`'s)."""
+    env = dict(os.environ, **(extra or {}), DATABASE_URL=DB_URL, BETTER_AUTH_URL=ISSUER, JWKS_URL=f"{ISSUER}/jwks",
                BIND_ADDR=f"127.0.0.1:{WARDEN_PORT}", RUN_MIGRATIONS="false", RUST_LOG="error",
                AUTH_FAILURES_PER_MINUTE="0", MAX_CONCURRENT_REQUESTS="10000")
     if not defaults:
@@ -140,12 +143,12 @@ def status(pid, key):
     return 0
 
 
-def wrk(connections, duration, script="load.lua", work=WORK, port=None):
+def wrk(connections, duration, script="load.lua", work=WORK, port=None, tokens="tokens.txt"):
     threads = max(1, min(2, connections))
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
          "-s", os.path.join(ROOT, "bench", script), f"http://127.0.0.1:{port or WARDEN_PORT}"],
-        env=dict(os.environ, TOKENS=os.path.join(work, "tokens.txt"), THREADS=str(threads)),
+        env=dict(os.environ, TOKENS=os.path.join(work, tokens), THREADS=str(threads)),
         capture_output=True, text=True, check=True).stdout
     m = re.search(r"RESULT requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) p999_us=(\d+) errors=(\d+)", out)
     r = dict(zip(["requests", "duration_us", "p50", "p99", "p999", "errors"], map(int, m.groups())))
@@ -391,11 +394,15 @@ def postgres_ticks():
     return total
 
 
-def cold(alg="EdDSA", connections=64):
+def cold(alg="EdDSA", connections=64, warm_rows=False):
     """Every request carries a token (and a user) warden has not seen: COLD_TOKENS users with one
     session each, one token each, each sent once (bench/cold.lua). warden runs with its defaults.
     Reports requests/s, latency, warden's and PostgreSQL's CPU per request, and warden's RSS
-    (peak, and sampled each second)."""
+    (peak, and sampled each second).
+
+    `warm_rows` splits the cost: every user and session is read into warden's row cache first
+    (by other tokens of theirs, with room for all of them: USER_CACHE_MB=512), so the measured
+    tokens are new but their rows are not; what the cold run costs beyond this is the read."""
     global USERS
     count = int(os.environ.get("COLD_TOKENS", "200000"))
     USERS = count
@@ -404,10 +411,15 @@ def cold(alg="EdDSA", connections=64):
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     build()
     seed()
-    mint(count, alg, work)
+    mint(count, alg, work, copies=2)
     jwks = serve_jwks(work)
-    proc = start_warden(True, True, defaults=True)
+    extra = dict(USER_CACHE_MB="512", USER_CACHE_TTL_SECS="600") if warm_rows else None
+    proc = start_warden(True, True, defaults=True, extra=extra)
     try:
+        if warm_rows:
+            # Every row in, through the other tokens (bench/cold.lua wraps round when done).
+            warm = wrk(connections, max(DURATION, count // 8000), "cold.lua", work, tokens="tokens.1.txt")
+            print(f"warm-up: {warm['requests']:,} requests for {count:,} users", flush=True)
         samples, sampling = [], True
 
         def sample():
@@ -435,7 +447,7 @@ def cold(alg="EdDSA", connections=64):
         proc.wait(timeout=10)
         jwks.shutdown()
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
-    result = dict(alg=alg, connections=connections, requests=r["requests"],
+    result = dict(alg=alg, warm_rows=warm_rows, connections=connections, requests=r["requests"],
                   rps=r["requests"] / (r["duration_us"] / 1e6), p50=r["p50"], p99=r["p99"],
                   cpu_us=ticks * tick_us / max(1, r["requests"]), pg_us=pg_ticks * tick_us / max(1, r["requests"]),
                   errors=r["errors"], peak_mb=peak / 1024, max_rss_mb=max(samples or [0]) / 1024,
@@ -619,7 +631,7 @@ if __name__ == "__main__":
     elif sys.argv[1:] == ["idle"]:
         idle()
     elif sys.argv[1:2] == ["cold"]:
-        cold(*(sys.argv[2:3] or ["EdDSA"]))
+        cold(*(sys.argv[2:3] or ["EdDSA"]), warm_rows="--warm-rows" in sys.argv[3:])
     elif sys.argv[1:] == ["floor"]:
         floor()
     else:

@@ -186,7 +186,6 @@ impl Auth {
         // A failed read leaves the steps below to read (and report) for themselves.
         match self.session_batcher().load(self.db(), sid).await {
             Ok(Some((session, user))) if user.id == claims.sub => {
-                let (user, session) = (Arc::new(user), Arc::new(session));
                 self.rows().put_user(Arc::clone(&user), user_ticket);
                 self.rows().put_session(Arc::clone(&session), session_ticket);
                 Prefetched {

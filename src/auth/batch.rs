@@ -13,7 +13,6 @@
 //! A failed read is not an answer: the request then reads what it needs itself, through the
 //! usual path, which reports the database's state (503) as every other query does.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -34,10 +33,15 @@ const MAX_IN_FLIGHT: usize = 2;
 const QUEUE: usize = 1024;
 
 /// What one request gets back: its session and user, `None` when the session does not exist,
-/// `Err(())` when the batch's query failed.
-pub(crate) type Answer = Result<Option<(SessionRef, User)>, ()>;
+/// `Err(())` when the batch's query failed. Shared, not copied: requests naming the same
+/// session in one batch get the same rows, and the cache keeps them as they are.
+pub(crate) type Answer = Result<Option<(Arc<SessionRef>, Arc<User>)>, ()>;
 
 type Waiting = (String, oneshot::Sender<Answer>);
+
+/// A batch's rows, sorted by session id (looked up by binary search, so no id is copied
+/// into a map key).
+type Found = Result<Vec<(Arc<SessionRef>, Arc<User>)>, ()>;
 
 /// The handle requests use; the task behind it lives as long as the [`super::Auth`].
 #[derive(Debug, Clone)]
@@ -55,11 +59,11 @@ impl SessionBatcher {
     /// The session `id` and its user, read with whatever other requests are waiting.
     pub(crate) async fn load(&self, db: &PgPool, id: &str) -> Answer {
         let (reply, answer) = oneshot::channel();
-        if self.queue.try_send((id.to_owned(), reply)).is_err() {
+        if let Err(err) = self.queue.try_send((id.to_owned(), reply)) {
             // The queue is full (or the task is gone): read alone.
-            return read(db, std::slice::from_ref(&id.to_owned()))
-                .await
-                .map(|mut found| found.remove(id));
+            let (id, _) = err.into_inner();
+            let ids = [id];
+            return answer_for(&read(db, &ids).await, &ids[0]);
         }
         answer.await.unwrap_or(Err(()))
     }
@@ -79,28 +83,96 @@ async fn run(db: PgPool, mut waiting: mpsc::Receiver<Waiting>) {
         let requests = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
         let db = db.clone();
         tokio::spawn(async move {
-            let mut ids: Vec<String> = requests.iter().map(|(id, _)| id.clone()).collect();
-            ids.sort_unstable();
-            ids.dedup();
+            // The ids move into the query (a repeated one is harmless to `= ANY`).
+            let (ids, replies): (Vec<String>, Vec<_>) = requests.into_iter().unzip();
             let found = read(&db, &ids).await;
             drop(slot);
-            for (id, reply) in requests {
-                let answer = match &found {
-                    Ok(found) => Ok(found.get(&id).cloned()),
-                    Err(()) => Err(()),
-                };
-                let _ = reply.send(answer);
+            for (id, reply) in ids.iter().zip(replies) {
+                let _ = reply.send(answer_for(&found, id));
             }
         });
     }
 }
 
-async fn read(db: &PgPool, ids: &[String]) -> Result<HashMap<String, (SessionRef, User)>, ()> {
+/// The answer for session `id` among a batch's rows.
+fn answer_for(found: &Found, id: &str) -> Answer {
+    let rows = found.as_ref().map_err(|&()| ())?;
+    Ok(rows
+        .binary_search_by(|(session, _)| session.id.as_str().cmp(id))
+        .ok()
+        .and_then(|at| rows.get(at))
+        .map(|(session, user)| (Arc::clone(session), Arc::clone(user))))
+}
+
+async fn read(db: &PgPool, ids: &[String]) -> Found {
     match sessions::find_refs_with_users(db, ids).await {
-        Ok(rows) => Ok(rows.into_iter().map(|row| (row.0.id.clone(), row)).collect()),
+        Ok(rows) => {
+            let mut rows: Vec<_> = rows
+                .into_iter()
+                .map(|(session, user)| (Arc::new(session), Arc::new(user)))
+                .collect();
+            rows.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
+            Ok(rows)
+        }
         Err(err) => {
             tracing::debug!(error = %err, "batched session read failed; the requests read alone");
             Err(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn row(session: &str, user: &str) -> (Arc<SessionRef>, Arc<User>) {
+        let now = OffsetDateTime::now_utc();
+        let session = SessionRef {
+            id: session.into(),
+            user_id: user.into(),
+            expires_at: now,
+            active_organization_id: None,
+        };
+        let user = User {
+            id: user.into(),
+            name: "n".into(),
+            email: format!("{user}@x.test"),
+            email_verified: false,
+            image: None,
+            created_at: now,
+            updated_at: now,
+            role: None,
+            banned: None,
+            ban_reason: None,
+            ban_expires: None,
+        };
+        (Arc::new(session), Arc::new(user))
+    }
+
+    #[test]
+    fn each_request_gets_its_own_sessions_rows_shared_not_copied() {
+        let found: Found = Ok(vec![row("s1", "u1"), row("s2", "u2"), row("s3", "u3")]);
+        let Ok(Some((session, user))) = answer_for(&found, "s2") else {
+            panic!("s2 is among the rows");
+        };
+        assert_eq!((session.id.as_str(), user.id.as_str()), ("s2", "u2"));
+        // A second request for the same session gets the same allocation.
+        let Ok(Some((again, _))) = answer_for(&found, "s2") else {
+            panic!("s2 is among the rows");
+        };
+        assert!(Arc::ptr_eq(&session, &again));
+        for id in ["s1", "s3"] {
+            assert!(matches!(answer_for(&found, id), Ok(Some((s, _))) if s.id == id));
+        }
+    }
+
+    #[test]
+    fn a_missing_session_is_none_and_a_failed_read_is_an_error() {
+        let found: Found = Ok(vec![row("s1", "u1"), row("s3", "u3")]);
+        assert!(matches!(answer_for(&found, "s2"), Ok(None)));
+        assert!(matches!(answer_for(&found, ""), Ok(None)));
+        assert!(matches!(answer_for(&Err(()), "s1"), Err(())));
     }
 }
