@@ -192,6 +192,10 @@ class Shape:
             parts.append("banned IS NOT TRUE")
         return " AND ".join(parts)
 
+    def serial(self):
+        """Whether warden counts this shape without parallel workers (a btree range)."""
+        return bool(self.search) and self.search[1] in ("starts_with", "ends_with")
+
     def count_sql(self):
         if not self.search:
             return f"SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM warden_user_count WHERE {self.warden_where()}"
@@ -270,8 +274,11 @@ def timed(url, headers, max_requests, max_seconds):
     return statistics.median(times), p99, len(times), body
 
 
-def plan_summary(sql):
-    plan = json.loads(psql(DB_URL, f"SET jit = off; EXPLAIN (ANALYZE, FORMAT JSON) {sql}", capture=True))[0]
+def plan_summary(sql, serial=False):
+    """EXPLAIN ANALYZE of `sql`; `serial` as warden runs a prefix or suffix search
+    (`max_parallel_workers_per_gather = 0`, src/db/users.rs `serial_scan`)."""
+    setup = "SET jit = off; " + ("SET max_parallel_workers_per_gather = 0; " if serial else "")
+    plan = json.loads(psql(DB_URL, f"{setup}EXPLAIN (ANALYZE, FORMAT JSON) {sql}", capture=True))[0]
     nodes = []
 
     def walk(n):
@@ -464,11 +471,11 @@ def main():
                 # Better-Auth counts its own admin too (warden's bench admin is in both).
                 note = "" if bbody["total"] in (want, want + 1) else f" (Better-Auth total {bbody['total']:,})"
                 row += f" {bp50:.1f} | {bp99:.1f} | {bn} | {bp50 / p50:.1f}× | {bp99 / p99:.1f}×{note} |"
-            (pplan, pms) = plan_summary(shape.page_sql(want))
+            (pplan, pms) = plan_summary(shape.page_sql(want), shape.serial())
             if shape.offset < 1000 and (want - shape.offset < shape.limit) and (want > shape.offset or shape.offset == 0):
                 cplan = "none: the page is the last one"  # warden counts nothing (list_page)
             else:
-                (cplan, cms) = plan_summary(shape.count_sql())
+                (cplan, cms) = plan_summary(shape.count_sql(), shape.serial())
                 cplan = f"{cplan} ({cms:.1f})"
             row += f" {cplan} ; {pplan} ({pms:.1f}) |"
             report.append(row)
