@@ -135,19 +135,7 @@ mod tests {
             expires_at: now,
             active_organization_id: None,
         };
-        let user = User {
-            id: user.into(),
-            name: "n".into(),
-            email: format!("{user}@x.test"),
-            email_verified: false,
-            image: None,
-            created_at: now,
-            updated_at: now,
-            role: None,
-            banned: None,
-            ban_reason: None,
-            ban_expires: None,
-        };
+        let user = User::sample(user);
         (Arc::new(session), Arc::new(user))
     }
 

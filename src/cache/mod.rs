@@ -474,20 +474,7 @@ mod tests {
     use time::OffsetDateTime;
 
     fn user(id: &str) -> Arc<User> {
-        let now = OffsetDateTime::now_utc();
-        Arc::new(User {
-            id: id.into(),
-            name: "n".into(),
-            email: format!("{id}@x.test"),
-            email_verified: false,
-            image: None,
-            created_at: now,
-            updated_at: now,
-            role: None,
-            banned: None,
-            ban_reason: None,
-            ban_expires: None,
-        })
+        Arc::new(User::sample(id))
     }
 
     fn cache() -> RowCache {

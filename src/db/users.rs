@@ -31,6 +31,25 @@ pub struct User {
 }
 
 impl User {
+    /// A plain user row for unit tests: not banned, no role, created now.
+    #[cfg(test)]
+    pub(crate) fn sample(id: &str) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            id: id.into(),
+            name: "n".into(),
+            email: format!("{id}@x.test"),
+            email_verified: false,
+            image: None,
+            created_at: now,
+            updated_at: now,
+            role: None,
+            banned: None,
+            ban_reason: None,
+            ban_expires: None,
+        }
+    }
+
     /// A ban applies while `banned` is set and it has no expiry or the expiry is ahead
     /// (Better-Auth's admin plugin ignores an expired ban the same way).
     pub fn ban_is_active(&self, now: OffsetDateTime) -> bool {
