@@ -429,7 +429,7 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        before, pg_before = cpu_ticks(proc.pid), postgres_ticks()
+        before, pg_before, batches_before = cpu_ticks(proc.pid), postgres_ticks(), batch_metrics()
         perf = None
         if os.environ.get("PERF") == "1":
             perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", os.path.join(work, "perf.data"),
@@ -442,12 +442,15 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
         sampling = False
         sampler.join()
         peak = status(proc.pid, "VmHWM")
+        batches_after = batch_metrics()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         jwks.shutdown()
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
-    result = dict(alg=alg, warm_rows=warm_rows, connections=connections, requests=r["requests"],
+    batches, reads = (after - before for after, before in zip(batches_after, batches_before))
+    result = dict(alg=alg, warm_rows=warm_rows, batches=batches, mean_batch=reads / max(1, batches),
+                  connections=connections, requests=r["requests"],
                   rps=r["requests"] / (r["duration_us"] / 1e6), p50=r["p50"], p99=r["p99"],
                   cpu_us=ticks * tick_us / max(1, r["requests"]), pg_us=pg_ticks * tick_us / max(1, r["requests"]),
                   errors=r["errors"], peak_mb=peak / 1024, max_rss_mb=max(samples or [0]) / 1024,
@@ -463,6 +466,17 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
     if os.environ.get("PERF") == "1":
         print(profile(os.path.join(work, "perf.data")))
     return result
+
+
+def batch_metrics():
+    """How many cold-session batch queries warden has run and the sessions they read
+    (/metrics)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{WARDEN_PORT}/metrics", timeout=5).read().decode()
+    found = {}
+    for name in ("warden_session_batches_total", "warden_session_batch_reads_total"):
+        m = re.search(rf"^{name}(?:{{[^}}]*}})? (\d+)", text, re.M)
+        found[name] = int(m.group(1)) if m else 0
+    return found["warden_session_batches_total"], found["warden_session_batch_reads_total"]
 
 
 # Where a cold request's CPU goes: symbols grouped by what they do.

@@ -85,6 +85,9 @@ async fn run(db: PgPool, mut waiting: mpsc::Receiver<Waiting>) {
         tokio::spawn(async move {
             // The ids move into the query (a repeated one is harmless to `= ANY`).
             let (ids, replies): (Vec<String>, Vec<_>) = requests.into_iter().unzip();
+            metrics::counter!("warden_session_batches_total").increment(1);
+            metrics::counter!("warden_session_batch_reads_total")
+                .increment(u64::try_from(ids.len()).unwrap_or(u64::MAX));
             let found = read(&db, &ids).await;
             drop(slot);
             for (id, reply) in ids.iter().zip(replies) {
