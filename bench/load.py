@@ -411,7 +411,7 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     build()
     seed()
-    mint(count, alg, work, copies=2)
+    mint(count, alg, work, copies=2 if warm_rows else 1)  # a second set only to warm the rows
     jwks = serve_jwks(work)
     extra = dict(USER_CACHE_MB="512", USER_CACHE_TTL_SECS="600") if warm_rows else None
     proc = start_warden(True, True, defaults=True, extra=extra)

@@ -399,6 +399,28 @@ async fn listing_transaction(
     Ok(tx)
 }
 
+/// The listing's total and how many `warden_user_count` rows were summed for it, read in `tx`.
+async fn fetch_total(tx: &mut sqlx::PgConnection, query: &UserQuery) -> Result<(i64, i64), sqlx::Error> {
+    count_query("", query)
+        .build_query_as()
+        .persistent(cached_plan(query))
+        .fetch_one(tx)
+        .await
+}
+
+/// The listing's page (`total` places a deep page; 0 for a shallow one), read in `tx`.
+async fn fetch_page(
+    tx: &mut sqlx::PgConnection,
+    query: &UserQuery,
+    total: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    page_query("", query, total)
+        .build_query_as::<User>()
+        .persistent(cached_plan(query))
+        .fetch_all(tx)
+        .await
+}
+
 /// One page of users and the total matching, read in one snapshot.
 pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sqlx::Error> {
     // One snapshot for the total and the page: the page's position may be found from the
@@ -407,36 +429,20 @@ pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sql
     let (users, total, count_rows) = if query.offset < DEEP_OFFSET {
         // The page first: when it is the last one (short, and not past the end) the total is
         // known without counting, and a search with few matches is looked up once.
-        let users = page_query("", query, 0)
-            .build_query_as::<User>()
-            .persistent(cached_plan(query))
-            .fetch_all(&mut *tx)
-            .await?;
+        let users = fetch_page(&mut tx, query, 0).await?;
         let len = i64::try_from(users.len()).unwrap_or(i64::MAX);
         if len < query.limit && (len > 0 || query.offset == 0) {
             (users, query.offset + len, 0)
         } else {
-            let (total, count_rows): (i64, i64) = count_query("", query)
-                .build_query_as()
-                .persistent(cached_plan(query))
-                .fetch_one(&mut *tx)
-                .await?;
+            let (total, count_rows) = fetch_total(&mut tx, query).await?;
             (users, total, count_rows)
         }
     } else {
-        let (total, count_rows): (i64, i64) = count_query("", query)
-            .build_query_as()
-            .persistent(cached_plan(query))
-            .fetch_one(&mut *tx)
-            .await?;
+        let (total, count_rows) = fetch_total(&mut tx, query).await?;
         let users = if query.offset >= total {
             Vec::new()
         } else {
-            page_query("", query, total)
-                .build_query_as::<User>()
-                .persistent(cached_plan(query))
-                .fetch_all(&mut *tx)
-                .await?
+            fetch_page(&mut tx, query, total).await?
         };
         (users, total, count_rows)
     };
@@ -476,10 +482,7 @@ pub async fn list_plans(
 ) -> Result<(serde_json::Value, serde_json::Value), sqlx::Error> {
     const EXPLAIN: &str = "EXPLAIN (FORMAT JSON) ";
     let mut tx = listing_transaction(pool, query).await?;
-    let (total, _): (i64, i64) = count_query("", query)
-        .build_query_as()
-        .fetch_one(&mut *tx)
-        .await?;
+    let (total, _) = fetch_total(&mut tx, query).await?;
     let count = count_query(EXPLAIN, query)
         .build_query_scalar()
         .fetch_one(&mut *tx)
