@@ -10,6 +10,7 @@
     python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before
     python3 bench/load.py cold EdDSA --warm-rows   # new tokens, users and sessions cached already
     python3 bench/load.py floor           # warden against the floor (examples/floor.rs), 64 and 1,000 connections
+    python3 bench/load.py instructions    # instructions per hot request, warden and the floor (callgrind)
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
 for 1,000 of them with a key it serves itself on 127.0.0.1, starts warden (release build) and
@@ -110,17 +111,17 @@ def serve_jwks(work=WORK):
     return server
 
 
-def start_warden(token_cache, user_cache, defaults=False, extra=None):
+def start_warden(token_cache, user_cache, defaults=False, extra=None, prefix=()):
     """warden on WARDEN_PORT; `defaults` leaves every cache and pool setting at its default
-    (but `extra`'s)."""
+    (but `extra`'s); `prefix` runs it under another program (valgrind)."""
     env = dict(os.environ, **(extra or {}), DATABASE_URL=DB_URL, BETTER_AUTH_URL=ISSUER, JWKS_URL=f"{ISSUER}/jwks",
                BIND_ADDR=f"127.0.0.1:{WARDEN_PORT}", RUN_MIGRATIONS="false", RUST_LOG="error",
                AUTH_FAILURES_PER_MINUTE="0", MAX_CONCURRENT_REQUESTS="10000")
     if not defaults:
         env.update(TOKEN_CACHE_MB="8" if token_cache else "0", USER_CACHE="true" if user_cache else "false",
                    DATABASE_MAX_CONNECTIONS="16")
-    proc = subprocess.Popen([WARDEN, "serve"], env=env)
-    for _ in range(200):
+    proc = subprocess.Popen([*prefix, WARDEN, "serve"], env=env)
+    for _ in range(2000 if prefix else 200):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{WARDEN_PORT}/readyz", timeout=1) as r:
                 if r.status == 200:
@@ -528,17 +529,21 @@ def memory(pid):
     return fields.get("Anonymous", 0), fields.get("Rss", 0) - fields.get("Anonymous", 0)
 
 
+def build_floor():
+    """The floor's binary: beside WARDEN_BIN when given, else built (release)."""
+    if os.environ.get("WARDEN_BIN"):
+        return os.path.join(os.path.dirname(WARDEN), "examples", "floor")
+    sh("cargo", "build", "--quiet", "--release", "--example", "floor", cwd=ROOT,
+       env=dict(os.environ, SQLX_OFFLINE="true"))
+    return os.path.join(TARGET, "release", "examples", "floor")
+
+
 def floor(rounds=2):
     """warden's /users/me (both caches on) against the floor: examples/floor.rs, warden's HTTP
     stack and layers answering the same JSON from memory with no authentication. At 64 and
     1,000 connections, alternating the two servers `rounds` times; prints a table, writes nothing."""
     jwks = prepare()
-    if os.environ.get("WARDEN_BIN"):
-        floor_bin = os.path.join(os.path.dirname(WARDEN), "examples", "floor")
-    else:
-        sh("cargo", "build", "--quiet", "--release", "--example", "floor", cwd=ROOT,
-           env=dict(os.environ, SQLX_OFFLINE="true"))
-        floor_bin = os.path.join(TARGET, "release", "examples", "floor")
+    floor_bin = build_floor()
     lines = [f"warden (`{WARDEN}`) against the floor (`python3 bench/load.py floor`, DURATION={DURATION}):", "",
              "| connections | server | requests/s | p99 | CPU/request | peak RSS | anonymous / file-backed after |",
              "|---:|---|---:|---:|---:|---:|---:|"]
@@ -637,6 +642,98 @@ def idle(count=10_000):
     return text
 
 
+def send_requests(port, tokens, count, connections=4):
+    """`count` GET /users/me over `connections` keep-alive connections, tokens round-robin;
+    raises the first failure (a refused connection, a status other than 200)."""
+    import http.client
+    errors = []
+
+    def worker(k):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for i in range(k, count, connections):
+                conn.request("GET", "/users/me", headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"})
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"127.0.0.1:{port} answered {response.status}")
+            conn.close()
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def callgrind_totals(dump, requests):
+    """A callgrind dump's instructions per request, and its top functions (self cost)."""
+    report = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no", dump],
+                            capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", report).group(1).replace(",", ""))
+    top = [(int(m.group(1).replace(",", "")) / requests, m.group(2).split(":", 1)[-1][:90])
+           for m in re.finditer(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*?)\s*(?:\[[^\]]*\])?$", report, re.M)
+           if "PROGRAM TOTALS" not in m.group(2)]
+    # The thread entry points carry every instruction as their own in this report; skip them.
+    top = [t for t in top if t[1] != "clone" and not re.search(r"begin_short_backtrace|start_thread|thread_start|vtable\.shim", t[1])]
+    return total / requests, top
+
+
+def instructions(requests=3000, warm_up=600):
+    """Instructions per hot /users/me request, warden's and the floor's, counted by valgrind's
+    callgrind: the same count run after run (±0.3%), where requests/s on this shared VM move by
+    10%, so two builds can be ranked by it. Each server runs under callgrind; `warm_up` requests
+    fill its caches, the counters are zeroed, `requests` more are sent over 4 keep-alive
+    connections (200 tokens round-robin), and the dump is divided by `requests`. User space
+    only (not the kernel's TCP work); valgrind runs aws-lc's AVX SHA-256 where the CPU's SHA
+    instructions would need far fewer. Prints both totals and each one's top functions."""
+    import glob
+    jwks = prepare()
+    floor_bin = build_floor()
+    tokens = open(os.path.join(WORK, "tokens.txt")).read().split()[:200]
+    totals = {}
+    try:
+        for server in ("warden", "floor"):
+            out = os.path.join(WORK, f"callgrind.{server}")
+            for old in glob.glob(out + "*"):
+                os.remove(old)
+            prefix = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"]
+            if server == "warden":
+                proc, port = start_warden(True, True, prefix=prefix), WARDEN_PORT
+            else:
+                proc = subprocess.Popen([*prefix, floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}"))
+                port = FLOOR_PORT
+            quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for attempt in range(600):  # the floor has no /readyz: wait for its first answer
+                    try:
+                        send_requests(port, tokens, 1, 1)
+                        break
+                    except OSError:
+                        if attempt == 599:
+                            raise
+                        time.sleep(0.1)
+                send_requests(port, tokens, warm_up)
+                sh("callgrind_control", "--zero", str(proc.pid), **quiet)
+                send_requests(port, tokens, requests)
+                sh("callgrind_control", "--dump", str(proc.pid), **quiet)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+            # `.1` is the dump asked for; the file without a suffix is what ran after it.
+            totals[server], top = callgrind_totals(out + ".1", requests)
+            print(f"{server}: {totals[server]:,.0f} instructions a request; top: " +
+                  "; ".join(f"`{name}` {count:,.0f}" for count, name in top[:10]), flush=True)
+    finally:
+        jwks.shutdown()
+    print(f"\nInstructions per hot request (callgrind, {requests:,} requests after {warm_up:,}): warden "
+          f"{totals['warden']:,.0f}, floor {totals['floor']:,.0f}, difference {totals['warden'] - totals['floor']:,.0f}")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["hold"]:
         hold()
@@ -648,5 +745,7 @@ if __name__ == "__main__":
         cold(*(sys.argv[2:3] or ["EdDSA"]), warm_rows="--warm-rows" in sys.argv[3:])
     elif sys.argv[1:] == ["floor"]:
         floor()
+    elif sys.argv[1:] == ["instructions"]:
+        instructions()
     else:
         main()
