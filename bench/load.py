@@ -10,7 +10,7 @@
     python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before
     python3 bench/load.py cold EdDSA --warm-rows   # new tokens, users and sessions cached already
     python3 bench/load.py floor           # warden against the floor (examples/floor.rs), 64 and 1,000 connections
-    python3 bench/load.py instructions    # instructions per hot request, warden and the floor (callgrind)
+    python3 bench/load.py instructions [hot|new-tokens|new-users]   # instructions per request (callgrind)
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
 for 1,000 of them with a key it serves itself on 127.0.0.1, starts warden (release build) and
@@ -683,55 +683,87 @@ def callgrind_totals(dump, requests):
     return total / requests, top
 
 
-def instructions(requests=3000, warm_up=600):
-    """Instructions per hot /users/me request, warden's and the floor's, counted by valgrind's
-    callgrind: the same count run after run (±0.3%), where requests/s on this shared VM move by
-    10%, so two builds can be ranked by it. Each server runs under callgrind; `warm_up` requests
-    fill its caches, the counters are zeroed, `requests` more are sent over 4 keep-alive
-    connections (200 tokens round-robin), and the dump is divided by `requests`. User space
-    only (not the kernel's TCP work); valgrind runs aws-lc's AVX SHA-256 where the CPU's SHA
-    instructions would need far fewer. Prints both totals and each one's top functions."""
+def counted(name, start, port, warm, measured, requests=3000):
+    """Instructions per request of one server under callgrind: `start(prefix)` starts it under
+    the given command prefix and returns its process; `warm` tokens are sent once each to warm
+    it, the counters are zeroed, `requests` requests carry the `measured` tokens (round-robin),
+    and the dump is divided by `requests`. Prints the total and the top functions."""
     import glob
-    jwks = prepare()
-    floor_bin = build_floor()
-    tokens = open(os.path.join(WORK, "tokens.txt")).read().split()[:200]
-    totals = {}
+    out = os.path.join(WORK, f"callgrind.{name}")
+    for old in glob.glob(out + "*"):
+        os.remove(old)
+    proc = start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"])
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for server in ("warden", "floor"):
-            out = os.path.join(WORK, f"callgrind.{server}")
-            for old in glob.glob(out + "*"):
-                os.remove(old)
-            prefix = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"]
-            if server == "warden":
-                proc, port = start_warden(True, True, prefix=prefix), WARDEN_PORT
-            else:
-                proc = subprocess.Popen([*prefix, floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}"))
-                port = FLOOR_PORT
-            quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for attempt in range(600):  # the floor has no /readyz: wait for its first answer
             try:
-                for attempt in range(600):  # the floor has no /readyz: wait for its first answer
-                    try:
-                        send_requests(port, tokens, 1, 1)
-                        break
-                    except OSError:
-                        if attempt == 599:
-                            raise
-                        time.sleep(0.1)
-                send_requests(port, tokens, warm_up)
-                sh("callgrind_control", "--zero", str(proc.pid), **quiet)
-                send_requests(port, tokens, requests)
-                sh("callgrind_control", "--dump", str(proc.pid), **quiet)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=60)
-            # `.1` is the dump asked for; the file without a suffix is what ran after it.
-            totals[server], top = callgrind_totals(out + ".1", requests)
-            print(f"{server}: {totals[server]:,.0f} instructions a request; top: " +
-                  "; ".join(f"`{name}` {count:,.0f}" for count, name in top[:10]), flush=True)
+                send_requests(port, warm, 1, 1)
+                break
+            except OSError:
+                if attempt == 599:
+                    raise
+                time.sleep(0.1)
+        send_requests(port, warm, len(warm))
+        sh("callgrind_control", "--zero", str(proc.pid), **quiet)
+        send_requests(port, measured, requests)
+        sh("callgrind_control", "--dump", str(proc.pid), **quiet)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    # `.1` is the dump asked for; the file without a suffix is what ran after it.
+    total, top = callgrind_totals(out + ".1", requests)
+    print(f"{name}: {total:,.0f} instructions a request; top: " +
+          "; ".join(f"`{fn}` {count:,.0f}" for count, fn in top[:12]), flush=True)
+    return total
+
+
+def instructions(kind="hot"):
+    """Instructions per request, counted by valgrind's callgrind: the same count run after run
+    (±0.3%), where requests/s on this shared VM move by 10%, so two builds can be ranked by it.
+    User space only (not the kernel's TCP work); valgrind runs aws-lc's AVX SHA-256 where the
+    CPU's SHA instructions would need far fewer. 3,000 requests over 4 keep-alive connections.
+
+    - `hot`: warden (both caches on) and the floor, 200 tokens round-robin, 600 to warm up.
+    - `new-tokens`: every request a new EdDSA token of a user whose rows warden has cached
+      (4,000 users, each warmed up through another token of theirs): the verification.
+    - `new-users`: every request a new token of a user warden has not seen (500 others warm
+      it up): the verification and the read. Under callgrind the batch queries read one or two
+      sessions each, against about ten at full load."""
+    if kind == "hot":
+        jwks = prepare()
+        floor_bin = build_floor()
+        tokens = open(os.path.join(WORK, "tokens.txt")).read().split()[:200]
+        try:
+            totals = {
+                "warden": counted("warden", lambda prefix: start_warden(True, True, prefix=prefix),
+                                  WARDEN_PORT, tokens * 3, tokens),
+                "floor": counted("floor", lambda prefix: subprocess.Popen(
+                    [*prefix, floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}")),
+                    FLOOR_PORT, tokens * 3, tokens),
+            }
+        finally:
+            jwks.shutdown()
+        print(f"\nInstructions per hot request: warden {totals['warden']:,.0f}, floor {totals['floor']:,.0f}, "
+              f"difference {totals['warden'] - totals['floor']:,.0f}")
+        return
+    global USERS
+    USERS = 4000
+    work = os.path.join(WORK, "instructions-EdDSA")
+    build()
+    seed()
+    mint(USERS, "EdDSA", work, copies=2)
+    jwks = serve_jwks(work)
+    others = open(os.path.join(work, "tokens.1.txt")).read().split()
+    new = open(os.path.join(work, "tokens.txt")).read().split()
+    # Room for every row for as long as the run takes under valgrind.
+    extra = dict(USER_CACHE_MB="512", USER_CACHE_TTL_SECS="600")
+    warm, measured = (others, new) if kind == "new-tokens" else (others[:500], new[1000:])
+    try:
+        total = counted(f"warden-{kind}", lambda prefix: start_warden(True, True, defaults=True, extra=extra, prefix=prefix),
+                        WARDEN_PORT, warm, measured)
     finally:
         jwks.shutdown()
-    print(f"\nInstructions per hot request (callgrind, {requests:,} requests after {warm_up:,}): warden "
-          f"{totals['warden']:,.0f}, floor {totals['floor']:,.0f}, difference {totals['warden'] - totals['floor']:,.0f}")
+    print(f"\nInstructions per request ({kind}): {total:,.0f}")
 
 
 if __name__ == "__main__":
@@ -745,7 +777,7 @@ if __name__ == "__main__":
         cold(*(sys.argv[2:3] or ["EdDSA"]), warm_rows="--warm-rows" in sys.argv[3:])
     elif sys.argv[1:] == ["floor"]:
         floor()
-    elif sys.argv[1:] == ["instructions"]:
-        instructions()
+    elif sys.argv[1:2] == ["instructions"] and sys.argv[2:] in ([], ["hot"], ["new-tokens"], ["new-users"]):
+        instructions(*sys.argv[2:])
     else:
         main()
