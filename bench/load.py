@@ -120,6 +120,9 @@ def start_warden(token_cache, user_cache, defaults=False, extra=None, prefix=())
     if not defaults:
         env.update(TOKEN_CACHE_MB="8" if token_cache else "0", USER_CACHE="true" if user_cache else "false",
                    DATABASE_MAX_CONNECTIONS="16")
+    if prefix:
+        # Given, so the binary does not execute itself again (out from under valgrind) to set it.
+        env.setdefault("MIMALLOC_PURGE_DELAY", "0")
     proc = subprocess.Popen([*prefix, WARDEN, "serve"], env=env)
     for _ in range(2000 if prefix else 200):
         try:

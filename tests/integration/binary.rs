@@ -296,3 +296,90 @@ async fn metrics_can_live_on_their_own_address(db: PgPool) {
     server.start_kill().unwrap();
     let _ = server.wait().await;
 }
+
+/// `warden serve` run from `dir` with `vars` (the test database, a JWKS); its process id once
+/// it answers `/healthz`.
+#[cfg(all(target_os = "linux", feature = "mimalloc"))]
+async fn serve_until_healthy(
+    db: &PgPool,
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> (tokio::process::Child, u32) {
+    let key = TestKey::generate(Alg::EdDsa);
+    let jwks = MockJwks::start(jwks_of(&[&key])).await;
+    let url = url_of(db).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut all = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("JWKS_URL", jwks.url.as_str()),
+        ("BIND_ADDR", bind.as_str()),
+        ("RUST_LOG", "warn"),
+    ];
+    all.extend_from_slice(vars);
+    let server = warden(&["serve"], &all)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = server.id().unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://{bind}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (server, pid);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("warden serve never answered /healthz");
+}
+
+/// The variables of a running process, as the kernel holds them.
+#[cfg(all(target_os = "linux", feature = "mimalloc"))]
+fn environment_of(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// mimalloc reads `MIMALLOC_PURGE_DELAY` before `main`; without it in the environment, the
+/// binary starts itself again, in the same process, with 0 (or the .env file's value), so a
+/// bare binary returns freed memory at once as the Docker image does. A value given is kept.
+#[cfg(all(target_os = "linux", feature = "mimalloc"))]
+#[sqlx::test]
+async fn the_allocator_returns_memory_at_once_unless_told_otherwise(db: PgPool) {
+    let dir = std::env::temp_dir().join(format!("warden-allocator-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let (mut server, pid) = serve_until_healthy(&db, &dir, &[]).await;
+    let vars = environment_of(pid);
+    assert!(vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=0"), "{vars:?}");
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+
+    let (mut server, pid) = serve_until_healthy(&db, &dir, &[("MIMALLOC_PURGE_DELAY", "250")]).await;
+    let vars = environment_of(pid);
+    assert!(vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=250"), "{vars:?}");
+    assert!(!vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=0"), "{vars:?}");
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+
+    // A .env file's value reaches the allocator too (it is read before the restart).
+    std::fs::write(dir.join(".env"), "MIMALLOC_PURGE_DELAY=50\n").unwrap();
+    let (mut server, pid) = serve_until_healthy(&db, &dir, &[]).await;
+    let vars = environment_of(pid);
+    assert!(vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=50"), "{vars:?}");
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
