@@ -9,7 +9,9 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use warden::auth::keys::Alg;
 
-use crate::common::{MockJwks, TestKey, claims, claims_with_sid, insert_session, insert_user, jwks_of};
+use crate::common::{
+    MockJwks, TestKey, claims, claims_with_sid, free_port, insert_session, insert_user, jwks_of,
+};
 
 /// A URL for the test's own database.
 async fn url_of(db: &PgPool) -> String {
@@ -132,12 +134,7 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
     let jwks = MockJwks::start(jwks_of(&[&key])).await;
     let url = url_of(&db).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = format!("127.0.0.1:{}", free_port());
     let secret = "log-test-secret-never-printed-0123456789";
     let mut server = warden(
         &["serve"],
@@ -232,14 +229,10 @@ async fn metrics_can_live_on_their_own_address(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
     let jwks = MockJwks::start(jwks_of(&[&key])).await;
     let url = url_of(&db).await;
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (main, side) = (format!("127.0.0.1:{}", free()), format!("127.0.0.1:{}", free()));
+    let (main, side) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
     let mut server = warden(
         &["serve"],
         &[
@@ -308,12 +301,7 @@ async fn serve_until_healthy(
     let key = TestKey::generate(Alg::EdDsa);
     let jwks = MockJwks::start(jwks_of(&[&key])).await;
     let url = url_of(db).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+    let bind = format!("127.0.0.1:{}", free_port());
     let mut all = vec![
         ("DATABASE_URL", url.as_str()),
         ("JWKS_URL", jwks.url.as_str()),

@@ -13,16 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use warden::auth::keys::Alg;
 
-use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of};
+use crate::common::{self, MockJwks, TestKey, claims, free_port, insert_user, jwks_of};
 use crate::world::{Setup, World};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn db_name(db: &PgPool) -> String {
     sqlx::query_scalar("SELECT current_database()::text")
