@@ -541,6 +541,18 @@ def build_floor():
     return os.path.join(TARGET, "release", "examples", "floor")
 
 
+def start_floor(floor_bin, prefix=()):
+    """The floor on FLOOR_PORT, once it answers; `prefix` runs it under another program."""
+    proc = subprocess.Popen([*prefix, floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}"))
+    for _ in range(2000 if prefix else 200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{FLOOR_PORT}/users/me", timeout=1).close()
+            break
+        except Exception:
+            time.sleep(0.05)
+    return proc
+
+
 def floor(rounds=2):
     """warden's /users/me (both caches on) against the floor: examples/floor.rs, warden's HTTP
     stack and layers answering the same JSON from memory with no authentication. At 64 and
@@ -558,13 +570,7 @@ def floor(rounds=2):
                     if server == "warden":
                         proc, port = start_warden(True, True), WARDEN_PORT
                     else:
-                        proc, port = subprocess.Popen([floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}")), FLOOR_PORT
-                        for _ in range(100):
-                            try:
-                                urllib.request.urlopen(f"http://127.0.0.1:{port}/users/me", timeout=1).close()
-                                break
-                            except Exception:
-                                time.sleep(0.05)
+                        proc, port = start_floor(floor_bin), FLOOR_PORT
                     try:
                         wrk(connections, 2, port=port)
                         before = cpu_ticks(proc.pid)
@@ -688,7 +694,7 @@ def callgrind_totals(dump, requests):
 
 def counted(name, start, port, warm, measured, requests=3000):
     """Instructions per request of one server under callgrind: `start(prefix)` starts it under
-    the given command prefix and returns its process; `warm` tokens are sent once each to warm
+    the given command prefix and returns its process once it answers; `warm` tokens are sent once each to warm
     it, the counters are zeroed, `requests` requests carry the `measured` tokens (round-robin),
     and the dump is divided by `requests`. Prints the total and the top functions."""
     import glob
@@ -698,14 +704,6 @@ def counted(name, start, port, warm, measured, requests=3000):
     proc = start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"])
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for attempt in range(600):  # the floor has no /readyz: wait for its first answer
-            try:
-                send_requests(port, warm, 1, 1)
-                break
-            except OSError:
-                if attempt == 599:
-                    raise
-                time.sleep(0.1)
         send_requests(port, warm, len(warm))
         sh("callgrind_control", "--zero", str(proc.pid), **quiet)
         send_requests(port, measured, requests)
@@ -740,9 +738,8 @@ def instructions(kind="hot"):
             totals = {
                 "warden": counted("warden", lambda prefix: start_warden(True, True, prefix=prefix),
                                   WARDEN_PORT, tokens * 3, tokens),
-                "floor": counted("floor", lambda prefix: subprocess.Popen(
-                    [*prefix, floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}")),
-                    FLOOR_PORT, tokens * 3, tokens),
+                "floor": counted("floor", lambda prefix: start_floor(floor_bin, prefix),
+                                 FLOOR_PORT, tokens * 3, tokens),
             }
         finally:
             jwks.shutdown()

@@ -290,14 +290,14 @@ async fn metrics_can_live_on_their_own_address(db: PgPool) {
     let _ = server.wait().await;
 }
 
-/// `warden serve` run from `dir` with `vars` (the test database, a JWKS); its process id once
-/// it answers `/healthz`.
+/// `warden serve` run from `dir` with `vars` (the test database, a JWKS kept up beside it);
+/// its process id once it answers `/healthz`.
 #[cfg(all(target_os = "linux", feature = "mimalloc"))]
 async fn serve_until_healthy(
     db: &PgPool,
     dir: &std::path::Path,
     vars: &[(&str, &str)],
-) -> (tokio::process::Child, u32) {
+) -> (tokio::process::Child, u32, MockJwks) {
     let key = TestKey::generate(Alg::EdDsa);
     let jwks = MockJwks::start(jwks_of(&[&key])).await;
     let url = url_of(db).await;
@@ -323,7 +323,7 @@ async fn serve_until_healthy(
             .await
             .is_ok_and(|r| r.status() == 200)
         {
-            return (server, pid);
+            return (server, pid, jwks);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -349,13 +349,13 @@ async fn the_allocator_returns_memory_at_once_unless_told_otherwise(db: PgPool) 
     let dir = std::env::temp_dir().join(format!("warden-allocator-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let (mut server, pid) = serve_until_healthy(&db, &dir, &[]).await;
+    let (mut server, pid, _jwks) = serve_until_healthy(&db, &dir, &[]).await;
     let vars = environment_of(pid);
     assert!(vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=0"), "{vars:?}");
     server.start_kill().unwrap();
     let _ = server.wait().await;
 
-    let (mut server, pid) = serve_until_healthy(&db, &dir, &[("MIMALLOC_PURGE_DELAY", "250")]).await;
+    let (mut server, pid, _jwks) = serve_until_healthy(&db, &dir, &[("MIMALLOC_PURGE_DELAY", "250")]).await;
     let vars = environment_of(pid);
     assert!(vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=250"), "{vars:?}");
     assert!(!vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=0"), "{vars:?}");
@@ -364,7 +364,7 @@ async fn the_allocator_returns_memory_at_once_unless_told_otherwise(db: PgPool) 
 
     // A .env file's value reaches the allocator too (it is read before the restart).
     std::fs::write(dir.join(".env"), "MIMALLOC_PURGE_DELAY=50\n").unwrap();
-    let (mut server, pid) = serve_until_healthy(&db, &dir, &[]).await;
+    let (mut server, pid, _jwks) = serve_until_healthy(&db, &dir, &[]).await;
     let vars = environment_of(pid);
     assert!(vars.iter().any(|v| v == "MIMALLOC_PURGE_DELAY=50"), "{vars:?}");
     server.start_kill().unwrap();
