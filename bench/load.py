@@ -10,6 +10,7 @@
     python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before
     python3 bench/load.py cold EdDSA --warm-rows   # new tokens, users and sessions cached already
     python3 bench/load.py floor           # warden against the floor (examples/floor.rs), 64 and 1,000 connections
+    ROUNDS=4 python3 bench/load.py floor  # four alternations instead of two
     python3 bench/load.py instructions [hot|new-tokens|new-users]   # instructions per request (callgrind)
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
@@ -67,8 +68,11 @@ def seed():
         FROM generate_series(1, {USERS}) g;
         INSERT INTO session (id, expires_at, token, created_at, updated_at, user_id)
         SELECT 's' || g, now() + interval '1 day', 'tok' || g, now(), now(), 'u' || g
-        FROM generate_series(1, {USERS}) g;
-        ANALYZE;""")
+        FROM generate_series(1, {USERS}) g;""")
+    # What autovacuum would do after these inserts, done now, so that it does not start during a
+    # measured run: it did, 40–60 s after a 300,000-user seed (the cold mode's warm-up lasts that
+    # long), and took 12–26 µs of PostgreSQL's CPU per request from the shared cores.
+    psql(DB_URL, "VACUUM (ANALYZE)")
 
 
 def mint(count=None, alg="EdDSA", work=WORK, copies=1):
@@ -460,10 +464,13 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
                   errors=r["errors"], peak_mb=peak / 1024, max_rss_mb=max(samples or [0]) / 1024,
                   tokens=count, reused=max(0, r["requests"] - count))
     print(result, flush=True)
+    # cold.lua wraps round when the tokens run out: those requests are not cold.
+    repeated = (f", but for {result['reused']:,} requests that repeated a token (the list ran out; raise COLD_TOKENS)"
+                if result["reused"] else "")
     print(f"\n## Cold tokens ({alg})\n\nCommand: `python3 bench/load.py cold {alg}` (COLD_TOKENS={count}, "
           f"DURATION={DURATION}, {connections} connections, warden with its defaults). {count:,} users with a session each "
           f"and one {alg} token each; every request carries a token (and names a user and session) warden has not "
-          f"seen before. {result['requests']:,} requests, {result['rps']:,.0f} requests/s, p50 {result['p50'] / 1000:.2f} ms, "
+          f"seen before{repeated}. {result['requests']:,} requests, {result['rps']:,.0f} requests/s, p50 {result['p50'] / 1000:.2f} ms, "
           f"p99 {result['p99'] / 1000:.2f} ms, {result['errors']} errors; warden CPU {result['cpu_us']:.0f} µs per request, "
           f"PostgreSQL {result['pg_us']:.0f} µs; warden RSS at most {result['max_rss_mb']:.1f} MB (sampled each second), "
           f"peak {result['peak_mb']:.1f} MB.\n")
@@ -535,7 +542,11 @@ def memory(pid):
 def build_floor():
     """The floor's binary: beside WARDEN_BIN when given, else built (release)."""
     if os.environ.get("WARDEN_BIN"):
-        return os.path.join(os.path.dirname(WARDEN), "examples", "floor")
+        floor_bin = os.path.join(os.path.dirname(WARDEN), "examples", "floor")
+        if not os.path.exists(floor_bin):
+            sys.exit(f"{floor_bin} is missing: build it beside WARDEN_BIN first "
+                     "(cargo build --release --example floor, with the same CARGO_TARGET_DIR)")
+        return floor_bin
     sh("cargo", "build", "--quiet", "--release", "--example", "floor", cwd=ROOT,
        env=dict(os.environ, SQLX_OFFLINE="true"))
     return os.path.join(TARGET, "release", "examples", "floor")
@@ -553,12 +564,14 @@ def start_floor(floor_bin, prefix=()):
     return proc
 
 
-def floor(rounds=2):
+def floor(rounds=int(os.environ.get("ROUNDS", "2"))):
     """warden's /users/me (both caches on) against the floor: examples/floor.rs, warden's HTTP
     stack and layers answering the same JSON from memory with no authentication. At 64 and
-    1,000 connections, alternating the two servers `rounds` times; prints a table, writes nothing."""
-    jwks = prepare()
+    1,000 connections, alternating the two servers `rounds` times (ROUNDS, default 2); prints a
+    table, writes nothing. Besides the ratio of the means, the ratio of each round's pair shows
+    how far the machine moved between runs."""
     floor_bin = build_floor()
+    jwks = prepare()
     lines = [f"warden (`{WARDEN}`) against the floor (`python3 bench/load.py floor`, DURATION={DURATION}):", "",
              "| connections | server | requests/s | p99 | CPU/request | peak RSS | anonymous / file-backed after |",
              "|---:|---|---:|---:|---:|---:|---:|"]
@@ -591,7 +604,9 @@ def floor(rounds=2):
     lines.append("")
     for connections, by in ratios.items():
         w, f = statistics.mean(by["warden"]), statistics.mean(by["floor"])
-        lines.append(f"- {connections:,} connections: warden ÷ floor = {w / f:.2f} ({w:,.0f} ÷ {f:,.0f} requests/s, mean of {rounds})")
+        pairs = ", ".join(f"{a / b:.2f}" for a, b in zip(by["warden"], by["floor"]))
+        lines.append(f"- {connections:,} connections: warden ÷ floor = {w / f:.2f} ({w:,.0f} ÷ {f:,.0f} requests/s, "
+                     f"mean of {rounds}; each round: {pairs})")
     print("\n".join(lines))
 
 
