@@ -160,40 +160,39 @@ impl Auth {
         }
     }
 
-    /// The user and the session a JWT names, when one lookup or one query finds them: the
-    /// cached user (looked up once, here), or, when neither is cached (and the cache is
-    /// trusted), both read in one query shared with other requests' (see `batch`) and cached.
+    /// The user and the session a JWT names, when lookups or one query find them: both from
+    /// the cache (the hot path: one lookup each, done here once), or, when either is missing
+    /// (and the cache is trusted), both read in one query shared with other requests' (see
+    /// `batch`) and cached. A new sign-in of a user the cache holds still needs its session
+    /// read, and a user evicted before their session still needs their row: either way the
+    /// batch reads them with everyone else's instead of in a query of their own.
     /// Steps 2 and 4 read what is missing here themselves; a session that is gone or belongs to
     /// someone else is left to step 4, which reads it again and refuses it.
     async fn prefetch_user_and_session(&self, proof: &Proof) -> Prefetched {
-        let none = Prefetched::default();
         let Proof::Jwt(claims) = proof else {
-            return none;
+            return Prefetched::default();
         };
-        if let Some(user) = self.rows().user(&claims.sub) {
-            return Prefetched {
-                user: Some(user),
-                session: None,
-            };
-        }
-        let (Some(sid), true) = (claims.sid.as_deref(), self.rows().trusted()) else {
-            return none;
+        let user = self.rows().user(&claims.sub);
+        let sid = match claims.sid.as_deref() {
+            Some(sid) if self.policy().session_check != SessionCheck::Off && self.rows().trusted() => sid,
+            _ => return Prefetched { user, session: None },
         };
-        if self.policy().session_check == SessionCheck::Off || self.rows().session(sid).is_some() {
-            return none;
+        let session = self.rows().session(sid);
+        if user.is_some() && session.is_some() {
+            return Prefetched { user, session };
         }
         let (user_ticket, session_ticket) = (self.rows().ticket(&claims.sub), self.rows().ticket(sid));
         // A failed read leaves the steps below to read (and report) for themselves.
         match self.session_batcher().load(self.db(), sid).await {
-            Ok(Some((session, user))) if user.id == claims.sub => {
-                self.rows().put_user(Arc::clone(&user), user_ticket);
+            Ok(Some((session, fresh))) if fresh.id == claims.sub => {
+                self.rows().put_user(Arc::clone(&fresh), user_ticket);
                 self.rows().put_session(Arc::clone(&session), session_ticket);
                 Prefetched {
-                    user: Some(user),
+                    user: Some(fresh),
                     session: Some(session),
                 }
             }
-            _ => none,
+            _ => Prefetched { user, session },
         }
     }
 

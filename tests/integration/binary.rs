@@ -224,16 +224,23 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
     );
 }
 
-#[sqlx::test]
-async fn metrics_can_live_on_their_own_address(db: PgPool) {
-    let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let url = url_of(&db).await;
+/// A counter's value in Prometheus text, 0 when absent.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `warden serve` on the test database with its metrics on a side address, once it answers:
+/// the process, the main address and the metrics address (the JWKS is kept up beside it).
+async fn serve_with_metrics(db: &PgPool, key: &TestKey) -> (tokio::process::Child, String, String, MockJwks) {
+    let jwks = MockJwks::start(jwks_of(&[key])).await;
+    let url = url_of(db).await;
     let (main, side) = (
         format!("127.0.0.1:{}", free_port()),
         format!("127.0.0.1:{}", free_port()),
     );
-    let mut server = warden(
+    let server = warden(
         &["serve"],
         &[
             ("DATABASE_URL", &url),
@@ -253,18 +260,19 @@ async fn metrics_can_live_on_their_own_address(db: PgPool) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metric = |text: &str, name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0)
-    };
-    // A JWT of a user and session warden has not seen is read by a batch query (once the row
-    // cache's listener is up, which takes a moment after start): each try is a new user.
+    (server, main, side, jwks)
+}
+
+/// Signs in new users until warden reads one by a batch query, which it does once the row
+/// cache's listener is up (a moment after start): the last user and session, now cached, and
+/// the metrics text that counted the batch.
+async fn first_batched_user(db: &PgPool, key: &TestKey, main: &str, side: &str) -> (String, String, String) {
+    let client = reqwest::Client::new();
     let mut text = String::new();
     for i in 0..50 {
         let (user, session) = (format!("metrics-user-{i}"), format!("metrics-session-{i}"));
-        insert_user(&db, &user, &format!("{user}@example.com")).await;
-        insert_session(&db, &session, &user, &format!("tok-{i}"), 3600).await;
+        insert_user(db, &user, &format!("{user}@example.com")).await;
+        insert_session(db, &session, &user, &format!("tok-{i}"), 3600).await;
         let response = client
             .get(format!("http://{main}/users/me"))
             .bearer_auth(key.sign(&claims_with_sid(&user, &session)))
@@ -276,16 +284,77 @@ async fn metrics_can_live_on_their_own_address(db: PgPool) {
         assert_eq!(response.status(), 200);
         text = response.text().await.unwrap();
         if metric(&text, "warden_session_batches_total") > 0 {
-            break;
+            return (user, session, text);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    panic!("no batch query counted:\n{text}");
+}
+
+#[sqlx::test]
+async fn metrics_can_live_on_their_own_address(db: PgPool) {
+    let key = TestKey::generate(Alg::EdDsa);
+    let (mut server, main, side, _jwks) = serve_with_metrics(&db, &key).await;
+    // A JWT of a user and session warden has not seen is read by a batch query.
+    let (_, _, text) = first_batched_user(&db, &key, &main, &side).await;
     assert!(text.contains("warden_http_requests_total"));
     let batches = metric(&text, "warden_session_batches_total");
-    assert!(batches >= 1, "no batch query counted:\n{text}");
     assert!(metric(&text, "warden_session_batch_reads_total") >= batches);
+    let client = reqwest::Client::new();
     let response = client.get(format!("http://{main}/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 404, "not on the public port");
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+}
+
+/// A new sign-in of a user warden has cached (another device, say) names a session it has not
+/// seen: that session is read by the batch query, with everyone else's, not by a query of its
+/// own; once cached, the same token reads nothing.
+#[sqlx::test]
+async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
+    let key = TestKey::generate(Alg::EdDsa);
+    let (mut server, main, side, _jwks) = serve_with_metrics(&db, &key).await;
+    let (user, _, _) = first_batched_user(&db, &key, &main, &side).await;
+    let client = reqwest::Client::new();
+    let counts = || async {
+        let text = client
+            .get(format!("http://{side}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (
+            metric(&text, "warden_session_batches_total"),
+            metric(&text, "warden_session_batch_reads_total"),
+        )
+    };
+    let (batches, reads) = counts().await;
+    insert_session(&db, "second-device", &user, "tok-second-device", 3600).await;
+    let token = key.sign(&claims_with_sid(&user, "second-device"));
+    for round in 0..2 {
+        let response = client
+            .get(format!("http://{main}/users/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "round {round}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["id"], user.as_str());
+        // Read once, by one batch, in the first round; from the cache in the second.
+        assert_eq!(counts().await, (batches + 1, reads + 1), "round {round}");
+    }
+    // A token naming a session that does not exist is still refused (read, found missing).
+    let missing = key.sign(&claims_with_sid(&user, "no-such-session"));
+    let response = client
+        .get(format!("http://{main}/users/me"))
+        .bearer_auth(&missing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
     server.start_kill().unwrap();
     let _ = server.wait().await;
 }
