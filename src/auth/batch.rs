@@ -1,8 +1,9 @@
 //! Cold lookups, coalesced: the session and user of JWTs seen for the first time, read for
 //! several requests in one query.
 //!
-//! A request whose JWT names a user and a session that are not cached needs both from the
-//! database. Under load many such requests are in flight at once (each user's new token every
+//! A request whose JWT names a user or a session that is not cached reads both from the
+//! database (the one it has comes back fresh; a new sign-in of a cached user is the common case
+//! of a session alone). Under load many such requests are in flight at once (each user's new token every
 //! 15 minutes), and a round trip per request costs PostgreSQL and warden more than the rows
 //! themselves. So requests hand their session id to one task, which reads every id waiting
 //! at that moment with one `WHERE id = ANY(...)` query and answers each request. Nothing waits
