@@ -409,8 +409,9 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
     (peak, and sampled each second).
 
     `warm_rows` splits the cost: every user and session is read into warden's row cache first
-    (by other tokens of theirs, with room for all of them: USER_CACHE_MB=512), so the measured
-    tokens are new but their rows are not; what the cold run costs beyond this is the read."""
+    (by other tokens of theirs, with room for all of them: USER_CACHE_MB of 2,400 bytes a user,
+    at least 512, or WARM_CACHE_MB), so the measured tokens are new but their rows are not; what
+    the cold run costs beyond this is the read."""
     global USERS
     count = int(os.environ.get("COLD_TOKENS", "200000"))
     USERS = count
@@ -421,7 +422,11 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
     seed()
     mint(count, alg, work, copies=2 if warm_rows else 1)  # a second set only to warm the rows
     jwks = serve_jwks(work)
-    extra = dict(USER_CACHE_MB="512", USER_CACHE_TTL_SECS="600") if warm_rows else None
+    # Sessions get a quarter of USER_CACHE_MB and weigh about 500 bytes each in its accounting:
+    # 2,400 bytes a user leaves room for all (at 300,000 users, 512 MB did not: a third of the
+    # requests then found the user but not the session).
+    cache_mb = os.environ.get("WARM_CACHE_MB") or str(max(512, -(-count * 2400 // 2**20)))
+    extra = dict(USER_CACHE_MB=cache_mb, USER_CACHE_TTL_SECS="600") if warm_rows else None
     proc = start_warden(True, True, defaults=True, extra=extra)
     try:
         if warm_rows:
