@@ -330,16 +330,16 @@ async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
             metric(&text, "warden_session_batch_reads_total"),
         )
     };
+    let me = |session: &str| {
+        client
+            .get(format!("http://{main}/users/me"))
+            .bearer_auth(key.sign(&claims_with_sid(&user, session)))
+            .send()
+    };
     let (batches, reads) = counts().await;
     insert_session(&db, "second-device", &user, "tok-second-device", 3600).await;
-    let token = key.sign(&claims_with_sid(&user, "second-device"));
     for round in 0..2 {
-        let response = client
-            .get(format!("http://{main}/users/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = me("second-device").await.unwrap();
         assert_eq!(response.status(), 200, "round {round}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["id"], user.as_str());
@@ -347,14 +347,7 @@ async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
         assert_eq!(counts().await, (batches + 1, reads + 1), "round {round}");
     }
     // A token naming a session that does not exist is still refused (read, found missing).
-    let missing = key.sign(&claims_with_sid(&user, "no-such-session"));
-    let response = client
-        .get(format!("http://{main}/users/me"))
-        .bearer_auth(&missing)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(me("no-such-session").await.unwrap().status(), 401);
     server.start_kill().unwrap();
     let _ = server.wait().await;
 }
