@@ -166,8 +166,9 @@ impl Auth {
     /// `batch`) and cached. A new sign-in of a user the cache holds still needs its session
     /// read, and a user evicted before their session still needs their row: either way the
     /// batch reads them with everyone else's instead of in a query of their own.
-    /// Steps 2 and 4 read what is missing here themselves; a session that is gone or belongs to
-    /// someone else is left to step 4, which reads it again and refuses it.
+    /// Steps 2 and 4 read what is still missing themselves. A session the read found gone, or
+    /// another user's, is handed to step 4 as found, which refuses it without reading again
+    /// (a signed-out client keeps sending its JWT until it expires).
     async fn prefetch_user_and_session(&self, proof: &Proof) -> Prefetched {
         let Proof::Jwt(claims) = proof else {
             return Prefetched::default();
@@ -179,20 +180,35 @@ impl Auth {
         };
         let session = self.rows().session(sid);
         if user.is_some() && session.is_some() {
-            return Prefetched { user, session };
+            return Prefetched {
+                user,
+                session: Some(session),
+            };
         }
         let (user_ticket, session_ticket) = (self.rows().ticket(&claims.sub), self.rows().ticket(sid));
-        // A failed read leaves the steps below to read (and report) for themselves.
         match self.session_batcher().load(self.db(), sid).await {
             Ok(Some((session, fresh))) if fresh.id == claims.sub => {
                 self.rows().put_user(Arc::clone(&fresh), user_ticket);
                 self.rows().put_session(Arc::clone(&session), session_ticket);
                 Prefetched {
                     user: Some(fresh),
-                    session: Some(session),
+                    session: Some(Some(session)),
                 }
             }
-            _ => Prefetched { user, session },
+            // Another user's session: step 4 refuses it.
+            Ok(Some((session, _))) => Prefetched {
+                user,
+                session: Some(Some(session)),
+            },
+            Ok(None) => Prefetched {
+                user,
+                session: Some(None),
+            },
+            // Nothing known: step 4 reads for itself (and reports the database's state).
+            Err(()) => Prefetched {
+                user,
+                session: session.map(Some),
+            },
         }
     }
 
@@ -215,7 +231,7 @@ impl Auth {
     async fn check_session(
         &self,
         proof: Proof,
-        prefetched: Option<Arc<SessionRef>>,
+        prefetched: Option<Option<Arc<SessionRef>>>,
         now: OffsetDateTime,
     ) -> Result<(Option<String>, Credential), ApiError> {
         match proof {
@@ -241,7 +257,7 @@ impl Auth {
                     (SessionCheck::Auto, None) => None,
                     (_, Some(sid)) => {
                         let session = match prefetched {
-                            Some(session) => Some(session),
+                            Some(found) => found,
                             None => self.session(sid).await?,
                         };
                         Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
@@ -271,7 +287,8 @@ impl Auth {
 #[derive(Default)]
 struct Prefetched {
     user: Option<Arc<User>>,
-    session: Option<Arc<SessionRef>>,
+    /// `None`: not looked up; `Some(None)`: read, and there is no such session.
+    session: Option<Option<Arc<SessionRef>>>,
 }
 
 /// What step 1 established.
