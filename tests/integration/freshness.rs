@@ -395,3 +395,66 @@ async fn cold_requests_at_once_each_get_their_own_user(db: PgPool) {
     }
     assert_eq!(ok, 299);
 }
+
+/// A pool over the test's database that counts the connections handed back, one per query
+/// outside a transaction: how many times the app read the database.
+async fn counting_pool(db: &PgPool) -> (PgPool, Arc<std::sync::atomic::AtomicUsize>) {
+    let released = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&released);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .after_release(move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(true) })
+        })
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    (pool, released)
+}
+
+/// A signed-out client keeps sending its JWT until it expires. Each such request is refused
+/// after the reads it needs: the batch's (which finds the session gone), and the user's row when
+/// that was not cached (so a ban is still reported as a ban); never the session a second time.
+#[sqlx::test]
+async fn a_signed_out_jwt_is_refused_without_reading_its_session_twice(db: PgPool) {
+    let (counted, reads) = counting_pool(&db).await;
+    let w = World::new(counted).await;
+    let rows = long_lived_cache();
+    rows.set_trusted(true);
+    let app = with_cache(&w, &rows).await;
+    assert_eq!(app.as_alice().get("/users/me").await.status, 200);
+    assert!(rows.user("alice").is_some() && rows.session("s-alice-1").is_some());
+    // Signed out: the row goes, and the notification drops it from the cache.
+    sqlx::query("DELETE FROM session WHERE id = 's-alice-1'")
+        .execute(&db)
+        .await
+        .unwrap();
+    rows.invalidate_session("s-alice-1");
+    // A connection goes back to the pool (and is counted) in a task of its own, just after the
+    // query: let the count settle before reading it.
+    let settled = || async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        reads.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    // The user cached: one read, the batch's.
+    let before = settled().await;
+    let answer = app.as_alice().get("/users/me").await;
+    assert_eq!(
+        (answer.status.as_u16(), settled().await - before),
+        (401, 1),
+        "{:?}",
+        answer.body
+    );
+    // Nothing cached: the batch's read and the user's row.
+    rows.invalidate_user("alice");
+    let before = settled().await;
+    let answer = app.as_alice().get("/users/me").await;
+    assert_eq!(
+        (answer.status.as_u16(), settled().await - before),
+        (401, 2),
+        "{:?}",
+        answer.body
+    );
+    assert_eq!(answer.body["code"], "session_revoked");
+}
