@@ -253,20 +253,31 @@ async fn serve_with_metrics(db: &PgPool, key: &TestKey) -> (tokio::process::Chil
     .stdout(Stdio::null())
     .spawn()
     .unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client.get(format!("http://{main}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_healthy(&main).await;
     (server, main, side, jwks)
 }
 
+/// Waits until the server on `addr` answers `/healthz` with 200 (10 s at most).
+async fn until_healthy(addr: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("warden serve never answered /healthz on {addr}");
+}
+
 /// Signs in new users until warden reads one by a batch query, which it does once the row
-/// cache's listener is up (a moment after start): the last user and session, now cached, and
-/// the metrics text that counted the batch.
-async fn first_batched_user(db: &PgPool, key: &TestKey, main: &str, side: &str) -> (String, String, String) {
+/// cache's listener is up (a moment after start): the last user (cached now, with their
+/// session) and the metrics text that counted the batch.
+async fn first_batched_user(db: &PgPool, key: &TestKey, main: &str, side: &str) -> (String, String) {
     let client = reqwest::Client::new();
     let mut text = String::new();
     for i in 0..50 {
@@ -284,7 +295,7 @@ async fn first_batched_user(db: &PgPool, key: &TestKey, main: &str, side: &str) 
         assert_eq!(response.status(), 200);
         text = response.text().await.unwrap();
         if metric(&text, "warden_session_batches_total") > 0 {
-            return (user, session, text);
+            return (user, text);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -296,7 +307,7 @@ async fn metrics_can_live_on_their_own_address(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
     let (mut server, main, side, _jwks) = serve_with_metrics(&db, &key).await;
     // A JWT of a user and session warden has not seen is read by a batch query.
-    let (_, _, text) = first_batched_user(&db, &key, &main, &side).await;
+    let (_, text) = first_batched_user(&db, &key, &main, &side).await;
     assert!(text.contains("warden_http_requests_total"));
     let batches = metric(&text, "warden_session_batches_total");
     assert!(metric(&text, "warden_session_batch_reads_total") >= batches);
@@ -314,7 +325,7 @@ async fn metrics_can_live_on_their_own_address(db: PgPool) {
 async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
     let (mut server, main, side, _jwks) = serve_with_metrics(&db, &key).await;
-    let (user, _, _) = first_batched_user(&db, &key, &main, &side).await;
+    let (user, _) = first_batched_user(&db, &key, &main, &side).await;
     let client = reqwest::Client::new();
     let counts = || async {
         let text = client
@@ -377,19 +388,8 @@ async fn serve_until_healthy(
         .spawn()
         .unwrap();
     let pid = server.id().unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("http://{bind}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return (server, pid, jwks);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("warden serve never answered /healthz");
+    until_healthy(&bind).await;
+    (server, pid, jwks)
 }
 
 /// The variables of a running process, as the kernel holds them.
