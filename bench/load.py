@@ -69,9 +69,9 @@ def seed():
         INSERT INTO session (id, expires_at, token, created_at, updated_at, user_id)
         SELECT 's' || g, now() + interval '1 day', 'tok' || g, now(), now(), 'u' || g
         FROM generate_series(1, {USERS}) g;""")
-    # What autovacuum would do after these inserts, done now, so that it does not start during a
-    # measured run: it did, 40–60 s after a 300,000-user seed (the cold mode's warm-up lasts that
-    # long), and took 12–26 µs of PostgreSQL's CPU per request from the shared cores.
+    # What autovacuum would do after these inserts (hint bits, the visibility map, statistics),
+    # done now, before any measured run, so that none of it can fall inside one: the cold mode's
+    # warm-up alone lasts 25–40 s, and autovacuum looks every minute.
     psql(DB_URL, "VACUUM (ANALYZE)")
 
 
