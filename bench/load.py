@@ -128,15 +128,21 @@ def start_warden(token_cache, user_cache, defaults=False, extra=None, prefix=())
         # Given, so the binary does not execute itself again (out from under valgrind) to set it.
         env.setdefault("MIMALLOC_PURGE_DELAY", "0")
     proc = subprocess.Popen([*prefix, WARDEN, "serve"], env=env)
-    for _ in range(2000 if prefix else 200):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{WARDEN_PORT}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except Exception:
-            time.sleep(0.05)
+    wait_for(f"http://127.0.0.1:{WARDEN_PORT}/readyz", 2000 if prefix else 200)
     time.sleep(0.5 if user_cache else 0)  # the cache listener connects
     return proc
+
+
+def wait_for(url, tries):
+    """Until `url` answers 200, every 50 ms, `tries` times at most (a server starting up)."""
+    for _ in range(tries):
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.05)
 
 
 def cpu_ticks(pid):
@@ -560,12 +566,7 @@ def build_floor():
 def start_floor(floor_bin, prefix=()):
     """The floor on FLOOR_PORT, once it answers; `prefix` runs it under another program."""
     proc = subprocess.Popen([*prefix, floor_bin], env=dict(os.environ, BIND_ADDR=f"127.0.0.1:{FLOOR_PORT}"))
-    for _ in range(2000 if prefix else 200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{FLOOR_PORT}/users/me", timeout=1).close()
-            break
-        except Exception:
-            time.sleep(0.05)
+    wait_for(f"http://127.0.0.1:{FLOOR_PORT}/users/me", 2000 if prefix else 200)
     return proc
 
 
@@ -751,8 +752,8 @@ def instructions(kind="hot"):
       it up): the verification and the read. Under callgrind the batch queries read one or two
       sessions each, against about ten at full load."""
     if kind == "hot":
-        jwks = prepare()
         floor_bin = build_floor()
+        jwks = prepare()
         tokens = open(os.path.join(WORK, "tokens.txt")).read().split()[:200]
         try:
             totals = {
