@@ -155,12 +155,7 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
 
     let client = reqwest::Client::new();
     let base = format!("http://{bind}");
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_healthy(&bind).await;
     let token = key.sign(&claims("log-user"));
     let response = client
         .get(format!("{base}/users/me"))
@@ -231,29 +226,40 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `warden serve` on the test database with its metrics on a side address, once it answers:
-/// the process, the main address and the metrics address (the JWKS is kept up beside it).
-async fn serve_with_metrics(db: &PgPool, key: &TestKey) -> (tokio::process::Child, String, String, MockJwks) {
+/// `warden serve` on the test database, run from `dir` with `vars` besides the database, a
+/// JWKS serving `key` (kept up beside it) and an address of its own, once it answers
+/// `/healthz`: the process, its address and the JWKS.
+async fn serve(
+    db: &PgPool,
+    key: &TestKey,
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> (tokio::process::Child, String, MockJwks) {
     let jwks = MockJwks::start(jwks_of(&[key])).await;
     let url = url_of(db).await;
-    let (main, side) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let server = warden(
-        &["serve"],
-        &[
-            ("DATABASE_URL", &url),
-            ("JWKS_URL", &jwks.url),
-            ("BETTER_AUTH_URL", crate::common::ISSUER),
-            ("BIND_ADDR", &main),
-            ("METRICS_ADDR", &side),
-        ],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .unwrap();
-    until_healthy(&main).await;
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut all = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("JWKS_URL", jwks.url.as_str()),
+        ("BETTER_AUTH_URL", crate::common::ISSUER),
+        ("BIND_ADDR", bind.as_str()),
+        ("RUST_LOG", "warn"),
+    ];
+    all.extend_from_slice(vars);
+    let server = warden(&["serve"], &all)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    until_healthy(&bind).await;
+    (server, bind, jwks)
+}
+
+/// [`serve`] with the metrics on a side address: the process, the main address, the metrics
+/// address and the JWKS.
+async fn serve_with_metrics(db: &PgPool, key: &TestKey) -> (tokio::process::Child, String, String, MockJwks) {
+    let side = format!("127.0.0.1:{}", free_port());
+    let (server, main, jwks) = serve(db, key, &std::env::temp_dir(), &[("METRICS_ADDR", &side)]).await;
     (server, main, side, jwks)
 }
 
@@ -363,32 +369,15 @@ async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
     let _ = server.wait().await;
 }
 
-/// `warden serve` run from `dir` with `vars` (the test database, a JWKS kept up beside it);
-/// its process id once it answers `/healthz`.
+/// [`serve`] from `dir` with `vars`: the process, its id and the JWKS.
 #[cfg(all(target_os = "linux", feature = "mimalloc"))]
 async fn serve_until_healthy(
     db: &PgPool,
     dir: &std::path::Path,
     vars: &[(&str, &str)],
 ) -> (tokio::process::Child, u32, MockJwks) {
-    let key = TestKey::generate(Alg::EdDsa);
-    let jwks = MockJwks::start(jwks_of(&[&key])).await;
-    let url = url_of(db).await;
-    let bind = format!("127.0.0.1:{}", free_port());
-    let mut all = vec![
-        ("DATABASE_URL", url.as_str()),
-        ("JWKS_URL", jwks.url.as_str()),
-        ("BIND_ADDR", bind.as_str()),
-        ("RUST_LOG", "warn"),
-    ];
-    all.extend_from_slice(vars);
-    let server = warden(&["serve"], &all)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (server, _, jwks) = serve(db, &TestKey::generate(Alg::EdDsa), dir, vars).await;
     let pid = server.id().unwrap();
-    until_healthy(&bind).await;
     (server, pid, jwks)
 }
 
