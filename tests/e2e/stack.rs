@@ -2,6 +2,7 @@
 //! the real Better-Auth server from `auth-server/` (Node), and the real `warden` binary, all
 //! on 127.0.0.1 with free ports. Everything started here is stopped when the [`Stack`] drops.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct-horse-battery-staple";
 pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
@@ -125,8 +128,14 @@ fn port_of(url: &str) -> u16 {
     url.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 
-/// Better-Auth and warden on the given ports, against the database at `db_url`.
-fn spawn_servers(db_url: &str, options: &Options, auth_port: u16, warden_port: u16) -> (Child, Child) {
+/// Better-Auth and warden on the given ports, against the database at `db_url`, and what
+/// says that Better-Auth listens ([`listening`]).
+fn spawn_servers(
+    db_url: &str,
+    options: &Options,
+    auth_port: u16,
+    warden_port: u16,
+) -> (Child, Child, oneshot::Receiver<()>) {
     let auth_url = format!("http://{}:{auth_port}", options.host);
     let warden_url = format!("http://{}:{warden_port}", options.host);
     let mut auth = Command::new("node");
@@ -138,7 +147,7 @@ fn spawn_servers(db_url: &str, options: &Options, auth_port: u16, warden_port: u
         .env("HOST", "127.0.0.1")
         .env("PORT", auth_port.to_string())
         .env("JWT_ALG", options.alg)
-        .stdout(Stdio::inherit())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
     if let Some(secs) = options.rotation_secs {
@@ -150,7 +159,8 @@ fn spawn_servers(db_url: &str, options: &Options, auth_port: u16, warden_port: u
     for (k, v) in &options.auth_env {
         auth.env(k, v);
     }
-    let auth = auth.spawn().expect("node is installed");
+    let mut auth = auth.spawn().expect("node is installed");
+    let listening = watch_for_listening(auth.stdout.take().expect("stdout is piped"));
 
     let mut warden = Command::new(env!("CARGO_BIN_EXE_warden"));
     for (k, v) in &options.warden_env {
@@ -174,7 +184,38 @@ fn spawn_servers(db_url: &str, options: &Options, auth_port: u16, warden_port: u
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    (auth, warden)
+    (auth, warden, listening)
+}
+
+/// Passes Better-Auth's output on, and fires once it prints that it listens: only the server
+/// that bound the port prints that. The sender drops, unfired, when the output ends first.
+fn watch_for_listening(stdout: ChildStdout) -> oneshot::Receiver<()> {
+    let (fire, fired) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut fire = Some(fire);
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = writeln!(std::io::stdout(), "{line}");
+            if line.starts_with("auth-server: listening on")
+                && let Some(fire) = fire.take()
+            {
+                let _ = fire.send(());
+            }
+        }
+    });
+    fired
+}
+
+/// Whether the servers just spawned hold their ports: Better-Auth printed that it listens, and
+/// warden (which binds within milliseconds, where Node takes about a second) is still running.
+/// `free_port` hands out a port that was free a moment ago; a server another test starts in
+/// that moment can take it, and the one spawned here then exits.
+async fn listening(listening: oneshot::Receiver<()>, warden: &mut Child) -> bool {
+    let auth_up = tokio::time::timeout(Duration::from_secs(30), listening)
+        .await
+        .expect("Better-Auth neither listened nor exited in 30 s")
+        .is_ok();
+    auth_up && matches!(warden.try_wait(), Ok(None))
 }
 
 impl Stack {
@@ -196,11 +237,21 @@ impl Stack {
         assert!(status.success(), "warden migrate failed");
         let pool = PgPool::connect(&db.url).await.unwrap();
 
-        let auth_port = free_port();
+        let mut attempts = 0;
+        let (auth_port, warden_port, auth, warden) = loop {
+            let (auth_port, warden_port) = (free_port(), free_port());
+            let (mut auth, mut warden, up) = spawn_servers(&db.url, &options, auth_port, warden_port);
+            if listening(up, &mut warden).await {
+                break (auth_port, warden_port, auth, warden);
+            }
+            attempts += 1;
+            assert!(attempts < 3, "the servers could not take their ports in 3 tries");
+            for child in [&mut auth, &mut warden] {
+                let _ = child.kill().await;
+            }
+        };
         let auth_url = format!("http://{}:{auth_port}", options.host);
-        let warden_port = free_port();
         let warden_url = format!("http://{}:{warden_port}", options.host);
-        let (auth, warden) = spawn_servers(&db.url, &options, auth_port, warden_port);
 
         let stack = Self {
             db,
@@ -241,11 +292,15 @@ impl Stack {
             let _ = child.kill().await;
             let _ = child.wait().await;
         }
-        let (auth, warden) = spawn_servers(
+        let (auth, mut warden, up) = spawn_servers(
             &self.db.url,
             &options,
             port_of(&self.auth_url),
             port_of(&self.warden_url),
+        );
+        assert!(
+            listening(up, &mut warden).await,
+            "the servers did not take their ports again"
         );
         self.auth = Some(auth);
         self.warden = Some(warden);
