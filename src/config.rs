@@ -89,6 +89,10 @@ pub struct Config {
     /// `TRUSTED_ORIGINS` (default: the origin of `BETTER_AUTH_URL` and every `CORS_ORIGINS`
     /// entry): where a cookie-borne change may come from.
     pub trusted_origins: Vec<String>,
+    /// `SESSION_COOKIE_NAME` (default `$COOKIE_PREFIX.session_token`, with `COOKIE_PREFIX`
+    /// default `better-auth`): Better-Auth's session cookie, as its `advanced.cookiePrefix` or
+    /// `advanced.cookies.session_token.name` names it; the `__Secure-` form is accepted too.
+    pub session_cookie: String,
     /// `REQUIRE_SIGNED_SESSION_TOKENS` (default false): accept a Better-Auth session token as a
     /// bearer credential only in its signed form (`token.signature`), like the bearer plugin's
     /// `requireSignature`. Needs `BETTER_AUTH_SECRET`.
@@ -208,6 +212,7 @@ impl Config {
             better_auth_secret: better_auth.secret,
             require_signed_session_tokens: better_auth.require_signed_session_tokens,
             cookie_auth: better_auth.cookie_auth,
+            session_cookie: better_auth.session_cookie,
             trusted_origins,
             session_check: better_auth.session_check,
             admin_roles: roles.admin_roles,
@@ -414,6 +419,7 @@ struct BetterAuthParts {
     secret: Option<Secret>,
     require_signed_session_tokens: bool,
     cookie_auth: bool,
+    session_cookie: String,
     session_check: SessionCheck,
 }
 
@@ -442,10 +448,29 @@ impl BetterAuthParts {
                 "needs BETTER_AUTH_SECRET to check the cookie's signature",
             ));
         }
+        let prefix = env
+            .get("COOKIE_PREFIX")
+            .unwrap_or_else(|| "better-auth".to_owned());
+        if !valid_cookie_name(&prefix) {
+            return Err(invalid(
+                "COOKIE_PREFIX",
+                format!("{prefix:?} cannot start a cookie name (letters, digits and !#$%&'*+-.^_`|~ only)"),
+            ));
+        }
+        let session_cookie = env
+            .get("SESSION_COOKIE_NAME")
+            .unwrap_or_else(|| format!("{prefix}.session_token"));
+        if !valid_cookie_name(&session_cookie) {
+            return Err(invalid(
+                "SESSION_COOKIE_NAME",
+                format!("{session_cookie:?} is not a cookie name (letters, digits and !#$%&'*+-.^_`|~ only)"),
+            ));
+        }
         Ok(Self {
             jwks_url,
             issuer,
             cookie_auth,
+            session_cookie,
             audience,
             leeway: env.secs("JWT_LEEWAY_SECS", 30, 0..=600)?,
             refresh: env.secs("JWKS_REFRESH_SECS", 300, 1..=86_400)?,
@@ -539,6 +564,15 @@ fn origin_of(url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
     let origin = parsed.origin();
     origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// A cookie name is an RFC 6265 token (the name Better-Auth sets, without its `__Secure-`).
+fn valid_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Role names go into comma-joined strings and URLs: keep them plain.
@@ -690,6 +724,7 @@ impl Config {
             require_signed_session_tokens: self.require_signed_session_tokens,
             cookie_auth: self.cookie_auth,
             trusted_origins: self.trusted_origins.clone(),
+            session_cookie: self.session_cookie.clone(),
             access: Arc::clone(&self.access_control),
         }
     }
@@ -822,6 +857,23 @@ mod tests {
         assert_eq!(c.session_check, SessionCheck::Auto);
         assert!(c.better_auth_secret.is_none());
         assert!(c.console);
+        assert_eq!(c.session_cookie, "better-auth.session_token");
+        let prefixed = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("COOKIE_PREFIX", "myapp"),
+        ])
+        .unwrap();
+        assert_eq!(prefixed.session_cookie, "myapp.session_token");
+        let named = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("COOKIE_PREFIX", "myapp"),
+            ("SESSION_COOKIE_NAME", "sid"),
+        ])
+        .unwrap();
+        assert_eq!(
+            named.session_cookie, "sid",
+            "a custom name replaces the prefixed one, as in Better-Auth"
+        );
 
         let c = config(&[
             ("DATABASE_URL", "postgres://localhost/db"),
@@ -871,6 +923,8 @@ mod tests {
             ("USER_CACHE", "sometimes"),
             ("USER_CACHE_TTL_SECS", "0"),
             ("DATABASE_LISTEN_URL", "redis://x"),
+            ("COOKIE_PREFIX", "my app"),
+            ("SESSION_COOKIE_NAME", "sid;x=1"),
         ] {
             let vars = if var == "DATABASE_URL" {
                 vec![(var, value)]

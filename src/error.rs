@@ -37,6 +37,10 @@ pub enum ApiError {
     /// Signed in, but without the role the route needs (403 `forbidden`); the text says which.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Signed in, but the route (`/auth/verify?verified=true`) needs an email address that
+    /// Better-Auth has verified (403 `email_not_verified`).
+    #[error("the email address is not verified")]
+    EmailNotVerified,
     /// A cookie-borne change whose `Origin` (or `Referer`) is missing or not in
     /// `TRUSTED_ORIGINS` (403 `invalid_origin`).
     #[error("cross-site request refused: {0}")]
@@ -144,6 +148,12 @@ impl ApiError {
             ),
             Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden", ""),
             Self::Banned { .. } => (S::FORBIDDEN, "banned", "User banned", ""),
+            Self::EmailNotVerified => (
+                S::FORBIDDEN,
+                "email_not_verified",
+                "Email not verified",
+                "this needs an email address that has been verified; verify it with Better-Auth first",
+            ),
             Self::InvalidOrigin(_) => (S::FORBIDDEN, "invalid_origin", "Untrusted origin", ""),
             Self::JwksUnavailable => (
                 S::SERVICE_UNAVAILABLE,

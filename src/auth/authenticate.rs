@@ -38,15 +38,16 @@ impl Auth {
     /// that is present but bad is an error, never an anonymous caller.
     pub async fn authenticate_optional(&self, parts: &Parts) -> Result<Option<AuthUser>, ApiError> {
         let client = self.client_ips().client_ip(parts);
-        self.authenticate_request(&parts.method, &parts.headers, client)
+        self.authenticate_request(Some(&parts.method), &parts.headers, client)
             .await
     }
 
     /// The same for a request described rather than received: forward auth passes the method
-    /// of the original request (which decides the cookie rule) and its headers.
+    /// of the original request (which decides the cookie rule; `None` when it is not known,
+    /// which the rule treats as unsafe) and its headers.
     pub async fn authenticate_request(
         &self,
-        method: &Method,
+        method: Option<&Method>,
         headers: &HeaderMap,
         client: Option<IpAddr>,
     ) -> Result<Option<AuthUser>, ApiError> {
@@ -69,10 +70,12 @@ impl Auth {
             None => self.load_user(proof.user_id()).await?,
         };
         refuse_ban(&user, now)?;
-        let (session_id, credential) = self.check_session(proof, found.session, now).await?;
+        let (session, credential) = self.check_session(proof, found.session, now).await?;
+        let (session_id, impersonated_by) = session.map_or((None, None), |s| (Some(s.id), s.impersonated_by));
         Ok(Some(AuthUser {
             user,
             session_id,
+            impersonated_by,
             credential,
         }))
     }
@@ -227,13 +230,14 @@ impl Auth {
         Ok(user)
     }
 
-    /// Step 4: the session behind the credential must be live.
+    /// Step 4: the session behind the credential must be live. Returns it when it was looked
+    /// up (its id and whether it is an impersonation).
     async fn check_session(
         &self,
         proof: Proof,
         prefetched: Option<Option<Arc<SessionRef>>>,
         now: OffsetDateTime,
-    ) -> Result<(Option<String>, Credential), ApiError> {
+    ) -> Result<(Option<SessionFacts>, Credential), ApiError> {
         match proof {
             Proof::Session { session, from_cookie } => {
                 if session.expires_at <= now {
@@ -244,11 +248,15 @@ impl Auth {
                 } else {
                     Credential::SessionToken
                 };
-                Ok((Some(session.id), credential))
+                Ok((Some(SessionFacts::of(&session)), credential))
             }
             Proof::Jwt(claims) => {
-                let session_id = match (self.policy().session_check, claims.sid.as_deref()) {
-                    (SessionCheck::Off, sid) => sid.map(str::to_owned),
+                let session = match (self.policy().session_check, claims.sid.as_deref()) {
+                    // Not looked up: only the id the token names is known.
+                    (SessionCheck::Off, sid) => sid.map(|id| SessionFacts {
+                        id: id.to_owned(),
+                        impersonated_by: None,
+                    }),
                     (SessionCheck::Required, None) => {
                         return Err(ApiError::InvalidToken(
                             "the token names no session (sid), which this server requires".into(),
@@ -260,10 +268,14 @@ impl Auth {
                             Some(found) => found,
                             None => self.session(sid).await?,
                         };
-                        Some(live_session_of(session.as_deref(), &claims.sub, now)?.id.clone())
+                        Some(SessionFacts::of(live_session_of(
+                            session.as_deref(),
+                            &claims.sub,
+                            now,
+                        )?))
                     }
                 };
-                Ok((session_id, Credential::Jwt(claims)))
+                Ok((session, Credential::Jwt(claims)))
             }
         }
     }
@@ -289,6 +301,21 @@ struct Prefetched {
     user: Option<Arc<User>>,
     /// `None`: not looked up; `Some(None)`: read, and there is no such session.
     session: Option<Option<Arc<SessionRef>>>,
+}
+
+/// What the caller learns of the session behind a credential.
+struct SessionFacts {
+    id: String,
+    impersonated_by: Option<String>,
+}
+
+impl SessionFacts {
+    fn of(session: &SessionRef) -> Self {
+        Self {
+            id: session.id.clone(),
+            impersonated_by: session.impersonated_by.clone(),
+        }
+    }
 }
 
 /// What step 1 established.

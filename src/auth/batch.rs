@@ -138,6 +138,7 @@ mod tests {
             user_id: user.into(),
             expires_at: now,
             active_organization_id: None,
+            impersonated_by: None,
         };
         let user = User::sample(user);
         (Arc::new(session), Arc::new(user))

@@ -2,14 +2,20 @@
 //!
 //! - `Authorization: Bearer <token>`: a Better-Auth JWT or session token. Always read first.
 //! - With cookies on (`COOKIE_AUTH=true`), Better-Auth's session cookie
-//!   (`better-auth.session_token`, or `__Secure-better-auth.session_token` over https): what a
-//!   browser sends when it navigates to a server-rendered page. It is always the signed form,
-//!   checked with `BETTER_AUTH_SECRET`.
+//!   (`SESSION_COOKIE_NAME`, by default `better-auth.session_token`, or its `__Secure-` form,
+//!   which Better-Auth uses over https): what a browser sends when it navigates to a
+//!   server-rendered page. It is always the signed form, checked with `BETTER_AUTH_SECRET`.
 //!
 //! A browser attaches cookies to cross-site requests too, so a cookie alone must not authorise
-//! a change: like Better-Auth's own CSRF rule, an unsafe method (anything but GET, HEAD,
-//! OPTIONS, TRACE) carried by a cookie needs an `Origin` (or, without one, a `Referer`) in
-//! `TRUSTED_ORIGINS`. Bearer tokens are not sent by browsers on their own and need no such rule.
+//! a change. The cookie works on every route that takes a credential, `/admin` included, so a
+//! cross-site form posting an empty body to `POST /admin/users/{id}/ban` would act with an
+//! admin's cookie but for this rule, Better-Auth's own CSRF rule made a little stricter: a
+//! cookie-borne request whose method is not GET, HEAD or OPTIONS (or whose method is not known,
+//! see forward auth) needs an `Origin` in `TRUSTED_ORIGINS` (without an `Origin`, the origin of
+//! its `Referer`); `Origin: null` (sandboxed frames, some redirects, `file:` pages) is refused
+//! outright, as is `Sec-Fetch-Site: cross-site` (the browser's own word that the request comes
+//! from another site). Bearer tokens are not sent by browsers on their own and need no such
+//! rule.
 
 use axum::http::header::{AUTHORIZATION, COOKIE, ORIGIN, REFERER};
 use axum::http::{HeaderMap, Method};
@@ -18,8 +24,12 @@ use super::policy::AuthPolicy;
 use super::verify::MAX_TOKEN_LEN;
 use crate::error::ApiError;
 
-/// Better-Auth's session cookie names (plain, and the `__Secure-` form it uses over https).
-pub const SESSION_COOKIES: [&str; 2] = ["__Secure-better-auth.session_token", "better-auth.session_token"];
+/// Better-Auth's session cookie name unless configured otherwise (`advanced.cookiePrefix`
+/// `better-auth`, cookie `session_token`).
+pub const DEFAULT_SESSION_COOKIE: &str = "better-auth.session_token";
+
+/// The prefix Better-Auth puts before its cookies' names when it serves https.
+const SECURE_PREFIX: &str = "__Secure-";
 
 /// A credential as the request presents it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +50,12 @@ pub fn presented<'a>(headers: &'a HeaderMap, policy: &AuthPolicy) -> Result<Opti
     if !policy.cookie_auth {
         return Ok(None);
     }
-    Ok(session_cookie(headers).map(Presented::Cookie))
+    Ok(session_cookie(headers, &policy.session_cookie).map(Presented::Cookie))
 }
 
-/// Better-Auth's session cookie, if the request carries one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// Better-Auth's session cookie named `name` (or its `__Secure-` form), if the request
+/// carries one.
+pub fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let pairs = headers
         .get_all(COOKIE)
         .iter()
@@ -52,10 +63,10 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='));
     let (mut secure, mut plain) = (None, None);
-    for (name, value) in pairs {
-        if name == SESSION_COOKIES[0] && secure.is_none() {
+    for (cookie, value) in pairs {
+        if cookie.strip_prefix(SECURE_PREFIX) == Some(name) && secure.is_none() {
             secure = Some(value);
-        } else if name == SESSION_COOKIES[1] && plain.is_none() {
+        } else if cookie == name && plain.is_none() {
             plain = Some(value);
         }
     }
@@ -65,29 +76,41 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
 }
 
-/// A cookie-borne request with an unsafe method must come from a trusted origin.
+/// A cookie-borne request must come from a trusted origin unless its method is safe (GET,
+/// HEAD, OPTIONS, as Better-Auth's rule has it). `method` is `None` when it is not known (a
+/// forward-auth request whose proxy named none, or two different ones): treated as unsafe.
 pub fn check_cookie_origin(
-    method: &Method,
+    method: Option<&Method>,
     headers: &HeaderMap,
     policy: &AuthPolicy,
 ) -> Result<(), ApiError> {
-    if matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    ) {
+    if method.is_some_and(|m| matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)) {
         return Ok(());
     }
-    let origin = headers
-        .get(ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .filter(|o| *o != "null")
-        .map(str::to_owned)
-        .or_else(|| {
-            headers
-                .get(REFERER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(origin_of)
-        });
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Err(ApiError::InvalidOrigin(
+            "the browser says this cookie-authenticated change comes from another site (Sec-Fetch-Site: cross-site)"
+                .into(),
+        ));
+    }
+    let origin = match headers.get(ORIGIN) {
+        Some(origin) => {
+            let origin = origin.to_str().unwrap_or_default();
+            if origin.eq_ignore_ascii_case("null") {
+                return Err(ApiError::InvalidOrigin(
+                    "a cookie-authenticated change from an opaque origin (Origin: null) is refused".into(),
+                ));
+            }
+            Some(origin.to_owned())
+        }
+        None => headers
+            .get(REFERER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(origin_of),
+    };
     match origin {
         None => Err(ApiError::InvalidOrigin(
             "a cookie-authenticated change needs an Origin header".into(),
@@ -163,6 +186,29 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_name_is_configurable_and_its_secure_form_wins() {
+        let policy = AuthPolicy {
+            session_cookie: "myapp.session_token".into(),
+            ..cookies_on()
+        };
+        let default = headers(&[("cookie", "better-auth.session_token=t.s")]);
+        assert_eq!(
+            presented(&default, &policy).unwrap(),
+            None,
+            "another name is not ours"
+        );
+        let mine = headers(&[("cookie", "x=1; myapp.session_token=a.b")]);
+        assert_eq!(presented(&mine, &policy).unwrap(), Some(Presented::Cookie("a.b")));
+        let both = headers(&[(
+            "cookie",
+            "myapp.session_token=plain; __Secure-myapp.session_token=sec",
+        )]);
+        assert_eq!(presented(&both, &policy).unwrap(), Some(Presented::Cookie("sec")));
+        let prefix_only = headers(&[("cookie", "__Secure-=x; myapp.session_tokenX=y")]);
+        assert_eq!(presented(&prefix_only, &policy).unwrap(), None);
+    }
+
+    #[test]
     fn bearer_first_then_the_cookie_when_on() {
         let policy = cookies_on();
         let both = headers(&[
@@ -201,22 +247,66 @@ mod tests {
     #[test]
     fn unsafe_cookie_requests_need_a_trusted_origin() {
         let policy = cookies_on();
-        let post = Method::POST;
-        assert!(check_cookie_origin(&Method::GET, &headers(&[]), &policy).is_ok());
-        assert!(check_cookie_origin(&post, &headers(&[]), &policy).is_err());
-        assert!(check_cookie_origin(&post, &headers(&[("origin", "https://app.test")]), &policy).is_ok());
-        assert!(check_cookie_origin(&post, &headers(&[("origin", "https://evil.test")]), &policy).is_err());
-        assert!(check_cookie_origin(&post, &headers(&[("origin", "null")]), &policy).is_err());
+        let post = Some(&Method::POST);
+        let check = |method: Option<&Method>, pairs: &[(&str, &str)]| {
+            check_cookie_origin(method, &headers(pairs), &policy).is_ok()
+        };
+        for safe in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert!(check(Some(&safe), &[]), "{safe}");
+        }
+        for method in [
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::TRACE,
+        ] {
+            assert!(!check(Some(&method), &[]), "{method} without an origin");
+            assert!(
+                check(Some(&method), &[("origin", "https://app.test")]),
+                "{method}"
+            );
+        }
+        assert!(!check(post, &[("origin", "https://evil.test")]));
+        assert!(check(post, &[("referer", "https://app.test/notes?x=1")]));
+        assert!(!check(post, &[("referer", "https://app.test.evil/")]));
+        // An unknown method is an unsafe one.
+        assert!(!check(None, &[]));
+        assert!(check(None, &[("origin", "https://app.test")]));
+    }
+
+    #[test]
+    fn origin_null_and_cross_site_fetches_are_refused_whatever_else_they_carry() {
+        let policy = cookies_on();
+        let refused = |pairs: &[(&str, &str)]| {
+            matches!(
+                check_cookie_origin(Some(&Method::POST), &headers(pairs), &policy),
+                Err(ApiError::InvalidOrigin(_))
+            )
+        };
+        // `null` never falls back to a Referer, however trusted.
+        assert!(refused(&[("origin", "null"), ("referer", "https://app.test/")]));
+        assert!(refused(&[("origin", "null")]));
+        // The browser's own word outranks an Origin it would not send cross-site.
+        assert!(refused(&[
+            ("origin", "https://app.test"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+        assert!(refused(&[("sec-fetch-site", "Cross-Site")]));
+        for site in ["same-origin", "same-site", "none"] {
+            assert!(
+                !refused(&[("origin", "https://app.test"), ("sec-fetch-site", site)]),
+                "{site}"
+            );
+        }
+        // Safe methods stay allowed whatever the browser says (a cross-site link is a GET).
         assert!(
             check_cookie_origin(
-                &post,
-                &headers(&[("referer", "https://app.test/notes?x=1")]),
+                Some(&Method::GET),
+                &headers(&[("sec-fetch-site", "cross-site")]),
                 &policy
             )
             .is_ok()
-        );
-        assert!(
-            check_cookie_origin(&post, &headers(&[("referer", "https://app.test.evil/")]), &policy).is_err()
         );
     }
 }

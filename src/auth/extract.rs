@@ -41,6 +41,18 @@ pub enum Credential {
     Cookie,
 }
 
+impl Credential {
+    /// The kind's name, as `/auth/verify` answers it in `X-Auth-Credential`: `jwt`,
+    /// `session-token` or `cookie`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Jwt(_) => "jwt",
+            Self::SessionToken => "session-token",
+            Self::Cookie => "cookie",
+        }
+    }
+}
+
 /// An authenticated caller whose account exists and is not banned.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -48,6 +60,10 @@ pub struct AuthUser {
     pub user: Arc<User>,
     /// The Better-Auth session behind the credential, when known (`sid`, or the session token's).
     pub session_id: Option<String>,
+    /// The admin acting as this user, when the session is an impersonation (Better-Auth's
+    /// admin plugin sets `session.impersonated_by`). Known only when the session is: a JWT
+    /// without `sid` (or with `SESSION_CHECK=off`) says nothing about it.
+    pub impersonated_by: Option<String>,
     /// How the caller proved who they are.
     pub credential: Credential,
 }

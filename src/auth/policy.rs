@@ -38,6 +38,10 @@ pub struct AuthPolicy {
     pub cookie_auth: bool,
     /// Origins a cookie-borne change may come from (`TRUSTED_ORIGINS`).
     pub trusted_origins: Vec<String>,
+    /// The session cookie's name, without the `__Secure-` prefix that is also accepted
+    /// (`SESSION_COOKIE_NAME`; Better-Auth's `advanced.cookiePrefix` + `.session_token`, or
+    /// its `advanced.cookies.session_token.name`).
+    pub session_cookie: String,
     /// The roles' permissions (`ACCESS_CONTROL_FILE`, or Better-Auth's defaults).
     pub access: Arc<AccessControl>,
 }
@@ -55,6 +59,7 @@ impl Default for AuthPolicy {
             require_signed_session_tokens: false,
             cookie_auth: false,
             trusted_origins: Vec::new(),
+            session_cookie: super::credential::DEFAULT_SESSION_COOKIE.to_owned(),
             access: Arc::new(AccessControl::default()),
         }
     }

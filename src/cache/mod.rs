@@ -74,6 +74,7 @@ impl Weight for SessionRef {
             + self.id.len()
             + self.user_id.len()
             + self.active_organization_id.as_ref().map_or(0, String::len)
+            + self.impersonated_by.as_ref().map_or(0, String::len)
     }
 }
 
@@ -564,6 +565,7 @@ mod tests {
                 user_id: "a".into(),
                 expires_at: OffsetDateTime::now_utc(),
                 active_organization_id: None,
+                impersonated_by: None,
             }),
             t,
         );

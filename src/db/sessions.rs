@@ -39,13 +39,16 @@ pub struct SessionRef {
     /// The organization the user made active in this session (Better-Auth's organization
     /// plugin, `set-active`).
     pub active_organization_id: Option<String>,
+    /// The admin impersonating the user in this session (Better-Auth's admin plugin), so what
+    /// is done in it can be attributed to the person actually acting.
+    pub impersonated_by: Option<String>,
 }
 
 /// The session with this id, expired or not.
 pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,
-        "SELECT id, user_id, expires_at, active_organization_id FROM session WHERE id = $1",
+        "SELECT id, user_id, expires_at, active_organization_id, impersonated_by FROM session WHERE id = $1",
         id
     )
     .fetch_optional(pool)
@@ -59,7 +62,7 @@ pub async fn find_refs_with_users(
     ids: &[String],
 ) -> Result<Vec<(SessionRef, User)>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT s.id AS session_id, s.user_id, s.expires_at AS session_expires_at, s.active_organization_id,
+        r#"SELECT s.id AS session_id, s.user_id, s.expires_at AS session_expires_at, s.active_organization_id, s.impersonated_by,
                   u.name, u.email, u.email_verified, u.image, u.created_at, u.updated_at,
                   u.role, u.banned, u.ban_reason, u.ban_expires
            FROM session s JOIN "user" u ON u.id = s.user_id WHERE s.id = ANY($1::text[])"#,
@@ -76,6 +79,7 @@ pub async fn find_refs_with_users(
                     user_id: r.user_id.clone(),
                     expires_at: r.session_expires_at,
                     active_organization_id: r.active_organization_id,
+                    impersonated_by: r.impersonated_by,
                 },
                 User {
                     id: r.user_id,
@@ -99,7 +103,7 @@ pub async fn find_refs_with_users(
 pub async fn find_ref_by_token(pool: &PgPool, token: &str) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,
-        "SELECT id, user_id, expires_at, active_organization_id FROM session WHERE token = $1",
+        "SELECT id, user_id, expires_at, active_organization_id, impersonated_by FROM session WHERE token = $1",
         token
     )
     .fetch_optional(pool)

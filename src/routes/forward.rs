@@ -2,17 +2,19 @@
 //! warden without linking anything. nginx (`auth_request`), Traefik (`forwardAuth`) and Caddy
 //! (`forward_auth`) send each incoming request's headers here first:
 //!
-//! - a good credential → 200, empty body, and `X-Auth-User-Id`, `X-Auth-User-Email`,
-//!   `X-Auth-User-Role` (the roles, comma-joined), `X-Auth-Session-Id` (when known), and for
-//!   the session's active organization `X-Auth-Org-Id` and `X-Auth-Org-Role` (when the caller
-//!   is a member), which the proxy copies onto the request it forwards;
+//! - a good credential → 200, empty body, and the identity headers of [`IDENTITY_HEADERS`]
+//!   that apply (user, email and whether it is verified, roles, session, impersonator, active
+//!   organization, credential kind), which the proxy copies onto the request it forwards after
+//!   clearing every name on the list from the client's request;
 //! - otherwise exactly the 401/403 problem+json (with `WWW-Authenticate`) `/users/me` gives.
 //!
 //! `?role=<role>` (one of `ROLES` or `ADMIN_ROLES`) also requires the role: 403 `forbidden`
 //! without it (for an admin role, Better-Auth's admin rule decides, `ADMIN_USER_IDS` included).
+//! `?verified=true` also requires a verified email: 403 `email_not_verified` without it.
 //! The original method and URI come from `X-Forwarded-Method`/`X-Forwarded-Uri` (Traefik,
 //! Caddy) or `X-Original-Method`/`X-Original-URI` (nginx): the method decides the cookie rule
-//! (`COOKIE_AUTH`), and both are logged (the path only; a query string can hold secrets).
+//! (`COOKIE_AUTH`), and only an unambiguous one counts (see `original_request`); both are
+//! logged (the path only; a query string can hold secrets).
 
 use axum::extract::State;
 use axum::http::header::CACHE_CONTROL;
@@ -30,18 +32,95 @@ use crate::db::organizations::Membership;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The caller's user id.
-pub(crate) const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
-/// The caller's email address.
-pub(crate) const X_AUTH_USER_EMAIL: HeaderName = HeaderName::from_static("x-auth-user-email");
-/// The caller's roles, comma-joined.
-pub(crate) const X_AUTH_USER_ROLE: HeaderName = HeaderName::from_static("x-auth-user-role");
-/// The session behind the credential, when known.
-pub(crate) const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
-/// The session's active organization, when the caller is a member of it.
-pub(crate) const X_AUTH_ORG_ID: HeaderName = HeaderName::from_static("x-auth-org-id");
-/// The caller's roles in that organization, comma-joined.
-pub(crate) const X_AUTH_ORG_ROLE: HeaderName = HeaderName::from_static("x-auth-org-role");
+/// One header of warden's answer to `/auth/verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityHeader {
+    /// The header's name, as the recipes and the README spell it.
+    pub name: &'static str,
+    /// What it carries.
+    pub meaning: &'static str,
+    /// `false` for the names later credentials (API keys, OAuth access tokens) will answer:
+    /// reserved now, so every gateway already clears them from the client's request.
+    pub answered: bool,
+}
+
+/// Every identity header `/auth/verify` answers or will answer. A gateway in front of an app
+/// must clear each name on this list from the client's request (and its underscore spelling,
+/// `X_Auth_User_Id`, which CGI, WSGI and PHP servers read as the same variable) and then set
+/// only what warden answered; the recipes in `deploy/forward-auth/` and README's table follow
+/// this list, and the tests hold them to it.
+pub const IDENTITY_HEADERS: [IdentityHeader; 12] = [
+    IdentityHeader {
+        name: "X-Auth-User-Id",
+        meaning: "the user's id (the only stable key: key accounts on it, not on the email)",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-User-Email",
+        meaning: "the user's email address, verified or not (see X-Auth-User-Email-Verified)",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-User-Email-Verified",
+        meaning: "`true` when Better-Auth has verified the address, else `false`",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-User-Role",
+        meaning: "the user's roles, comma-joined, as the `role` column holds them",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-Session-Id",
+        meaning: "the Better-Auth session behind the credential, when known",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-Impersonated-By",
+        meaning: "the admin acting as the user, when the session is an impersonation",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-Org-Id",
+        meaning: "the session's active organization, when the caller is a member",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-Org-Role",
+        meaning: "the caller's roles in that organization, comma-joined",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-Credential",
+        meaning: "how the caller proved who they are: `jwt`, `session-token` or `cookie`",
+        answered: true,
+    },
+    IdentityHeader {
+        name: "X-Auth-Api-Key-Id",
+        meaning: "reserved: the API key's id, once API keys are accepted",
+        answered: false,
+    },
+    IdentityHeader {
+        name: "X-Auth-Client-Id",
+        meaning: "reserved: the OAuth client's id, once OAuth access tokens are accepted",
+        answered: false,
+    },
+    IdentityHeader {
+        name: "X-Auth-Scope",
+        meaning: "reserved: the access token's scopes, space-separated",
+        answered: false,
+    },
+];
+
+const X_AUTH_USER_ID: HeaderName = HeaderName::from_static("x-auth-user-id");
+const X_AUTH_USER_EMAIL: HeaderName = HeaderName::from_static("x-auth-user-email");
+const X_AUTH_USER_EMAIL_VERIFIED: HeaderName = HeaderName::from_static("x-auth-user-email-verified");
+const X_AUTH_USER_ROLE: HeaderName = HeaderName::from_static("x-auth-user-role");
+const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
+const X_AUTH_IMPERSONATED_BY: HeaderName = HeaderName::from_static("x-auth-impersonated-by");
+const X_AUTH_ORG_ID: HeaderName = HeaderName::from_static("x-auth-org-id");
+const X_AUTH_ORG_ROLE: HeaderName = HeaderName::from_static("x-auth-org-role");
+const X_AUTH_CREDENTIAL: HeaderName = HeaderName::from_static("x-auth-credential");
 
 /// The `/auth/verify` route.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -54,6 +133,9 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 pub(crate) struct VerifyParams {
     /// Also require this role (one of `ROLES` or `ADMIN_ROLES`).
     role: Option<String>,
+    /// `true`: also require an email address Better-Auth has verified (403
+    /// `email_not_verified` otherwise).
+    verified: Option<bool>,
 }
 
 /// Forward auth: 200 with `X-Auth-*` headers for a good credential, else the same 401/403 as
@@ -63,11 +145,14 @@ pub(crate) struct VerifyParams {
     responses(
         (status = 200, description = "Signed in; the headers name the caller", headers(
             ("x-auth-user-id" = String, description = "The user's id"),
-            ("x-auth-user-email" = String, description = "The user's email"),
+            ("x-auth-user-email" = String, description = "The user's email, verified or not"),
+            ("x-auth-user-email-verified" = String, description = "`true` when the email is verified, else `false`"),
             ("x-auth-user-role" = String, description = "The user's roles, comma-joined"),
             ("x-auth-session-id" = String, description = "The session behind the credential, when known"),
+            ("x-auth-impersonated-by" = String, description = "The admin acting as the user, when the session is an impersonation"),
             ("x-auth-org-id" = String, description = "The session's active organization, when the caller is a member"),
             ("x-auth-org-role" = String, description = "The caller's roles in that organization, comma-joined"),
+            ("x-auth-credential" = String, description = "`jwt`, `session-token` or `cookie`"),
         )),
         AuthErrors, Invalid
     )
@@ -77,8 +162,12 @@ async fn verify(
     AppQuery(params): AppQuery<VerifyParams>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let (method, uri) = original_request(&parts.headers);
-    tracing::debug!(original_method = %method, original_path = %uri, "forward auth");
+    let (method, path) = original_request(&parts.headers);
+    tracing::debug!(
+        original_method = method.as_ref().map_or("unknown", Method::as_str),
+        original_path = %path,
+        "forward auth"
+    );
     if let Some(role) = &params.role {
         checked_text("role", role, 64)?;
         let policy = state.auth.policy();
@@ -89,7 +178,7 @@ async fn verify(
     let client = state.auth.client_ips().client_ip(&parts);
     let caller = state
         .auth
-        .authenticate_request(&method, &parts.headers, client)
+        .authenticate_request(method.as_ref(), &parts.headers, client)
         .await?
         .ok_or(ApiError::MissingToken)?;
     if let Some(role) = &params.role {
@@ -102,22 +191,24 @@ async fn verify(
             return Err(ApiError::Forbidden(format!("this requires the role {role:?}")));
         }
     }
+    if params.verified == Some(true) && !caller.user.email_verified {
+        return Err(ApiError::EmailNotVerified);
+    }
     let membership = state.auth.active_membership(&caller).await?;
     Ok(identity_response(&caller, membership.as_ref()))
 }
 
-/// The original request's method and path, as the proxy reports them.
-fn original_request(headers: &HeaderMap) -> (Method, String) {
-    let header = |names: [&str; 2]| {
-        names
-            .iter()
-            .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
-            .map(str::to_owned)
-    };
-    let method = header(["x-forwarded-method", "x-original-method"])
-        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-        .unwrap_or(Method::GET);
-    let path: String = header(["x-forwarded-uri", "x-original-uri"])
+/// The original request's method and path, as the proxy reports them: nginx's recipe names
+/// them in `X-Original-Method`/`X-Original-URI`, Traefik and Caddy in
+/// `X-Forwarded-Method`/`X-Forwarded-Uri`. The method decides the cookie rule, so it is taken
+/// only when it is unambiguous: one value, and both spellings agreeing when both are present.
+/// Anything else (none, two that differ, an unreadable one) is `None`, which the cookie rule
+/// treats as an unsafe method: a proxy that passes the client's own headers through cannot
+/// be talked into judging a `POST` as a `GET`.
+fn original_request(headers: &HeaderMap) -> (Option<Method>, String) {
+    let method = one_of(headers, ["x-forwarded-method", "x-original-method"])
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+    let path: String = one_of(headers, ["x-forwarded-uri", "x-original-uri"])
         .map(|u| {
             u.split('?')
                 .next()
@@ -128,6 +219,25 @@ fn original_request(headers: &HeaderMap) -> (Method, String) {
         })
         .unwrap_or_default();
     (method, path)
+}
+
+/// The one value the headers `names` agree on: `None` when none is present, when one of them
+/// is repeated or not text, or when two of them differ.
+fn one_of<'a>(headers: &'a HeaderMap, names: [&str; 2]) -> Option<&'a str> {
+    let mut agreed: Option<&str> = None;
+    for name in names {
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else { continue };
+        if values.next().is_some() {
+            return None;
+        }
+        let value = value.to_str().ok()?.trim();
+        match agreed {
+            Some(earlier) if earlier != value => return None,
+            _ => agreed = Some(value),
+        }
+    }
+    agreed
 }
 
 fn identity_response(caller: &AuthUser, membership: Option<&Membership>) -> Response {
@@ -142,13 +252,88 @@ fn identity_response(caller: &AuthUser, membership: Option<&Membership>) -> Resp
     };
     set(X_AUTH_USER_ID, &user.id);
     set(X_AUTH_USER_EMAIL, &user.email);
+    set(
+        X_AUTH_USER_EMAIL_VERIFIED,
+        if user.email_verified { "true" } else { "false" },
+    );
     set(X_AUTH_USER_ROLE, &user.roles().join(","));
     if let Some(session) = &caller.session_id {
         set(X_AUTH_SESSION_ID, session);
+    }
+    if let Some(admin) = &caller.impersonated_by {
+        set(X_AUTH_IMPERSONATED_BY, admin);
     }
     if let Some(membership) = membership {
         set(X_AUTH_ORG_ID, &membership.organization_id);
         set(X_AUTH_ORG_ROLE, &membership.role);
     }
+    set(X_AUTH_CREDENTIAL, caller.credential.kind());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn the_method_is_taken_only_when_unambiguous() {
+        let method = |pairs: &[(&str, &str)]| original_request(&headers(pairs)).0;
+        assert_eq!(method(&[("x-original-method", "POST")]), Some(Method::POST));
+        assert_eq!(method(&[("x-forwarded-method", "DELETE")]), Some(Method::DELETE));
+        assert_eq!(
+            method(&[("x-forwarded-method", "POST"), ("x-original-method", "POST")]),
+            Some(Method::POST)
+        );
+        // The client's own header beside the proxy's: two answers, so none.
+        assert_eq!(
+            method(&[("x-forwarded-method", "GET"), ("x-original-method", "POST")]),
+            None
+        );
+        assert_eq!(
+            method(&[("x-forwarded-method", "GET"), ("x-forwarded-method", "POST")]),
+            None
+        );
+        assert_eq!(method(&[]), None, "no method header: unknown, never GET");
+        assert_eq!(method(&[("x-original-method", "NOT A METHOD")]), None);
+    }
+
+    #[test]
+    fn the_list_names_every_header_the_answer_sets_and_each_once() {
+        let names: Vec<String> = IDENTITY_HEADERS
+            .iter()
+            .map(|h| h.name.to_ascii_lowercase())
+            .collect();
+        for set in [
+            &X_AUTH_USER_ID,
+            &X_AUTH_USER_EMAIL,
+            &X_AUTH_USER_EMAIL_VERIFIED,
+            &X_AUTH_USER_ROLE,
+            &X_AUTH_SESSION_ID,
+            &X_AUTH_IMPERSONATED_BY,
+            &X_AUTH_ORG_ID,
+            &X_AUTH_ORG_ROLE,
+            &X_AUTH_CREDENTIAL,
+        ] {
+            assert!(
+                names.contains(&set.as_str().to_owned()),
+                "{set} is not on the list"
+            );
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        assert!(names.iter().all(|n| n.starts_with("x-auth-")));
+    }
 }
