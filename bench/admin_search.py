@@ -160,7 +160,7 @@ class Shape:
             pattern = {"contains": f"%{t}%", "starts_with": f"{t}%", "ends_with": f"%{t}"}[op]
             parts.append(f"lower({field}) LIKE {sql_text(pattern)}")
         if self.role:
-            parts.append(f"{sql_text(self.role)} = ANY(string_to_array(replace(coalesce(role, ''), ' ', ''), ','))")
+            parts.append(f"{sql_text(self.role)} = ANY(warden_role_names(role))")
         if self.banned is True:
             parts.append("banned IS TRUE")
         if self.banned is False:
@@ -185,7 +185,7 @@ class Shape:
             else:
                 parts.append(f"lower({field}) LIKE {sql_text('%' + like_escape(t) + '%')}")
         if self.role:
-            parts.append(f"string_to_array(replace(coalesce(role, ''), ' ', ''), ',') @> ARRAY[{sql_text(self.role)}]::text[]")
+            parts.append(f"warden_role_names(role) @> ARRAY[{sql_text(self.role)}]::text[]")
         if self.banned is True:
             parts.append("banned IS TRUE")
         if self.banned is False:
@@ -360,7 +360,7 @@ def write_cost(report):
             "CREATE INDEX ON wc.\"user\" USING gin (lower(name) gin_trgm_ops)",
             "CREATE INDEX ON wc.\"user\" (created_at, id)", "CREATE INDEX ON wc.\"user\" (updated_at, id)",
             "CREATE INDEX ON wc.\"user\" (name, id)", "CREATE INDEX ON wc.\"user\" (email, id)",
-            "CREATE INDEX ON wc.\"user\" USING gin ((string_to_array(replace(coalesce(role, ''), ' ', ''), ',')))",
+            "CREATE INDEX ON wc.\"user\" USING gin (public.warden_role_names(role))",
             "CREATE INDEX ON wc.\"user\" (created_at, id) WHERE banned IS TRUE"]),
         ("+ prefix/suffix btrees on email (2)", [
             "CREATE INDEX ON wc.\"user\" (lower(email) text_pattern_ops) INCLUDE (email)",

@@ -61,7 +61,7 @@ pub const ORGANIZATION_STATEMENTS: &[(&str, &[&str])] = &[
 ];
 
 /// The role a user without any has (Better-Auth's `defaultRole`).
-pub const DEFAULT_ROLE: &str = "user";
+pub use super::roles::DEFAULT_ROLE;
 
 /// How the resources of a request combine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -301,8 +301,7 @@ impl AccessControl {
         if admin_user_ids.iter().any(|id| id == user_id) {
             return true;
         }
-        let role = role.filter(|r| !r.is_empty()).unwrap_or(DEFAULT_ROLE);
-        role.split(',').any(|name| {
+        super::roles::role_names(role).any(|name| {
             self.roles
                 .get(name)
                 .is_some_and(|r| r.authorize(request, connector))

@@ -143,7 +143,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = Auth::from_ref(state).authenticate(parts).await?;
-        if !caller.user.roles().iter().any(|r| r == R::ROLE) {
+        if !caller.user.holds_role(R::ROLE) {
             return Err(ApiError::Forbidden(format!(
                 "this route requires the role {:?}",
                 R::ROLE

@@ -68,7 +68,8 @@ impl Default for AuthPolicy {
 impl AuthPolicy {
     /// Like Better-Auth: admin when any role is an admin role, or the id is listed.
     pub fn is_admin(&self, user: &User) -> bool {
-        self.is_admin_with_roles(&user.id, &user.roles())
+        self.admin_user_ids.iter().any(|a| *a == user.id)
+            || super::roles::role_names(user.role.as_deref()).any(|r| self.admin_roles.iter().any(|a| a == r))
     }
 
     /// The same rule for user `id` holding `roles`: for roles not written yet (would this

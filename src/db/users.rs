@@ -56,16 +56,17 @@ impl User {
         self.banned == Some(true) && self.ban_expires.is_none_or(|until| until > now)
     }
 
-    /// The roles, split on commas, trimmed, empty ones dropped.
+    /// The roles the `role` column names, by Better-Auth's rule (split on commas, nothing
+    /// trimmed; an empty role is `user`): see [`crate::auth::roles`].
     pub fn roles(&self) -> Vec<String> {
-        self.role
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
+        crate::auth::roles::role_names(self.role.as_deref())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Whether the `role` column names `role`, by the same rule.
+    pub fn holds_role(&self, role: &str) -> bool {
+        crate::auth::roles::holds(self.role.as_deref(), role)
     }
 }
 
@@ -256,9 +257,10 @@ fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQu
         }
     }
     if let Some(role) = &query.role {
-        // The same expression as the warden_user_roles_idx GIN index.
+        // Better-Auth's rule (auth::roles), the expression of the warden_user_role_names_idx
+        // GIN index.
         builder
-            .push(" AND string_to_array(replace(coalesce(role, ''), ' ', ''), ',') @> ARRAY[")
+            .push(" AND warden_role_names(role) @> ARRAY[")
             .push_bind(role.clone())
             .push("]::text[]");
     }
@@ -605,9 +607,10 @@ pub async fn delete(conn: &mut sqlx::PgConnection, id: &str) -> Result<bool, sql
     Ok(done.rows_affected() == 1)
 }
 
-/// How many users other than `except` are usable admins: an admin role or id, and no active
-/// ban (a banned admin cannot sign in, so cannot administer). Only called under the admin-write
-/// lock, so two admins cannot demote or ban each other into an admin-less system.
+/// How many users other than `except` are usable admins: an admin role (by Better-Auth's rule,
+/// `warden_role_names`, the one `AuthPolicy::is_admin` follows) or id, and no active ban (a
+/// banned admin cannot sign in, so cannot administer). Only called under the admin-write lock,
+/// so two admins cannot demote or ban each other into an admin-less system.
 pub async fn count_other_admins(
     conn: &mut sqlx::PgConnection,
     except: &str,
@@ -617,7 +620,7 @@ pub async fn count_other_admins(
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM "user"
            WHERE id <> $1
-             AND (id = ANY($3) OR string_to_array(replace(coalesce(role, ''), ' ', ''), ',') && $2)
+             AND (id = ANY($3) OR warden_role_names(role) && $2)
              AND NOT (banned IS TRUE AND (ban_expires IS NULL OR ban_expires > now()))"#,
         except,
         admin_roles,

@@ -185,7 +185,7 @@ async fn verify(
         let has = if state.auth.policy().admin_roles.contains(role) {
             state.auth.is_admin(&caller.user)
         } else {
-            caller.user.roles().iter().any(|r| r == role)
+            caller.user.holds_role(role)
         };
         if !has {
             return Err(ApiError::Forbidden(format!("this requires the role {role:?}")));

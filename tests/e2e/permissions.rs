@@ -2,7 +2,8 @@
 //! the real Better-Auth with the same `access-control.json`:
 //!
 //! - the agreement grid: for users of every kind (admin, user, support, moderator, a
-//!   `"user,support"` user, an `ADMIN_USER_IDS` user) and permission sets (single, several,
+//!   `"user,support"` user, role strings written by hand such as `"user, support"`,
+//!   `" admin"`, `"ad min"`, `"admin,"` and `""`, an `ADMIN_USER_IDS` user) and permission sets (single, several,
 //!   across resources, unknown action and resource, empty), warden's
 //!   `POST /users/me/has-permission` answers what Better-Auth's
 //!   `POST /api/auth/admin/has-permission` answers; `OR` cases (which Better-Auth's endpoint
@@ -94,6 +95,12 @@ async fn permissions_agree_with_better_auth() {
         ("support", "support"),
         ("moderator", "moderator"),
         ("both", "user,support"),
+        // Role strings written by hand: Better-Auth splits on "," and trims nothing.
+        ("spaced", "user, support"),
+        ("padded", " admin"),
+        ("gapped", "ad min"),
+        ("trailing", "admin,"),
+        ("empty", ""),
         ("root", "user"),
     ] {
         let email = format!("{name}@grid.test");

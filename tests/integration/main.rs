@@ -16,6 +16,7 @@ mod library;
 mod migrations;
 mod operability;
 mod permissions;
+mod roles;
 mod search_paths;
 mod search_plans;
 mod security;

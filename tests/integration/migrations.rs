@@ -184,7 +184,7 @@ async fn invalid_or_missing_search_indexes(db: &PgPool) -> Vec<String> {
         "warden_user_updated_at_idx",
         "warden_user_name_idx",
         "warden_user_email_idx",
-        "warden_user_roles_idx",
+        "warden_user_role_names_idx",
         "warden_user_banned_idx",
         "warden_user_email_prefix_idx",
         "warden_user_email_suffix_idx",
