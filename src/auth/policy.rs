@@ -68,7 +68,7 @@ impl Default for AuthPolicy {
 impl AuthPolicy {
     /// Like Better-Auth: admin when any role is an admin role, or the id is listed.
     pub fn is_admin(&self, user: &User) -> bool {
-        self.admin_user_ids.iter().any(|a| *a == user.id)
+        self.admin_user_ids.contains(&user.id)
             || super::roles::role_names(user.role.as_deref()).any(|r| self.admin_roles.iter().any(|a| a == r))
     }
 
