@@ -785,7 +785,8 @@ impl Config {
             .token_cache_bytes(self.token_cache_mb * 1024 * 1024)
             .user_cache(user_cache)
             .trusted_proxies(self.trusted_proxies.clone())
-            .failures_per_minute(self.auth_failures_per_minute))
+            .failures_per_minute(self.auth_failures_per_minute)
+            .checks_capacity(self.max_concurrent_requests))
     }
 }
 

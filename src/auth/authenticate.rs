@@ -21,6 +21,8 @@ use super::credential::{self, Presented};
 use super::extract::{AuthUser, Credential};
 use super::policy::SessionCheck;
 use super::session_token::{looks_like_jwt, session_token};
+use super::throttle::Admission;
+use super::verify;
 use super::verify::Claims;
 use crate::db::sessions::{self, SessionRef};
 use crate::db::users::{self, User};
@@ -80,10 +82,12 @@ impl Auth {
         }))
     }
 
-    /// Step 1: a verified JWT's subject, or the owner of a live session token. Work that costs
-    /// warden more than a lookup (a signature check, a query) takes one of the client's
-    /// attempts first, given back when the credential is good: a client out of attempts is
-    /// answered 429 at once.
+    /// Step 1: a verified JWT's subject, or the owner of a live session token. A token already
+    /// verified costs a lookup and is never limited. Any other check asks the failure limiter
+    /// first ([`super::throttle`]): an address out of attempts still gets the bounded checks
+    /// (a known key's signature, a session token's HMAC), so a valid credential behind an
+    /// address that junk came from is served; only dear work (a JWKS fetch, a database read
+    /// nothing proved worth doing) is answered 429.
     async fn identify(&self, presented: &Presented<'_>, client: Option<IpAddr>) -> Result<Proof, ApiError> {
         // A JWT's cache key (its SHA-256) is computed once, for the lookup and, on a miss, for
         // keeping the verified claims.
@@ -97,42 +101,55 @@ impl Auth {
         {
             return Ok(Proof::Jwt(claims));
         }
-        let reserved = match client.map(|ip| self.failures().reserve(ip)) {
-            Some(Err(wait)) => {
-                metrics::counter!("warden_auth_throttled_total").increment(1);
-                return Err(ApiError::TooManyFailures {
-                    retry_after_secs: wait.as_secs().max(1),
-                });
+        let throttled = |wait: std::time::Duration| {
+            metrics::counter!("warden_auth_throttled_total").increment(1);
+            ApiError::TooManyFailures {
+                retry_after_secs: wait.as_secs().max(1),
             }
-            Some(Ok(reserved)) => reserved,
-            None => false,
         };
-        let proof = self.verify_credential(presented, jwt_cache_key).await;
+        let (admission, _in_flight) = self.failures().admit(client).map_err(throttled)?;
+        let checked = self
+            .verify_credential(presented, jwt_cache_key, admission != Admission::Bounded)
+            .await;
+        let Some(ip) = client else {
+            return checked.unwrap_or_else(|DearWork| Err(throttled(std::time::Duration::ZERO)));
+        };
         // Only a refused credential counts: not a good one, nor our own outage (503).
-        let refused = matches!(&proof, Err(e) if e.status() == StatusCode::UNAUTHORIZED);
-        if let Some(ip) = client {
-            match (reserved, refused) {
-                (true, false) => self.failures().refund(ip),
-                (false, true) => self.failures().record(ip),
-                _ => {}
-            }
+        let refused = match &checked {
+            Ok(proof) => matches!(proof, Err(e) if e.status() == StatusCode::UNAUTHORIZED),
+            Err(DearWork) => true,
+        };
+        match (admission, refused) {
+            (Admission::Reserved, false) => self.failures().refund(ip),
+            (Admission::Clean | Admission::Bounded, true) => self.failures().record(ip),
+            _ => {}
         }
-        proof
+        checked.unwrap_or_else(|DearWork| Err(throttled(self.failures().retry_after(ip))))
     }
 
     /// The costly part of step 1: a signature check (the token cache was asked already, under
-    /// `jwt_cache_key`), or a session lookup.
+    /// `jwt_cache_key`), or a session lookup. Without `dear`, only bounded work is done: a JWT
+    /// whose key is unknown (a JWKS fetch) or a session token no signature vouches for (a
+    /// database read) is [`DearWork`], not checked.
     async fn verify_credential(
         &self,
         presented: &Presented<'_>,
         jwt_cache_key: Option<[u8; 32]>,
-    ) -> Result<Proof, ApiError> {
+        dear: bool,
+    ) -> Result<Result<Proof, ApiError>, DearWork> {
         let policy = self.policy();
-        let (raw, from_cookie) = match presented {
+        let (credential, from_cookie) = match presented {
             Presented::Bearer(token) if looks_like_jwt(token) => {
-                return Ok(Proof::Jwt(
-                    self.verifier().verify_uncached(token, jwt_cache_key).await?,
-                ));
+                if !dear
+                    && verify::parse(token).is_ok_and(|parsed| !self.verifier().jwks.has_key(&parsed.kid))
+                {
+                    return Err(DearWork);
+                }
+                return Ok(self
+                    .verifier()
+                    .verify_uncached(token, jwt_cache_key)
+                    .await
+                    .map(Proof::Jwt));
             }
             Presented::Bearer(token) => (
                 session_token(
@@ -148,19 +165,28 @@ impl Auth {
                 true,
             ),
         };
-        let raw = raw.map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+        let credential = match credential {
+            Ok(credential) => credential,
+            Err(e) => return Ok(Err(ApiError::InvalidToken(e.to_string()))),
+        };
         // Unknown and signed-out tokens look the same here: neither is a live session.
         let unknown = || ApiError::InvalidToken("no live session has this token".into());
-        if self.unknown_sessions().contains(&raw) {
-            return Err(unknown());
+        if self.unknown_sessions().contains(&credential.token) {
+            return Ok(Err(unknown()));
         }
-        match sessions::find_ref_by_token(self.db(), &raw).await? {
-            Some(session) => Ok(Proof::Session { session, from_cookie }),
-            None => {
-                self.unknown_sessions().insert(&raw);
-                Err(unknown())
-            }
+        if !dear && !credential.signed {
+            return Err(DearWork);
         }
+        Ok(
+            match sessions::find_ref_by_token(self.db(), &credential.token).await {
+                Ok(Some(session)) => Ok(Proof::Session { session, from_cookie }),
+                Ok(None) => {
+                    self.unknown_sessions().insert(&credential.token);
+                    Err(unknown())
+                }
+                Err(e) => Err(e.into()),
+            },
+        )
     }
 
     /// The user and the session a JWT names, when lookups or one query find them: both from
@@ -317,6 +343,10 @@ impl SessionFacts {
         }
     }
 }
+
+/// Checking this credential would cost warden dear work (a JWKS fetch, a database read that
+/// nothing proved worth doing), which an address out of attempts does not get.
+struct DearWork;
 
 /// What step 1 established.
 enum Proof {

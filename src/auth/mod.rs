@@ -204,6 +204,7 @@ pub struct AuthBuilder {
     user_cache: Option<(RowCacheSettings, Option<PgConnectOptions>)>,
     trusted_proxies: Vec<IpNet>,
     failures_per_minute: u32,
+    checks_capacity: usize,
     verifier: Option<Verifier>,
     rows: Option<Arc<RowCache>>,
     http_client: Option<reqwest::Client>,
@@ -224,6 +225,7 @@ impl AuthBuilder {
             user_cache: Some((RowCacheSettings::default(), None)),
             trusted_proxies: Vec::new(),
             failures_per_minute: 60,
+            checks_capacity: throttle::DEFAULT_CHECKS_CAPACITY,
             verifier: None,
             rows: None,
             http_client: None,
@@ -295,6 +297,14 @@ impl AuthBuilder {
     /// Refused credentials per client address per minute (0 = no limit).
     pub fn failures_per_minute(mut self, limit: u32) -> Self {
         self.failures_per_minute = limit;
+        self
+    }
+
+    /// How many credential checks in flight count as full load (default 1024; the server
+    /// passes `MAX_CONCURRENT_REQUESTS`): past half of it, addresses that have failed are shed,
+    /// those with the most failures first (see [`throttle`]).
+    pub fn checks_capacity(mut self, capacity: usize) -> Self {
+        self.checks_capacity = capacity;
         self
     }
 
@@ -390,7 +400,7 @@ impl AuthBuilder {
             policy: self.policy,
             rows,
             client_ips: TrustedProxies::new(self.trusted_proxies),
-            failures: FailureLimiter::new(self.failures_per_minute),
+            failures: FailureLimiter::new(self.failures_per_minute, self.checks_capacity),
             unknown_sessions: UnknownTokens::default(),
             tasks,
         })))

@@ -54,13 +54,23 @@ pub fn looks_like_jwt(token: &str) -> bool {
     dots == 2
 }
 
+/// A session token as a credential presented it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionToken {
+    /// The raw token (`session.token`).
+    pub token: String,
+    /// Whether its HMAC was checked and is Better-Auth's: only Better-Auth (or whoever holds
+    /// `BETTER_AUTH_SECRET`) can have made it, so looking it up is no guess.
+    pub signed: bool,
+}
+
 /// The raw session token inside `credential`, its signature checked when a secret is set; with
 /// `require_signature`, an unsigned credential is refused.
 pub fn session_token(
     credential: &str,
     secret: Option<&Secret>,
     require_signature: bool,
-) -> Result<String, SessionTokenError> {
+) -> Result<SessionToken, SessionTokenError> {
     if credential.is_empty() || credential.len() > MAX_SESSION_TOKEN_LEN {
         return Err(SessionTokenError::Malformed);
     }
@@ -73,16 +83,26 @@ pub fn session_token(
         if require_signature {
             return Err(SessionTokenError::Unsigned);
         }
-        return valid_token(decoded);
+        return Ok(SessionToken {
+            token: valid_token(decoded)?,
+            signed: false,
+        });
     };
     let token = token.to_owned();
-    if let Some(secret) = secret {
-        let signature = decode_base64(signature).ok_or(SessionTokenError::Malformed)?;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
-        // aws-lc-rs compares in constant time.
-        hmac::verify(&key, token.as_bytes(), &signature).map_err(|_| SessionTokenError::BadSignature)?;
-    }
-    valid_token(token)
+    let Some(secret) = secret else {
+        return Ok(SessionToken {
+            token: valid_token(token)?,
+            signed: false,
+        });
+    };
+    let signature = decode_base64(signature).ok_or(SessionTokenError::Malformed)?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
+    // aws-lc-rs compares in constant time.
+    hmac::verify(&key, token.as_bytes(), &signature).map_err(|_| SessionTokenError::BadSignature)?;
+    Ok(SessionToken {
+        token: valid_token(token)?,
+        signed: true,
+    })
 }
 
 fn valid_token(token: String) -> Result<String, SessionTokenError> {
@@ -182,19 +202,26 @@ mod tests {
     fn raw_signed_and_url_encoded_forms() {
         let secret = Secret::new("better-auth-secret");
         let token = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
-        assert_eq!(session_token(token, Some(&secret), false).unwrap(), token);
+        assert_eq!(session_token(token, Some(&secret), false).unwrap().token, token);
         let signed = sign(token, &secret);
-        assert_eq!(session_token(&signed, Some(&secret), false).unwrap(), token);
+        assert_eq!(session_token(&signed, Some(&secret), false).unwrap().token, token);
         let encoded = signed.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
-        assert_eq!(session_token(&encoded, Some(&secret), false).unwrap(), token);
+        assert_eq!(
+            session_token(&encoded, Some(&secret), false).unwrap().token,
+            token
+        );
         // Without the secret, the signed form is reduced to its token.
-        assert_eq!(session_token(&signed, None, false).unwrap(), token);
+        assert_eq!(session_token(&signed, None, false).unwrap().token, token);
+        // Only a checked HMAC says who made it.
+        assert!(session_token(&signed, Some(&secret), false).unwrap().signed);
+        assert!(!session_token(&signed, None, false).unwrap().signed);
+        assert!(!session_token(token, Some(&secret), false).unwrap().signed);
         // requireSignature: the raw form is refused, the signed one accepted.
         assert_eq!(
             session_token(token, Some(&secret), true),
             Err(SessionTokenError::Unsigned)
         );
-        assert_eq!(session_token(&signed, Some(&secret), true).unwrap(), token);
+        assert_eq!(session_token(&signed, Some(&secret), true).unwrap().token, token);
 
         let other = sign(token, &Secret::new("another-secret"));
         assert_eq!(

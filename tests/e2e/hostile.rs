@@ -173,6 +173,20 @@ async fn hostile_unknown_kids_while_better_auth_hangs() {
     stack.stop().await;
 }
 
+/// A new person signing in with Better-Auth: their fresh JWT and the signed session token
+/// Better-Auth's bearer plugin hands out, each sent once to `/users/me` (nothing of theirs is
+/// cached in warden yet); the two statuses.
+async fn newcomer(stack: &Stack, n: usize) -> [u16; 2] {
+    let session = stack
+        .sign_up_and_in("Newcomer", &format!("newcomer{n}@example.com"))
+        .await;
+    let jwt = stack.jwt(&session).await;
+    [
+        stack.warden_get("/users/me", &jwt).await.0,
+        stack.warden_get("/users/me", &session).await.0,
+    ]
+}
+
 #[tokio::test]
 async fn hostile_junk_session_tokens_and_the_failure_limiter() {
     let stack = Stack::start(Options::default()).await;
@@ -184,8 +198,15 @@ async fn hostile_junk_session_tokens_and_the_failure_limiter() {
     // 32-character junk, the shape of a real session token: a database query each, before.
     let attackers = flood(&stack, 32, &stop, || random_hex(16));
     let (statuses, p99, peak_rss) = valid_user(&stack, &jwt, Duration::from_secs(4)).await;
+    // People who sign in behind the same address while the flood goes on: their credentials
+    // are new to warden, so they are checked, and the address is over its limit by now.
+    let mut during = Vec::new();
+    for n in 0..3 {
+        during.push(newcomer(&stack, n).await);
+    }
     stop.store(true, Ordering::Relaxed);
     let outcomes = total(attackers).await;
+    let after = newcomer(&stack, 3).await;
     let refused: u32 = outcomes
         .iter()
         .filter(|((s, _), _)| *s == 401)
@@ -194,13 +215,16 @@ async fn hostile_junk_session_tokens_and_the_failure_limiter() {
     eprintln!(
         "e2e junk session tokens from one address: {outcomes:?} ({refused} reached the token \
          check, the rest were throttled); valid user on the same address {statuses:?}, p99 {p99:?}; \
-         warden RSS {rss_before:.1} MiB before, peak {peak_rss:.1} MiB"
+         new people signing in meanwhile (fresh JWT, signed session token) {during:?}, right after \
+         {after:?}; warden RSS {rss_before:.1} MiB before, peak {peak_rss:.1} MiB"
     );
     assert_eq!(
         statuses.keys().copied().collect::<Vec<_>>(),
         vec![200],
         "{statuses:?}"
     );
+    assert_eq!(during, vec![[200, 200]; 3], "fresh credentials during the flood");
+    assert_eq!(after, [200, 200], "fresh credentials right after the flood");
     // 60 a minute, plus at most the 32 attackers' requests already in flight when the address
     // first failed (an address that has not failed is not bookkept: see auth::throttle).
     assert!(

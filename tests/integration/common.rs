@@ -297,3 +297,20 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A pool on `db`'s database that counts each connection given back to it: one per query
+/// outside a transaction, so a test can count the reads a request took.
+pub async fn counting_pool(db: &PgPool) -> (PgPool, Arc<std::sync::atomic::AtomicUsize>) {
+    let released = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&released);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .after_release(move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(true) })
+        })
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    (pool, released)
+}

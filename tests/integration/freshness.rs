@@ -398,27 +398,12 @@ async fn cold_requests_at_once_each_get_their_own_user(db: PgPool) {
 
 /// A pool over the test's database that counts the connections handed back, one per query
 /// outside a transaction: how many times the app read the database.
-async fn counting_pool(db: &PgPool) -> (PgPool, Arc<std::sync::atomic::AtomicUsize>) {
-    let released = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = Arc::clone(&released);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .after_release(move |_, _| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Box::pin(async { Ok(true) })
-        })
-        .connect_with((*db.connect_options()).clone())
-        .await
-        .unwrap();
-    (pool, released)
-}
-
 /// A signed-out client keeps sending its JWT until it expires. Each such request is refused
 /// after the reads it needs: the batch's (which finds the session gone), and the user's row when
 /// that was not cached (so a ban is still reported as a ban); never the session a second time.
 #[sqlx::test]
 async fn a_signed_out_jwt_is_refused_without_reading_its_session_twice(db: PgPool) {
-    let (counted, reads) = counting_pool(&db).await;
+    let (counted, reads) = common::counting_pool(&db).await;
     let w = World::new(counted).await;
     let rows = long_lived_cache();
     rows.set_trusted(true);

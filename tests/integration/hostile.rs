@@ -589,18 +589,25 @@ async fn refused_credentials_are_limited_per_client(db: PgPool) {
             "invalid_token"
         );
     }
-    let (code, retry_after) = get("junk.junk.junk", attacker).await;
+    // Out of attempts: what would cost a database read (an unsigned session token) or a JWKS
+    // fetch (an unknown kid) is refused at once ...
+    let (code, retry_after) = get("a-session-token-that-does-not-exist", attacker).await;
     assert_eq!(code, "too_many_requests");
     let retry_after: u64 = retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry_after));
-    assert_eq!(
-        get("a-session-token-that-does-not-exist", attacker).await.0,
-        "too_many_requests"
-    );
+    let unknown_kid = w
+        .key
+        .sign_with_header(&json!({"alg": "EdDSA", "kid": "made-up"}), &claims("alice"));
+    assert_eq!(get(&unknown_kid, attacker).await.0, "too_many_requests");
+    // ... while what costs nothing, or a bounded check, still gets its real answer.
+    assert_eq!(get("junk.junk.junk", attacker).await.0, "invalid_token");
     // A verified token costs nothing: a user behind the same address keeps working.
     assert_eq!(get(&w.alice, attacker).await.0, "ok");
     // Another client is not affected.
-    assert_eq!(get("junk.junk.junk", "198.51.100.67").await.0, "invalid_token");
+    assert_eq!(
+        get("another-token-that-does-not-exist", "198.51.100.67").await.0,
+        "invalid_token"
+    );
     let metrics = client
         .get(server.url("/metrics"))
         .send()
@@ -610,6 +617,148 @@ async fn refused_credentials_are_limited_per_client(db: PgPool) {
         .await
         .unwrap();
     assert!(metrics.contains("warden_auth_throttled_total 2"), "{metrics}");
+}
+
+/// One address floods warden with every kind of junk credential. The flood stays bounded
+/// (what costs a database read or a JWKS fetch is limited to the address's attempts), and a
+/// person behind the same address with a fresh, valid JWT or signed session token (a new
+/// user: nothing of theirs is cached) is served during the flood and right after it.
+#[sqlx::test]
+async fn a_flood_from_one_address_is_bounded_and_its_valid_people_are_served(db: PgPool) {
+    const LIMIT: u32 = 5;
+    let setup = Setup::default().auth(|a| {
+        a.failures_per_minute(LIMIT)
+            .trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()])
+    });
+    let (counted, queries) = common::counting_pool(&db).await;
+    let w = World::with(counted, setup).await;
+    let server = w.serve().await;
+    let client = reqwest::Client::new();
+    let me = server.url("/users/me");
+    let office = "203.0.113.77";
+    let stranger = Arc::new(TestKey::generate(Alg::EdDsa));
+    let jwks_before = w.jwks.hits();
+    // The queries warden's pool answered (a connection given back is counted in a task of its
+    // own just after the query: let the count settle before reading it).
+    let settled = async || {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        queries.load(Ordering::SeqCst)
+    };
+    // Every kind of junk, each one new (nothing cached helps): unsigned session tokens (a
+    // database read each), JWTs with made-up kids (a JWKS fetch each), forged JWTs under the
+    // real kid (a signature check), forged signed session tokens (an HMAC), garbage.
+    let junk = |i: usize| -> String {
+        match i % 5 {
+            0 => random_hex(16),
+            1 => w.key.sign_with_header(
+                &json!({"alg": "EdDSA", "kid": format!("made-up-{i}")}),
+                &claims("alice"),
+            ),
+            2 => stranger.sign_with_header(&json!({"alg": "EdDSA", "kid": w.key.kid}), &claims("alice")),
+            3 => format!("{}.{}", random_hex(16), "A".repeat(43) + "="),
+            _ => format!("junk.{i}.junk"),
+        }
+    };
+    // Eight clients at once from the address, each sending its share as fast as answered.
+    let flood = |from: usize, count: usize| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let (client, me) = (client.clone(), me.clone());
+                let tokens: Vec<String> = (from..from + count)
+                    .filter(|i| i % 8 == worker)
+                    .map(junk)
+                    .collect();
+                tokio::spawn(async move {
+                    let mut codes = Vec::new();
+                    for token in tokens {
+                        let answer = client
+                            .get(&me)
+                            .bearer_auth(&token)
+                            .header("x-forwarded-for", office)
+                            .send()
+                            .await
+                            .unwrap();
+                        let body: serde_json::Value = answer.json().await.unwrap();
+                        codes.push(body["code"].as_str().unwrap_or("ok").to_owned());
+                    }
+                    codes
+                })
+            })
+            .collect();
+        tokio::spawn(async move {
+            let mut codes = std::collections::BTreeMap::<String, usize>::new();
+            for worker in workers {
+                for code in worker.await.unwrap() {
+                    *codes.entry(code).or_default() += 1;
+                }
+            }
+            codes
+        })
+    };
+    // A new person behind the office's address: a fresh JWT, and the signed session token
+    // Better-Auth's bearer plugin hands out.
+    let mut people = 0;
+    let mut newcomer = async || {
+        people += 1;
+        let (id, sid, token) = (format!("new-{people}"), format!("s-new-{people}"), random_hex(16));
+        insert_user(&db, &id, &format!("{id}@office.test")).await;
+        common::insert_session(&db, &sid, &id, &token, 3600).await;
+        let jwt = w.key.sign(&common::claims_with_sid(&id, &sid));
+        let signed = session_token::sign(&token, &Secret::new(common::SECRET));
+        let mut codes = Vec::new();
+        for credential in [jwt, signed] {
+            let answer = client
+                .get(&me)
+                .bearer_auth(&credential)
+                .header("x-forwarded-for", office)
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["id"], id.as_str(), "{body}");
+            codes.push(body["id"] == id.as_str());
+        }
+        codes
+    };
+
+    // The flood alone: what it costs.
+    let reads_before = settled().await;
+    let first = flood(0, 400).await.unwrap();
+    let reads = settled().await - reads_before;
+    let fetches = w.jwks.hits() - jwks_before;
+    eprintln!(
+        "flood of 400 junk credentials from one address: answers {first:?}; database queries: {reads}; JWKS fetches: {fetches}"
+    );
+    // The address's attempts (plus the eight in flight when it first failed) are all the dear
+    // work it gets: 80 unsigned tokens and 80 made-up kids asked for far more.
+    let dear = LIMIT as usize + 8;
+    assert!(reads <= dear, "{reads} database queries");
+    assert!(fetches <= 2, "{fetches} JWKS fetches (one per cooldown at most)");
+    assert!(
+        first.get("too_many_requests").copied().unwrap_or(0) >= 150,
+        "{first:?}"
+    );
+
+    // During a second flood, new people behind the same address are served.
+    let second = flood(400, 400);
+    let mut served = 0;
+    for _ in 0..5 {
+        served += newcomer().await.iter().filter(|ok| **ok).count();
+    }
+    let second = second.await.unwrap();
+    assert!(
+        second.get("too_many_requests").copied().unwrap_or(0) >= 150,
+        "the flood was still being refused meanwhile: {second:?}"
+    );
+    // And right after it.
+    served += newcomer().await.iter().filter(|ok| **ok).count();
+    assert_eq!(
+        served, 12,
+        "6 new people × (fresh JWT, signed session token), all 200"
+    );
+    eprintln!(
+        "during and right after a second flood ({second:?}): {served} of 12 fresh valid credentials from the same address served"
+    );
 }
 
 #[sqlx::test]
