@@ -165,12 +165,20 @@ impl Auth {
                 true,
             ),
         };
+        let refusal = |why: &str| match presented {
+            Presented::Bearer(token) => not_a_session_token(token, why),
+            Presented::Cookie(_) => ApiError::InvalidToken(format!("the session cookie: {why}")),
+        };
         let credential = match credential {
             Ok(credential) => credential,
-            Err(e) => return Ok(Err(ApiError::InvalidToken(e.to_string()))),
+            Err(e) => return Ok(Err(refusal(&e.to_string()))),
         };
         // Unknown and signed-out tokens look the same here: neither is a live session.
-        let unknown = || ApiError::InvalidToken("no live session has this token".into());
+        let unknown = || {
+            refusal(
+                "no live session has this session token: it was signed out, it expired, or it never existed",
+            )
+        };
         if self.unknown_sessions().contains(&credential.token) {
             return Ok(Err(unknown()));
         }
@@ -361,6 +369,23 @@ impl Proof {
             Self::Session { session, .. } => &session.user_id,
         }
     }
+}
+
+/// A bearer credential that is not a usable session token. One that starts like a JWT's
+/// header (`eyJ`, base64url of `{"`) but is not three dot-separated parts was most likely a JWT
+/// cut short (a truncated copy, a header that clipped it): say so rather than talk of
+/// sessions. (A real session token that happens to start so was found before this is asked.)
+fn not_a_session_token(credential: &str, why: &str) -> ApiError {
+    if credential.starts_with("eyJ") {
+        let parts = credential.bytes().filter(|b| *b == b'.').count() + 1;
+        return ApiError::InvalidToken(format!(
+            "this looks like a JWT cut short or altered: it has {parts} dot-separated part{}, a JWT has 3",
+            if parts == 1 { "" } else { "s" }
+        ));
+    }
+    ApiError::InvalidToken(format!(
+        "{why} (the credential is not a JWT, which has 3 dot-separated parts, so it was read as a Better-Auth session token)"
+    ))
 }
 
 /// Step 3: an active ban refuses everything.

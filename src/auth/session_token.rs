@@ -24,13 +24,13 @@ const MAX_SESSION_TOKEN_LEN: usize = 256;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionTokenError {
     /// Empty or too long, bad percent-encoding or base64, or characters no token has.
-    #[error("the session token is malformed")]
+    #[error("it has a length, characters or an encoding no session token has")]
     Malformed,
     /// Signed, but not with `BETTER_AUTH_SECRET`.
-    #[error("the session token's signature is invalid")]
+    #[error("its signature (token.signature) is not BETTER_AUTH_SECRET's")]
     BadSignature,
     /// The raw token, where only the signed form is accepted.
-    #[error("session tokens must be signed (token.signature)")]
+    #[error("session tokens must be signed (token.signature), as Better-Auth hands them out")]
     Unsigned,
 }
 

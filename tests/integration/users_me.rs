@@ -220,3 +220,37 @@ async fn health_readiness_and_unknown_routes(db: PgPool) {
     let answer = app.anonymous().get("/no/such/route").await;
     assert_problem(&answer, 404, "not_found");
 }
+
+/// A refused credential says what it was taken for: a JWT cut short is called that, not "no
+/// live session"; a session token says which of its checks failed.
+#[sqlx::test]
+async fn a_refusal_says_what_the_credential_was_taken_for(db: PgPool) {
+    let w = World::new(db).await;
+    let detail = async |token: &str| {
+        let answer = w.bearer(token).get("/users/me").await;
+        assert_eq!(answer.outcome(), (401, Some("invalid_token")), "{token}");
+        answer.body["detail"].as_str().unwrap().to_owned()
+    };
+    // A JWT cut after its header, and after its payload.
+    let jwt = w.alice.clone();
+    let header = jwt.split('.').next().unwrap();
+    let two = jwt.rsplit_once('.').unwrap().0;
+    for (cut, parts) in [(header, "1 dot-separated part,"), (two, "2 dot-separated parts")] {
+        let said = detail(cut).await;
+        assert!(
+            said.contains("looks like a JWT cut short") && said.contains(parts),
+            "{said}"
+        );
+        assert!(!said.contains("session"), "{said}");
+    }
+    // Garbage and an unknown session token: read as session tokens, and said so.
+    let said = detail("not a token!").await;
+    assert!(
+        said.contains("no session token has") && said.contains("not a JWT"),
+        "{said}"
+    );
+    let said = detail("unknownTokenNoSessionHas01234567").await;
+    assert!(said.contains("no live session has this session token"), "{said}");
+    let forged = "unknownTokenNoSessionHas01234567.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    assert!(detail(forged).await.contains("not BETTER_AUTH_SECRET's"));
+}
