@@ -162,8 +162,10 @@ impl Gateway {
             .arg("-u")
             .output()
             .is_ok_and(|o| o.stdout == b"0\n");
+        // One process (no master): the test kills it on drop, and a killed master would
+        // leave its worker serving the port.
         let main = format!(
-            "{user}daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log warn;
+            "{user}daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log warn;
              events {{ worker_connections 256; }}
              http {{
                access_log off;
