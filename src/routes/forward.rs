@@ -44,6 +44,27 @@ pub struct IdentityHeader {
     pub answered: bool,
 }
 
+impl IdentityHeader {
+    /// Every spelling of the name that CGI, WSGI and PHP servers read as this header: each
+    /// hyphen may also be an underscore (`X-Auth-User-Id`, `X_Auth_User_Id`, `X-Auth_User-Id`,
+    /// ...), since they all become `HTTP_X_AUTH_USER_ID`. The name itself comes first. A gateway
+    /// that cannot drop every header with an underscore (as nginx does) must clear each one.
+    pub fn spellings(&self) -> Vec<String> {
+        let parts: Vec<&str> = self.name.split('-').collect();
+        let joints = parts.len() - 1;
+        (0..1u32 << joints)
+            .map(|underscores| {
+                let mut spelling = parts[0].to_owned();
+                for (i, part) in parts[1..].iter().enumerate() {
+                    spelling.push(if underscores & (1 << i) == 0 { '-' } else { '_' });
+                    spelling.push_str(part);
+                }
+                spelling
+            })
+            .collect()
+    }
+}
+
 /// Every identity header `/auth/verify` answers or will answer. A gateway in front of an app
 /// must clear each name on this list from the client's request (and its underscore spelling,
 /// `X_Auth_User_Id`, which CGI, WSGI and PHP servers read as the same variable) and then set
@@ -306,6 +327,33 @@ mod tests {
         );
         assert_eq!(method(&[]), None, "no method header: unknown, never GET");
         assert_eq!(method(&[("x-original-method", "NOT A METHOD")]), None);
+    }
+
+    #[test]
+    fn every_spelling_a_cgi_server_folds_into_the_name() {
+        let spellings = IDENTITY_HEADERS[0].spellings();
+        assert_eq!(spellings.len(), 8, "{spellings:?}");
+        assert_eq!(spellings[0], "X-Auth-User-Id");
+        for spelling in [
+            "X_Auth_User_Id",
+            "X-Auth_User-Id",
+            "X_Auth-User-Id",
+            "X-Auth-User_Id",
+        ] {
+            assert!(spellings.iter().any(|s| s == spelling), "{spelling}");
+        }
+        let cgi = |name: &str| name.to_ascii_uppercase().replace('-', "_");
+        let mut all = 0;
+        for header in IDENTITY_HEADERS {
+            let spellings = header.spellings();
+            let mut unique = spellings.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), spellings.len());
+            assert!(spellings.iter().all(|s| cgi(s) == cgi(header.name)));
+            all += spellings.len();
+        }
+        assert_eq!(all, 104);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod common;
 mod console;
 mod faults;
 mod forward;
+mod forward_recipes;
 mod freshness;
 mod hostile;
 mod http_fuzz;
