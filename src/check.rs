@@ -164,6 +164,10 @@ const REQUIRED_COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("target_user_id", "text"),
             ("target_session_id", "text"),
             ("details", "jsonb"),
+            ("session_id", "text"),
+            ("impersonated_by", "text"),
+            ("client_ip", "text"),
+            ("request_id", "text"),
         ],
     ),
 ];

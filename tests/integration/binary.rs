@@ -70,7 +70,7 @@ async fn check_reports_a_good_setup(db: PgPool) {
         "[ok  ] database: reachable, PostgreSQL 15",
         // sqlx prefers TLS, and the local PostgreSQL offers it.
         "TLS in use",
-        "[ok  ] schema: all 57 columns warden needs are present with the right types",
+        "[ok  ] schema: all 61 columns warden needs are present with the right types",
         migrations.as_str(),
         "[ok  ] jwks: 1 key(s) at http://127.0.0.1:",
         "algorithms ES512",
