@@ -377,7 +377,11 @@ async fn check_pooler(report: &mut Report, url: &str, config: &Config) -> bool {
 }
 
 async fn check_jwks(report: &mut Report, config: &Config) {
-    let client = match reqwest::Client::builder().timeout(config.jwks_timeout).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(config.jwks_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(client) => client,
         Err(err) => {
             report.add(
@@ -392,10 +396,15 @@ async fn check_jwks(report: &mut Report, config: &Config) {
     let body = match client.get(url).send().await {
         Ok(response) if response.status().is_success() => response.bytes().await,
         Ok(response) => {
+            let hint = if response.status().is_redirection() {
+                " (a redirect: warden does not follow redirects for keys; set JWKS_URL to the address that serves them)"
+            } else {
+                ""
+            };
             report.add(
                 Outcome::Fail,
                 "jwks",
-                format!("{url} answered HTTP {}", response.status()),
+                format!("{url} answered HTTP {}{hint}", response.status()),
             );
             return;
         }
