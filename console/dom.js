@@ -66,12 +66,17 @@ export function select(props, options, current) {
   );
 }
 
-/** The URL if it is http(s), else null: the only pictures ever shown. */
+/**
+ * The URL if it is https, else null: the only pictures ever shown. Pictures are whatever URL
+ * their owner chose, and an admin's browser shows everyone's: a plain http address would have
+ * it fetch from an internal host (a blind GET, its address and the time it looked given away).
+ * The page's Content-Security-Policy (img-src 'self' https:) says the same.
+ */
 export function safeImageUrl(url) {
   if (typeof url !== "string" || url === "") return null;
   try {
     const parsed = new URL(url);
-    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    return parsed.protocol === "https:" ? parsed.href : null;
   } catch {
     return null;
   }

@@ -27,7 +27,7 @@ export async function profile(ctx) {
     },
     h("h2", { id: "edit-title" }, "Edit profile"),
     field("Name", name),
-    field("Picture URL", image, "The address of an image (http or https). Leave empty for none."),
+    field("Picture URL", image, "The https address of an image (other addresses are kept but not shown). Leave empty for none."),
     alert,
     h("div", { class: "actions" }, save),
   );
@@ -46,7 +46,7 @@ export async function profile(ctx) {
         h("p", { class: "badges" }, roles.map((r) => badge(r, r === "admin" ? "accent" : "")), user.emailVerified ? badge("email verified", "ok") : badge("email not verified")),
         h("dl", { class: "facts" }, h("dt", null, "Member since"), h("dd", null, when(user.createdAt)), h("dt", null, "User id"), h("dd", null, h("code", null, user.id))),
       ),
-      safeImageUrl(user.image) === null && user.image ? h("p", { class: "hint" }, "Your picture is not an http(s) address, so it is not shown.") : null,
+      safeImageUrl(user.image) === null && user.image ? h("p", { class: "hint" }, "Your picture is not an https address, so it is not shown.") : null,
     ),
     form,
   ];

@@ -1,7 +1,8 @@
 //! `warden check`: the first thing to run when something is wrong. It reads the configuration
 //! and reports, one line each and in plain words: config, database (and TLS), schema,
-//! migrations, read replica, JWKS (keys and algorithms), and the issuer/audience tokens must
-//! carry. Exit code 0 when nothing failed, 1 otherwise. It changes nothing.
+//! migrations, read replica, JWKS (keys and algorithms; a warning when fetched over plain http
+//! for an https Better-Auth), where `/metrics` is served (a warning when on the main port), and
+//! the issuer/audience tokens must carry. Exit code 0 when nothing failed, 1 otherwise. It changes nothing.
 
 use std::fmt;
 use std::time::Duration;
@@ -164,6 +165,10 @@ const REQUIRED_COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("target_user_id", "text"),
             ("target_session_id", "text"),
             ("details", "jsonb"),
+            ("session_id", "text"),
+            ("impersonated_by", "text"),
+            ("client_ip", "text"),
+            ("request_id", "text"),
         ],
     ),
 ];
@@ -184,6 +189,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
 
     check_database(&mut report, &config).await;
     check_jwks(&mut report, &config).await;
+    check_exposure(&mut report, &config);
     report.add(
         Outcome::Ok,
         "tokens",
@@ -195,6 +201,39 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
         ),
     );
     report
+}
+
+/// Settings that work but give something away: keys fetched over plain http while
+/// Better-Auth itself is served over https, and `/metrics` on the public port.
+fn check_exposure(report: &mut Report, config: &Config) {
+    if config.better_auth_url.starts_with("https://") && config.jwks_url.starts_with("http://") {
+        report.add(
+            Outcome::Warn,
+            "jwks",
+            format!(
+                "{} is plain http while BETTER_AUTH_URL is https: the keys that decide who is signed in \
+                 travel unauthenticated, and anyone on that path can swap in their own and mint tokens \
+                 warden accepts; use https (plain http only inside a network you trust)",
+                config.jwks_url
+            ),
+        );
+    }
+    match config.metrics_addr {
+        None => report.add(
+            Outcome::Warn,
+            "metrics",
+            format!(
+                "/metrics is served on the main port ({}) to anyone who can reach it; set METRICS_ADDR \
+                 (e.g. 127.0.0.1:9090) to serve it on an address of its own",
+                config.bind_addr
+            ),
+        ),
+        Some(addr) => report.add(
+            Outcome::Ok,
+            "metrics",
+            format!("/metrics on {addr}, not on the main port"),
+        ),
+    }
 }
 
 async fn connect(url: &str, config: &Config) -> Result<PgConnection, String> {
@@ -373,7 +412,11 @@ async fn check_pooler(report: &mut Report, url: &str, config: &Config) -> bool {
 }
 
 async fn check_jwks(report: &mut Report, config: &Config) {
-    let client = match reqwest::Client::builder().timeout(config.jwks_timeout).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(config.jwks_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(client) => client,
         Err(err) => {
             report.add(
@@ -388,10 +431,15 @@ async fn check_jwks(report: &mut Report, config: &Config) {
     let body = match client.get(url).send().await {
         Ok(response) if response.status().is_success() => response.bytes().await,
         Ok(response) => {
+            let hint = if response.status().is_redirection() {
+                " (a redirect: warden does not follow redirects for keys; set JWKS_URL to the address that serves them)"
+            } else {
+                ""
+            };
             report.add(
                 Outcome::Fail,
                 "jwks",
-                format!("{url} answered HTTP {}", response.status()),
+                format!("{url} answered HTTP {}{hint}", response.status()),
             );
             return;
         }

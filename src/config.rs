@@ -24,6 +24,7 @@ use crate::db::{self, PoolSettings};
 use crate::error::StartupError;
 use crate::http::HttpSettings;
 use crate::http::server::ConnectionLimits;
+use crate::routes::proxy::AdminThroughProxy;
 use crate::state::{AppState, Shared};
 
 pub use crate::auth::policy::SessionCheck;
@@ -130,6 +131,11 @@ pub struct Config {
     /// `AUTH_PROXY` (default false): forward `/api/auth/*` to `BETTER_AUTH_URL`, so a frontend
     /// can talk to one origin.
     pub auth_proxy: bool,
+    /// `AUTH_PROXY_ADMIN` (default `audit`): what the auth proxy does with writes to
+    /// Better-Auth's admin endpoints (`/api/auth/admin/*`), which bypass warden's last-admin
+    /// rule: `audit` forwards them and records those Better-Auth accepts in the audit trail,
+    /// `refuse` answers 403 `admin_through_proxy_refused`.
+    pub auth_proxy_admin: AdminThroughProxy,
     /// `CONSOLE` (default true): serve the console (sign-in, profile and admin pages) at
     /// `/console`; false answers 404 there.
     pub console: bool,
@@ -230,6 +236,7 @@ impl Config {
             header_read_timeout: http.header_read_timeout,
             keep_alive_timeout: http.keep_alive_timeout,
             auth_proxy: http.auth_proxy,
+            auth_proxy_admin: http.auth_proxy_admin,
             console: http.console,
             trusted_proxies: http.trusted_proxies,
             auth_failures_per_minute: http.auth_failures_per_minute,
@@ -596,6 +603,7 @@ struct HttpParts {
     header_read_timeout: Duration,
     keep_alive_timeout: Duration,
     auth_proxy: bool,
+    auth_proxy_admin: AdminThroughProxy,
     console: bool,
     trusted_proxies: Vec<IpNet>,
     auth_failures_per_minute: u32,
@@ -649,6 +657,14 @@ impl HttpParts {
             header_read_timeout: env.secs("HEADER_READ_TIMEOUT_SECS", 60, 1..=3_600)?,
             keep_alive_timeout: env.secs("KEEP_ALIVE_TIMEOUT_SECS", 75, 1..=3_600)?,
             auth_proxy: env.flag("AUTH_PROXY", false)?,
+            auth_proxy_admin: env.choice(
+                "AUTH_PROXY_ADMIN",
+                AdminThroughProxy::Audit,
+                &[
+                    ("audit", AdminThroughProxy::Audit),
+                    ("refuse", AdminThroughProxy::Refuse),
+                ],
+            )?,
             console: env.flag("CONSOLE", true)?,
             trusted_proxies,
             auth_failures_per_minute: env.number("AUTH_FAILURES_PER_MINUTE", 60, 0..=1_000_000)?,
@@ -820,6 +836,7 @@ impl AppState {
             http: Arc::new(config.http_settings()),
             metrics_on_main: config.metrics_addr.is_none(),
             auth_proxy: config.auth_proxy.then(|| config.better_auth_url.clone()),
+            auth_proxy_admin: config.auth_proxy_admin,
             better_auth_url: config.better_auth_url.clone(),
             console: config.console,
         }
@@ -858,6 +875,7 @@ mod tests {
         assert_eq!(c.session_check, SessionCheck::Auto);
         assert!(c.better_auth_secret.is_none());
         assert!(c.console);
+        assert_eq!(c.auth_proxy_admin, AdminThroughProxy::Audit);
         assert_eq!(c.session_cookie, "better-auth.session_token");
         let prefixed = config(&[
             ("DATABASE_URL", "postgres://localhost/db"),
@@ -917,6 +935,7 @@ mod tests {
             ("MAX_CONCURRENT_REQUESTS", "many"),
             ("METRICS_ADDR", "9090"),
             ("AUTH_PROXY", "perhaps"),
+            ("AUTH_PROXY_ADMIN", "allow"),
             ("CONSOLE", "sometimes"),
             ("DATABASE_READ_URL", "mysql://replica"),
             ("DATABASE_STATEMENT_CACHE", "-1"),

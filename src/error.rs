@@ -107,6 +107,11 @@ pub enum ApiError {
     /// `proxy_loop`).
     #[error("the request came back to this server through the auth proxy")]
     ProxyLoop,
+    /// A request that may change something through Better-Auth's admin endpoints
+    /// (`/api/auth/admin/*`), with `AUTH_PROXY_ADMIN=refuse` (403
+    /// `admin_through_proxy_refused`); nothing was forwarded.
+    #[error("Better-Auth's admin endpoints are not served through the auth proxy")]
+    AdminThroughProxyRefused,
     /// The auth proxy cannot reach Better-Auth (502 `auth_server_unavailable`).
     #[error("Better-Auth cannot be reached through the auth proxy")]
     BadGateway,
@@ -221,6 +226,13 @@ impl ApiError {
                 "proxy_loop",
                 "Proxy loop",
                 "BETTER_AUTH_URL points back at warden itself: the auth proxy refuses to loop",
+            ),
+            Self::AdminThroughProxyRefused => (
+                S::FORBIDDEN,
+                "admin_through_proxy_refused",
+                "Admin action refused",
+                "Better-Auth's admin endpoints are not served through this proxy (AUTH_PROXY_ADMIN=refuse): \
+                 use warden's /admin API, which applies warden's rules and records the change",
             ),
             Self::BadGateway => (
                 S::BAD_GATEWAY,

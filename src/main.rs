@@ -196,6 +196,13 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
                 ),
                 None => None,
             };
+            if config.metrics_addr.is_none() {
+                tracing::warn!(
+                    "/metrics is served on the main port ({}) to anyone who can reach it; set METRICS_ADDR \
+                     (e.g. 127.0.0.1:9090) to serve it on an address of its own",
+                    config.bind_addr
+                );
+            }
             tracing::info!(
                 addr = %config.bind_addr,
                 metrics = ?config.metrics_addr,

@@ -1,6 +1,7 @@
 //! [`AppState`]: what the `warden` server's own routes share. The [`Auth`] handle (what the
 //! extractors need) plus what only the server has: the read replica, HTTP settings, where
-//! `/metrics` is served, where `/api/auth/*` is proxied, and the console.
+//! `/metrics` is served, where `/api/auth/*` is proxied (and what happens to admin writes
+//! there), and the console.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use sqlx::PgPool;
 
 use crate::auth::Auth;
 use crate::http::HttpSettings;
+use crate::routes::proxy::AdminThroughProxy;
 
 /// One pointer: cloned several times per request (each extractor and layer takes its own), so
 /// a clone is a single reference-count increment.
@@ -28,6 +30,9 @@ pub struct Shared {
     pub metrics_on_main: bool,
     /// `Some(Better-Auth's base URL)` when `AUTH_PROXY=true`: where `/api/auth/*` goes.
     pub auth_proxy: Option<String>,
+    /// What the auth proxy does with writes to Better-Auth's admin endpoints
+    /// (`AUTH_PROXY_ADMIN`): audit them (default) or refuse them.
+    pub auth_proxy_admin: AdminThroughProxy,
     /// Better-Auth's public base URL (`BETTER_AUTH_URL`): where the console signs people in
     /// when there is no proxy.
     pub better_auth_url: String,
@@ -66,6 +71,7 @@ impl AppState {
             http: Arc::new(HttpSettings::default()),
             metrics_on_main: true,
             auth_proxy: None,
+            auth_proxy_admin: AdminThroughProxy::default(),
             better_auth_url: crate::auth::DEFAULT_BETTER_AUTH_URL.to_owned(),
             console: true,
         }

@@ -36,9 +36,24 @@ pub enum FetchError {
     /// No answer: the connection failed, the fetch timed out, or the body broke off.
     #[error("request to the JWKS endpoint failed: {0}")]
     Http(#[from] reqwest::Error),
-    /// The endpoint answered with this status, not a 2xx.
+    /// The endpoint answered with this status, not a 2xx (nor a redirect).
     #[error("the JWKS endpoint answered HTTP {0}")]
     Status(u16),
+    /// The endpoint answered with a redirect, which is not followed.
+    #[error(
+        "the JWKS endpoint answered HTTP {status}, a redirect to {location:?}: redirects are not followed \
+         for keys; set JWKS_URL to the address that serves them"
+    )]
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// Its `Location` (cut to 200 characters; empty when there is none).
+        location: String,
+    },
+    /// The answer came from another URL than the one asked (a client that follows redirects
+    /// was supplied); its keys are not used.
+    #[error("the JWKS answer came from {0}, not from JWKS_URL: redirects are not followed for keys")]
+    Redirected(String),
     /// The body is over [`MAX_JWKS_BYTES`].
     #[error("the JWKS is larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge,
@@ -66,7 +81,8 @@ pub enum Lookup {
 pub struct JwksSource {
     /// Better-Auth's JWKS endpoint (`JWKS_URL`).
     pub url: String,
-    /// The HTTP client that fetches.
+    /// The HTTP client that fetches: [`http_client`] (a client that follows redirects gains
+    /// nothing: an answer from another URL is refused).
     pub client: reqwest::Client,
     /// A fetch taking longer is abandoned, and no request waits longer for one
     /// (`JWKS_TIMEOUT_SECS`).
@@ -75,6 +91,15 @@ pub struct JwksSource {
     pub db: Option<PgPool>,
     /// A database key is used until `expires_at` + this.
     pub db_grace: Duration,
+}
+
+/// The HTTP client for JWKS fetches: `connect_timeout` to connect, never a redirect.
+pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// Better-Auth's public keys, shared as `Arc<JwksCache>`: read without a lock, refreshed in
@@ -188,6 +213,20 @@ impl JwksCache {
             .timeout(self.source.timeout)
             .send()
             .await?;
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| String::from_utf8_lossy(l.as_bytes()).chars().take(200).collect())
+                .unwrap_or_default();
+            return Err(FetchError::Redirect {
+                status: response.status().as_u16(),
+                location,
+            });
+        }
+        if reqwest::Url::parse(&self.source.url).is_ok_and(|asked| asked != *response.url()) {
+            return Err(FetchError::Redirected(response.url().to_string()));
+        }
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }

@@ -320,7 +320,9 @@ impl AuthBuilder {
         self
     }
 
-    /// The HTTP client for JWKS fetches (default: one with the fetch timeout as connect timeout).
+    /// The HTTP client for JWKS fetches (default: [`jwks::http_client`], the fetch timeout as
+    /// connect timeout, no redirects; keys from another URL than the JWKS URL are refused
+    /// whatever the client).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -337,10 +339,7 @@ impl AuthBuilder {
                 let base = self.better_auth_url.trim_end_matches('/').to_owned();
                 let client = match self.http_client {
                     Some(client) => client,
-                    None => reqwest::Client::builder()
-                        .connect_timeout(self.jwks.timeout)
-                        .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
-                        .build()?,
+                    None => jwks::http_client(self.jwks.timeout)?,
                 };
                 let jwks = JwksCache::with_max_waiters(
                     JwksSource {

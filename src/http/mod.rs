@@ -6,6 +6,9 @@
 //! problem+json for bare errors → timeout → body limit → the route.
 //!
 //! [`server`] owns the connections underneath: timeouts for slow and idle clients, and a cap.
+//!
+//! [`private_answer`] is not one of these layers: the route modules put it on the routes that
+//! take a credential, so only their answers are marked as one caller's.
 
 pub mod server;
 
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -107,6 +110,18 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(middleware::from_fn(request_id))
+}
+
+/// Marks an answer to a route that takes a credential (`/users`, `/admin`, `/orgs`,
+/// `/auth/verify`), refusals included, as one caller's: `Cache-Control: no-store`, so no
+/// browser or shared cache keeps a profile, a user list or an identity, and `Vary:
+/// Authorization, Cookie`, added to any `Vary` already there (CORS and compression add theirs
+/// too), so a cache that keeps it anyway never hands it to another credential.
+pub async fn private_answer(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.append(VARY, HeaderValue::from_static("Authorization, Cookie"));
+    response
 }
 
 /// Accepts a sane `x-request-id` from the caller (or a proxy) or makes one; echoes it back.

@@ -2,7 +2,9 @@
 //! switching between the two sees one behaviour. Every route asks the permission Better-Auth
 //! would ask (a `RequirePermission` extractor: `user:list`, `user:ban`, ...; warden adds
 //! `audit:list`), judged on the caller's fresh row and again inside every write's transaction;
-//! every write runs in one transaction together with its audit-trail row.
+//! every write runs in one transaction together with its audit-trail row, which records the
+//! caller's session, the admin impersonating them in it (if any), the client's address and the
+//! request id ([`RequestOrigin`]).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -17,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
-use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, checked_text};
+use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, RequestOrigin, checked_text};
 use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
 use crate::auth::{AuthUser, Connector, Permission, RequirePermission};
 use crate::db::audit::{self, NewAuditEntry};
@@ -291,6 +293,7 @@ impl RoleChange {
 async fn set_role(
     State(state): State<AppState>,
     RequirePermission { caller: admin, .. }: RequirePermission<SetRole>,
+    origin: RequestOrigin,
     IdPath(id): IdPath,
     AppJson(change): AppJson<RoleChange>,
 ) -> Result<Response, ApiError> {
@@ -302,9 +305,11 @@ async fn set_role(
     }
     let joined = roles.join(",");
     let updated = users::set_role(&mut tx, &id, &joined).await?;
+    let context = origin.audit_context(&admin);
     audit::record(
         &mut tx,
         NewAuditEntry::on_user(
+            &context,
             &admin.user.id,
             "user.set_role",
             &id,
@@ -349,6 +354,7 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
 async fn ban_user(
     State(state): State<AppState>,
     RequirePermission { caller: admin, .. }: RequirePermission<BanUsers>,
+    origin: RequestOrigin,
     IdPath(id): IdPath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -385,9 +391,11 @@ async fn ban_user(
     let expires = banned
         .ban_expires
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+    let context = origin.audit_context(&admin);
     audit::record(
         &mut tx,
         NewAuditEntry::on_user(
+            &context,
             &admin.user.id,
             "user.ban",
             &id,
@@ -409,14 +417,17 @@ async fn ban_user(
 async fn unban_user(
     State(state): State<AppState>,
     RequirePermission { caller: admin, .. }: RequirePermission<BanUsers>,
+    origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
     let mut tx = begin_admin_write::<BanUsers>(&state, &admin).await?;
     let before = locked_user(&mut tx, &id).await?;
     let user = users::unban(&mut tx, &id).await?;
+    let context = origin.audit_context(&admin);
     audit::record(
         &mut tx,
         NewAuditEntry::on_user(
+            &context,
             &admin.user.id,
             "user.unban",
             &id,
@@ -457,6 +468,7 @@ async fn user_sessions(
 async fn revoke_user_sessions(
     State(state): State<AppState>,
     RequirePermission { caller: admin, .. }: RequirePermission<RevokeSessions>,
+    origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<Json<Revoked>, ApiError> {
     let mut tx = begin_admin_write::<RevokeSessions>(&state, &admin).await?;
@@ -469,9 +481,11 @@ async fn revoke_user_sessions(
     };
     let revoked_ids = sessions::delete_all_for_user(&mut tx, &id, keep).await?;
     let revoked = revoked_ids.len() as u64;
+    let context = origin.audit_context(&admin);
     audit::record(
         &mut tx,
         NewAuditEntry::on_user(
+            &context,
             &admin.user.id,
             "user.revoke_sessions",
             &id,
@@ -493,12 +507,14 @@ async fn revoke_user_sessions(
 async fn revoke_session(
     State(state): State<AppState>,
     RequirePermission { caller: admin, .. }: RequirePermission<RevokeSessions>,
+    origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = begin_admin_write::<RevokeSessions>(&state, &admin).await?;
     let owner = sessions::delete_by_id(&mut tx, &id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let context = origin.audit_context(&admin);
     audit::record(
         &mut tx,
         NewAuditEntry {
@@ -507,6 +523,7 @@ async fn revoke_session(
             target_user_id: Some(&owner),
             target_session_id: Some(&id),
             details: json!({}),
+            context: &context,
         },
     )
     .await?;
@@ -523,6 +540,7 @@ async fn revoke_session(
 async fn remove_user(
     State(state): State<AppState>,
     RequirePermission { caller: admin, .. }: RequirePermission<DeleteUsers>,
+    origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     if id == admin.user.id {
@@ -532,9 +550,11 @@ async fn remove_user(
     let target = locked_user(&mut tx, &id).await?;
     ensure_another_admin(&state, &mut tx, &target).await?;
     users::delete(&mut tx, &id).await?;
+    let context = origin.audit_context(&admin);
     audit::record(
         &mut tx,
         NewAuditEntry::on_user(
+            &context,
             &admin.user.id,
             "user.remove",
             &id,

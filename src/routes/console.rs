@@ -11,8 +11,9 @@
 //!   every asset, so they are cached for a year (`immutable`); a request naming another version
 //!   (a page from an older or newer replica) gets today's file, not cached.
 //! - Every answer under `/console`, errors and 304s included, carries the security headers: a
-//!   Content-Security-Policy that allows no inline script or style and connects only to warden
-//!   and Better-Auth, `frame-ancestors 'none'`, `Referrer-Policy`, `X-Content-Type-Options`.
+//!   Content-Security-Policy that allows no inline script or style, images only from warden or
+//!   over https, and connections only to warden and Better-Auth, `frame-ancestors 'none'`,
+//!   `Referrer-Policy`, `X-Content-Type-Options`.
 //!
 //! `CONSOLE=false` leaves these routes out: `/console` is then the API's usual 404.
 
@@ -125,9 +126,11 @@ impl Console {
             Some(origin) => format!("'self' {origin}"),
             None => "'self'".to_owned(),
         };
-        // img-src: people's pictures are any http(s) URL they chose.
+        // img-src: people's pictures are URLs they chose, shown in an admin's browser: https only,
+        // so no plain-http or internal address is ever fetched from there (the page's own
+        // script shows https pictures only, too).
         let csp = format!(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' http: https:; \
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; \
              connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; \
              frame-ancestors 'none'"
         );

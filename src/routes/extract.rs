@@ -1,15 +1,66 @@
 //! Body, query and path extractors whose rejections use the house error shape (problem+json
 //! with a stable code) instead of axum's plain-text ones, and the text checks every string
 //! from a client passes before it reaches SQL (PostgreSQL refuses NUL in text: a NUL must be
-//! the client's 4xx, never the server's 500).
+//! the client's 4xx, never the server's 500). Also [`RequestOrigin`]: where a request came
+//! from, for the audit trail.
+
+use std::convert::Infallible;
 
 use axum::extract::Path;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::auth::{Auth, AuthUser};
+use crate::db::audit::AuditContext;
 use crate::error::ApiError;
+use crate::http::RequestId;
+
+/// Where a request came from: the client's address (the socket's peer, or the address a
+/// `TRUSTED_PROXIES` proxy reports) and the request id its response carries (`x-request-id`).
+/// Either is `None` when the request has none (no `ConnectInfo` in an app built without
+/// warden's server, no request-id layer). Never refuses a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOrigin {
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// The request id, as the response echoes it.
+    pub request_id: Option<String>,
+}
+
+impl RequestOrigin {
+    /// The origin of the request whose head is `parts`.
+    pub fn of(parts: &Parts, auth: &Auth) -> Self {
+        Self {
+            client_ip: auth.client_ips().client_ip(parts).map(|ip| ip.to_string()),
+            request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+        }
+    }
+
+    /// What the audit trail records beside a write `caller` makes in this request: their
+    /// session, the admin impersonating them in it (if any), the address and the request id.
+    pub fn audit_context(self, caller: &AuthUser) -> AuditContext {
+        AuditContext {
+            session_id: caller.session_id.clone(),
+            impersonated_by: caller.impersonated_by.clone(),
+            client_ip: self.client_ip,
+            request_id: self.request_id,
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for RequestOrigin
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts, &Auth::from_ref(state)))
+    }
+}
 
 /// `axum::Json`, with problem+json rejections: 415 without a JSON content type, 400 for
 /// malformed JSON, 422 for JSON of the wrong shape (unknown fields included), 413 when too big.

@@ -26,6 +26,7 @@ pub mod users;
 pub mod views;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,12 +36,16 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every documented route, and the OpenAPI document they make together.
+/// Every route that takes a credential answers `Cache-Control: no-store` and `Vary:
+/// Authorization, Cookie` ([`crate::http::private_answer`]), refusals included; the public ones
+/// (health, docs, console, metrics) keep their own caching.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let private = || middleware::map_response(crate::http::private_answer);
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
-        .merge(users::router())
-        .merge(admin::router())
-        .merge(organizations::router())
-        .merge(forward::router())
+        .merge(users::router().route_layer(private()))
+        .merge(admin::router().route_layer(private()))
+        .merge(organizations::router().route_layer(private()))
+        .merge(forward::router().route_layer(private()))
         .merge(health::router())
         .split_for_parts()
 }

@@ -5,28 +5,76 @@
 //!
 //! What the proxy does not pass through, because a client could abuse it:
 //! - Client-supplied address headers (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`,
-//!   `X-Forwarded-Host`/`-Proto`): Better-Auth's rate limiter counts per address, so the proxy
-//!   sets `X-Forwarded-For` to the client it sees itself (the socket peer, or the address a
-//!   `TRUSTED_PROXIES` proxy reports), and a client cannot pick its own bucket.
+//!   `X-Forwarded-Host`/`-Proto`/`-Port`/`-Prefix`, and their underscore spellings, which some
+//!   servers read as the same variable): Better-Auth's rate limiter counts per address, so the
+//!   proxy sets `X-Forwarded-For` to the client it sees itself (the socket peer, or the address
+//!   a `TRUSTED_PROXIES` proxy reports), and a client cannot pick its own bucket.
+//! - The client's `Host`, in any form. The proxy sends neither `X-Forwarded-Host` nor
+//!   `X-Forwarded-Proto`: Better-Auth builds its links (OAuth callbacks, verification and
+//!   reset emails) from its own `baseURL`, and one that trusts proxy headers (`advanced.
+//!   trustedProxyHeaders`) would otherwise build them from a host the client chose, or believe
+//!   plain http behind a TLS terminator. The upstream's own `Host` is its URL's.
 //! - Paths with dot-segments or encoded slashes (`/api/auth/%2e%2e/...`): they would reach
 //!   other paths of the upstream; refused with 400.
 //! - Itself: each hop adds `Via: 1.1 warden-<id>`; a request that already carries this
 //!   process's id has looped (`BETTER_AUTH_URL` points at warden) and is refused with 508.
 //! - Bodies over `BODY_LIMIT_BYTES`, chunked or not: 413. (Bodies are read whole before
 //!   forwarding: Better-Auth's requests are small JSON.)
+//!
+//! Better-Auth's admin endpoints (`/api/auth/admin/*`) change users with Better-Auth's rules,
+//! not warden's: neither warden's last-admin rule nor its audit trail sees them. So a request
+//! there that may change something (any method but GET, HEAD and OPTIONS, except the two
+//! read-only POSTs `has-permission` and `list-user-sessions`; the path compared as Better-Auth
+//! routes it: case-insensitive, percent-decoded, empty segments dropped) is, as
+//! `AUTH_PROXY_ADMIN` says ([`AdminThroughProxy`]):
+//! - `audit` (the default): forwarded, and when Better-Auth answers 2xx, recorded in warden's
+//!   audit trail: action `better-auth.<path>` (e.g. `better-auth.admin/ban-user`), the actor
+//!   found from the credential Better-Auth reads (a bearer session token first, then the
+//!   session cookie; looked up before forwarding, since `stop-impersonating` deletes that
+//!   session; `unknown` when none matches), the target the body's `userId`, details the
+//!   method, path, status and the body without any field whose name says password, token or
+//!   secret, and the request's session, impersonator, client address and request id;
+//! - `refuse`: answered 403 `admin_through_proxy_refused`; nothing reaches Better-Auth.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::any;
 use axum::{Extension, Router};
+use serde_json::{Value, json};
 use std::time::Duration;
 
+use super::extract::{MAX_ID_LEN, RequestOrigin};
+use crate::auth::credential;
+use crate::auth::session_token::{looks_like_jwt, session_token};
+use crate::db::audit::{self, AuditContext, NewAuditEntry};
+use crate::db::sessions::{self, SessionRef};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// What the auth proxy does with requests that may change something through Better-Auth's
+/// admin endpoints (`AUTH_PROXY_ADMIN`; see the module docs). Either way they bypass warden's
+/// last-admin rule: Better-Auth applies its own rules only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminThroughProxy {
+    /// `audit` (default): forward them, and record each one Better-Auth accepts (2xx) in
+    /// warden's audit trail.
+    #[default]
+    Audit,
+    /// `refuse`: answer 403 `admin_through_proxy_refused`; nothing is forwarded.
+    Refuse,
+}
+
+/// The actor of an admin write whose credential matches no session.
+const UNKNOWN_ACTOR: &str = "unknown";
+
+/// A request body larger than this (serialised, after redaction) is left out of its audit row,
+/// which keeps its size instead.
+const MAX_AUDITED_BODY_BYTES: usize = 8 * 1024;
 
 /// A connection to Better-Auth that takes longer than this fails (502).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -87,24 +135,59 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-/// Headers through which a client could claim another address or origin.
-const CLIENT_ADDRESS: [&str; 5] = [
+/// Headers through which a client could claim another address, host, scheme or path prefix.
+/// Matched with `_` read as `-` (`X_Forwarded_Host` is the same variable to CGI, WSGI and PHP).
+const CLIENT_ADDRESS: [&str; 7] = [
     "x-forwarded-for",
     "x-real-ip",
     "forwarded",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
 ];
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, skip: &[&str]) {
     for (name, value) in from {
+        let skipped = !skip.is_empty() && {
+            let dashed = name.as_str().replace('_', "-");
+            skip.contains(&dashed.as_str())
+        };
         if !HOP_BY_HOP.contains(&name.as_str())
-            && !skip.contains(&name.as_str())
+            && !skipped
             && name != header::HOST
             && name != header::CONTENT_LENGTH
         {
             to.append(name.clone(), value.clone());
         }
+    }
+}
+
+/// The path below `/api/auth` as Better-Auth routes it: percent-decoded segments, empty ones
+/// dropped. Call after [`safe_path`] (which decoding cannot then fail).
+fn auth_segments(path: &str) -> Vec<String> {
+    path.strip_prefix("/api/auth")
+        .unwrap_or(path)
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .filter_map(percent_decode)
+        .collect()
+}
+
+/// Whether a request may change something through Better-Auth's admin endpoints: under
+/// `admin/` (any case), with a method other than GET, HEAD and OPTIONS, and not one of the
+/// admin plugin's two read-only POSTs.
+fn is_admin_write(method: &Method, segments: &[String]) -> bool {
+    const READ_ONLY_POSTS: [&str; 2] = ["has-permission", "list-user-sessions"];
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    match segments {
+        [first, rest @ ..] if first.eq_ignore_ascii_case("admin") => !matches!(
+            rest,
+            [only] if READ_ONLY_POSTS.iter().any(|read| only.eq_ignore_ascii_case(read))
+        ),
+        _ => false,
     }
 }
 
@@ -160,6 +243,16 @@ async fn forward(
     if looped {
         return Err(ApiError::ProxyLoop);
     }
+    let segments = auth_segments(parts.uri.path());
+    let admin_write = is_admin_write(&parts.method, &segments);
+    if admin_write && state.auth_proxy_admin == AdminThroughProxy::Refuse {
+        return Err(ApiError::AdminThroughProxyRefused);
+    }
+    // Before forwarding: `stop-impersonating` deletes the very session that made the request.
+    let audit = match admin_write {
+        true => Some(ProxiedAdminWrite::begin(&state, &parts, &segments).await),
+        false => None,
+    };
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -179,13 +272,6 @@ async fn forward(
             headers.insert(HeaderName::from_static("x-forwarded-for"), value);
         }
     }
-    if let Some(host) = parts.headers.get(header::HOST) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
-    }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
     let via = match parts.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
         Some(earlier) => format!("{earlier}, {}", proxy.via),
         None => proxy.via.clone(),
@@ -206,15 +292,20 @@ async fn forward(
 
     let upstream = proxy
         .client
-        .request(parts.method, &url)
+        .request(parts.method.clone(), &url)
         .headers(headers)
-        .body(body)
+        .body(body.clone())
         .send()
         .await
         .map_err(|err| {
             tracing::warn!(error = %err, "auth proxy: Better-Auth unreachable");
             ApiError::BadGateway
         })?;
+    if let Some(audit) = audit
+        && upstream.status().is_success()
+    {
+        audit.record(&state, &body, upstream.status().as_u16()).await;
+    }
 
     let mut response = Response::builder().status(upstream.status().as_u16());
     if let Some(out) = response.headers_mut() {
@@ -223,6 +314,134 @@ async fn forward(
     response
         .body(Body::from_stream(upstream.bytes_stream()))
         .map_err(|err| ApiError::Internal(format!("auth proxy response: {err}")))
+}
+
+/// An admin write on its way to Better-Auth, recorded once Better-Auth accepts it.
+struct ProxiedAdminWrite {
+    /// `better-auth.admin/ban-user`.
+    action: String,
+    method: String,
+    path: String,
+    /// The user of the session behind the credential, or [`UNKNOWN_ACTOR`].
+    actor_id: String,
+    context: AuditContext,
+}
+
+impl ProxiedAdminWrite {
+    /// Finds who is asking, while their session still exists.
+    async fn begin(state: &AppState, parts: &Parts, segments: &[String]) -> Self {
+        let session = caller_session(state, &parts.headers).await;
+        let origin = RequestOrigin::of(parts, &state.auth);
+        let (actor_id, session_id, impersonated_by) = match session {
+            Some(s) => (s.user_id, Some(s.id), s.impersonated_by),
+            None => (UNKNOWN_ACTOR.to_owned(), None, None),
+        };
+        Self {
+            action: format!("better-auth.{}", segments.join("/")),
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            actor_id,
+            context: AuditContext {
+                session_id,
+                impersonated_by,
+                client_ip: origin.client_ip,
+                request_id: origin.request_id,
+            },
+        }
+    }
+
+    /// Records the write Better-Auth answered `status` (2xx) to. Better-Auth has made it
+    /// already: a failure here is logged (the client still gets Better-Auth's answer).
+    async fn record(self, state: &AppState, body: &[u8], status: u16) {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let target = parsed
+            .as_ref()
+            .and_then(|b| b.get("userId"))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(char::is_control))
+            .map(str::to_owned);
+        let mut details = json!({"method": self.method, "path": self.path, "status": status});
+        let kept = parsed.map(|b| redact(&b));
+        match kept.map(|b| (b.to_string().len(), b)) {
+            Some((len, b)) if len <= MAX_AUDITED_BODY_BYTES => details["body"] = b,
+            Some((len, _)) => {
+                details["body"] = Value::Null;
+                details["bodyOmittedBytes"] = json!(len);
+            }
+            None => details["body"] = Value::Null,
+        }
+        let entry = NewAuditEntry {
+            actor_id: &self.actor_id,
+            action: &self.action,
+            target_user_id: target.as_deref(),
+            target_session_id: None,
+            details,
+            context: &self.context,
+        };
+        let recorded = match state.db().acquire().await {
+            Ok(mut conn) => audit::record(&mut conn, entry).await,
+            Err(err) => Err(err),
+        };
+        if let Err(error) = recorded {
+            tracing::error!(%error, action = %self.action, actor = %self.actor_id,
+                "auth proxy: Better-Auth accepted an admin write that could not be recorded in the audit trail");
+        }
+    }
+}
+
+/// The session behind the credential Better-Auth reads: a bearer session token (its bearer
+/// plugin) first, then the session cookie. The signature is checked when `BETTER_AUTH_SECRET`
+/// is set; without it the token part is looked up (Better-Auth has checked it anyway: this is
+/// asked only of writes it accepted).
+async fn caller_session(state: &AppState, headers: &HeaderMap) -> Option<SessionRef> {
+    let policy = state.auth.policy();
+    let bearer = credential::bearer_token(headers)
+        .ok()
+        .filter(|token| !looks_like_jwt(token));
+    let cookie = credential::session_cookie(headers, &policy.session_cookie);
+    for presented in bearer.into_iter().chain(cookie) {
+        let Ok(raw) = session_token(presented, policy.better_auth_secret.as_ref(), false) else {
+            continue;
+        };
+        // Junk tokens cost one query a minute, as they do on warden's own routes.
+        if state.auth.unknown_sessions().contains(&raw) {
+            continue;
+        }
+        match sessions::find_ref_by_token(state.db(), &raw).await {
+            Ok(Some(session)) => return Some(session),
+            Ok(None) => state.auth.unknown_sessions().insert(&raw),
+            Err(error) => {
+                tracing::warn!(%error, "auth proxy: cannot look up the session of an admin write");
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// A request body as the audit trail keeps it: every field whose name says password, token or
+/// secret removed, at any depth; NUL characters (which `jsonb` refuses) replaced.
+fn redact(value: &Value) -> Value {
+    fn sensitive(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        ["password", "token", "secret"]
+            .iter()
+            .any(|word| name.contains(word))
+    }
+    fn clean(text: &str) -> String {
+        text.replace('\0', "\u{fffd}")
+    }
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(name, _)| !sensitive(name))
+                .map(|(name, value)| (clean(name), redact(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::String(text) => Value::String(clean(text)),
+        other => other.clone(),
+    }
 }
 
 fn is_length_limit(err: &axum::Error) -> bool {
@@ -239,6 +458,46 @@ fn is_length_limit(err: &axum::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_writes_are_recognised_as_better_auth_routes_them() {
+        let write = |method: Method, path: &str| is_admin_write(&method, &auth_segments(path));
+        for path in [
+            "/api/auth/admin/ban-user",
+            "/api/auth/ADMIN/ban-user",
+            "/api/auth//admin//set-role/",
+            "/api/auth/%61dmin/remove-user",
+            "/api/auth/admin",
+        ] {
+            assert!(write(Method::POST, path), "{path}");
+        }
+        assert!(write(Method::DELETE, "/api/auth/admin/x"));
+        for (method, path) in [
+            (Method::GET, "/api/auth/admin/list-users"),
+            (Method::HEAD, "/api/auth/admin/list-users"),
+            (Method::OPTIONS, "/api/auth/admin/ban-user"),
+            (Method::POST, "/api/auth/admin/has-permission"),
+            (Method::POST, "/api/auth/admin/List-User-Sessions"),
+            (Method::POST, "/api/auth/sign-in/email"),
+            (Method::POST, "/api/auth/administrator/x"),
+            (Method::POST, "/api/auth/organization/admin"),
+        ] {
+            assert!(!write(method.clone(), path), "{method} {path}");
+        }
+        assert_eq!(auth_segments("/api/auth//Admin/ban-user"), ["Admin", "ban-user"]);
+    }
+
+    #[test]
+    fn audited_bodies_lose_secrets_at_any_depth() {
+        let body = json!({
+            "userId": "u1", "newPassword": "hunter2", "sessionToken": "t", "clientSecret": "s",
+            "data": {"name": "x\0y", "password": "p", "nested": [{"accessToken": "a", "ok": 1}]},
+        });
+        assert_eq!(
+            redact(&body),
+            json!({"userId": "u1", "data": {"name": "x\u{fffd}y", "nested": [{"ok": 1}]}})
+        );
+    }
 
     #[test]
     fn dot_segments_and_encoded_slashes_are_refused() {

@@ -158,6 +158,15 @@ pub(crate) struct AuditView {
     /// What changed: e.g. `{"from": "user", "to": "admin"}`, `{"reason": "spam", "expiresAt": ...}`.
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
+    /// The session the write was made in (null when unknown, and on entries older than this field).
+    pub session_id: Option<String>,
+    /// The admin impersonating the actor in that session (Better-Auth's admin plugin): who
+    /// really acted. Null when the session is not an impersonation.
+    pub impersonated_by: Option<String>,
+    /// The client's address (the socket's, or what a `TRUSTED_PROXIES` proxy reported).
+    pub client_ip: Option<String>,
+    /// The request's `x-request-id`, as its response carried it and its log lines name it.
+    pub request_id: Option<String>,
 }
 
 impl From<AuditEntry> for AuditView {
@@ -170,6 +179,10 @@ impl From<AuditEntry> for AuditView {
             target_user_id: e.target_user_id,
             target_session_id: e.target_session_id,
             details: e.details,
+            session_id: e.session_id,
+            impersonated_by: e.impersonated_by,
+            client_ip: e.client_ip,
+            request_id: e.request_id,
         }
     }
 }

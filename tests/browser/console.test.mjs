@@ -289,12 +289,30 @@ try {
     assert.equal(user.image, null);
   });
 
-  await step("a picture is shown only when it is http(s)", async () => {
-    const icon = await page.evaluate(() => document.querySelector('link[rel="icon"]').href);
-    await page.getByLabel("Picture URL").fill(icon);
+  await step("a picture is shown only when it is https; an http one is never fetched", async () => {
+    // Pictures served by the test itself (no network): whoever asks for them is recorded.
+    const asked = [];
+    const picture = (route) => {
+      asked.push(route.request().url());
+      return route.fulfill({ status: 200, contentType: "image/svg+xml", body: '<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>' });
+    };
+    await page.route("https://pictures.test/**", picture);
+    await page.route("http://pictures.test/**", picture);
+    const secure = "https://pictures.test/ada.svg";
+    await page.getByLabel("Picture URL").fill(secure);
     await page.getByRole("button", { name: "Save changes" }).click();
     await page.getByRole("status").filter({ hasText: "Profile saved." }).waitFor();
-    assert.equal(await page.locator(".profile .avatar img").getAttribute("src"), icon);
+    await eventually("the https picture shown", async () => (await page.locator(".profile .avatar img").getAttribute("src")) === secure);
+    // http (an internal address, say): warden stores it, the page shows initials and never asks.
+    const plain = "http://pictures.test/ada.svg";
+    await page.getByLabel("Picture URL").fill(plain);
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await eventually("the http picture saved", async () => (await row(`SELECT image FROM "user" WHERE email = $1`, [ada.email])).image === plain);
+    await eventually("the picture gone", async () => (await page.locator(".profile .avatar img").count()) === 0);
+    await page.locator(".profile .hint", { hasText: "not an https address" }).waitFor();
+    assert.ok(!asked.includes(plain), `the http picture was fetched: ${asked}`);
+    await page.unroute("https://pictures.test/**");
+    await page.unroute("http://pictures.test/**");
     // Written behind warden's back: never turned into an image, nor run.
     await db.query(`UPDATE "user" SET image = 'javascript:alert(1)' WHERE email = $1`, [ada.email]);
     await page.reload();

@@ -322,3 +322,125 @@ async fn better_auth_through_wardens_port() {
     assert_eq!(response.status(), 200);
     stack.stop().await;
 }
+
+/// `POST /api/auth/admin/ban-user` through warden's auth proxy: status and body.
+async fn proxied_ban(stack: &Stack, session: &str, user: &str, request_id: &str) -> (u16, serde_json::Value) {
+    let response = stack
+        .http
+        .post(format!("{}/api/auth/admin/ban-user", stack.warden_url))
+        .header("origin", &stack.auth_url)
+        .header("x-request-id", request_id)
+        .bearer_auth(session)
+        .json(&json!({"userId": user, "banReason": "spam"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+async fn is_banned(stack: &Stack, user: &str) -> bool {
+    sqlx::query_scalar::<_, Option<bool>>(r#"SELECT banned FROM "user" WHERE id = $1"#)
+        .bind(user)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap()
+        .unwrap_or(false)
+}
+
+/// Better-Auth's own admin API reached through warden's port (`AUTH_PROXY=true`) bypasses
+/// warden's last-admin rule. By default (`AUTH_PROXY_ADMIN=audit`) every write Better-Auth
+/// accepts there lands in warden's audit trail, with its actor, target, session and request
+/// id, and one it refuses does not; with `refuse`, such a write never reaches Better-Auth.
+#[tokio::test]
+async fn better_auth_admin_writes_through_the_proxy_are_audited_or_refused() {
+    let mut stack = Stack::start(Options {
+        auth_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let admin = stack.sign_up_and_in("Admin", "admin@example.com").await;
+    stack.sign_up_and_in("User", "user@example.com").await;
+    let other = stack.sign_up_and_in("Other", "other@example.com").await;
+    sqlx::query(r#"UPDATE "user" SET role = 'admin' WHERE email = 'admin@example.com'"#)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let id_of = async |email: &str| -> String {
+        sqlx::query_scalar(r#"SELECT id FROM "user" WHERE email = $1"#)
+            .bind(email)
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap()
+    };
+    let (admin_id, user_id, other_id) = (
+        id_of("admin@example.com").await,
+        id_of("user@example.com").await,
+        id_of("other@example.com").await,
+    );
+    // Audited: Better-Auth bans, warden records who, whom, through which session, which request.
+    let (status, body) = proxied_ban(&stack, &admin, &user_id, "e2e-proxied-ban").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(is_banned(&stack, &user_id).await);
+    let row: (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        serde_json::Value,
+    ) = sqlx::query_as(
+        "SELECT actor_id, target_user_id, session_id, request_id, details FROM warden_audit_log
+         WHERE action = 'better-auth.admin/ban-user'",
+    )
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    let (actor, target, session, request_id, details) = row;
+    assert_eq!(
+        (actor.as_str(), target.as_deref(), request_id.as_deref()),
+        (admin_id.as_str(), Some(user_id.as_str()), Some("e2e-proxied-ban"))
+    );
+    let owner: String = sqlx::query_scalar("SELECT user_id FROM session WHERE id = $1")
+        .bind(session.expect("the admin's session is recorded"))
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(owner, admin_id);
+    assert_eq!(details["status"], 200);
+    assert_eq!(details["body"]["banReason"], "spam");
+
+    // A write Better-Auth refuses (a plain user may not ban) leaves no row.
+    let (status, body) = proxied_ban(&stack, &other, &admin_id, "e2e-refused-by-better-auth").await;
+    assert_eq!(status, 403, "{body}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM warden_audit_log")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    // Refused: the ban never reaches Better-Auth.
+    stack
+        .restart(Options {
+            auth_proxy: true,
+            warden_env: vec![("AUTH_PROXY_ADMIN", "refuse".into())],
+            ..Options::default()
+        })
+        .await;
+    let (status, body) = proxied_ban(&stack, &admin, &other_id, "e2e-refused-by-warden").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("admin_through_proxy_refused")),
+        "{body}"
+    );
+    assert!(!is_banned(&stack, &other_id).await, "the user is not banned");
+    // Better-Auth's other endpoints still go through.
+    let response = stack
+        .http
+        .get(format!("{}/api/auth/get-session", stack.warden_url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stack.stop().await;
+}

@@ -542,6 +542,131 @@ async fn audit_lists_newest_first_with_filters(db: PgPool) {
     assert_eq!(w.as_admin().get("/admin/audit?limit=500").await.status, 422);
 }
 
+/// The audit columns of the newest row with `action`: actor, session, impersonator, client
+/// address, request id.
+async fn audit_context(
+    w: &World,
+    action: &str,
+) -> (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+) {
+    sqlx::query_as(
+        "SELECT actor_id, session_id, impersonated_by, client_ip, request_id FROM warden_audit_log
+         WHERE action = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(action)
+    .fetch_one(&w.db)
+    .await
+    .unwrap()
+}
+
+/// An admin impersonated (Better-Auth's admin plugin marks the session) acts through the
+/// impersonated user's session: the trail names the session's user as the actor and, beside
+/// it, who really acted, through which session, from which address, in which request.
+#[sqlx::test]
+async fn admin_writes_record_session_impersonator_address_and_request_id(db: PgPool) {
+    let w = World::new(db).await;
+    w.exec("UPDATE session SET impersonated_by = 'someone' WHERE id = 's-admin'")
+        .await;
+    let client = reqwest::Client::new();
+
+    // No proxy trusted: the socket's address, whatever X-Forwarded-For claims; a generated id.
+    let server = w.serve().await;
+    let response = client
+        .post(server.url("/admin/users/bob/ban"))
+        .bearer_auth(&w.admin)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        audit_context(&w, "user.ban").await,
+        (
+            "admin".to_owned(),
+            some("s-admin"),
+            some("someone"),
+            some("127.0.0.1"),
+            Some(generated)
+        )
+    );
+
+    // Behind a trusted proxy: the address it reports, and the request id the caller sent.
+    let trusted = Setup::default().auth(|a| a.trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()]));
+    let behind = w.variant(trusted).await.serve().await;
+    let response = client
+        .post(behind.url("/admin/users/bob/unban"))
+        .bearer_auth(&w.admin)
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-request-id", "audit-unban-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "audit-unban-1");
+    assert_eq!(
+        audit_context(&w, "user.unban").await,
+        (
+            "admin".to_owned(),
+            some("s-admin"),
+            some("someone"),
+            some("203.0.113.9"),
+            some("audit-unban-1")
+        )
+    );
+
+    // Every admin write records its session (here through the app, without a socket address).
+    w.exec("UPDATE session SET impersonated_by = NULL WHERE id = 's-admin'")
+        .await;
+    w.as_admin()
+        .put("/admin/users/bob/role", json!({"role": "editor"}))
+        .await;
+    w.as_admin().delete("/admin/sessions/s-alice-2").await;
+    w.as_admin().delete("/admin/users/alice/sessions").await;
+    w.as_admin().delete("/admin/users/bob").await;
+    let sessions: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT action, session_id, impersonated_by FROM warden_audit_log WHERE id > 2 ORDER BY id",
+    )
+    .fetch_all(&w.db)
+    .await
+    .unwrap();
+    let expected: Vec<(String, Option<String>, Option<String>)> = [
+        "user.set_role",
+        "session.revoke",
+        "user.revoke_sessions",
+        "user.remove",
+    ]
+    .iter()
+    .map(|a| ((*a).to_owned(), some("s-admin"), None))
+    .collect();
+    assert_eq!(sessions, expected);
+
+    // The audit log shows all four.
+    let answer = w.as_admin().get("/admin/audit?target=bob&limit=3").await;
+    let unban = &answer.body["entries"][2];
+    assert_eq!(unban["action"], "user.unban", "{}", answer.body);
+    assert_eq!(
+        (
+            &unban["sessionId"],
+            &unban["impersonatedBy"],
+            &unban["clientIp"],
+            &unban["requestId"]
+        ),
+        (
+            &json!("s-admin"),
+            &json!("someone"),
+            &json!("203.0.113.9"),
+            &json!("audit-unban-1")
+        )
+    );
+}
+
 struct Editor;
 impl RoleName for Editor {
     const ROLE: &'static str = "editor";

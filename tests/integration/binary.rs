@@ -70,7 +70,7 @@ async fn check_reports_a_good_setup(db: PgPool) {
         "[ok  ] database: reachable, PostgreSQL 15",
         // sqlx prefers TLS, and the local PostgreSQL offers it.
         "TLS in use",
-        "[ok  ] schema: all 57 columns warden needs are present with the right types",
+        "[ok  ] schema: all 61 columns warden needs are present with the right types",
         migrations.as_str(),
         "[ok  ] jwks: 1 key(s) at http://127.0.0.1:",
         "algorithms ES512",
@@ -126,6 +126,84 @@ async fn check_names_each_problem(db: PgPool) {
     let (ok, out) = check(&[("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")]).await;
     assert!(!ok);
     assert!(out.contains("[FAIL] database: cannot connect"), "{out}");
+}
+
+/// `warden check` says what a working setup gives away: keys fetched over plain http for an
+/// https Better-Auth, and `/metrics` on the main port. Warnings, not failures.
+#[sqlx::test]
+async fn check_warns_about_plain_http_keys_and_public_metrics(db: PgPool) {
+    let key = TestKey::generate(Alg::EdDsa);
+    let jwks = MockJwks::start(jwks_of(&[&key])).await;
+    let url = url_of(&db).await;
+    let (ok, out) = check(&[
+        ("DATABASE_URL", &url),
+        ("JWKS_URL", &jwks.url),
+        ("BETTER_AUTH_URL", "https://auth.example.com"),
+        ("BIND_ADDR", "0.0.0.0:8080"),
+    ])
+    .await;
+    assert!(ok, "warnings do not fail the check: {out}");
+    let keys_warning = format!(
+        "[warn] jwks: {} is plain http while BETTER_AUTH_URL is https",
+        jwks.url
+    );
+    for line in [
+        keys_warning.as_str(),
+        "[warn] metrics: /metrics is served on the main port (0.0.0.0:8080) to anyone who can reach it; set METRICS_ADDR",
+        "warden check: all good",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+
+    // Better-Auth on plain http too, and /metrics on an address of its own: nothing to say.
+    let (ok, out) = check(&[
+        ("DATABASE_URL", &url),
+        ("JWKS_URL", &jwks.url),
+        ("METRICS_ADDR", "127.0.0.1:9090"),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    assert!(!out.contains("[warn]"), "{out}");
+    assert!(
+        out.contains("[ok  ] metrics: /metrics on 127.0.0.1:9090, not on the main port"),
+        "{out}"
+    );
+}
+
+/// `warden serve` says at start, in its log, when `/metrics` is on the main port for anyone
+/// to read; with `METRICS_ADDR` it does not.
+#[sqlx::test]
+async fn serve_warns_at_start_when_metrics_are_on_the_main_port(db: PgPool) {
+    let key = TestKey::generate(Alg::EdDsa);
+    let jwks = MockJwks::start(jwks_of(&[&key])).await;
+    let url = url_of(&db).await;
+    let side = format!("127.0.0.1:{}", free_port());
+    for (extra, warned) in [(None, true), (Some(("METRICS_ADDR", side.as_str())), false)] {
+        let bind = format!("127.0.0.1:{}", free_port());
+        let mut vars = vec![
+            ("DATABASE_URL", url.as_str()),
+            ("JWKS_URL", jwks.url.as_str()),
+            ("BIND_ADDR", bind.as_str()),
+            ("RUST_LOG", "warn"),
+        ];
+        vars.extend(extra);
+        let mut server = warden(&["serve"], &vars).stdout(Stdio::piped()).spawn().unwrap();
+        until_healthy(&bind).await;
+        server.start_kill().unwrap();
+        let mut stdout = String::new();
+        server
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .await
+            .unwrap();
+        let _ = server.wait().await;
+        let line = format!(
+            "/metrics is served on the main port ({bind}) to anyone who can reach it; set METRICS_ADDR"
+        );
+        assert_eq!(stdout.contains(&line), warned, "{extra:?}:\n{stdout}");
+    }
 }
 
 #[sqlx::test]

@@ -200,3 +200,46 @@ async fn database_jwks_table_is_the_fallback(db: PgPool) {
     );
     assert_eq!(jwks.keys().len(), 1);
 }
+
+/// A JWKS URL answering with a redirect to another server that does serve keys: warden does
+/// not follow it (the keys come from `JWKS_URL` itself, never from wherever a 3xx points), and
+/// keys that arrive from another URL through a client that does follow are refused too.
+#[sqlx::test]
+async fn redirects_are_never_followed_for_keys(db: PgPool) {
+    use axum::http::{StatusCode, header::LOCATION};
+    let key = TestKey::generate(Alg::EdDsa);
+    let elsewhere = MockJwks::start(jwks_of(&[&key])).await;
+    let target = elsewhere.url.clone();
+    let router = axum::Router::new().route(
+        "/api/auth/jwks",
+        axum::routing::get(move || {
+            let target = target.clone();
+            async move { (StatusCode::FOUND, [(LOCATION, target)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirecting = format!("http://{}/api/auth/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    // As `warden serve` and `Auth::from_env` build it: the 302 is a failed fetch.
+    let auth = warden::Auth::builder(db)
+        .jwks_url(&redirecting)
+        .user_cache(None)
+        .build()
+        .await
+        .unwrap();
+    let jwks = &auth.verifier().jwks;
+    assert_eq!(jwks.keys().len(), 0, "no key loaded through a redirect");
+    let err = jwks.refresh().await.unwrap_err().to_string();
+    assert!(
+        err.contains("HTTP 302, a redirect to") && err.contains(&elsewhere.url),
+        "{err}"
+    );
+    assert_eq!(elsewhere.hits(), 0, "the redirect was not followed");
+
+    // A client that follows redirects (an app's own): the answer came from elsewhere, refused.
+    let following = cache(&redirecting, None, Duration::from_secs(5));
+    let err = following.refresh().await.unwrap_err().to_string();
+    assert!(err.contains("not from JWKS_URL"), "{err}");
+    assert_eq!(following.keys().len(), 0);
+}

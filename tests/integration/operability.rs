@@ -234,6 +234,65 @@ async fn cors_allows_listed_origins_only(db: PgPool) {
     );
 }
 
+/// The `Vary` values of an answer, lowercased, in order, over every `Vary` header.
+fn vary(headers: &axum::http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all("vary")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// An answer to a credential is that caller's alone: no cache keeps it, and one that does
+/// keys it by the credential headers. CORS's own `Vary` stays; public routes keep their caching.
+#[sqlx::test]
+async fn answers_to_credentials_are_never_cached_nor_shared(db: PgPool) {
+    let settings = HttpSettings {
+        cors_origins: vec!["https://app.test".into()],
+        ..HttpSettings::default()
+    };
+    let w = World::new(db.clone()).await;
+    let w = w
+        .variant(Setup::default().state(move |s| s.http = Arc::new(settings)))
+        .await;
+    let cases = [
+        (w.as_alice(), "GET", "/users/me", 200),
+        (w.as_alice(), "GET", "/users/me/sessions", 200),
+        (w.as_alice(), "GET", "/users/me/organizations", 200),
+        (w.as_alice(), "GET", "/orgs/no-such-org", 404),
+        (w.as_admin(), "GET", "/admin/users", 200),
+        (w.as_admin(), "POST", "/admin/users/bob/ban", 200),
+        (w.as_alice(), "GET", "/auth/verify", 200),
+        (w.anonymous(), "GET", "/users/me", 401),
+        (w.anonymous(), "GET", "/auth/verify", 401),
+        (w.as_alice(), "GET", "/admin/users", 403),
+        (w.bearer("garbage"), "GET", "/orgs/no-such-org", 401),
+    ];
+    for (caller, method, path, status) in cases {
+        let answer = caller
+            .header("origin", "https://app.test")
+            .call(method, path, None)
+            .await;
+        assert_eq!(answer.status.as_u16(), status, "{method} {path}: {}", answer.body);
+        assert_eq!(answer.headers["cache-control"], "no-store", "{method} {path}");
+        let vary = vary(&answer.headers);
+        for name in ["authorization", "cookie", "origin"] {
+            assert!(vary.contains(&name.to_owned()), "{method} {path}: Vary {vary:?}");
+        }
+    }
+    // Public routes keep their own caching.
+    for path in ["/healthz", "/openapi.json"] {
+        let answer = w.anonymous().get(path).await;
+        assert_eq!(answer.status, 200, "{path}");
+        assert!(answer.headers.get("cache-control").is_none(), "{path}");
+        assert!(
+            !vary(&answer.headers).contains(&"authorization".to_owned()),
+            "{path}"
+        );
+    }
+}
+
 #[sqlx::test]
 async fn limits_and_method_errors_are_problems(db: PgPool) {
     let w = World::new(db).await;
