@@ -325,12 +325,18 @@ struct ProxiedAdminWrite {
     /// The user of the session behind the credential, or [`UNKNOWN_ACTOR`].
     actor_id: String,
     context: AuditContext,
+    /// The request's headers, for a credential no signature proved (looked up only once
+    /// Better-Auth has accepted the write: junk must not cost warden a read).
+    headers: HeaderMap,
 }
 
 impl ProxiedAdminWrite {
-    /// Finds who is asking, while their session still exists.
+    /// Finds who is asking, while their session still exists (`stop-impersonating` deletes
+    /// it): a session token or cookie whose HMAC proves Better-Auth made it. Any other
+    /// credential waits for Better-Auth's answer, so an unauthenticated client sending junk
+    /// costs warden no read.
     async fn begin(state: &AppState, parts: &Parts, segments: &[String]) -> Self {
-        let session = caller_session(state, &parts.headers).await;
+        let session = caller_session(state, &parts.headers, true).await;
         let origin = RequestOrigin::of(parts, &state.auth);
         let (actor_id, session_id, impersonated_by) = match session {
             Some(s) => (s.user_id, Some(s.id), s.impersonated_by),
@@ -347,12 +353,20 @@ impl ProxiedAdminWrite {
                 client_ip: origin.client_ip,
                 request_id: origin.request_id,
             },
+            headers: parts.headers.clone(),
         }
     }
 
     /// Records the write Better-Auth answered `status` (2xx) to. Better-Auth has made it
     /// already: a failure here is logged (the client still gets Better-Auth's answer).
-    async fn record(self, state: &AppState, body: &[u8], status: u16) {
+    async fn record(mut self, state: &AppState, body: &[u8], status: u16) {
+        if self.actor_id == UNKNOWN_ACTOR
+            && let Some(session) = caller_session(state, &self.headers, false).await
+        {
+            self.actor_id = session.user_id;
+            self.context.session_id = Some(session.id);
+            self.context.impersonated_by = session.impersonated_by;
+        }
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let target = parsed
             .as_ref()
@@ -391,19 +405,24 @@ impl ProxiedAdminWrite {
 
 /// The session behind the credential Better-Auth reads: a bearer session token (its bearer
 /// plugin) first, then the session cookie. The signature is checked when `BETTER_AUTH_SECRET`
-/// is set; without it the token part is looked up (Better-Auth has checked it anyway: this is
-/// asked only of writes it accepted).
-async fn caller_session(state: &AppState, headers: &HeaderMap) -> Option<SessionRef> {
+/// is set; with `proven_only`, only a credential whose signature was checked is looked up
+/// (before Better-Auth answers); without, the token part of any is (after Better-Auth accepted
+/// the write, so it has checked the credential itself).
+async fn caller_session(state: &AppState, headers: &HeaderMap, proven_only: bool) -> Option<SessionRef> {
     let policy = state.auth.policy();
     let bearer = credential::bearer_token(headers)
         .ok()
         .filter(|token| !looks_like_jwt(token));
     let cookie = credential::session_cookie(headers, &policy.session_cookie);
     for presented in bearer.into_iter().chain(cookie) {
-        let Ok(raw) = session_token(presented, policy.better_auth_secret.as_ref(), false) else {
+        let Ok(credential) = session_token(presented, policy.better_auth_secret.as_ref(), false) else {
             continue;
         };
-        // Junk tokens cost one query a minute, as they do on warden's own routes.
+        if proven_only && !credential.signed {
+            continue;
+        }
+        let raw = credential.token;
+        // A token known to match no session costs no second query within the minute.
         if state.auth.unknown_sessions().contains(&raw) {
             continue;
         }

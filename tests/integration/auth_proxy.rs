@@ -273,3 +273,51 @@ async fn admin_writes_through_the_auth_proxy_can_be_refused(db: PgPool) {
     );
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
+
+/// Junk sent to Better-Auth's admin endpoints through the proxy costs warden no read: before
+/// Better-Auth answers, only a credential whose signature warden checked is looked up (to name
+/// the actor while the session still exists); any other only once Better-Auth has accepted the
+/// write. Here Better-Auth refuses every one.
+#[sqlx::test]
+async fn junk_admin_writes_through_the_proxy_cost_no_read(db: PgPool) {
+    let refusing = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"code": "UNAUTHORIZED"})),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let _task = tokio::spawn(async move { axum::serve(listener, refusing).await.unwrap() });
+    let (counted, queries) = common::counting_pool(&db).await;
+    let w = World::with(counted, proxied(&upstream, AdminThroughProxy::Audit)).await;
+    let settled = async || {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        queries.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = settled().await;
+    for _ in 0..20 {
+        let junk = common::random_hex(16);
+        let answer = w
+            .bearer(&junk)
+            .post("/api/auth/admin/ban-user", Some(json!({"userId": "bob"})))
+            .await;
+        assert_eq!(answer.status, 401);
+        let cookie = format!("better-auth.session_token={}", common::random_hex(16));
+        let answer = w
+            .anonymous()
+            .header("cookie", &cookie)
+            .post(
+                "/api/auth/admin/set-role",
+                Some(json!({"userId": "bob", "role": "admin"})),
+            )
+            .await;
+        assert_eq!(answer.status, 401);
+    }
+    assert_eq!(settled().await - before, 0, "junk cost warden database reads");
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM warden_audit_log").await,
+        0,
+        "nothing Better-Auth refused is recorded"
+    );
+}
