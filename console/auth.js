@@ -141,16 +141,14 @@ export async function signOut() {
 }
 
 /**
- * The social providers the auth server has ("google", "github"): warden's auth server answers
- * GET /api/auth/social-providers; another Better-Auth may not, and then there are none.
+ * The social providers to offer ("google", "github"), as warden's CONSOLE_SOCIAL_PROVIDERS
+ * names them. Better-Auth has no endpoint that lists its providers, so the page never asks it.
  */
-export async function socialProviders() {
-  try {
-    const { data } = await call("/social-providers");
-    return Array.isArray(data?.providers) ? data.providers : [];
-  } catch {
-    return [];
-  }
+export function socialProviders() {
+  return (document.documentElement.dataset.socialProviders || "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
 }
 
 /** Starts a social sign-in: Better-Auth answers with the provider's URL, and back here after. */

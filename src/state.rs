@@ -33,6 +33,9 @@ pub struct Shared {
     pub better_auth_url: String,
     /// Whether `/console` is served (`CONSOLE`).
     pub console: bool,
+    /// The social sign-in buttons the console shows (`CONSOLE_SOCIAL_PROVIDERS`), by
+    /// Better-Auth's provider ids.
+    pub console_social_providers: Vec<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,6 +71,7 @@ impl AppState {
             auth_proxy: None,
             better_auth_url: crate::auth::DEFAULT_BETTER_AUTH_URL.to_owned(),
             console: true,
+            console_social_providers: Vec::new(),
         }
         .into()
     }

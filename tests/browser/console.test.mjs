@@ -46,6 +46,7 @@ const started = Date.now();
 let passed = 0;
 let failed = 0;
 const problems = []; // console errors, page errors, CSP violations
+const requested = []; // every URL any page asked for
 const allowed = []; // { pattern, left } console errors a step provokes on purpose
 
 async function step(name, fn) {
@@ -149,6 +150,7 @@ async function person(label, viewport = { width: 1280, height: 860 }) {
     problems.push(`${label}: console error: ${text}`);
   });
   page.on("pageerror", (err) => problems.push(`${label}: page error: ${err.message}`));
+  page.on("request", (request) => requested.push(request.url()));
   return { context, page };
 }
 
@@ -229,17 +231,41 @@ try {
     await everyFieldLabelled(page);
   });
 
-  await step(MODE === "proxy" ? "no social buttons when the auth server has none" : "a Google button, since the auth server has Google (and no GitHub)", async () => {
-    const google = page.getByRole("button", { name: "Continue with Google" });
-    const github = page.getByRole("button", { name: "Continue with GitHub" });
-    if (MODE === "proxy") {
+  await step(
+    MODE === "proxy"
+      ? "no social buttons: warden's CONSOLE_SOCIAL_PROVIDERS is empty"
+      : "the social buttons are warden's CONSOLE_SOCIAL_PROVIDERS (github), whatever the auth server has (Google too)",
+    async () => {
+      const google = page.getByRole("button", { name: "Continue with Google" });
+      const github = page.getByRole("button", { name: "Continue with GitHub" });
+      if (MODE === "proxy") {
+        assert.equal(await github.count(), 0);
+      } else {
+        await github.waitFor();
+        await shot(page, "sign-in");
+      }
       assert.equal(await google.count(), 0);
-    } else {
-      await google.waitFor();
-      await shot(page, "sign-in");
-    }
-    assert.equal(await github.count(), 0);
-  });
+      // The page never asks the auth server which providers it has: another Better-Auth
+      // answers that path with a 404, in every visitor's browser console.
+      const asked = requested.filter((url) => new URL(url).pathname.endsWith("/social-providers"));
+      assert.deepEqual(asked, [], "the page asked the auth server for its social providers");
+    },
+  );
+
+  if (MODE !== "proxy") {
+    await step("the GitHub button starts Better-Auth's GitHub sign-in", async () => {
+      // GitHub itself is never contacted: its pages (the authorize page, and the favicon the
+      // browser asks for after it, maybe later) are answered here for the rest of the run.
+      await page.context().route("https://github.com/**", (route) => route.fulfill({ status: 200, contentType: "text/plain", body: "GitHub" }));
+      await page.getByRole("button", { name: "Continue with GitHub" }).click();
+      await page.waitForURL((url) => url.origin === "https://github.com");
+      const url = new URL(page.url());
+      assert.equal(url.pathname, "/login/oauth/authorize");
+      assert.equal(url.searchParams.get("client_id"), "console-test-github-id");
+      await page.goto(`${WARDEN}/console`);
+      await h1(page, "Sign in").waitFor();
+    });
+  }
 
   await step("sign up through the console's form: the profile comes from warden", async () => {
     await signUpInConsole(page, ada.name, ada.email);
@@ -340,6 +366,11 @@ try {
   }
 
   assert.deepEqual(problems, [], "browser errors");
+  assert.deepEqual(
+    requested.filter((url) => new URL(url).pathname.endsWith("/social-providers")),
+    [],
+    "a page asked the auth server for its social providers",
+  );
 } catch (err) {
   if (failed === 0) {
     failed += 1;

@@ -76,18 +76,23 @@ async fn browse(stack: &Stack, mode: &str, chromium: &str) {
 /// Better-Auth on its own origin: the console (served by warden) signs in there, with
 /// Better-Auth trusting warden's origin. The whole walk-through: sign-up and sign-in, profile,
 /// sessions, accounts, organizations, every admin page, a ban seen by the banned person,
-/// sign-out, phone width, keyboard; social buttons shown because the auth server has Google.
+/// sign-out, phone width, keyboard. The social buttons are the ones warden is told of
+/// (`CONSOLE_SOCIAL_PROVIDERS=github`), though the auth server has Google too; the page never
+/// asks the auth server for them.
 #[tokio::test]
 async fn console_with_better_auth_on_another_origin() {
     let Some(chromium) = chromium() else { return };
     let stack = Stack::start(Options {
         host: "localhost",
         trust_warden: true,
+        // Never contacted: the browser test answers GitHub's authorize page itself.
         auth_env: vec![
-            // Never contacted: the sign-in page only shows the button.
             ("GOOGLE_CLIENT_ID", "console-test.apps.example".into()),
             ("GOOGLE_CLIENT_SECRET", "not-a-secret".into()),
+            ("GITHUB_CLIENT_ID", "console-test-github-id".into()),
+            ("GITHUB_CLIENT_SECRET", "not-a-secret".into()),
         ],
+        warden_env: vec![("CONSOLE_SOCIAL_PROVIDERS", "github".into())],
         ..Options::default()
     })
     .await;
