@@ -6,7 +6,9 @@
 //   WARDEN_URL, AUTH_URL   the two servers (http://localhost:<port>)
 //   DATABASE_URL           their database
 //   MODE                   "two-origins" (the console on warden's origin, Better-Auth on its own:
-//                          the whole walk-through) or "proxy" (AUTH_PROXY=true: one origin)
+//                          the whole walk-through), "proxy" (AUTH_PROXY=true: one origin), or
+//                          "untrusted" / "untrusted-proxy" (the same shapes with a Better-Auth
+//                          that does not trust warden's origin: the page must say so)
 //   SCREENSHOT_DIR         where the screenshots go (default: a temp dir)
 //   CHROMIUM               the browser (default /usr/bin/chromium)
 //
@@ -214,7 +216,35 @@ const bob = { name: "Bob Stone", email: "bob@example.com" };
 
 try {
   const { page } = await person("ada");
+  if (MODE.startsWith("untrusted")) await refusedOrigin(page);
+  else await signUpAndAround(page);
 
+  assert.deepEqual(problems, [], "browser errors");
+  assert.deepEqual(
+    requested.filter((url) => new URL(url).pathname.endsWith("/social-providers")),
+    [],
+    "a page asked the auth server for its social providers",
+  );
+} catch (err) {
+  if (failed === 0) {
+    failed += 1;
+    console.log(`not ok - ${err?.stack ?? err}`);
+  }
+} finally {
+  await browser.close().catch(() => {});
+  await db.end().catch(() => {});
+}
+
+if (problems.length) {
+  console.log("browser errors:");
+  for (const p of problems) console.log(`  ${p}`);
+}
+console.log(`console (${MODE}): ${passed} passed, ${failed + (problems.length && !failed ? 1 : 0)} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
+process.exit(failed || problems.length ? 1 : 0);
+
+// ---------------------------------------------------------------- both shapes: the first steps
+
+async function signUpAndAround(page) {
   await step("the console's answer carries its security headers", async () => {
     const response = await page.goto(`${WARDEN}/console`);
     const headers = response.headers();
@@ -364,29 +394,46 @@ try {
   } else {
     await walkThrough(page);
   }
+}
 
-  assert.deepEqual(problems, [], "browser errors");
-  assert.deepEqual(
-    requested.filter((url) => new URL(url).pathname.endsWith("/social-providers")),
-    [],
-    "a page asked the auth server for its social providers",
-  );
-} catch (err) {
-  if (failed === 0) {
-    failed += 1;
-    console.log(`not ok - ${err?.stack ?? err}`);
+// ---------------------------------------------------------------- a Better-Auth that refuses the page
+
+/** The sentence the page shows when Better-Auth refuses its origin. */
+function refusal() {
+  const origin = new URL(WARDEN).origin;
+  return `refused this page's origin ${origin}; add ${origin} to Better-Auth's TRUSTED_ORIGINS`;
+}
+
+async function refusedOrigin(page) {
+  if (MODE === "untrusted") {
+    // The browser hides why a cross-origin request failed; the page finds out, and says it.
+    await step("on load, a Better-Auth that refuses this origin is named, not called unreachable", async () => {
+      await expecting(/CORS policy|net::ERR_FAILED/, 4, async () => {
+        await page.goto(`${WARDEN}/console`);
+        await h1(page, "Sign in").waitFor();
+        await page.getByRole("alert").filter({ hasText: refusal() }).waitFor();
+      });
+      assert.equal(await page.getByText("Cannot reach").count(), 0);
+    });
+  } else {
+    await step("one origin: the page loads (Better-Auth answers GETs from any origin)", async () => {
+      await page.goto(`${WARDEN}/console`);
+      await h1(page, "Sign in").waitFor();
+    });
   }
-} finally {
-  await browser.close().catch(() => {});
-  await db.end().catch(() => {});
-}
 
-if (problems.length) {
-  console.log("browser errors:");
-  for (const p of problems) console.log(`  ${p}`);
+  await step("signing in says that Better-Auth refused this page's origin, and what to do", async () => {
+    // Two origins: the preflight is refused (no CORS headers). One origin: a 403 INVALID_ORIGIN.
+    const errors = MODE === "untrusted" ? /CORS policy|net::ERR_FAILED/ : /status of 403/;
+    await expecting(errors, 4, async () => {
+      await signInInConsole(page, "ada@example.com");
+      await page.locator("form").getByRole("alert").filter({ hasText: refusal() }).waitFor();
+    });
+    assert.equal(await page.getByText("Cannot reach").count(), 0);
+    assert.equal(await page.getByText("Invalid origin").count(), 0);
+    await shot(page, "origin-refused");
+  });
 }
-console.log(`console (${MODE}): ${passed} passed, ${failed + (problems.length && !failed ? 1 : 0)} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
-process.exit(failed || problems.length ? 1 : 0);
 
 // ---------------------------------------------------------------- two origins: everything else
 

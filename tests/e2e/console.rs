@@ -116,3 +116,35 @@ async fn console_on_one_origin_through_the_auth_proxy() {
     browse(&stack, "proxy", &chromium).await;
     stack.stop().await;
 }
+
+/// Better-Auth not trusting warden's origin (a moved port missing from `TRUSTED_ORIGINS`): the
+/// browser only says "failed to fetch", and the page must not call that "cannot reach the
+/// sign-in server". It names the refused origin and the setting, on load and on sign-in.
+#[tokio::test]
+async fn console_says_when_better_auth_refuses_its_origin() {
+    let Some(chromium) = chromium() else { return };
+    let stack = Stack::start(Options {
+        host: "localhost",
+        trust_warden: false,
+        ..Options::default()
+    })
+    .await;
+    browse(&stack, "untrusted", &chromium).await;
+    stack.stop().await;
+}
+
+/// The same through the auth proxy: Better-Auth answers 403 `INVALID_ORIGIN`, which the page
+/// puts in the same words.
+#[tokio::test]
+async fn console_says_when_better_auth_refuses_its_origin_through_the_proxy() {
+    let Some(chromium) = chromium() else { return };
+    let stack = Stack::start(Options {
+        host: "localhost",
+        trust_warden: false,
+        auth_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    browse(&stack, "untrusted-proxy", &chromium).await;
+    stack.stop().await;
+}
