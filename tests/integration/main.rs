@@ -6,6 +6,7 @@ mod admin;
 mod binary;
 mod common;
 mod console;
+mod dev_script;
 mod faults;
 mod forward;
 mod freshness;
