@@ -824,9 +824,7 @@ impl Auth {
     pub async fn from_env() -> Result<Self, StartupError> {
         let _ = dotenvy::dotenv();
         let config = Config::from_env()?;
-        let db = db::connect_one(config.database_url.expose(), &config.pool_settings())
-            .await
-            .map_err(StartupError::Database)?;
+        let db = db::connect_one(config.database_url.expose(), &config.pool_settings()).await?;
         Self::from_config(&config, db).await
     }
 

@@ -168,8 +168,7 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
         config.database_read_url.as_ref().map(|u| u.expose()),
         &config.pool_settings(),
     )
-    .await
-    .map_err(StartupError::Database)?;
+    .await?;
     match command {
         Command::Migrate => {
             db::migrate(&pools.primary).await?;

@@ -422,3 +422,56 @@ async fn the_allocator_returns_memory_at_once_unless_told_otherwise(db: PgPool) 
     let _ = server.wait().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `warden serve` against `url` with one second of retries: its exit status, stdout (the log)
+/// and stderr (the last word).
+async fn serve_without_database(url: &str) -> (bool, String, String) {
+    let bind = format!("127.0.0.1:{}", free_port());
+    let vars = [
+        ("DATABASE_URL", url),
+        ("DATABASE_CONNECT_RETRY_SECS", "1"),
+        ("BIND_ADDR", bind.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    let out = tokio::time::timeout(Duration::from_secs(60), warden(&["serve"], &vars).output())
+        .await
+        .expect("warden serve gave up within 60 s")
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// With nothing listening at the database's port, `warden serve` says where it tried (host and
+/// port, never the password) and why, in the words `warden check` uses — not "pool timed out".
+#[tokio::test]
+async fn serve_names_the_database_it_cannot_reach_and_why() {
+    let port = free_port();
+    let url = format!("postgres://warden:never-printed-pw@127.0.0.1:{port}/warden");
+    let (ok, log, last) = serve_without_database(&url).await;
+    assert!(!ok, "warden serve started without a database:\n{log}{last}");
+    let cause = format!("cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused");
+    assert!(
+        last.contains(&format!("warden: {cause}")),
+        "stderr does not say where and why:\n{last}"
+    );
+    assert!(
+        log.contains("database not reachable yet") && log.contains(&format!("127.0.0.1:{port}")),
+        "the retries do not name the server:\n{log}"
+    );
+    for text in [&log, &last] {
+        assert!(!text.contains("pool timed out"), "{text}");
+        assert!(
+            !text.contains("never-printed-pw"),
+            "the password reached the output: {text}"
+        );
+    }
+    let (ok, report) = check(&[("DATABASE_URL", &url)]).await;
+    assert!(!ok);
+    assert!(
+        report.contains(&format!("[FAIL] database: {cause}")),
+        "warden check says it differently:\n{report}"
+    );
+}
