@@ -475,3 +475,56 @@ async fn serve_names_the_database_it_cannot_reach_and_why() {
         "warden check says it differently:\n{report}"
     );
 }
+
+/// Log lines written to a pipe or a file carry no colour codes (they would stay in it as
+/// text); a terminal gets colours, unless `NO_COLOR` is set.
+#[tokio::test]
+async fn logs_are_coloured_only_on_a_terminal() {
+    let url = format!("postgres://warden@127.0.0.1:{}/warden", free_port());
+    let (_, log, _) = serve_without_database(&url).await;
+    assert!(log.contains("ERROR"), "no log line:\n{log}");
+    assert!(!log.contains('\x1b'), "colour codes in piped logs:\n{log:?}");
+
+    // On a terminal (util-linux `script` gives the command one).
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED the terminal half: /usr/bin/script (util-linux) is missing");
+        return;
+    }
+    let on_a_terminal = |no_color: &'static str| {
+        let url = url.clone();
+        async move {
+            let bind = format!("127.0.0.1:{}", free_port());
+            let command = format!("'{}' serve", env!("CARGO_BIN_EXE_warden"));
+            let mut script = Command::new("/usr/bin/script");
+            script
+                .args(["-qec", &command, "/dev/null"])
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", &url)
+                .env("DATABASE_CONNECT_RETRY_SECS", "1")
+                .env("BIND_ADDR", &bind)
+                .env("TERM", "xterm")
+                .current_dir(std::env::temp_dir())
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            if !no_color.is_empty() {
+                script.env("NO_COLOR", no_color);
+            }
+            let out = tokio::time::timeout(Duration::from_secs(60), script.output())
+                .await
+                .expect("warden serve gave up within 60 s")
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let coloured = on_a_terminal("").await;
+    assert!(
+        coloured.contains("ERROR") && coloured.contains("\x1b["),
+        "no colours on a terminal:\n{coloured:?}"
+    );
+    let plain = on_a_terminal("1").await;
+    assert!(
+        plain.contains("ERROR") && !plain.contains("\x1b["),
+        "colours despite NO_COLOR:\n{plain:?}"
+    );
+}
