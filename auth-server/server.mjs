@@ -135,8 +135,10 @@ for (const [id, prefix] of [
   else if (clientId || clientSecret) console.warn(`auth-server: ${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET must both be set; ${id} sign-in stays off`);
 }
 
-// Better-Auth has no endpoint that says which social providers are on; warden's console asks
-// this one (GET /api/auth/social-providers → {"providers": ["google"]}) to show its buttons.
+// Better-Auth has no endpoint that says which social providers are on; this one says it
+// (GET /api/auth/social-providers → {"providers": ["google"]}) for frontends that want it.
+// warden's console does not ask: warden tells it (CONSOLE_SOCIAL_PROVIDERS), so that it works
+// against any Better-Auth.
 const socialProvidersPlugin = {
   id: "warden-social-providers",
   endpoints: {

@@ -225,21 +225,26 @@ async function loadUser() {
 
 // ---------------------------------------------------------------- signing in
 
-async function socialButtons() {
-  const providers = await auth.socialProviders();
-  const names = { google: "Google", github: "GitHub" };
-  const known = providers.filter((p) => names[p]);
-  if (!known.length) return null;
+// How the providers whose names are not just their id capitalised are written.
+const PROVIDER_NAMES = { github: "GitHub", gitlab: "GitLab", linkedin: "LinkedIn", tiktok: "TikTok", huggingface: "Hugging Face", paypal: "PayPal" };
+
+function providerName(id) {
+  return PROVIDER_NAMES[id] ?? id.charAt(0).toUpperCase() + id.slice(1);
+}
+
+function socialButtons() {
+  const providers = auth.socialProviders();
+  if (!providers.length) return null;
   const alert = alertBox();
   return h(
     "div",
     { class: "social" },
     h("p", { class: "divider" }, "or"),
-    known.map((p) =>
+    providers.map((p) =>
       h(
         "button",
         { type: "button", class: `secondary social-${p}`, onclick: (e) => act(e.currentTarget, alert, () => auth.socialSignIn(p)) },
-        `Continue with ${names[p]}`,
+        `Continue with ${providerName(p)}`,
       ),
     ),
     alert,
@@ -277,7 +282,7 @@ async function signInPage(params) {
     field("Password", password),
     alert,
     h("div", { class: "actions" }, submit),
-    await socialButtons(),
+    socialButtons(),
     h("p", { class: "switch" }, "No account yet? ", h("a", { href: "#/sign-up" }, "Create one")),
   );
   const error = params.get("error");
@@ -313,7 +318,7 @@ async function signUpPage() {
     field("Password", password, "At least 8 characters."),
     alert,
     h("div", { class: "actions" }, submit),
-    await socialButtons(),
+    socialButtons(),
     h("p", { class: "switch" }, "Already have an account? ", h("a", { href: "#/sign-in" }, "Sign in")),
   );
   return [form];

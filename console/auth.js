@@ -23,6 +23,53 @@ export function onSessionEnd(fn) {
   endListeners.add(fn);
 }
 
+/** This page's origin refused by Better-Auth's origin check: the fix, in words. */
+function originRefused() {
+  const origin = location.origin;
+  return new Problem(
+    `Better-Auth (${authOrigin}) refused this page's origin ${origin}; add ${origin} to Better-Auth's TRUSTED_ORIGINS (its trustedOrigins option).`,
+    { status: 403, code: "origin_refused" },
+  );
+}
+
+/**
+ * Better-Auth's own refusals of where a request comes from, by its error codes
+ * (@better-auth/core BASE_ERROR_CODES): each in words that say what to change.
+ */
+function originProblem(code) {
+  switch (code) {
+    case "INVALID_ORIGIN":
+    case "INVALID_CALLBACK_URL":
+    case "INVALID_ERROR_CALLBACK_URL":
+      return originRefused();
+    case "MISSING_OR_NULL_ORIGIN":
+      return new Problem(
+        `Better-Auth (${authOrigin}) refused the request: it arrived without this page's origin (${location.origin}). Something between the page and Better-Auth drops the Origin header.`,
+        { status: 403, code: "origin_missing" },
+      );
+    default:
+      return null;
+  }
+}
+
+/**
+ * Why a request to Better-Auth got no readable answer. The browser does not say: a server that
+ * is down and a server that answered without CORS headers for this origin (Better-Auth when
+ * this origin is not in its trusted origins) fail alike. A request whose answer the page may
+ * not read (`no-cors`) tells them apart: it completes when the server answered.
+ */
+async function unreadable() {
+  if (base) {
+    try {
+      await fetch(`${base}/api/auth/ok`, { mode: "no-cors", credentials: "omit", cache: "no-store" });
+      return originRefused();
+    } catch {
+      // Not reachable at all: said below.
+    }
+  }
+  return new Problem(`Cannot reach the sign-in server (${authOrigin}).`, { status: 0, code: "network" });
+}
+
 async function call(path, { method = "GET", body } = {}) {
   let response;
   try {
@@ -33,7 +80,7 @@ async function call(path, { method = "GET", body } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    throw new Problem(`Cannot reach the sign-in server (${authOrigin}).`, { status: 0, code: "network" });
+    throw await unreadable();
   }
   const text = await response.text();
   let data = null;
@@ -43,6 +90,10 @@ async function call(path, { method = "GET", body } = {}) {
     data = null;
   }
   if (!response.ok) {
+    if (response.status === 403) {
+      const refused = originProblem(data?.code);
+      if (refused) throw refused;
+    }
     // Better-Auth's errors are {code, message}; a proxy's may be problem+json.
     const message = data?.message || data?.detail || `The sign-in server answered ${response.status}.`;
     throw new Problem(message, { status: response.status, code: data?.code });
@@ -141,16 +192,14 @@ export async function signOut() {
 }
 
 /**
- * The social providers the auth server has ("google", "github"): warden's auth server answers
- * GET /api/auth/social-providers; another Better-Auth may not, and then there are none.
+ * The social providers to offer ("google", "github"), as warden's CONSOLE_SOCIAL_PROVIDERS
+ * names them. Better-Auth has no endpoint that lists its providers, so the page never asks it.
  */
-export async function socialProviders() {
-  try {
-    const { data } = await call("/social-providers");
-    return Array.isArray(data?.providers) ? data.providers : [];
-  } catch {
-    return [];
-  }
+export function socialProviders() {
+  return (document.documentElement.dataset.socialProviders || "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
 }
 
 /** Starts a social sign-in: Better-Auth answers with the provider's URL, and back here after. */

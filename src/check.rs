@@ -236,12 +236,21 @@ fn check_exposure(report: &mut Report, config: &Config) {
     }
 }
 
+/// One connection, or why not in the words `warden serve` uses: the server (host and port,
+/// never the password) and the cause.
 async fn connect(url: &str, config: &Config) -> Result<PgConnection, String> {
-    let options = db::connect_options(url, config.database_statement_cache).map_err(|e| e.to_string())?;
+    let options = db::connect_options(url, config.database_statement_cache)
+        .map_err(|e| format!("cannot connect: the URL is not valid: {e}"))?;
+    let server = db::server_of(&options);
     match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options)).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("timed out after 10 s".into()),
+        Ok(Err(err)) => Err(format!(
+            "cannot connect to PostgreSQL at {server}: {}",
+            db::cause_of(&err)
+        )),
+        Err(_) => Err(format!(
+            "cannot connect to PostgreSQL at {server}: no answer within 10 s"
+        )),
     }
 }
 
@@ -267,7 +276,7 @@ async fn check_database(report: &mut Report, config: &Config) {
     let mut conn = match connect(config.database_url.expose(), config).await {
         Ok(conn) => conn,
         Err(err) => {
-            report.add(Outcome::Fail, "database", format!("cannot connect: {err}"));
+            report.add(Outcome::Fail, "database", err);
             return;
         }
     };
@@ -360,7 +369,7 @@ async fn check_database(report: &mut Report, config: &Config) {
                 report.add(Outcome::Ok, "read replica", description);
                 let _ = replica.close().await;
             }
-            Err(err) => report.add(Outcome::Fail, "read replica", format!("cannot connect: {err}")),
+            Err(err) => report.add(Outcome::Fail, "read replica", err),
         }
     }
 }

@@ -139,6 +139,10 @@ pub struct Config {
     /// `CONSOLE` (default true): serve the console (sign-in, profile and admin pages) at
     /// `/console`; false answers 404 there.
     pub console: bool,
+    /// `CONSOLE_SOCIAL_PROVIDERS` (default empty: none): the Better-Auth social providers the
+    /// console offers a button for (`google,github`), by Better-Auth's ids. Better-Auth has no
+    /// endpoint that lists them, so warden is told, and the page never asks the auth server.
+    pub console_social_providers: Vec<String>,
     /// `DATABASE_READ_URL` (default unset): a read replica for lag-tolerant reads (admin user
     /// listing, audit log). Authorisation always reads the primary.
     pub database_read_url: Option<Secret>,
@@ -238,6 +242,7 @@ impl Config {
             auth_proxy: http.auth_proxy,
             auth_proxy_admin: http.auth_proxy_admin,
             console: http.console,
+            console_social_providers: http.console_social_providers,
             trusted_proxies: http.trusted_proxies,
             auth_failures_per_minute: http.auth_failures_per_minute,
             token_cache_mb: caches.token_cache_mb,
@@ -605,6 +610,7 @@ struct HttpParts {
     auth_proxy: bool,
     auth_proxy_admin: AdminThroughProxy,
     console: bool,
+    console_social_providers: Vec<String>,
     trusted_proxies: Vec<IpNet>,
     auth_failures_per_minute: u32,
 }
@@ -666,6 +672,7 @@ impl HttpParts {
                 ],
             )?,
             console: env.flag("CONSOLE", true)?,
+            console_social_providers: social_providers(env)?,
             trusted_proxies,
             auth_failures_per_minute: env.number("AUTH_FAILURES_PER_MINUTE", 60, 0..=1_000_000)?,
         })
@@ -688,6 +695,27 @@ impl CacheParts {
             user_cache_mb: env.number("USER_CACHE_MB", 16, 1..=65_536)?,
         })
     }
+}
+
+/// `CONSOLE_SOCIAL_PROVIDERS`: Better-Auth's provider ids, as its `socialProviders` keys
+/// (`google`, `github`, `microsoft`, ...): lowercase letters, digits and `-`.
+fn social_providers(env: &Env<'_>) -> Result<Vec<String>, ConfigError> {
+    let providers = env.list("CONSOLE_SOCIAL_PROVIDERS", "");
+    for id in &providers {
+        let ok = id.len() <= 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(invalid(
+                "CONSOLE_SOCIAL_PROVIDERS",
+                format!(
+                    "{id:?} is not a Better-Auth provider id such as google or github (lowercase letters, digits, -)"
+                ),
+            ));
+        }
+    }
+    Ok(providers)
 }
 
 fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -813,9 +841,7 @@ impl Auth {
     pub async fn from_env() -> Result<Self, StartupError> {
         let _ = dotenvy::dotenv();
         let config = Config::from_env()?;
-        let db = db::connect_one(config.database_url.expose(), &config.pool_settings())
-            .await
-            .map_err(StartupError::Database)?;
+        let db = db::connect_one(config.database_url.expose(), &config.pool_settings()).await?;
         Self::from_config(&config, db).await
     }
 
@@ -839,6 +865,7 @@ impl AppState {
             auth_proxy_admin: config.auth_proxy_admin,
             better_auth_url: config.better_auth_url.clone(),
             console: config.console,
+            console_social_providers: config.console_social_providers.clone(),
         }
         .into())
     }
@@ -876,6 +903,16 @@ mod tests {
         assert!(c.better_auth_secret.is_none());
         assert!(c.console);
         assert_eq!(c.auth_proxy_admin, AdminThroughProxy::Audit);
+        assert!(c.console_social_providers.is_empty());
+        let social = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("CONSOLE_SOCIAL_PROVIDERS", " google, github ,microsoft-entra-id"),
+        ])
+        .unwrap();
+        assert_eq!(
+            social.console_social_providers,
+            ["google", "github", "microsoft-entra-id"]
+        );
         assert_eq!(c.session_cookie, "better-auth.session_token");
         let prefixed = config(&[
             ("DATABASE_URL", "postgres://localhost/db"),
@@ -937,6 +974,7 @@ mod tests {
             ("AUTH_PROXY", "perhaps"),
             ("AUTH_PROXY_ADMIN", "allow"),
             ("CONSOLE", "sometimes"),
+            ("CONSOLE_SOCIAL_PROVIDERS", "google,GitHub"),
             ("DATABASE_READ_URL", "mysql://replica"),
             ("DATABASE_STATEMENT_CACHE", "-1"),
             ("TOKEN_CACHE_MB", "lots"),

@@ -435,10 +435,13 @@ pub enum StartupError {
     /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
-    /// A database URL does not parse, or the database cannot be reached (transient failures
-    /// are retried for `DATABASE_CONNECT_RETRY_SECS` first).
+    /// A database URL does not parse.
     #[error("cannot connect to the database: {0}")]
     Database(#[source] sqlx::Error),
+    /// The database cannot be reached (transient failures are retried for
+    /// `DATABASE_CONNECT_RETRY_SECS` first): its host and port, and why.
+    #[error(transparent)]
+    DatabaseConnect(#[from] crate::db::ConnectError),
     /// The migrations could not be applied.
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

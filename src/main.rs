@@ -132,9 +132,12 @@ async fn start() -> ExitCode {
     }
 }
 
+/// Logs go to standard output: `pretty` lines for people, or JSON.
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colours_wanted());
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder
@@ -143,6 +146,13 @@ fn init_logs(format: LogFormat) {
             .with_span_list(false)
             .init(),
     }
+}
+
+/// Colours only for a person at a terminal: a file, a pipe or a log collector would keep the
+/// escape codes as text. `NO_COLOR` (any non-empty value, no-color.org) turns them off there too.
+fn colours_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[allow(clippy::print_stdout, reason = "the report is the command's output")]
@@ -168,8 +178,7 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
         config.database_read_url.as_ref().map(|u| u.expose()),
         &config.pool_settings(),
     )
-    .await
-    .map_err(StartupError::Database)?;
+    .await?;
     match command {
         Command::Migrate => {
             db::migrate(&pools.primary).await?;

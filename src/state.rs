@@ -38,6 +38,9 @@ pub struct Shared {
     pub better_auth_url: String,
     /// Whether `/console` is served (`CONSOLE`).
     pub console: bool,
+    /// The social sign-in buttons the console shows (`CONSOLE_SOCIAL_PROVIDERS`), by
+    /// Better-Auth's provider ids.
+    pub console_social_providers: Vec<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -74,6 +77,7 @@ impl AppState {
             auth_proxy_admin: AdminThroughProxy::default(),
             better_auth_url: crate::auth::DEFAULT_BETTER_AUTH_URL.to_owned(),
             console: true,
+            console_social_providers: Vec::new(),
         }
         .into()
     }

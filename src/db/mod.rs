@@ -10,8 +10,8 @@ pub mod users;
 
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 /// A pooled connection idle this long is pinged before use (see [`connect_one`]).
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
@@ -56,13 +56,73 @@ impl Default for PoolSettings {
     }
 }
 
+/// Why a database could not be opened: the URL, or the server named by its host and port
+/// (never the user or the password) and the cause in a few words.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL does not parse.
+    #[error("the database URL is not valid: {0}")]
+    Url(#[source] sqlx::Error),
+    /// The server did not let warden in, after the retries for transient failures.
+    #[error("cannot connect to PostgreSQL at {server}: {cause}")]
+    Failed {
+        /// `host:port` (or the socket's path) from the URL.
+        server: String,
+        /// `connection refused`, `password authentication failed for user "..."`, ...
+        cause: String,
+        /// sqlx's error; `None` when the server did not answer in time.
+        #[source]
+        source: Option<sqlx::Error>,
+    },
+}
+
+/// Where `options` connect: `host:port`, `[v6]:port`, or a Unix socket's path.
+pub fn server_of(options: &PgConnectOptions) -> String {
+    let (host, port) = (options.get_host(), options.get_port());
+    if host.starts_with('/') {
+        format!("{}/.s.PGSQL.{port}", host.trim_end_matches('/'))
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A failed connection attempt in a few words, without sqlx's wrapping ("error communicating
+/// with database: ...") and without the OS error number.
+pub fn cause_of(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                "connection refused (nothing listens there: is PostgreSQL running, on that port?)".to_owned()
+            }
+            std::io::ErrorKind::TimedOut => "timed out".to_owned(),
+            _ => {
+                let text = io.to_string();
+                let text = match text.rfind(" (os error ") {
+                    Some(cut) => text[..cut].to_owned(),
+                    None => text,
+                };
+                let mut chars = text.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_lowercase().chain(chars).collect())
+                    .unwrap_or(text)
+            }
+        },
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
+        other => other.to_string(),
+    }
+}
+
 /// Opens the pools, retrying the first connection with backoff for up to
 /// `settings.connect_retry` (a cold Neon compute takes about a second to wake up).
 pub async fn connect(
     primary: &str,
     read: Option<&str>,
     settings: &PoolSettings,
-) -> Result<Pools, sqlx::Error> {
+) -> Result<Pools, ConnectError> {
     let primary = connect_one(primary, settings).await?;
     let read = match read {
         Some(url) => connect_one(url, settings).await?,
@@ -94,8 +154,9 @@ pub fn connect_options(url: &str, statement_cache: usize) -> Result<PgConnectOpt
 }
 
 /// One pool (see [`connect`]).
-pub async fn connect_one(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx::Error> {
-    let options = connect_options(url, settings.statement_cache)?;
+pub async fn connect_one(url: &str, settings: &PoolSettings) -> Result<PgPool, ConnectError> {
+    let options = connect_options(url, settings.statement_cache).map_err(ConnectError::Url)?;
+    let server = server_of(&options);
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
@@ -116,15 +177,42 @@ pub async fn connect_one(url: &str, settings: &PoolSettings) -> Result<PgPool, s
     let deadline = Instant::now() + settings.connect_retry;
     let mut delay = Duration::from_millis(250);
     loop {
-        match pool.clone().connect_with(options.clone()).await {
-            Ok(pool) => return Ok(pool),
-            Err(err) if is_transient(&err) && Instant::now() + delay < deadline => {
-                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(err) => return Err(err),
+        let failed = match probe(&options, settings.acquire_timeout).await {
+            Ok(()) => match pool.clone().connect_with(options.clone()).await {
+                Ok(pool) => return Ok(pool),
+                Err(err) => Some(err),
+            },
+            Err(failed) => failed,
+        };
+        let cause = failed.as_ref().map_or_else(
+            || format!("no answer within {} s", settings.acquire_timeout.as_secs()),
+            cause_of,
+        );
+        if failed.as_ref().is_none_or(is_transient) && Instant::now() + delay < deadline {
+            tracing::warn!(%server, %cause, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+            continue;
         }
+        return Err(ConnectError::Failed {
+            server,
+            cause,
+            source: failed,
+        });
+    }
+}
+
+/// One connection, opened and closed, before the pool opens its own: the pool retries a
+/// refused connection by itself until its acquire timeout and then says only "pool timed out",
+/// which hides where it tried and why it failed. `Err(None)`: no answer within `timeout`.
+async fn probe(options: &PgConnectOptions, timeout: Duration) -> Result<(), Option<sqlx::Error>> {
+    match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(err)) => Err(Some(err)),
+        Err(_) => Err(None),
     }
 }
 

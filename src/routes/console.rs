@@ -6,7 +6,9 @@
 //! - `GET /console` (and `/console/`): the page, `Cache-Control: no-cache` with an `ETag`, so a
 //!   new release is picked up on the next load. Where Better-Auth is comes as a data attribute
 //!   on `<html>` (no inline script): empty with `AUTH_PROXY=true` (same origin), else the origin
-//!   of `BETTER_AUTH_URL`.
+//!   of `BETTER_AUTH_URL`. So do the social sign-in buttons to show (`CONSOLE_SOCIAL_PROVIDERS`,
+//!   comma-separated): Better-Auth has no endpoint that lists its providers, so the page never
+//!   asks it, and works the same against any Better-Auth.
 //! - `GET /console/assets/{version}/{file}`: the CSS, scripts and icon. `version` is a hash of
 //!   every asset, so they are cached for a year (`immutable`); a request naming another version
 //!   (a page from an older or newer replica) gets today's file, not cached.
@@ -32,7 +34,7 @@ use axum::routing::{any, get};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The page, with `{{assets}}` and `{{auth_url}}` filled in at start.
+/// The page, with `{{assets}}`, `{{auth_url}}` and `{{social_providers}}` filled in at start.
 const INDEX: &str = include_str!("../../console/index.html");
 
 const JS: &str = "text/javascript; charset=utf-8";
@@ -121,6 +123,10 @@ impl Console {
             .replace(
                 "{{auth_url}}",
                 &escape_attribute(auth_origin.as_deref().unwrap_or("")),
+            )
+            .replace(
+                "{{social_providers}}",
+                &escape_attribute(&state.console_social_providers.join(",")),
             );
         let connect = match &auth_origin {
             Some(origin) => format!("'self' {origin}"),
@@ -291,7 +297,11 @@ mod tests {
 
     #[test]
     fn the_page_names_every_asset_by_version_and_escapes_the_auth_url() {
-        assert!(INDEX.contains("{{assets}}/app.js") && INDEX.contains("{{auth_url}}"));
+        assert!(
+            INDEX.contains("{{assets}}/app.js")
+                && INDEX.contains("{{auth_url}}")
+                && INDEX.contains("{{social_providers}}")
+        );
         assert_eq!(
             escape_attribute("https://a.test/?x=\"<&>"),
             "https://a.test/?x=&quot;&lt;&amp;&gt;"

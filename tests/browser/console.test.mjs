@@ -6,7 +6,9 @@
 //   WARDEN_URL, AUTH_URL   the two servers (http://localhost:<port>)
 //   DATABASE_URL           their database
 //   MODE                   "two-origins" (the console on warden's origin, Better-Auth on its own:
-//                          the whole walk-through) or "proxy" (AUTH_PROXY=true: one origin)
+//                          the whole walk-through), "proxy" (AUTH_PROXY=true: one origin), or
+//                          "untrusted" / "untrusted-proxy" (the same shapes with a Better-Auth
+//                          that does not trust warden's origin: the page must say so)
 //   SCREENSHOT_DIR         where the screenshots go (default: a temp dir)
 //   CHROMIUM               the browser (default /usr/bin/chromium)
 //
@@ -46,6 +48,7 @@ const started = Date.now();
 let passed = 0;
 let failed = 0;
 const problems = []; // console errors, page errors, CSP violations
+const requested = []; // every URL any page asked for
 const allowed = []; // { pattern, left } console errors a step provokes on purpose
 
 async function step(name, fn) {
@@ -149,6 +152,7 @@ async function person(label, viewport = { width: 1280, height: 860 }) {
     problems.push(`${label}: console error: ${text}`);
   });
   page.on("pageerror", (err) => problems.push(`${label}: page error: ${err.message}`));
+  page.on("request", (request) => requested.push(request.url()));
   return { context, page };
 }
 
@@ -212,7 +216,35 @@ const bob = { name: "Bob Stone", email: "bob@example.com" };
 
 try {
   const { page } = await person("ada");
+  if (MODE.startsWith("untrusted")) await refusedOrigin(page);
+  else await signUpAndAround(page);
 
+  assert.deepEqual(problems, [], "browser errors");
+  assert.deepEqual(
+    requested.filter((url) => new URL(url).pathname.endsWith("/social-providers")),
+    [],
+    "a page asked the auth server for its social providers",
+  );
+} catch (err) {
+  if (failed === 0) {
+    failed += 1;
+    console.log(`not ok - ${err?.stack ?? err}`);
+  }
+} finally {
+  await browser.close().catch(() => {});
+  await db.end().catch(() => {});
+}
+
+if (problems.length) {
+  console.log("browser errors:");
+  for (const p of problems) console.log(`  ${p}`);
+}
+console.log(`console (${MODE}): ${passed} passed, ${failed + (problems.length && !failed ? 1 : 0)} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
+process.exit(failed || problems.length ? 1 : 0);
+
+// ---------------------------------------------------------------- both shapes: the first steps
+
+async function signUpAndAround(page) {
   await step("the console's answer carries its security headers", async () => {
     const response = await page.goto(`${WARDEN}/console`);
     const headers = response.headers();
@@ -229,17 +261,41 @@ try {
     await everyFieldLabelled(page);
   });
 
-  await step(MODE === "proxy" ? "no social buttons when the auth server has none" : "a Google button, since the auth server has Google (and no GitHub)", async () => {
-    const google = page.getByRole("button", { name: "Continue with Google" });
-    const github = page.getByRole("button", { name: "Continue with GitHub" });
-    if (MODE === "proxy") {
+  await step(
+    MODE === "proxy"
+      ? "no social buttons: warden's CONSOLE_SOCIAL_PROVIDERS is empty"
+      : "the social buttons are warden's CONSOLE_SOCIAL_PROVIDERS (github), whatever the auth server has (Google too)",
+    async () => {
+      const google = page.getByRole("button", { name: "Continue with Google" });
+      const github = page.getByRole("button", { name: "Continue with GitHub" });
+      if (MODE === "proxy") {
+        assert.equal(await github.count(), 0);
+      } else {
+        await github.waitFor();
+        await shot(page, "sign-in");
+      }
       assert.equal(await google.count(), 0);
-    } else {
-      await google.waitFor();
-      await shot(page, "sign-in");
-    }
-    assert.equal(await github.count(), 0);
-  });
+      // The page never asks the auth server which providers it has: another Better-Auth
+      // answers that path with a 404, in every visitor's browser console.
+      const asked = requested.filter((url) => new URL(url).pathname.endsWith("/social-providers"));
+      assert.deepEqual(asked, [], "the page asked the auth server for its social providers");
+    },
+  );
+
+  if (MODE !== "proxy") {
+    await step("the GitHub button starts Better-Auth's GitHub sign-in", async () => {
+      // GitHub itself is never contacted: its pages (the authorize page, and the favicon the
+      // browser asks for after it, maybe later) are answered here for the rest of the run.
+      await page.context().route("https://github.com/**", (route) => route.fulfill({ status: 200, contentType: "text/plain", body: "GitHub" }));
+      await page.getByRole("button", { name: "Continue with GitHub" }).click();
+      await page.waitForURL((url) => url.origin === "https://github.com");
+      const url = new URL(page.url());
+      assert.equal(url.pathname, "/login/oauth/authorize");
+      assert.equal(url.searchParams.get("client_id"), "console-test-github-id");
+      await page.goto(`${WARDEN}/console`);
+      await h1(page, "Sign in").waitFor();
+    });
+  }
 
   await step("sign up through the console's form: the profile comes from warden", async () => {
     await signUpInConsole(page, ada.name, ada.email);
@@ -356,24 +412,46 @@ try {
   } else {
     await walkThrough(page);
   }
+}
 
-  assert.deepEqual(problems, [], "browser errors");
-} catch (err) {
-  if (failed === 0) {
-    failed += 1;
-    console.log(`not ok - ${err?.stack ?? err}`);
+// ---------------------------------------------------------------- a Better-Auth that refuses the page
+
+/** The sentence the page shows when Better-Auth refuses its origin. */
+function refusal() {
+  const origin = new URL(WARDEN).origin;
+  return `refused this page's origin ${origin}; add ${origin} to Better-Auth's TRUSTED_ORIGINS`;
+}
+
+async function refusedOrigin(page) {
+  if (MODE === "untrusted") {
+    // The browser hides why a cross-origin request failed; the page finds out, and says it.
+    await step("on load, a Better-Auth that refuses this origin is named, not called unreachable", async () => {
+      await expecting(/CORS policy|net::ERR_FAILED/, 4, async () => {
+        await page.goto(`${WARDEN}/console`);
+        await h1(page, "Sign in").waitFor();
+        await page.getByRole("alert").filter({ hasText: refusal() }).waitFor();
+      });
+      assert.equal(await page.getByText("Cannot reach").count(), 0);
+    });
+  } else {
+    await step("one origin: the page loads (Better-Auth answers GETs from any origin)", async () => {
+      await page.goto(`${WARDEN}/console`);
+      await h1(page, "Sign in").waitFor();
+    });
   }
-} finally {
-  await browser.close().catch(() => {});
-  await db.end().catch(() => {});
-}
 
-if (problems.length) {
-  console.log("browser errors:");
-  for (const p of problems) console.log(`  ${p}`);
+  await step("signing in says that Better-Auth refused this page's origin, and what to do", async () => {
+    // Two origins: the preflight is refused (no CORS headers). One origin: a 403 INVALID_ORIGIN.
+    const errors = MODE === "untrusted" ? /CORS policy|net::ERR_FAILED/ : /status of 403/;
+    await expecting(errors, 4, async () => {
+      await signInInConsole(page, "ada@example.com");
+      await page.locator("form").getByRole("alert").filter({ hasText: refusal() }).waitFor();
+    });
+    assert.equal(await page.getByText("Cannot reach").count(), 0);
+    assert.equal(await page.getByText("Invalid origin").count(), 0);
+    await shot(page, "origin-refused");
+  });
 }
-console.log(`console (${MODE}): ${passed} passed, ${failed + (problems.length && !failed ? 1 : 0)} failed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
-process.exit(failed || problems.length ? 1 : 0);
 
 // ---------------------------------------------------------------- two origins: everything else
 

@@ -76,18 +76,23 @@ async fn browse(stack: &Stack, mode: &str, chromium: &str) {
 /// Better-Auth on its own origin: the console (served by warden) signs in there, with
 /// Better-Auth trusting warden's origin. The whole walk-through: sign-up and sign-in, profile,
 /// sessions, accounts, organizations, every admin page, a ban seen by the banned person,
-/// sign-out, phone width, keyboard; social buttons shown because the auth server has Google.
+/// sign-out, phone width, keyboard. The social buttons are the ones warden is told of
+/// (`CONSOLE_SOCIAL_PROVIDERS=github`), though the auth server has Google too; the page never
+/// asks the auth server for them.
 #[tokio::test]
 async fn console_with_better_auth_on_another_origin() {
     let Some(chromium) = chromium() else { return };
     let stack = Stack::start(Options {
         host: "localhost",
         trust_warden: true,
+        // Never contacted: the browser test answers GitHub's authorize page itself.
         auth_env: vec![
-            // Never contacted: the sign-in page only shows the button.
             ("GOOGLE_CLIENT_ID", "console-test.apps.example".into()),
             ("GOOGLE_CLIENT_SECRET", "not-a-secret".into()),
+            ("GITHUB_CLIENT_ID", "console-test-github-id".into()),
+            ("GITHUB_CLIENT_SECRET", "not-a-secret".into()),
         ],
+        warden_env: vec![("CONSOLE_SOCIAL_PROVIDERS", "github".into())],
         ..Options::default()
     })
     .await;
@@ -109,5 +114,37 @@ async fn console_on_one_origin_through_the_auth_proxy() {
     })
     .await;
     browse(&stack, "proxy", &chromium).await;
+    stack.stop().await;
+}
+
+/// Better-Auth not trusting warden's origin (a moved port missing from `TRUSTED_ORIGINS`): the
+/// browser only says "failed to fetch", and the page must not call that "cannot reach the
+/// sign-in server". It names the refused origin and the setting, on load and on sign-in.
+#[tokio::test]
+async fn console_says_when_better_auth_refuses_its_origin() {
+    let Some(chromium) = chromium() else { return };
+    let stack = Stack::start(Options {
+        host: "localhost",
+        trust_warden: false,
+        ..Options::default()
+    })
+    .await;
+    browse(&stack, "untrusted", &chromium).await;
+    stack.stop().await;
+}
+
+/// The same through the auth proxy: Better-Auth answers 403 `INVALID_ORIGIN`, which the page
+/// puts in the same words.
+#[tokio::test]
+async fn console_says_when_better_auth_refuses_its_origin_through_the_proxy() {
+    let Some(chromium) = chromium() else { return };
+    let stack = Stack::start(Options {
+        host: "localhost",
+        trust_warden: false,
+        auth_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    browse(&stack, "untrusted-proxy", &chromium).await;
     stack.stop().await;
 }

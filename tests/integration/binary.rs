@@ -500,3 +500,109 @@ async fn the_allocator_returns_memory_at_once_unless_told_otherwise(db: PgPool) 
     let _ = server.wait().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `warden serve` against `url` with one second of retries: its exit status, stdout (the log)
+/// and stderr (the last word).
+async fn serve_without_database(url: &str) -> (bool, String, String) {
+    let bind = format!("127.0.0.1:{}", free_port());
+    let vars = [
+        ("DATABASE_URL", url),
+        ("DATABASE_CONNECT_RETRY_SECS", "1"),
+        ("BIND_ADDR", bind.as_str()),
+        ("RUST_LOG", "info"),
+    ];
+    let out = tokio::time::timeout(Duration::from_secs(60), warden(&["serve"], &vars).output())
+        .await
+        .expect("warden serve gave up within 60 s")
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// With nothing listening at the database's port, `warden serve` says where it tried (host and
+/// port, never the password) and why, in the words `warden check` uses — not "pool timed out".
+#[tokio::test]
+async fn serve_names_the_database_it_cannot_reach_and_why() {
+    let port = free_port();
+    let url = format!("postgres://warden:never-printed-pw@127.0.0.1:{port}/warden");
+    let (ok, log, last) = serve_without_database(&url).await;
+    assert!(!ok, "warden serve started without a database:\n{log}{last}");
+    let cause = format!("cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused");
+    assert!(
+        last.contains(&format!("warden: {cause}")),
+        "stderr does not say where and why:\n{last}"
+    );
+    assert!(
+        log.contains("database not reachable yet") && log.contains(&format!("127.0.0.1:{port}")),
+        "the retries do not name the server:\n{log}"
+    );
+    for text in [&log, &last] {
+        assert!(!text.contains("pool timed out"), "{text}");
+        assert!(
+            !text.contains("never-printed-pw"),
+            "the password reached the output: {text}"
+        );
+    }
+    let (ok, report) = check(&[("DATABASE_URL", &url)]).await;
+    assert!(!ok);
+    assert!(
+        report.contains(&format!("[FAIL] database: {cause}")),
+        "warden check says it differently:\n{report}"
+    );
+}
+
+/// Log lines written to a pipe or a file carry no colour codes (they would stay in it as
+/// text); a terminal gets colours, unless `NO_COLOR` is set.
+#[tokio::test]
+async fn logs_are_coloured_only_on_a_terminal() {
+    let url = format!("postgres://warden@127.0.0.1:{}/warden", free_port());
+    let (_, log, _) = serve_without_database(&url).await;
+    assert!(log.contains("ERROR"), "no log line:\n{log}");
+    assert!(!log.contains('\x1b'), "colour codes in piped logs:\n{log:?}");
+
+    // On a terminal (util-linux `script` gives the command one).
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED the terminal half: /usr/bin/script (util-linux) is missing");
+        return;
+    }
+    let on_a_terminal = |no_color: &'static str| {
+        let url = url.clone();
+        async move {
+            let bind = format!("127.0.0.1:{}", free_port());
+            let command = format!("'{}' serve", env!("CARGO_BIN_EXE_warden"));
+            let mut script = Command::new("/usr/bin/script");
+            script
+                .args(["-qec", &command, "/dev/null"])
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("DATABASE_URL", &url)
+                .env("DATABASE_CONNECT_RETRY_SECS", "1")
+                .env("BIND_ADDR", &bind)
+                .env("TERM", "xterm")
+                .current_dir(std::env::temp_dir())
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            if !no_color.is_empty() {
+                script.env("NO_COLOR", no_color);
+            }
+            let out = tokio::time::timeout(Duration::from_secs(60), script.output())
+                .await
+                .expect("warden serve gave up within 60 s")
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let coloured = on_a_terminal("").await;
+    assert!(
+        coloured.contains("ERROR") && coloured.contains("\x1b["),
+        "no colours on a terminal:\n{coloured:?}"
+    );
+    let plain = on_a_terminal("1").await;
+    assert!(
+        plain.contains("ERROR") && !plain.contains("\x1b["),
+        "colours despite NO_COLOR:\n{plain:?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! `/console` through the real router: the page and its assets, their cache validators, the
 //! security headers on every answer under `/console` (errors and 304s too), where the page is
-//! told Better-Auth is, and `CONSOLE=false`.
+//! told Better-Auth is and which social buttons to show, and `CONSOLE=false`.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -162,6 +162,41 @@ async fn better_auth_elsewhere_is_named_by_its_origin(db: PgPool) {
     assert!(
         csp.contains("connect-src 'self' https://auth.example.com;"),
         "{csp}"
+    );
+}
+
+/// The social buttons are warden's setting (`CONSOLE_SOCIAL_PROVIDERS`), in the page: the page
+/// never asks the auth server (only warden's own has an endpoint for it; any other Better-Auth
+/// answers 404 there, in every visitor's browser console).
+#[sqlx::test]
+async fn the_social_buttons_come_from_warden_not_from_the_auth_server(db: PgPool) {
+    let w = World::new(db).await;
+    let (_, _, page) = get(&w, "/console", &[]).await;
+    assert!(
+        page.contains(r#"data-social-providers="""#),
+        "none by default:\n{page}"
+    );
+    for url in asset_urls(&page) {
+        let (status, _, body) = get(&w, &url, &[]).await;
+        assert_eq!(status, 200, "{url}");
+        assert!(
+            !body.contains("social-providers"),
+            "{url} asks the auth server for its providers"
+        );
+    }
+}
+
+#[sqlx::test]
+async fn console_social_providers_are_written_into_the_page(db: PgPool) {
+    let w = World::with(
+        db,
+        Setup::default().state(|s| s.console_social_providers = vec!["github".into(), "google".into()]),
+    )
+    .await;
+    let (_, _, page) = get(&w, "/console", &[]).await;
+    assert!(
+        page.contains(r#"data-social-providers="github,google""#),
+        "{page}"
     );
 }
 

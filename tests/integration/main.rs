@@ -7,6 +7,7 @@ mod auth_proxy;
 mod binary;
 mod common;
 mod console;
+mod dev_script;
 mod faults;
 mod forward;
 mod forward_recipes;
