@@ -88,7 +88,7 @@ pub const IDENTITY_HEADERS: [IdentityHeader; 12] = [
     },
     IdentityHeader {
         name: "X-Auth-User-Role",
-        meaning: "the user's roles, comma-joined, as the `role` column holds them",
+        meaning: "the user's roles, comma-joined (`user` when none): split on `,` without trimming, as Better-Auth does",
         answered: true,
     },
     IdentityHeader {

@@ -59,19 +59,15 @@ pub(crate) fn profile(user: &User) -> axum::response::Response {
     axum::response::IntoResponse::into_response(axum::Json(UserProfile::from(user)))
 }
 
-/// Better-Auth's comma-joined role string, serialised as an array without building one.
+/// Better-Auth's comma-joined role string, serialised as an array without building one, by
+/// the one rule every check follows (`auth::roles`): `"user, admin"` is `["user", " admin"]`,
+/// so what a client shows is what warden and Better-Auth decide.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Roles<'a>(pub Option<&'a str>);
 
 impl Serialize for Roles<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            self.0
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty()),
-        )
+        serializer.collect_seq(crate::auth::roles::role_names(self.0))
     }
 }
 

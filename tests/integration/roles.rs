@@ -69,7 +69,16 @@ async fn every_path_reads_a_role_list_as_better_auth_does(db: PgPool) {
                 .unwrap();
             common::send(&app, request).await.status.as_u16() == 200
         };
-        let verify = w.as_bob().get("/auth/verify?role=admin").await.status == 200;
+        let verified = w.as_bob().get("/auth/verify?role=admin").await;
+        let verify = verified.status == 200;
+        // What apps and the console are told: the same names, split the same way.
+        let header = w.as_bob().get("/auth/verify").await.headers["x-auth-user-role"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let said = header.split(',').any(|r| r == "admin");
+        let me = w.as_bob().get("/users/me").await.body["roles"].clone();
+        let shown = me.as_array().unwrap().iter().any(|r| r == "admin");
         let permission = w.as_bob().get("/admin/users").await.status == 200;
         let asked = w
             .as_bob()
@@ -99,6 +108,8 @@ async fn every_path_reads_a_role_list_as_better_auth_does(db: PgPool) {
             ("user:list permission", permission),
             ("has-permission", asked.body["success"] == true),
             ("?role=admin listing", listed),
+            ("X-Auth-User-Role, split on commas", said),
+            ("/users/me roles", shown),
             ("last-admin rule", stepped_down),
         ];
         for (path, answer) in answers {
