@@ -21,7 +21,7 @@ use super::credential::{self, Presented};
 use super::extract::{AuthUser, Credential};
 use super::policy::SessionCheck;
 use super::session_token::{looks_like_jwt, session_token};
-use super::throttle::Admission;
+use super::throttle::Ticket;
 use super::verify;
 use super::verify::Claims;
 use crate::db::sessions::{self, SessionRef};
@@ -107,42 +107,43 @@ impl Auth {
                 retry_after_secs: wait.as_secs().max(1),
             }
         };
-        let (admission, _in_flight) = self.failures().admit(client).map_err(throttled)?;
-        let checked = self
-            .verify_credential(presented, jwt_cache_key, admission != Admission::Bounded)
-            .await;
-        let Some(ip) = client else {
-            return checked.unwrap_or_else(|DearWork| Err(throttled(std::time::Duration::ZERO)));
-        };
-        // Only a refused credential counts: not a good one, nor our own outage (503).
-        let refused = match &checked {
-            Ok(proof) => matches!(proof, Err(e) if e.status() == StatusCode::UNAUTHORIZED),
-            Err(DearWork) => true,
-        };
-        match (admission, refused) {
-            (Admission::Reserved, false) => self.failures().refund(ip),
-            (Admission::Clean | Admission::Bounded, true) => self.failures().record(ip),
-            _ => {}
+        let mut ticket = self.failures().admit(client).map_err(throttled)?;
+        match self
+            .verify_credential(presented, jwt_cache_key, &mut ticket)
+            .await
+        {
+            Ok(Ok(proof)) => Ok(proof),
+            // Only a refused credential counts: not our own outage (503).
+            Ok(Err(refusal)) => {
+                if refusal.status() == StatusCode::UNAUTHORIZED {
+                    ticket.refused();
+                }
+                Err(refusal)
+            }
+            Err(DearWork) => {
+                let wait = ticket.retry_after();
+                ticket.refused();
+                Err(throttled(wait))
+            }
         }
-        checked.unwrap_or_else(|DearWork| Err(throttled(self.failures().retry_after(ip))))
     }
 
     /// The costly part of step 1: a signature check (the token cache was asked already, under
-    /// `jwt_cache_key`), or a session lookup. Without `dear`, only bounded work is done: a JWT
-    /// whose key is unknown (a JWKS fetch) or a session token no signature vouches for (a
-    /// database read) is [`DearWork`], not checked.
+    /// `jwt_cache_key`), or a session lookup. Dear work (a JWKS fetch for an unknown key, a
+    /// database read for a session token no signature vouches for) is done only when the
+    /// `ticket` allows it, else the answer is [`DearWork`].
     async fn verify_credential(
         &self,
         presented: &Presented<'_>,
         jwt_cache_key: Option<[u8; 32]>,
-        dear: bool,
+        ticket: &mut Ticket<'_>,
     ) -> Result<Result<Proof, ApiError>, DearWork> {
         let policy = self.policy();
         let (credential, from_cookie) = match presented {
             Presented::Bearer(token) if looks_like_jwt(token) => {
-                if !dear
-                    && verify::parse(token).is_ok_and(|parsed| !self.verifier().jwks.has_key(&parsed.kid))
-                {
+                let unknown_key =
+                    verify::parse(token).is_ok_and(|parsed| !self.verifier().jwks.has_key(&parsed.kid));
+                if unknown_key && !ticket.allow_dear() {
                     return Err(DearWork);
                 }
                 return Ok(self
@@ -182,7 +183,7 @@ impl Auth {
         if self.unknown_sessions().contains(&credential.token) {
             return Ok(Err(unknown()));
         }
-        if !dear && !credential.signed {
+        if !credential.signed && !ticket.allow_dear() {
             return Err(DearWork);
         }
         Ok(

@@ -17,12 +17,13 @@
 //! Tokens already verified (in the token cache) cost nothing and never reach the limiter.
 //! IPv6 clients are counted per /64, the block one subscriber usually holds.
 //!
-//! Before the address is throttled, its count is taken *before* the work
-//! ([`Admission::Reserved`]) and given back when the credential turns out good
-//! ([`FailureLimiter::refund`]), so concurrent requests cannot slip past the limit while their
-//! checks are still running: at most `per_minute` credentials per address per minute cost
-//! warden dear work and are refused (plus, once, the requests already in flight when the
-//! address first failed). An address that has not failed costs one lookup and no write.
+//! An attempt is taken *before* dear work and given back when the credential turns out good
+//! (or the request is dropped before a verdict: [`Ticket`] gives it back when it goes), so
+//! concurrent requests cannot slip past the limit while their checks are still running: at
+//! most `per_minute` credentials per address per minute cost warden dear work and are
+//! refused, even from an address that had not failed when the burst began. An address that
+//! has not failed costs one lookup and no write for a bounded check; dear work from it writes
+//! its window (made once, kept for the minute).
 //!
 //! **Overload.** Every check that does work holds a [`CheckGuard`] while it runs, so the
 //! limiter knows how many are in flight. Below half of `capacity` nobody is shed. Above it,
@@ -73,19 +74,92 @@ impl std::fmt::Debug for FailureLimiter {
 /// What an address may do, before a check that costs warden work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// It has not failed this minute: any check; [`record`](FailureLimiter::record) a refusal.
+    /// It has not failed this minute: bounded checks at once; dear work takes an attempt first
+    /// ([`Ticket::allow_dear`]).
     Clean,
-    /// It has failed, and one of its attempts was taken: any check;
-    /// [`refund`](FailureLimiter::refund) the attempt when the credential is good.
+    /// It has failed, and one of its attempts is taken for this check: any check.
     Reserved,
     /// It has no attempt left: bounded checks only (a known key's signature, an HMAC, a read
-    /// the HMAC proved); [`record`](FailureLimiter::record) a refusal.
+    /// the HMAC proved).
     Bounded,
+}
+
+/// One credential check from one address, from [`FailureLimiter::admit`] to its verdict. It
+/// counts the check in flight while it lives. An attempt it took is given back when it is
+/// dropped (a good credential, warden's own outage, a request cancelled half-way), unless the
+/// credential was [`refused`](Ticket::refused).
+#[derive(Debug)]
+pub struct Ticket<'a> {
+    limiter: &'a FailureLimiter,
+    ip: Option<IpAddr>,
+    admission: Admission,
+    /// The window an attempt was taken from (given back to that window, not to a newer one).
+    reserved: Option<Arc<Window>>,
+    _in_flight: CheckGuard,
+}
+
+impl Ticket<'_> {
+    /// What the address may do now.
+    pub fn admission(&self) -> Admission {
+        self.admission
+    }
+
+    /// Before dear work (a JWKS fetch, a database read nothing proved worth doing): whether it
+    /// may be done. A clean address takes one of its attempts now, so a burst of concurrent
+    /// junk from an address that has not failed yet gets no more dear work than its attempts.
+    pub fn allow_dear(&mut self) -> bool {
+        match self.admission {
+            Admission::Reserved => true,
+            Admission::Bounded => false,
+            Admission::Clean => {
+                let (Some(ip), Some(_)) = (self.ip, &self.limiter.windows) else {
+                    return true;
+                };
+                match self.limiter.take_attempt(ip) {
+                    Some(window) => {
+                        self.admission = Admission::Reserved;
+                        self.reserved = Some(window);
+                        true
+                    }
+                    None => {
+                        self.admission = Admission::Bounded;
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// The credential was refused: it counts against the address (an attempt taken for it
+    /// stays taken).
+    pub fn refused(mut self) {
+        if self.reserved.take().is_none()
+            && let Some(ip) = self.ip
+        {
+            self.limiter.record(ip);
+        }
+    }
+
+    /// How long until the address's minute is over (at least a second), for `Retry-After`.
+    pub fn retry_after(&self) -> Duration {
+        self.ip
+            .map_or(Duration::from_secs(1), |ip| self.limiter.retry_after(ip))
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if let Some(window) = self.reserved.take() {
+            let _ = window
+                .failures
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
+    }
 }
 
 /// A check in flight; dropping it ends the check.
 #[derive(Debug)]
-pub struct CheckGuard(Arc<AtomicUsize>);
+struct CheckGuard(Arc<AtomicUsize>);
 
 impl Drop for CheckGuard {
     fn drop(&mut self) {
@@ -120,54 +194,77 @@ impl FailureLimiter {
     }
 
     /// The start of a check for a credential from `ip` (`None`: the address is not known,
-    /// which is never limited): what it may do, and the guard that counts it in flight; or
-    /// `Err(retry_after)` when `ip` is shed under overload.
-    pub fn admit(&self, ip: Option<IpAddr>) -> Result<(Admission, CheckGuard), Duration> {
-        let admission = match ip {
+    /// which is never limited): its [`Ticket`], or `Err(retry_after)` when `ip` is shed under
+    /// overload.
+    pub fn admit(&self, ip: Option<IpAddr>) -> Result<Ticket<'_>, Duration> {
+        let (admission, reserved) = match ip {
             Some(ip) => self.admission(ip)?,
-            None => Admission::Clean,
+            None => (Admission::Clean, None),
         };
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        Ok((admission, CheckGuard(Arc::clone(&self.in_flight))))
+        Ok(Ticket {
+            limiter: self,
+            ip,
+            admission,
+            reserved,
+            _in_flight: CheckGuard(Arc::clone(&self.in_flight)),
+        })
     }
 
-    fn admission(&self, ip: IpAddr) -> Result<Admission, Duration> {
-        let Some(windows) = &self.windows else {
-            return Ok(Admission::Clean);
-        };
-        let key = Self::key(ip);
-        let Some(window) = windows.get(&key) else {
-            return Ok(Admission::Clean);
-        };
-        if window.started.elapsed() >= WINDOW {
-            // Expired but not yet evicted: a new minute, no failures.
-            windows.invalidate(&key);
-            return Ok(Admission::Clean);
-        }
-        let retry_after = || {
-            WINDOW
-                .saturating_sub(window.started.elapsed())
-                .max(Duration::from_secs(1))
+    fn admission(&self, ip: IpAddr) -> Result<(Admission, Option<Arc<Window>>), Duration> {
+        let Some(window) = self.current_window(ip) else {
+            return Ok((Admission::Clean, None));
         };
         let failures = window.failures.load(Ordering::Acquire);
         if failures == 0 {
-            return Ok(Admission::Clean);
+            return Ok((Admission::Clean, None));
         }
         if self.in_flight.load(Ordering::Acquire) >= self.shed_above(failures) {
             metrics::counter!("warden_auth_shed_total").increment(1);
-            return Err(retry_after().min(Duration::from_secs(5)));
+            return Err(window.left().min(Duration::from_secs(5)));
         }
-        let reserved = window
+        Ok(match self.reserve(&window) {
+            true => (Admission::Reserved, Some(window)),
+            false => (Admission::Bounded, None),
+        })
+    }
+
+    /// `ip`'s window for this minute, if it has one.
+    fn current_window(&self, ip: IpAddr) -> Option<Arc<Window>> {
+        self.windows
+            .as_ref()?
+            .get(&Self::key(ip))
+            .filter(|w| w.started.elapsed() < WINDOW)
+    }
+
+    /// `ip`'s window for this minute, made when it has none (an expired one is replaced).
+    fn window_for(&self, ip: IpAddr) -> Option<Arc<Window>> {
+        let windows = self.windows.as_ref()?;
+        let key = Self::key(ip);
+        let window = windows.get_with(key, Window::new);
+        if window.started.elapsed() < WINDOW {
+            return Some(window);
+        }
+        let fresh = Window::new();
+        windows.insert(key, Arc::clone(&fresh));
+        Some(fresh)
+    }
+
+    /// One of the window's attempts, if it has one left.
+    fn reserve(&self, window: &Window) -> bool {
+        window
             .failures
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.per_minute).then_some(n + 1)
             })
-            .is_ok();
-        Ok(if reserved {
-            Admission::Reserved
-        } else {
-            Admission::Bounded
-        })
+            .is_ok()
+    }
+
+    /// An attempt for dear work from an address that had not failed: its window (made now),
+    /// or `None` when concurrent checks took the last one meanwhile.
+    fn take_attempt(&self, ip: IpAddr) -> Option<Arc<Window>> {
+        let window = self.window_for(ip)?;
+        self.reserve(&window).then_some(window)
     }
 
     /// How many checks in flight an address with `failures` may still join:
@@ -184,38 +281,17 @@ impl FailureLimiter {
 
     /// How long until `ip`'s minute is over (at least a second), for a 429's `Retry-After`.
     pub fn retry_after(&self, ip: IpAddr) -> Duration {
-        self.windows
-            .as_ref()
-            .and_then(|w| w.get(&Self::key(ip)))
-            .map_or(Duration::from_secs(1), |window| {
-                WINDOW
-                    .saturating_sub(window.started.elapsed())
-                    .max(Duration::from_secs(1))
-            })
+        self.current_window(ip)
+            .map_or(Duration::from_secs(1), |window| window.left())
     }
 
-    /// Counts a refused credential that was admitted [`Clean`](Admission::Clean) or
-    /// [`Bounded`](Admission::Bounded) (a reserved attempt is counted already).
+    /// Counts a refused credential for which no attempt was taken (past the limit the count
+    /// keeps growing: it ranks the address for shedding).
     pub fn record(&self, ip: IpAddr) {
-        let Some(windows) = &self.windows else { return };
-        let key = Self::key(ip);
-        let mut window = windows.get_with(key, Window::new);
-        if window.started.elapsed() >= WINDOW {
-            window = Window::new();
-            windows.insert(key, Arc::clone(&window));
-        }
-        let _ = window
-            .failures
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_add(1));
-    }
-
-    /// Gives back an attempt whose credential was good.
-    pub fn refund(&self, ip: IpAddr) {
-        let Some(windows) = &self.windows else { return };
-        if let Some(window) = windows.get(&Self::key(ip)) {
+        if let Some(window) = self.window_for(ip) {
             let _ = window
                 .failures
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_add(1));
         }
     }
 }
@@ -227,6 +303,13 @@ impl Window {
             failures: AtomicU32::new(0),
         })
     }
+
+    /// What is left of its minute, at least a second.
+    fn left(&self) -> Duration {
+        WINDOW
+            .saturating_sub(self.started.elapsed())
+            .max(Duration::from_secs(1))
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +317,13 @@ mod tests {
     use super::*;
 
     fn admission(limiter: &FailureLimiter, ip: IpAddr) -> Result<Admission, Duration> {
-        limiter.admit(Some(ip)).map(|(admission, _guard)| admission)
+        limiter.admit(Some(ip)).map(|ticket| ticket.admission())
+    }
+
+    fn failures(limiter: &FailureLimiter, ip: IpAddr) -> u32 {
+        limiter
+            .current_window(ip)
+            .map_or(0, |w| w.failures.load(Ordering::Acquire))
     }
 
     #[test]
@@ -245,25 +334,59 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(admission(&limiter, a), Ok(Admission::Clean), "no failure yet");
         }
-        limiter.record(a);
+        limiter.admit(Some(a)).unwrap().refused();
+        assert_eq!(failures(&limiter, a), 1);
         for _ in 0..10 {
+            // good credentials cost nothing: the attempt is given back when the ticket goes
             assert_eq!(admission(&limiter, a), Ok(Admission::Reserved));
-            limiter.refund(a); // good credentials cost nothing
         }
+        assert_eq!(failures(&limiter, a), 1);
         for _ in 0..2 {
-            assert_eq!(admission(&limiter, a), Ok(Admission::Reserved));
+            limiter.admit(Some(a)).unwrap().refused();
         }
         // Out of attempts: bounded checks only, until the minute is over.
         assert_eq!(admission(&limiter, a), Ok(Admission::Bounded));
         let wait = limiter.retry_after(a);
         assert!(wait > Duration::from_secs(55) && wait <= WINDOW, "{wait:?}");
         assert_eq!(admission(&limiter, b), Ok(Admission::Clean), "another client");
-        assert_eq!(admission(&limiter, a), Ok(Admission::Bounded));
         assert_eq!(
-            limiter.admit(None).map(|(a, _)| a),
+            limiter.admit(None).map(|t| t.admission()),
             Ok(Admission::Clean),
             "an unknown address is never limited"
         );
+        let mut unknown = limiter.admit(None).unwrap();
+        assert!(unknown.allow_dear());
+    }
+
+    #[test]
+    fn dear_work_from_a_clean_address_takes_an_attempt_first() {
+        let limiter = FailureLimiter::new(3, 100);
+        let a: IpAddr = "198.51.100.9".parse().unwrap();
+        // A concurrent burst from an address that has not failed yet: three get dear work.
+        let mut burst: Vec<Ticket<'_>> = (0..10).map(|_| limiter.admit(Some(a)).unwrap()).collect();
+        let allowed = burst.iter_mut().map(Ticket::allow_dear).filter(|ok| *ok).count();
+        assert_eq!(allowed, 3);
+        assert_eq!(burst[9].admission(), Admission::Bounded);
+        // The three were good: their attempts come back.
+        drop(burst);
+        assert_eq!(failures(&limiter, a), 0);
+        let mut again = limiter.admit(Some(a)).unwrap();
+        assert!(again.allow_dear());
+        again.refused();
+        assert_eq!(failures(&limiter, a), 1, "a refused one keeps its attempt");
+    }
+
+    #[test]
+    fn a_cancelled_check_gives_its_attempt_back() {
+        let limiter = FailureLimiter::new(2, 100);
+        let a: IpAddr = "198.51.100.10".parse().unwrap();
+        limiter.record(a);
+        let ticket = limiter.admit(Some(a)).unwrap();
+        assert_eq!(ticket.admission(), Admission::Reserved);
+        assert_eq!(failures(&limiter, a), 2);
+        // The request is dropped half-way (the client went away, a timeout): no verdict.
+        drop(ticket);
+        assert_eq!(failures(&limiter, a), 1);
     }
 
     #[test]
@@ -283,7 +406,9 @@ mod tests {
         let ip: IpAddr = "198.51.100.1".parse().unwrap();
         for _ in 0..100 {
             off.record(ip);
-            assert_eq!(admission(&off, ip), Ok(Admission::Clean));
+            let mut ticket = off.admit(Some(ip)).unwrap();
+            assert_eq!(ticket.admission(), Admission::Clean);
+            assert!(ticket.allow_dear());
         }
     }
 
@@ -297,10 +422,10 @@ mod tests {
         for _ in 0..1000 {
             limiter.record(many);
         }
-        let mut guards = Vec::new();
+        let mut held = Vec::new();
         let mut hold = |n: usize| {
             while limiter.in_flight.load(Ordering::Acquire) < n {
-                guards.push(limiter.admit(None).unwrap().1);
+                held.push(limiter.admit(None).unwrap());
             }
         };
         // Below half the capacity nobody is shed, whatever their failures.
@@ -317,7 +442,7 @@ mod tests {
         hold(500);
         assert_eq!(admission(&limiter, clean), Ok(Admission::Clean));
         // Checks that end give the room back.
-        drop(guards);
+        drop(held);
         assert_eq!(limiter.in_flight.load(Ordering::Acquire), 0);
         assert!(admission(&limiter, many).is_ok());
     }
