@@ -20,7 +20,7 @@ use super::Auth;
 use super::credential::{self, Presented};
 use super::extract::{AuthUser, Credential};
 use super::policy::SessionCheck;
-use super::session_token::{looks_like_jwt, session_token};
+use super::session_token::{Refused, looks_like_jwt, session_token};
 use super::throttle::Ticket;
 use super::verify;
 use super::verify::Claims;
@@ -180,15 +180,24 @@ impl Auth {
                 "no live session has this session token: it was signed out, it expired, or it never existed",
             )
         };
-        if self.unknown_sessions().contains(&credential.token) {
-            return Ok(Err(unknown()));
+        match self.unknown_sessions().refused(&credential.token) {
+            Some(Refused::Unknown) => return Ok(Err(unknown())),
+            Some(Refused::Expired) => return Ok(Err(ApiError::TokenExpired)),
+            None => {}
         }
         if !credential.signed && !ticket.allow_dear() {
             return Err(DearWork);
         }
         Ok(
             match sessions::find_ref_by_token(self.db(), &credential.token).await {
-                Ok(Some(session)) => Ok(Proof::Session { session, from_cookie }),
+                Ok(Some(session)) => {
+                    // Step 4 refuses it; Better-Auth never extends an expired session.
+                    if session.expires_at <= OffsetDateTime::now_utc() {
+                        self.unknown_sessions()
+                            .remember(&credential.token, Refused::Expired);
+                    }
+                    Ok(Proof::Session { session, from_cookie })
+                }
                 Ok(None) => {
                     self.unknown_sessions().insert(&credential.token);
                     Err(unknown())
@@ -206,7 +215,8 @@ impl Auth {
     /// batch reads them with everyone else's instead of in a query of their own.
     /// Steps 2 and 4 read what is still missing themselves. A session the read found gone, or
     /// another user's, is handed to step 4 as found, which refuses it without reading again
-    /// (a signed-out client keeps sending its JWT until it expires).
+    /// (a signed-out client keeps sending its JWT until it expires); a session found gone is
+    /// remembered for a minute (`gone`), so its next requests are refused without a read.
     async fn prefetch_user_and_session(&self, proof: &Proof) -> Prefetched {
         let Proof::Jwt(claims) = proof else {
             return Prefetched::default();
@@ -221,6 +231,12 @@ impl Auth {
             return Prefetched {
                 user,
                 session: Some(session),
+            };
+        }
+        if session.is_none() && self.gone().session(sid) {
+            return Prefetched {
+                user,
+                session: Some(None),
             };
         }
         let (user_ticket, session_ticket) = (self.rows().ticket(&claims.sub), self.rows().ticket(sid));
@@ -238,10 +254,13 @@ impl Auth {
                 user,
                 session: Some(Some(session)),
             },
-            Ok(None) => Prefetched {
-                user,
-                session: Some(None),
-            },
+            Ok(None) => {
+                self.gone().session_gone(sid);
+                Prefetched {
+                    user,
+                    session: Some(None),
+                }
+            }
             // Nothing known: step 4 reads for itself (and reports the database's state).
             Err(()) => Prefetched {
                 user,
@@ -250,17 +269,21 @@ impl Auth {
         }
     }
 
-    /// Step 2: the user row, from the cache when it can be trusted, else from the primary.
+    /// Step 2: the user row, from the cache when it can be trusted, else from the primary. A
+    /// user found gone is remembered for a minute (`gone`).
     async fn load_user(&self, id: &str) -> Result<Arc<User>, ApiError> {
         if let Some(user) = self.rows().user(id) {
             return Ok(user);
         }
+        if self.gone().user(id) {
+            return Err(ApiError::UserNotFound);
+        }
         let ticket = self.rows().ticket(id);
-        let user = Arc::new(
-            users::find_by_id(self.db(), id)
-                .await?
-                .ok_or(ApiError::UserNotFound)?,
-        );
+        let Some(user) = users::find_by_id(self.db(), id).await? else {
+            self.gone().user_gone(id);
+            return Err(ApiError::UserNotFound);
+        };
+        let user = Arc::new(user);
         self.rows().put_user(Arc::clone(&user), ticket);
         Ok(user)
     }
@@ -301,7 +324,14 @@ impl Auth {
                     (_, Some(sid)) => {
                         let session = match prefetched {
                             Some(found) => found,
-                            None => self.session(sid).await?,
+                            None if self.gone().session(sid) => None,
+                            None => {
+                                let found = self.session(sid).await?;
+                                if found.is_none() {
+                                    self.gone().session_gone(sid);
+                                }
+                                found
+                            }
                         };
                         Some(SessionFacts::of(live_session_of(
                             session.as_deref(),

@@ -16,6 +16,7 @@
 //!   the cookie's cross-site rule.
 //! - [`authenticate`]: the steps from a credential to an [`AuthUser`].
 //! - `batch`: cold JWTs' sessions and users, read for several requests in one query.
+//! - `gone`: sessions and users found gone, remembered for a minute (signed-out JWTs replayed).
 //! - [`client_ip`]: the caller's address (the socket, or what a trusted proxy reports).
 //! - [`throttle`]: the per-client limit on refused credentials.
 //! - [`access`]: permissions by role, decided as Better-Auth decides them (admin and
@@ -32,6 +33,7 @@ mod batch;
 pub mod client_ip;
 pub mod credential;
 pub mod extract;
+mod gone;
 pub mod jwks;
 pub mod keys;
 pub mod organization;
@@ -93,6 +95,7 @@ struct Inner {
     client_ips: TrustedProxies,
     failures: FailureLimiter,
     unknown_sessions: UnknownTokens,
+    gone: gone::Gone,
     sessions: batch::SessionBatcher,
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -147,6 +150,10 @@ impl Auth {
 
     pub(crate) fn unknown_sessions(&self) -> &UnknownTokens {
         &self.0.unknown_sessions
+    }
+
+    pub(crate) fn gone(&self) -> &gone::Gone {
+        &self.0.gone
     }
 
     /// Whether `user` is an admin by Better-Auth's rule (`adminRoles`, `adminUserIds`).
@@ -401,6 +408,7 @@ impl AuthBuilder {
             client_ips: TrustedProxies::new(self.trusted_proxies),
             failures: FailureLimiter::new(self.failures_per_minute, self.checks_capacity),
             unknown_sessions: UnknownTokens::default(),
+            gone: gone::Gone::default(),
             tasks,
         })))
     }

@@ -143,9 +143,19 @@ fn percent_decode(text: &str) -> Result<String, SessionTokenError> {
     String::from_utf8(out).map_err(|_| SessionTokenError::Malformed)
 }
 
-/// Session tokens recently found to match no live session (by SHA-256), for a minute.
+/// Why a session token was refused, remembered for a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No session has it (never issued, signed out, revoked).
+    Unknown,
+    /// Its session has expired (Better-Auth never extends an expired session).
+    Expired,
+}
+
+/// Session tokens recently refused (by SHA-256), for a minute: each costs one read at most
+/// once a minute, however often it is sent.
 #[derive(Clone)]
-pub(crate) struct UnknownTokens(moka::sync::Cache<[u8; 32], ()>);
+pub(crate) struct UnknownTokens(moka::sync::Cache<[u8; 32], Refused>);
 
 impl std::fmt::Debug for UnknownTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,14 +183,24 @@ impl UnknownTokens {
         key
     }
 
-    /// Whether `token` matched no live session within the last minute.
-    pub fn contains(&self, token: &str) -> bool {
-        self.0.contains_key(&Self::key(token))
+    /// Why `token` was refused within the last minute, if it was.
+    pub fn refused(&self, token: &str) -> Option<Refused> {
+        self.0.get(&Self::key(token))
     }
 
-    /// Remembers that `token` matched no live session.
+    /// Whether `token` matched no live session within the last minute.
+    pub fn contains(&self, token: &str) -> bool {
+        self.refused(token).is_some()
+    }
+
+    /// Remembers that `token` matched no session.
     pub fn insert(&self, token: &str) {
-        self.0.insert(Self::key(token), ());
+        self.remember(token, Refused::Unknown);
+    }
+
+    /// Remembers why `token` was refused.
+    pub fn remember(&self, token: &str, why: Refused) {
+        self.0.insert(Self::key(token), why);
     }
 }
 

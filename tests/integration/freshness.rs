@@ -397,10 +397,10 @@ async fn cold_requests_at_once_each_get_their_own_user(db: PgPool) {
 }
 
 /// A pool over the test's database that counts the connections handed back, one per query
-/// outside a transaction: how many times the app read the database.
-/// A signed-out client keeps sending its JWT until it expires. Each such request is refused
-/// after the reads it needs: the batch's (which finds the session gone), and the user's row when
-/// that was not cached (so a ban is still reported as a ban); never the session a second time.
+/// A signed-out client keeps sending its JWT until it expires. The first such request is refused
+/// after the batch's read (which finds the session gone); the session is then remembered gone,
+/// so the replays that follow cost no read, but the user's row when that is not cached (so a
+/// ban is still reported as a ban).
 #[sqlx::test]
 async fn a_signed_out_jwt_is_refused_without_reading_its_session_twice(db: PgPool) {
     let (counted, reads) = common::counting_pool(&db).await;
@@ -431,7 +431,52 @@ async fn a_signed_out_jwt_is_refused_without_reading_its_session_twice(db: PgPoo
     };
     // The user cached: one read, the batch's.
     assert_eq!(refused().await, (401, json!("session_revoked"), 1));
-    // Nothing cached: the batch's read and the user's row.
+    // Replayed: no read at all, however often.
+    for _ in 0..3 {
+        assert_eq!(refused().await, (401, json!("session_revoked"), 0));
+    }
+    // The user's row evicted meanwhile: that row alone.
     rows.invalidate_user("alice");
-    assert_eq!(refused().await, (401, json!("session_revoked"), 2));
+    assert_eq!(refused().await, (401, json!("session_revoked"), 1));
+    assert_eq!(refused().await, (401, json!("session_revoked"), 0));
+}
+
+/// A deleted user's JWT, replayed: one read finds the user gone, the replays none. A session
+/// token whose session expired, the same.
+#[sqlx::test]
+async fn a_gone_user_or_an_expired_session_token_is_read_once(db: PgPool) {
+    let (counted, reads) = common::counting_pool(&db).await;
+    let w = World::with(
+        counted,
+        Setup::default().policy(|p| p.session_check = warden::auth::SessionCheck::Off),
+    )
+    .await;
+    let settled = || async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        reads.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let refused = |token: String| {
+        let w = &w;
+        async move {
+            let before = settled().await;
+            let answer = w.bearer(&token).get("/users/me").await;
+            let code = answer.body["code"].clone();
+            (answer.status.as_u16(), code, settled().await - before)
+        }
+    };
+    sqlx::query(r#"DELETE FROM "user" WHERE id = 'bob'"#)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(refused(w.bob.clone()).await, (401, json!("user_not_found"), 1));
+    for _ in 0..3 {
+        assert_eq!(refused(w.bob.clone()).await, (401, json!("user_not_found"), 0));
+    }
+    common::insert_session(&db, "s-old", "alice", "tokExpiredSession0123456789abcd", -60).await;
+    let token = "tokExpiredSession0123456789abcd".to_owned();
+    // The session by its token, and its user's row (a ban is reported before an expiry).
+    assert_eq!(refused(token.clone()).await, (401, json!("token_expired"), 2));
+    for _ in 0..3 {
+        assert_eq!(refused(token.clone()).await, (401, json!("token_expired"), 0));
+    }
 }
