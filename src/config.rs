@@ -788,6 +788,7 @@ impl Config {
                 stall_timeout: self.request_timeout + Duration::from_secs(5),
                 max_connections: self.max_connections,
             },
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 

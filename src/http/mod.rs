@@ -33,8 +33,9 @@ use tracing::Level;
 
 use crate::error::ApiError;
 
-/// The request id: taken from the request when sane (at most 128 visible ASCII characters),
-/// else generated; always echoed on the response.
+/// The request id: taken from the request when a trusted proxy sent it (or the peer is not
+/// known) and it is sane (at most 128 visible ASCII characters), else generated; always
+/// echoed on the response.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// HTTP settings taken from the configuration.
@@ -52,6 +53,9 @@ pub struct HttpSettings {
     pub max_concurrent_requests: usize,
     /// Timeouts and the cap for the connections underneath, used by [`server::serve`].
     pub connections: server::ConnectionLimits,
+    /// Proxies whose `x-request-id` is kept (`TRUSTED_PROXIES`): a client's own is replaced,
+    /// so the id in warden's logs and audit trail is never one a client chose.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpSettings {
@@ -62,6 +66,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
             connections: server::ConnectionLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -109,7 +114,10 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(settings.trusted_proxies.clone()),
+            request_id,
+        ))
 }
 
 /// Marks an answer to a route that takes a credential (`/users`, `/admin`, `/orgs`,
@@ -124,11 +132,26 @@ pub async fn private_answer(mut response: Response) -> Response {
     response
 }
 
-/// Accepts a sane `x-request-id` from the caller (or a proxy) or makes one; echoes it back.
-async fn request_id(mut request: Request, next: Next) -> Response {
+/// Accepts a sane `x-request-id` from a trusted proxy (or from a peer not known, as in an app
+/// that serves without `ConnectInfo`) or makes one; echoes it back. A client's own is
+/// replaced: an id it chose would sit in the logs and in admin audit rows, pointing whoever
+/// reads them at another request's lines.
+async fn request_id(
+    State(trusted): State<Arc<Vec<ipnet::IpNet>>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let from_trusted = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_none_or(|peer| {
+            let ip = peer.0.ip().to_canonical();
+            trusted.iter().any(|net| net.contains(&ip))
+        });
     let incoming = request
         .headers()
         .get(&X_REQUEST_ID)
+        .filter(|_| from_trusted)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned);

@@ -298,7 +298,8 @@ async fn forward(
         .send()
         .await
         .map_err(|err| {
-            tracing::warn!(error = %err, "auth proxy: Better-Auth unreachable");
+            // Without the URL: its path and query can hold a token (verify-email, reset-password).
+            tracing::warn!(error = %err.without_url(), "auth proxy: Better-Auth unreachable");
             ApiError::BadGateway
         })?;
     if let Some(audit) = audit

@@ -356,6 +356,8 @@ async fn is_banned(stack: &Stack, user: &str) -> bool {
 async fn better_auth_admin_writes_through_the_proxy_are_audited_or_refused() {
     let mut stack = Stack::start(Options {
         auth_proxy: true,
+        // The test names its requests' ids, as a proxy in front of warden would.
+        warden_env: vec![("TRUSTED_PROXIES", "127.0.0.1".into())],
         ..Options::default()
     })
     .await;

@@ -598,7 +598,14 @@ async fn admin_writes_record_session_impersonator_address_and_request_id(db: PgP
     );
 
     // Behind a trusted proxy: the address it reports, and the request id the caller sent.
-    let trusted = Setup::default().auth(|a| a.trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()]));
+    let trusted = Setup::default()
+        .auth(|a| a.trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()]))
+        .state(|s| {
+            s.http = std::sync::Arc::new(warden::http::HttpSettings {
+                trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+                ..warden::http::HttpSettings::default()
+            })
+        });
     let behind = w.variant(trusted).await.serve().await;
     let response = client
         .post(behind.url("/admin/users/bob/unban"))

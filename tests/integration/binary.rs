@@ -224,6 +224,8 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
             ("LOG_FORMAT", "json"),
             ("RUST_LOG", "debug"),
             ("BETTER_AUTH_SECRET", secret),
+            // The test names its requests' ids, as a proxy in front of warden would.
+            ("TRUSTED_PROXIES", "127.0.0.1"),
         ],
     )
     .stdout(Stdio::piped())

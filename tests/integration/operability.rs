@@ -189,6 +189,39 @@ async fn request_ids_are_accepted_generated_and_echoed(db: PgPool) {
     assert_ne!(answer.headers["x-request-id"], junk.as_str());
 }
 
+/// Over a real connection warden knows the peer: a client's own `x-request-id` is replaced
+/// (it would sit in the logs and the audit trail), a trusted proxy's is kept.
+#[sqlx::test]
+async fn only_a_trusted_proxy_names_the_request_id(db: PgPool) {
+    let w = World::new(db).await;
+    let client = reqwest::Client::new();
+    let id_for = async |served: &common::Served| {
+        let answer = client
+            .get(served.url("/users/me"))
+            .header("x-request-id", "chosen-by-the-caller")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+        answer.headers()["x-request-id"].to_str().unwrap().to_owned()
+    };
+    let direct = w.serve().await;
+    let replaced = id_for(&direct).await;
+    assert_ne!(replaced, "chosen-by-the-caller");
+    assert_eq!(replaced.len(), 32, "{replaced}");
+    let behind = w
+        .variant(Setup::default().state(|s| {
+            s.http = Arc::new(HttpSettings {
+                trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+                ..HttpSettings::default()
+            })
+        }))
+        .await
+        .serve()
+        .await;
+    assert_eq!(id_for(&behind).await, "chosen-by-the-caller");
+}
+
 async fn with_settings(db: PgPool, settings: HttpSettings) -> World {
     World::with(db, Setup::empty().state(move |s| s.http = Arc::new(settings))).await
 }
