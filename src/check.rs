@@ -204,8 +204,18 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
 }
 
 /// Settings that work but give something away: keys fetched over plain http while
-/// Better-Auth itself is served over https, and `/metrics` on the public port.
+/// Better-Auth itself is served over https, `/metrics` on the public port, and a failure limit
+/// that cannot tell a valid session token from junk.
 fn check_exposure(report: &mut Report, config: &Config) {
+    if config.auth_failures_per_minute > 0 && config.better_auth_secret.is_none() {
+        report.add(
+            Outcome::Warn,
+            "limiter",
+            "without BETTER_AUTH_SECRET no session token can be proven before a database read: once an \
+             address passes AUTH_FAILURES_PER_MINUTE refusals, every session-token user behind it gets 429 \
+             until its minute ends (JWTs are unaffected); set BETTER_AUTH_SECRET to Better-Auth's secret",
+        );
+    }
     if config.better_auth_url.starts_with("https://") && config.jwks_url.starts_with("http://") {
         report.add(
             Outcome::Warn,

@@ -149,17 +149,20 @@ async fn check_warns_about_plain_http_keys_and_public_metrics(db: PgPool) {
     );
     for line in [
         keys_warning.as_str(),
+        "[warn] limiter: without BETTER_AUTH_SECRET no session token can be proven before a database read",
         "[warn] metrics: /metrics is served on the main port (0.0.0.0:8080) to anyone who can reach it; set METRICS_ADDR",
         "warden check: all good",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
 
-    // Better-Auth on plain http too, and /metrics on an address of its own: nothing to say.
+    // Better-Auth on plain http too, /metrics on an address of its own, and the secret that
+    // proves session tokens: nothing to say.
     let (ok, out) = check(&[
         ("DATABASE_URL", &url),
         ("JWKS_URL", &jwks.url),
         ("METRICS_ADDR", "127.0.0.1:9090"),
+        ("BETTER_AUTH_SECRET", "a-secret-of-thirty-two-characters!"),
     ])
     .await;
     assert!(ok, "{out}");
