@@ -10,3 +10,6 @@ ALTER TABLE warden_audit_log
     ADD COLUMN IF NOT EXISTS impersonated_by text,
     ADD COLUMN IF NOT EXISTS client_ip text,
     ADD COLUMN IF NOT EXISTS request_id text;
+-- `GET /admin/audit?actor=` finds an admin's writes made while impersonating someone too.
+CREATE INDEX IF NOT EXISTS warden_audit_log_impersonator_idx ON warden_audit_log (impersonated_by, id DESC)
+    WHERE impersonated_by IS NOT NULL;

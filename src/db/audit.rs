@@ -113,7 +113,8 @@ pub async fn record(conn: &mut PgConnection, entry: NewAuditEntry<'_>) -> Result
     Ok(())
 }
 
-/// Newest first, optionally only one actor's or one target's entries.
+/// Newest first, optionally only one actor's (the admin who acted: the session's user, or the
+/// admin impersonating them) or one target's entries.
 pub async fn list(
     pool: &PgPool,
     actor: Option<&str>,
@@ -123,7 +124,8 @@ pub async fn list(
 ) -> Result<(Vec<AuditEntry>, i64), sqlx::Error> {
     let total = sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM warden_audit_log
-           WHERE ($1::text IS NULL OR actor_id = $1) AND ($2::text IS NULL OR target_user_id = $2)"#,
+           WHERE ($1::text IS NULL OR actor_id = $1 OR impersonated_by = $1)
+             AND ($2::text IS NULL OR target_user_id = $2)"#,
         actor,
         target
     )
@@ -134,7 +136,8 @@ pub async fn list(
         r#"SELECT id, at, actor_id, action, target_user_id, target_session_id, details,
                   session_id, impersonated_by, client_ip, request_id
            FROM warden_audit_log
-           WHERE ($1::text IS NULL OR actor_id = $1) AND ($2::text IS NULL OR target_user_id = $2)
+           WHERE ($1::text IS NULL OR actor_id = $1 OR impersonated_by = $1)
+             AND ($2::text IS NULL OR target_user_id = $2)
            ORDER BY id DESC LIMIT $3 OFFSET $4"#,
         actor,
         target,

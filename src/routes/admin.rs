@@ -572,7 +572,7 @@ async fn remove_user(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
-    /// Only entries by this admin (user id).
+    /// Only entries by this admin (user id): as the session's user, or impersonating someone.
     actor: Option<String>,
     /// Only entries about this user (user id).
     target: Option<String>,

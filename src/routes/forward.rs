@@ -98,7 +98,7 @@ pub const IDENTITY_HEADERS: [IdentityHeader; 12] = [
     },
     IdentityHeader {
         name: "X-Auth-Impersonated-By",
-        meaning: "the admin acting as the user, when the session is an impersonation",
+        meaning: "the admin acting as the user, when the session is an impersonation (known only when warden reads the session: a session token, or a JWT with `sid` unless `SESSION_CHECK=off`)",
         answered: true,
     },
     IdentityHeader {

@@ -672,6 +672,16 @@ async fn admin_writes_record_session_impersonator_address_and_request_id(db: PgP
             &json!("audit-unban-1")
         )
     );
+    // The impersonating admin finds the writes made in their name: ?actor= names either.
+    let answer = w.as_admin().get("/admin/audit?actor=someone").await;
+    let actions: Vec<&str> = answer.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["user.unban", "user.ban"], "{}", answer.body);
+    assert_eq!(answer.body["total"], 2);
 }
 
 struct Editor;
