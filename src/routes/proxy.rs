@@ -30,10 +30,11 @@
 //! - `audit` (the default): forwarded, and when Better-Auth answers 2xx, recorded in warden's
 //!   audit trail: action `better-auth.<path>` (e.g. `better-auth.admin/ban-user`), the actor
 //!   found from the credential Better-Auth reads (a bearer session token first, then the
-//!   session cookie; looked up before forwarding, since `stop-impersonating` deletes that
-//!   session; `unknown` when none matches), the target the body's `userId`, details the
-//!   method, path, status and the body without any field whose name says password, token or
-//!   secret, and the request's session, impersonator, client address and request id;
+//!   session cookie; looked up before forwarding when its signature proves it, since
+//!   `stop-impersonating` deletes that session, else only after Better-Auth accepted the
+//!   write, so junk costs no read; `unknown` when none matches), the target the body's
+//!   `userId`, details the method, path, status and the body with only [`AUDITED_FIELDS`]'
+//!   values kept, and the request's session, impersonator, client address and request id;
 //! - `refuse`: answered 403 `admin_through_proxy_refused`; nothing reaches Better-Auth.
 
 use std::sync::Arc;
@@ -439,23 +440,42 @@ async fn caller_session(state: &AppState, headers: &HeaderMap, proven_only: bool
     None
 }
 
-/// A request body as the audit trail keeps it: every field whose name says password, token or
-/// secret removed, at any depth; NUL characters (which `jsonb` refuses) replaced.
+/// The body fields of Better-Auth's admin endpoints the audit trail keeps as they are: who,
+/// what role, why, until when, and a user's profile fields. Anything else (a new password, a
+/// session token, a one-time code, whatever a later Better-Auth adds) is kept as a name whose
+/// value is `[redacted]`: the trail says the field was sent, never what it held.
+const AUDITED_FIELDS: [&str; 11] = [
+    "userId",
+    "role",
+    "roles",
+    "banReason",
+    "banExpiresIn",
+    "email",
+    "name",
+    "image",
+    "emailVerified",
+    "data",
+    "limit",
+];
+
+/// A request body as the audit trail keeps it: [`AUDITED_FIELDS`] as sent (`data`, an
+/// update's fields, looked at the same way), every other field's value `[redacted]`, at any
+/// depth; NUL characters (which `jsonb` refuses) replaced.
 fn redact(value: &Value) -> Value {
-    fn sensitive(name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        ["password", "token", "secret"]
-            .iter()
-            .any(|word| name.contains(word))
-    }
     fn clean(text: &str) -> String {
         text.replace('\0', "\u{fffd}")
     }
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .filter(|(name, _)| !sensitive(name))
-                .map(|(name, value)| (clean(name), redact(value)))
+                .map(|(name, value)| {
+                    let kept = if AUDITED_FIELDS.contains(&name.as_str()) {
+                        redact(value)
+                    } else {
+                        Value::String("[redacted]".into())
+                    };
+                    (clean(name), kept)
+                })
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
@@ -508,14 +528,18 @@ mod tests {
     }
 
     #[test]
-    fn audited_bodies_lose_secrets_at_any_depth() {
+    fn audited_bodies_keep_only_the_known_fields_values_at_any_depth() {
         let body = json!({
-            "userId": "u1", "newPassword": "hunter2", "sessionToken": "t", "clientSecret": "s",
-            "data": {"name": "x\0y", "password": "p", "nested": [{"accessToken": "a", "ok": 1}]},
+            "userId": "u1", "newPassword": "hunter2", "sessionToken": "t", "backupCodes": ["1"],
+            "data": {"name": "x\0y", "password": "p", "otp": "123456", "role": "admin"},
         });
         assert_eq!(
             redact(&body),
-            json!({"userId": "u1", "data": {"name": "x\u{fffd}y", "nested": [{"ok": 1}]}})
+            json!({
+                "userId": "u1", "newPassword": "[redacted]", "sessionToken": "[redacted]",
+                "backupCodes": "[redacted]",
+                "data": {"name": "x\u{fffd}y", "password": "[redacted]", "otp": "[redacted]", "role": "admin"},
+            })
         );
     }
 

@@ -155,7 +155,8 @@ async fn admin_writes_through_the_auth_proxy_are_audited(db: PgPool) {
     assert_eq!(
         details,
         json!({"method": "POST", "path": "/api/auth/admin/ban-user", "status": 200,
-               "body": {"userId": "bob", "banReason": "spam", "data": {}}}),
+               "body": {"userId": "bob", "banReason": "spam", "newPassword": "[redacted]",
+                        "data": {"sessionToken": "[redacted]"}}}),
         "no password, token or secret is kept"
     );
 
