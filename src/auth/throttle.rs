@@ -25,7 +25,7 @@
 //! has not failed costs one lookup and no write for a bounded check; dear work from it writes
 //! its window (made once, kept for the minute).
 //!
-//! **Overload.** Every check that does work holds a [`CheckGuard`] while it runs, so the
+//! **Overload.** Every check that does work holds a guard while it runs, so the
 //! limiter knows how many are in flight. Below half of `capacity` nobody is shed. Above it,
 //! an address that has failed this minute may start a check only while fewer than
 //! `capacity × (1 − r/2)` are in flight, where `r = failures / (failures + per_minute)` grows

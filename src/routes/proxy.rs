@@ -33,7 +33,7 @@
 //!   session cookie; looked up before forwarding when its signature proves it, since
 //!   `stop-impersonating` deletes that session, else only after Better-Auth accepted the
 //!   write, so junk costs no read; `unknown` when none matches), the target the body's
-//!   `userId`, details the method, path, status and the body with only [`AUDITED_FIELDS`]'
+//!   `userId`, details the method, path, status and the body with only `AUDITED_FIELDS`'
 //!   values kept, and the request's session, impersonator, client address and request id;
 //! - `refuse`: answered 403 `admin_through_proxy_refused`; nothing reaches Better-Auth.
 
