@@ -92,8 +92,12 @@ pub struct Config {
     pub trusted_origins: Vec<String>,
     /// `SESSION_COOKIE_NAME` (default `$COOKIE_PREFIX.session_token`, with `COOKIE_PREFIX`
     /// default `better-auth`): Better-Auth's session cookie, as its `advanced.cookiePrefix` or
-    /// `advanced.cookies.session_token.name` names it; the `__Secure-` form is accepted too.
+    /// `advanced.cookies.session_token.name` names it.
     pub session_cookie: String,
+    /// `SECURE_COOKIES` (default: true when `BETTER_AUTH_URL` is https, as Better-Auth's own
+    /// default): read the session cookie in its `__Secure-` form only (Better-Auth's
+    /// `advanced.useSecureCookies`); false: in its plain form only.
+    pub secure_cookies: bool,
     /// `REQUIRE_SIGNED_SESSION_TOKENS` (default false): accept a Better-Auth session token as a
     /// bearer credential only in its signed form (`token.signature`), like the bearer plugin's
     /// `requireSignature`. Needs `BETTER_AUTH_SECRET`.
@@ -223,6 +227,7 @@ impl Config {
             require_signed_session_tokens: better_auth.require_signed_session_tokens,
             cookie_auth: better_auth.cookie_auth,
             session_cookie: better_auth.session_cookie,
+            secure_cookies: better_auth.secure_cookies,
             trusted_origins,
             session_check: better_auth.session_check,
             admin_roles: roles.admin_roles,
@@ -432,6 +437,7 @@ struct BetterAuthParts {
     require_signed_session_tokens: bool,
     cookie_auth: bool,
     session_cookie: String,
+    secure_cookies: bool,
     session_check: SessionCheck,
 }
 
@@ -478,11 +484,13 @@ impl BetterAuthParts {
                 format!("{session_cookie:?} is not a cookie name (letters, digits and !#$%&'*+-.^_`|~ only)"),
             ));
         }
+        let secure_cookies = env.flag("SECURE_COOKIES", url.starts_with("https://"))?;
         Ok(Self {
             jwks_url,
             issuer,
             cookie_auth,
             session_cookie,
+            secure_cookies,
             audience,
             leeway: env.secs("JWT_LEEWAY_SECS", 30, 0..=600)?,
             refresh: env.secs("JWKS_REFRESH_SECS", 300, 1..=86_400)?,
@@ -769,6 +777,7 @@ impl Config {
             cookie_auth: self.cookie_auth,
             trusted_origins: self.trusted_origins.clone(),
             session_cookie: self.session_cookie.clone(),
+            secure_cookies: self.secure_cookies,
             access: Arc::clone(&self.access_control),
         }
     }
@@ -915,6 +924,7 @@ mod tests {
             ["google", "github", "microsoft-entra-id"]
         );
         assert_eq!(c.session_cookie, "better-auth.session_token");
+        assert!(!c.secure_cookies, "plain http: the plain cookie");
         let prefixed = config(&[
             ("DATABASE_URL", "postgres://localhost/db"),
             ("COOKIE_PREFIX", "myapp"),
@@ -944,6 +954,10 @@ mod tests {
         assert_eq!(c.session_check, SessionCheck::Required);
         assert!(!format!("{c:?}").contains("s3cret"), "secrets never print");
         assert_eq!(c.jwks_url, "https://auth.example.com/api/auth/jwks");
+        assert!(
+            c.secure_cookies,
+            "https: the __Secure- cookie, as Better-Auth names it"
+        );
         assert_eq!(c.jwt_audience, vec!["a", "b", "c"]);
         assert!(!c.run_migrations);
     }
@@ -984,6 +998,7 @@ mod tests {
             ("DATABASE_LISTEN_URL", "redis://x"),
             ("COOKIE_PREFIX", "my app"),
             ("SESSION_COOKIE_NAME", "sid;x=1"),
+            ("SECURE_COOKIES", "sometimes"),
         ] {
             let vars = if var == "DATABASE_URL" {
                 vec![(var, value)]

@@ -2,9 +2,12 @@
 //!
 //! - `Authorization: Bearer <token>`: a Better-Auth JWT or session token. Always read first.
 //! - With cookies on (`COOKIE_AUTH=true`), Better-Auth's session cookie
-//!   (`SESSION_COOKIE_NAME`, by default `better-auth.session_token`, or its `__Secure-` form,
-//!   which Better-Auth uses over https): what a browser sends when it navigates to a
-//!   server-rendered page. It is always the signed form, checked with `BETTER_AUTH_SECRET`.
+//!   (`SESSION_COOKIE_NAME`, by default `better-auth.session_token`; its `__Secure-` form
+//!   instead when Better-Auth uses that, over https: `SECURE_COOKIES`): what a browser sends
+//!   when it navigates to a server-rendered page. It is always the signed form, checked with
+//!   `BETTER_AUTH_SECRET`. Only the form Better-Auth reads is read, so a cookie of the other
+//!   form (set for the whole domain by a sibling subdomain) cannot sign a browser in to warden
+//!   while Better-Auth sees it signed out.
 //!
 //! A browser attaches cookies to cross-site requests too, so a cookie alone must not authorise
 //! a change. The cookie works on every route that takes a credential, `/admin` included, so a
@@ -50,29 +53,26 @@ pub fn presented<'a>(headers: &'a HeaderMap, policy: &AuthPolicy) -> Result<Opti
     if !policy.cookie_auth {
         return Ok(None);
     }
-    Ok(session_cookie(headers, &policy.session_cookie).map(Presented::Cookie))
+    Ok(session_cookie(headers, &policy.session_cookie, policy.secure_cookies).map(Presented::Cookie))
 }
 
-/// Better-Auth's session cookie named `name` (or its `__Secure-` form), if the request
-/// carries one.
-pub fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let pairs = headers
+/// Better-Auth's session cookie named `name` (with `secure`, its `__Secure-` form), if the
+/// request carries one: the first of that name.
+pub fn session_cookie<'a>(headers: &'a HeaderMap, name: &str, secure: bool) -> Option<&'a str> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='));
-    let (mut secure, mut plain) = (None, None);
-    for (cookie, value) in pairs {
-        if cookie.strip_prefix(SECURE_PREFIX) == Some(name) && secure.is_none() {
-            secure = Some(value);
-        } else if cookie == name && plain.is_none() {
-            plain = Some(value);
-        }
-    }
-    // The __Secure- form wins when both are present (it cannot be set over plain http).
-    secure
-        .or(plain)
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie, _)| {
+            if secure {
+                cookie.strip_prefix(SECURE_PREFIX) == Some(name)
+            } else {
+                *cookie == name
+            }
+        })
+        .map(|(_, value)| value)
         .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
 }
 
@@ -186,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_name_is_configurable_and_its_secure_form_wins() {
+    fn the_cookie_name_is_configurable_in_either_form() {
         let policy = AuthPolicy {
             session_cookie: "myapp.session_token".into(),
             ..cookies_on()
@@ -203,7 +203,15 @@ mod tests {
             "cookie",
             "myapp.session_token=plain; __Secure-myapp.session_token=sec",
         )]);
-        assert_eq!(presented(&both, &policy).unwrap(), Some(Presented::Cookie("sec")));
+        assert_eq!(
+            presented(&both, &policy).unwrap(),
+            Some(Presented::Cookie("plain"))
+        );
+        let secure = AuthPolicy {
+            secure_cookies: true,
+            ..policy.clone()
+        };
+        assert_eq!(presented(&both, &secure).unwrap(), Some(Presented::Cookie("sec")));
         let prefix_only = headers(&[("cookie", "__Secure-=x; myapp.session_tokenX=y")]);
         assert_eq!(presented(&prefix_only, &policy).unwrap(), None);
     }
@@ -221,13 +229,23 @@ mod tests {
             presented(&cookie, &policy).unwrap(),
             Some(Presented::Cookie("t.s"))
         );
-        let secure = headers(&[(
+        let both = headers(&[(
             "cookie",
             "better-auth.session_token=plain; __Secure-better-auth.session_token=sec",
         )]);
         assert_eq!(
-            presented(&secure, &policy).unwrap(),
-            Some(Presented::Cookie("sec"))
+            presented(&both, &policy).unwrap(),
+            Some(Presented::Cookie("plain"))
+        );
+        let https = AuthPolicy {
+            secure_cookies: true,
+            ..cookies_on()
+        };
+        assert_eq!(presented(&both, &https).unwrap(), Some(Presented::Cookie("sec")));
+        assert_eq!(
+            presented(&cookie, &https).unwrap(),
+            None,
+            "over https Better-Auth reads only the __Secure- form, so warden does too"
         );
         assert_eq!(
             presented(&cookie, &AuthPolicy::default()).unwrap(),

@@ -38,10 +38,15 @@ pub struct AuthPolicy {
     pub cookie_auth: bool,
     /// Origins a cookie-borne change may come from (`TRUSTED_ORIGINS`).
     pub trusted_origins: Vec<String>,
-    /// The session cookie's name, without the `__Secure-` prefix that is also accepted
-    /// (`SESSION_COOKIE_NAME`; Better-Auth's `advanced.cookiePrefix` + `.session_token`, or
-    /// its `advanced.cookies.session_token.name`).
+    /// The session cookie's name, without the `__Secure-` prefix (`SESSION_COOKIE_NAME`;
+    /// Better-Auth's `advanced.cookiePrefix` + `.session_token`, or its
+    /// `advanced.cookies.session_token.name`).
     pub session_cookie: String,
+    /// Whether Better-Auth names its cookies with the `__Secure-` prefix (`SECURE_COOKIES`, its
+    /// `advanced.useSecureCookies`; by default when its URL is https). Only that form is read,
+    /// as Better-Auth reads only that form: the other one, planted by a sibling subdomain,
+    /// would sign a browser in to warden alone.
+    pub secure_cookies: bool,
     /// The roles' permissions (`ACCESS_CONTROL_FILE`, or Better-Auth's defaults).
     pub access: Arc<AccessControl>,
 }
@@ -60,6 +65,7 @@ impl Default for AuthPolicy {
             cookie_auth: false,
             trusted_origins: Vec::new(),
             session_cookie: super::credential::DEFAULT_SESSION_COOKIE.to_owned(),
+            secure_cookies: false,
             access: Arc::new(AccessControl::default()),
         }
     }

@@ -36,6 +36,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every documented route, and the OpenAPI document they make together.
+///
 /// Every route that takes a credential answers `Cache-Control: no-store` and `Vary:
 /// Authorization, Cookie` ([`crate::http::private_answer`]), refusals included; the public ones
 /// (health, docs, console, metrics) keep their own caching.

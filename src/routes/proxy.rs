@@ -415,7 +415,7 @@ async fn caller_session(state: &AppState, headers: &HeaderMap, proven_only: bool
     let bearer = credential::bearer_token(headers)
         .ok()
         .filter(|token| !looks_like_jwt(token));
-    let cookie = credential::session_cookie(headers, &policy.session_cookie);
+    let cookie = credential::session_cookie(headers, &policy.session_cookie, policy.secure_cookies);
     for presented in bearer.into_iter().chain(cookie) {
         let Ok(credential) = session_token(presented, policy.better_auth_secret.as_ref(), false) else {
             continue;

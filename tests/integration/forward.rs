@@ -272,12 +272,32 @@ async fn the_cookie_name_follows_better_auths_prefix(db: PgPool) {
             .0
     };
     assert_eq!(get(format!("myapp.session_token={signed}")).await, 200);
-    assert_eq!(get(format!("__Secure-myapp.session_token={signed}")).await, 200);
     assert_eq!(
         get(format!("better-auth.session_token={signed}")).await,
         401,
         "the default name is not the configured one"
     );
+    // Over plain http Better-Auth reads the plain form only, so warden does too; over https
+    // (SECURE_COOKIES) only the __Secure- form, which a sibling subdomain cannot plant.
+    assert_eq!(get(format!("__Secure-myapp.session_token={signed}")).await, 401);
+    let https = w
+        .variant(Setup::default().policy(|p| {
+            p.cookie_auth = true;
+            p.session_cookie = "myapp.session_token".into();
+            p.secure_cookies = true;
+        }))
+        .await;
+    let get = async |cookie: String| {
+        https
+            .anonymous()
+            .header("cookie", &cookie)
+            .get("/users/me")
+            .await
+            .outcome()
+            .0
+    };
+    assert_eq!(get(format!("__Secure-myapp.session_token={signed}")).await, 200);
+    assert_eq!(get(format!("myapp.session_token={signed}")).await, 401);
 }
 
 #[sqlx::test]

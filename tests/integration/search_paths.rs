@@ -65,7 +65,10 @@ async fn reference(db: &PgPool, q: &UserQuery) -> (Vec<String>, i64) {
     }
     if let Some(role) = &q.role {
         binds.push(role.clone());
-        filter_sql.push_str(&format!(" AND ${} = ANY(warden_role_names(role))", binds.len()));
+        filter_sql.push_str(&format!(
+            " AND ${} = ANY(string_to_array(coalesce(nullif(role, ''), 'user'), ','))",
+            binds.len()
+        ));
     }
     match q.banned {
         Some(true) => filter_sql.push_str(" AND banned IS TRUE"),
