@@ -516,13 +516,10 @@ async fn audit_lists_newest_first_with_filters(db: PgPool) {
 
     let answer = w.as_admin().get("/admin/audit").await;
     assert_eq!(answer.body["total"], 3);
-    let actions: Vec<&str> = answer.body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, vec!["user.set_role", "user.unban", "user.ban"]);
+    assert_eq!(
+        actions_of(&answer.body),
+        ["user.set_role", "user.unban", "user.ban"]
+    );
     assert!(answer.body["entries"][0]["at"].is_string());
     let answer = w.as_admin().get("/admin/audit?actor=alice&limit=1").await;
     assert_eq!(
@@ -674,13 +671,12 @@ async fn admin_writes_record_session_impersonator_address_and_request_id(db: PgP
     );
     // The impersonating admin finds the writes made in their name: ?actor= names either.
     let answer = w.as_admin().get("/admin/audit?actor=someone").await;
-    let actions: Vec<&str> = answer.body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["user.unban", "user.ban"], "{}", answer.body);
+    assert_eq!(
+        actions_of(&answer.body),
+        ["user.unban", "user.ban"],
+        "{}",
+        answer.body
+    );
     assert_eq!(answer.body["total"], 2);
 }
 
@@ -722,4 +718,14 @@ async fn require_role_guards_any_role(db: PgPool) {
     .await
     .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+/// The actions of an audit page, newest first.
+fn actions_of(page: &serde_json::Value) -> Vec<&str> {
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
 }

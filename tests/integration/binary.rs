@@ -190,18 +190,9 @@ async fn serve_warns_at_start_when_metrics_are_on_the_main_port(db: PgPool) {
             ("RUST_LOG", "warn"),
         ];
         vars.extend(extra);
-        let mut server = warden(&["serve"], &vars).stdout(Stdio::piped()).spawn().unwrap();
+        let server = warden(&["serve"], &vars).stdout(Stdio::piped()).spawn().unwrap();
         until_healthy(&bind).await;
-        server.start_kill().unwrap();
-        let mut stdout = String::new();
-        server
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        let _ = server.wait().await;
+        let (stdout, _) = stop_and_read(server).await;
         let line = format!(
             "/metrics is served on the main port ({bind}) to anyone who can reach it; set METRICS_ADDR"
         );
@@ -217,7 +208,7 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
     let url = url_of(&db).await;
     let bind = format!("127.0.0.1:{}", free_port());
     let secret = "log-test-secret-never-printed-0123456789";
-    let mut server = warden(
+    let server = warden(
         &["serve"],
         &[
             ("DATABASE_URL", &url),
@@ -258,24 +249,7 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
         .unwrap();
     assert_eq!(response.status(), 401);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    server.start_kill().unwrap();
-    let mut stdout = String::new();
-    server
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .await
-        .unwrap();
-    let mut stderr = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    let _ = server.wait().await;
+    let (stdout, stderr) = stop_and_read(server).await;
 
     let logs = format!("{stdout}{stderr}");
     assert!(
@@ -300,6 +274,20 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
             .iter()
             .any(|l| l["span"]["request_id"] == "log-test-2" && l["fields"]["status"] == 401)
     );
+}
+
+/// Stops `server` and reads what it wrote (a stream that was not piped reads as empty).
+async fn stop_and_read(mut server: tokio::process::Child) -> (String, String) {
+    server.start_kill().unwrap();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut out) = server.stdout.take() {
+        out.read_to_string(&mut stdout).await.unwrap();
+    }
+    if let Some(mut err) = server.stderr.take() {
+        err.read_to_string(&mut stderr).await.unwrap();
+    }
+    let _ = server.wait().await;
+    (stdout, stderr)
 }
 
 /// A counter's value in Prometheus text, 0 when absent.

@@ -619,6 +619,17 @@ async fn refused_credentials_are_limited_per_client(db: PgPool) {
     assert!(metrics.contains("warden_auth_throttled_total 2"), "{metrics}");
 }
 
+/// A world whose limiter allows `limit` refusals a minute per address (behind a proxy on
+/// 127.0.0.1, which names the client), over a pool that counts the queries it answers.
+async fn limited_and_counted(db: &PgPool, limit: u32) -> (World, Arc<std::sync::atomic::AtomicUsize>) {
+    let setup = Setup::default().auth(move |a| {
+        a.failures_per_minute(limit)
+            .trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()])
+    });
+    let (counted, queries) = common::counting_pool(db).await;
+    (World::with(counted, setup).await, queries)
+}
+
 /// One address floods warden with every kind of junk credential. The flood stays bounded
 /// (what costs a database read or a JWKS fetch is limited to the address's attempts), and a
 /// person behind the same address with a fresh, valid JWT or signed session token (a new
@@ -626,12 +637,7 @@ async fn refused_credentials_are_limited_per_client(db: PgPool) {
 #[sqlx::test]
 async fn a_flood_from_one_address_is_bounded_and_its_valid_people_are_served(db: PgPool) {
     const LIMIT: u32 = 5;
-    let setup = Setup::default().auth(|a| {
-        a.failures_per_minute(LIMIT)
-            .trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()])
-    });
-    let (counted, queries) = common::counting_pool(&db).await;
-    let w = World::with(counted, setup).await;
+    let (w, queries) = limited_and_counted(&db, LIMIT).await;
     let server = w.serve().await;
     let client = reqwest::Client::new();
     let me = server.url("/users/me");
@@ -766,12 +772,7 @@ async fn a_flood_from_one_address_is_bounded_and_its_valid_people_are_served(db:
 #[sqlx::test]
 async fn a_burst_from_a_clean_address_gets_no_more_reads_than_its_attempts(db: PgPool) {
     const LIMIT: u32 = 5;
-    let setup = Setup::default().auth(|a| {
-        a.failures_per_minute(LIMIT)
-            .trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()])
-    });
-    let (counted, queries) = common::counting_pool(&db).await;
-    let w = World::with(counted, setup).await;
+    let (w, queries) = limited_and_counted(&db, LIMIT).await;
     let server = w.serve().await;
     let client = reqwest::Client::new();
     tokio::time::sleep(Duration::from_millis(300)).await;
