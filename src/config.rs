@@ -24,8 +24,7 @@ use crate::db::{self, PoolSettings};
 use crate::error::StartupError;
 use crate::http::HttpSettings;
 use crate::http::server::ConnectionLimits;
-use crate::routes::proxy::AdminThroughProxy;
-use crate::state::{AppState, Shared};
+use crate::state::{AdminThroughProxy, AppState, Shared};
 
 pub use crate::auth::policy::SessionCheck;
 pub use crate::error::ConfigError;

@@ -10,7 +10,19 @@ use sqlx::PgPool;
 
 use crate::auth::Auth;
 use crate::http::HttpSettings;
-use crate::routes::proxy::AdminThroughProxy;
+
+/// What the auth proxy does with requests that may change something through Better-Auth's
+/// admin endpoints (`AUTH_PROXY_ADMIN`; see `routes::proxy`). Either way they bypass warden's
+/// last-admin rule: Better-Auth applies its own rules only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminThroughProxy {
+    /// `audit` (default): forward them, and record each one Better-Auth accepts (2xx) in
+    /// warden's audit trail.
+    #[default]
+    Audit,
+    /// `refuse`: answer 403 `admin_through_proxy_refused`; nothing is forwarded.
+    Refuse,
+}
 
 /// One pointer: cloned several times per request (each extractor and layer takes its own), so
 /// a clone is a single reference-count increment.

@@ -61,7 +61,7 @@ pub const ORGANIZATION_STATEMENTS: &[(&str, &[&str])] = &[
 ];
 
 /// The role a user without any has (Better-Auth's `defaultRole`).
-pub use super::roles::DEFAULT_ROLE;
+pub use crate::db::users::DEFAULT_ROLE;
 
 /// How the resources of a request combine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -301,7 +301,7 @@ impl AccessControl {
         if admin_user_ids.iter().any(|id| id == user_id) {
             return true;
         }
-        super::roles::role_names(role).any(|name| {
+        crate::db::users::role_names(role).any(|name| {
             self.roles
                 .get(name)
                 .is_some_and(|r| r.authorize(request, connector))

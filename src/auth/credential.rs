@@ -27,10 +27,6 @@ use super::policy::AuthPolicy;
 use super::verify::MAX_TOKEN_LEN;
 use crate::error::ApiError;
 
-/// Better-Auth's session cookie name unless configured otherwise (`advanced.cookiePrefix`
-/// `better-auth`, cookie `session_token`).
-pub const DEFAULT_SESSION_COOKIE: &str = "better-auth.session_token";
-
 /// The prefix Better-Auth puts before its cookies' names when it serves https.
 const SECURE_PREFIX: &str = "__Secure-";
 

@@ -21,7 +21,6 @@
 //! - [`throttle`]: the per-client limit on refused credentials.
 //! - [`access`]: permissions by role, decided as Better-Auth decides them (admin and
 //!   organization plugins).
-//! - [`roles`]: the one rule for which roles a user's `role` column names (Better-Auth's).
 //! - [`policy`]: admin membership, assignable roles, session strictness, the access control.
 //! - [`extract`]: [`AuthUser`], [`MaybeAuthUser`], [`Admin`], [`RequireRole`],
 //!   [`RequirePermission`].
@@ -38,7 +37,6 @@ pub mod jwks;
 pub mod keys;
 pub mod organization;
 pub mod policy;
-pub mod roles;
 pub mod session_token;
 pub mod throttle;
 pub mod tokens;

@@ -8,6 +8,10 @@ use super::access::{AccessControl, Connector, Statements};
 use crate::db::users::User;
 use crate::secret::Secret;
 
+/// Better-Auth's session cookie name unless configured otherwise (`advanced.cookiePrefix`
+/// `better-auth`, cookie `session_token`).
+pub const DEFAULT_SESSION_COOKIE: &str = "better-auth.session_token";
+
 /// How a JWT is tied to its Better-Auth session (`SESSION_CHECK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionCheck {
@@ -64,7 +68,7 @@ impl Default for AuthPolicy {
             require_signed_session_tokens: false,
             cookie_auth: false,
             trusted_origins: Vec::new(),
-            session_cookie: super::credential::DEFAULT_SESSION_COOKIE.to_owned(),
+            session_cookie: DEFAULT_SESSION_COOKIE.to_owned(),
             secure_cookies: false,
             access: Arc::new(AccessControl::default()),
         }
@@ -75,7 +79,7 @@ impl AuthPolicy {
     /// Like Better-Auth: admin when any role is an admin role, or the id is listed.
     pub fn is_admin(&self, user: &User) -> bool {
         self.admin_user_ids.contains(&user.id)
-            || super::roles::role_names(user.role.as_deref()).any(|r| self.admin_roles.iter().any(|a| a == r))
+            || user.role_names().any(|r| self.admin_roles.iter().any(|a| a == r))
     }
 
     /// The same rule for user `id` holding `roles`: for roles not written yet (would this

@@ -56,18 +56,39 @@ impl User {
         self.banned == Some(true) && self.ban_expires.is_none_or(|until| until > now)
     }
 
-    /// The roles the `role` column names, by Better-Auth's rule (split on commas, nothing
-    /// trimmed; an empty role is `user`): see [`crate::auth::roles`].
+    /// The roles the `role` column names, by Better-Auth's rule ([`role_names`]).
     pub fn roles(&self) -> Vec<String> {
-        crate::auth::roles::role_names(self.role.as_deref())
-            .map(str::to_owned)
-            .collect()
+        self.role_names().map(str::to_owned).collect()
+    }
+
+    /// The same, without copying them.
+    pub fn role_names(&self) -> std::str::Split<'_, char> {
+        role_names(self.role.as_deref())
     }
 
     /// Whether the `role` column names `role`, by the same rule.
     pub fn holds_role(&self, role: &str) -> bool {
-        crate::auth::roles::holds(self.role.as_deref(), role)
+        self.role_names().any(|name| name == role)
     }
+}
+
+/// Better-Auth's admin plugin's `defaultRole`: the role of a user whose `role` is empty.
+pub const DEFAULT_ROLE: &str = "user";
+
+/// The roles a `role` column names, by Better-Auth's admin plugin's one rule:
+/// `(user.role || defaultRole || "user").split(",")`. Split on commas and nothing else: no
+/// trimming, no case folding, so `"user, admin"` holds `user` and `" admin"`, and `" admin"`
+/// is not `admin`; an empty or missing role is the default role, `user`.
+///
+/// Every check that asks whether a user holds a role goes through this: the admin rule
+/// (`ADMIN_ROLES`), `RequireRole`, permissions, `/auth/verify?role=`, the `X-Auth-User-Role`
+/// header, the JSON `roles`. SQL asks through `warden_role_names(role)` (migration
+/// `..._role_names_function`), the same rule, for the last-admin count and the admin listing's
+/// `?role=` filter, so a role string written by hand (`"ad min"`, `" admin"`) cannot count as
+/// an admin in one place and not in another. (The organization plugin splits member roles its
+/// own way, trimmed: `auth::access::parse_role_list`.)
+pub fn role_names(role: Option<&str>) -> std::str::Split<'_, char> {
+    role.filter(|r| !r.is_empty()).unwrap_or(DEFAULT_ROLE).split(',')
 }
 
 /// The user with this id, through the pool or inside a transaction.
@@ -257,7 +278,7 @@ fn push_filters(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, query: &UserQu
         }
     }
     if let Some(role) = &query.role {
-        // Better-Auth's rule (auth::roles), the expression of the warden_user_role_names_idx
+        // Better-Auth's rule (role_names), the expression of the warden_user_role_names_idx
         // GIN index.
         builder
             .push(" AND warden_role_names(role) @> ARRAY[")
@@ -644,7 +665,28 @@ pub async fn lock_admin_changes(conn: &mut sqlx::PgConnection) -> Result<(), sql
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_successor;
+    use super::{User, prefix_successor, role_names};
+
+    #[test]
+    fn roles_split_on_commas_only_and_empty_is_the_default_role() {
+        let names = |role: Option<&'static str>| role_names(role).collect::<Vec<_>>();
+        assert_eq!(names(Some("admin")), ["admin"]);
+        assert_eq!(names(Some("user,admin")), ["user", "admin"]);
+        assert_eq!(names(Some("user, admin")), ["user", " admin"]);
+        assert_eq!(names(Some("ad min")), ["ad min"]);
+        assert_eq!(names(Some("admin,")), ["admin", ""]);
+        assert_eq!(names(Some("")), ["user"]);
+        assert_eq!(names(None), ["user"]);
+        let with = |role: Option<&str>| User {
+            role: role.map(str::to_owned),
+            ..User::sample("u")
+        };
+        assert!(with(Some("user,admin")).holds_role("admin"));
+        assert!(!with(Some("user, admin")).holds_role("admin"));
+        assert!(!with(Some(" admin")).holds_role("admin"));
+        assert!(!with(Some("Admin")).holds_role("admin"));
+        assert!(with(None).holds_role("user"));
+    }
 
     #[test]
     fn the_successor_bounds_exactly_the_strings_with_the_prefix() {

@@ -55,20 +55,7 @@ use crate::auth::session_token::{looks_like_jwt, session_token};
 use crate::db::audit::{self, AuditContext, NewAuditEntry};
 use crate::db::sessions::{self, SessionRef};
 use crate::error::ApiError;
-use crate::state::AppState;
-
-/// What the auth proxy does with requests that may change something through Better-Auth's
-/// admin endpoints (`AUTH_PROXY_ADMIN`; see the module docs). Either way they bypass warden's
-/// last-admin rule: Better-Auth applies its own rules only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AdminThroughProxy {
-    /// `audit` (default): forward them, and record each one Better-Auth accepts (2xx) in
-    /// warden's audit trail.
-    #[default]
-    Audit,
-    /// `refuse`: answer 403 `admin_through_proxy_refused`; nothing is forwarded.
-    Refuse,
-}
+use crate::state::{AdminThroughProxy, AppState};
 
 /// The actor of an admin write whose credential matches no session.
 const UNKNOWN_ACTOR: &str = "unknown";

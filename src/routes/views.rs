@@ -60,14 +60,14 @@ pub(crate) fn profile(user: &User) -> axum::response::Response {
 }
 
 /// Better-Auth's comma-joined role string, serialised as an array without building one, by
-/// the one rule every check follows (`auth::roles`): `"user, admin"` is `["user", " admin"]`,
+/// the one rule every check follows (`db::users::role_names`): `"user, admin"` is `["user", " admin"]`,
 /// so what a client shows is what warden and Better-Auth decide.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Roles<'a>(pub Option<&'a str>);
 
 impl Serialize for Roles<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(crate::auth::roles::role_names(self.0))
+        serializer.collect_seq(crate::db::users::role_names(self.0))
     }
 }
 

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use warden::auth::session_token;
-use warden::routes::proxy::AdminThroughProxy;
 use warden::secret::Secret;
+use warden::state::AdminThroughProxy;
 
 use crate::common;
 use crate::world::{Setup, World};
