@@ -51,7 +51,8 @@ use std::time::Duration;
 
 use super::extract::{MAX_ID_LEN, RequestOrigin};
 use crate::auth::credential;
-use crate::auth::session_token::{looks_like_jwt, session_token};
+use crate::auth::jwt::looks_like_jwt;
+use crate::auth::session::token::session_token;
 use crate::db::audit::{self, AuditContext, NewAuditEntry};
 use crate::db::sessions::{self, SessionRef};
 use crate::error::ApiError;

@@ -2,7 +2,7 @@
 //!
 //! The algorithm a key verifies comes from the key itself (`kty`, `crv` and `alg` must agree),
 //! never from a token's header: a token whose header names another algorithm is refused by
-//! [`super::verify`]. Symmetric keys (`oct`), `none`, and anything we cannot check are
+//! [`crate::auth::jwt::verify`]. Symmetric keys (`oct`), `none`, and anything we cannot check are
 //! rejected here, so they never enter a key set.
 //!
 //! Four algorithms go through `jsonwebtoken` (on aws-lc-rs); ES512 (P-521) goes straight to
@@ -46,7 +46,7 @@ impl Alg {
     }
 
     /// The algorithm a JWK's `alg` names: a JOSE name, or `Ed25519` (a curve name some
-    /// JWKs use; a token's header must use the exact JOSE name, see [`super::verify`]).
+    /// JWKs use; a token's header must use the exact JOSE name, see [`crate::auth::jwt::verify`]).
     /// `None` for anything else, `none` and the HMAC algorithms included.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {

@@ -44,7 +44,7 @@ type Waiting = (String, oneshot::Sender<Answer>);
 /// into a map key).
 type Found = Result<Vec<(Arc<SessionRef>, Arc<User>)>, ()>;
 
-/// The handle requests use; the task behind it lives as long as the [`super::Auth`].
+/// The handle requests use; the task behind it lives as long as the [`crate::auth::Auth`].
 #[derive(Debug, Clone)]
 pub(crate) struct SessionBatcher {
     queue: mpsc::Sender<Waiting>,

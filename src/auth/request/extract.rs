@@ -3,7 +3,7 @@
 //! A handler that takes [`AuthUser`] cannot run for an unauthenticated caller; one that takes
 //! [`Admin`] or [`RequireRole`] cannot run for a caller without the role; [`MaybeAuthUser`]
 //! lets anonymous callers in but still refuses a bad credential (never silently anonymous).
-//! Every decision is made on fresh database state (see [`super::authenticate`]).
+//! Every decision is made on fresh database state (see [`crate::auth::request::authenticate`]).
 //!
 //! They work with any state `S` from which an [`Auth`] can be had (`Auth: FromRef<S>`, axum's
 //! pattern for library authors), so an app keeps its own state type:
@@ -25,8 +25,8 @@ use std::sync::Arc;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
-use super::Auth;
-use super::verify::Claims;
+use crate::auth::Auth;
+use crate::auth::jwt::verify::Claims;
 use crate::db::users::User;
 use crate::error::ApiError;
 
@@ -169,8 +169,8 @@ pub trait Permission {
     /// What is asked: `(resource, actions)` pairs, all required (Better-Auth's `AND`).
     const STATEMENTS: &'static [(&'static str, &'static [&'static str])];
 
-    /// The statements as a request for [`super::access`].
-    fn request() -> super::Statements {
+    /// The statements as a request for [`crate::auth::policy::access`].
+    fn request() -> crate::auth::Statements {
         Self::STATEMENTS
             .iter()
             .map(|(resource, actions)| {
@@ -220,7 +220,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_ref(state);
         let caller = auth.authenticate(parts).await?;
-        if !auth.has_permission(&caller.user, &P::request(), super::Connector::And) {
+        if !auth.has_permission(&caller.user, &P::request(), crate::auth::Connector::And) {
             return Err(ApiError::Forbidden(format!(
                 "this needs the permission {}",
                 P::describe()

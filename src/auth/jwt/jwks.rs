@@ -24,9 +24,40 @@ use arc_swap::ArcSwap;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, Semaphore, watch};
 
-use super::keys::{KeySet, Skipped, VerifyingKey};
+use crate::auth::jwt::keys::{KeySet, Skipped, VerifyingKey};
 use crate::db;
 
+/// Better-Auth's default `jwks.gracePeriod`: a rotated-out key stays valid this long.
+pub const DEFAULT_JWKS_GRACE_SECS: u64 = 30 * 24 * 3600;
+/// Requests that may wait for one JWKS fetch (ADR 0007).
+pub const DEFAULT_JWKS_MAX_WAITERS: usize = 8;
+
+/// JWKS fetching and caching: how an [`crate::auth::Auth`] builds its [`JwksCache`].
+#[derive(Debug, Clone, Copy)]
+pub struct JwksSettings {
+    /// Background refresh period (`JWKS_REFRESH_SECS`).
+    pub refresh: Duration,
+    /// Minimum time between fetches caused by unknown `kid`s (`JWKS_COOLDOWN_SECS`).
+    pub cooldown: Duration,
+    /// A fetch taking longer is abandoned (`JWKS_TIMEOUT_SECS`).
+    pub timeout: Duration,
+    /// Database keys are used until `expires_at` + this (`JWKS_GRACE_PERIOD_SECS`).
+    pub grace: Duration,
+    /// Requests that may wait for one fetch (`JWKS_MAX_WAITERS`).
+    pub max_waiters: usize,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        Self {
+            refresh: Duration::from_secs(300),
+            cooldown: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+            grace: Duration::from_secs(DEFAULT_JWKS_GRACE_SECS),
+            max_waiters: DEFAULT_JWKS_MAX_WAITERS,
+        }
+    }
+}
 /// A JWKS larger than this is refused (Better-Auth's is a few hundred bytes per key).
 pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
@@ -59,7 +90,7 @@ pub enum FetchError {
     TooLarge,
     /// The body is not a JWKS document.
     #[error("{0}")]
-    Parse(#[from] super::keys::JwksParseError),
+    Parse(#[from] crate::auth::jwt::keys::JwksParseError),
     /// The document has no key warden can use while this many are loaded; those are kept.
     #[error("the JWKS has no usable key (keeping the {0} key(s) already loaded)")]
     NoUsableKeys(usize),
@@ -128,10 +159,10 @@ struct Flight {
 
 impl JwksCache {
     /// An empty cache over `source`, refetching for unknown `kid`s at most once per `cooldown`,
-    /// with [`DEFAULT_JWKS_MAX_WAITERS`](super::DEFAULT_JWKS_MAX_WAITERS) waiters.
+    /// with [`DEFAULT_JWKS_MAX_WAITERS`] waiters.
     /// Nothing is fetched until [`refresh`](Self::refresh) or a lookup asks.
     pub fn new(source: JwksSource, cooldown: Duration) -> Arc<Self> {
-        Self::with_max_waiters(source, cooldown, super::DEFAULT_JWKS_MAX_WAITERS)
+        Self::with_max_waiters(source, cooldown, DEFAULT_JWKS_MAX_WAITERS)
     }
 
     /// `max_waiters` requests with an unknown `kid` may wait for one fetch; the rest are

@@ -506,7 +506,7 @@ mod tests {
 
     #[test]
     fn the_example_file_is_valid() {
-        let text = include_str!("../../access-control.example.json");
+        let text = include_str!("../../../access-control.example.json");
         let ac = AccessControl::from_json("access-control.example.json", text).unwrap();
         assert!(ac.roles.contains_key("support") && ac.organization.contains_key("owner"));
     }

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::keys::{Alg, VerifyingKey};
+use crate::auth::jwt::keys::{Alg, VerifyingKey};
 
 /// Tokens longer than this are refused before any parsing (Better-Auth's are ~1 KiB).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;

@@ -1,8 +1,9 @@
 //! From a request's credential to an [`AuthUser`], in four named steps:
 //!
-//! 1. **identify**: whose credential is it? A verified JWT's subject, or the owner of a live
-//!    session token (bearer or cookie). Costly checks take one of the client's attempts first
-//!    ([`super::throttle`]).
+//! 1. **identify**: whose credential is it? One step per kind of credential, in
+//!    `request::identify`: a verified JWT's subject, or the owner of a session token (bearer
+//!    or cookie). Costly checks ask the failure limiter first
+//!    ([`crate::auth::request::throttle`]).
 //! 2. **load the user**: the fresh row, from the notification-invalidated cache or the primary
 //!    (the JWT's copy of the user, roles included, can be 15 minutes stale).
 //! 3. **refuse bans**: an active ban refuses everything.
@@ -13,17 +14,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use time::OffsetDateTime;
 
-use super::Auth;
-use super::credential::{self, Presented};
-use super::extract::{AuthUser, Credential};
-use super::policy::SessionCheck;
-use super::session_token::{Refused, looks_like_jwt, session_token};
-use super::throttle::Ticket;
-use super::verify;
-use super::verify::Claims;
+use super::identify::Proof;
+use crate::auth::Auth;
+use crate::auth::policy::SessionCheck;
+use crate::auth::request::credential::{self, Presented};
+use crate::auth::request::extract::{AuthUser, Credential};
 use crate::db::sessions::{self, SessionRef};
 use crate::db::users::{self, User};
 use crate::error::ApiError;
@@ -80,131 +78,6 @@ impl Auth {
             impersonated_by,
             credential,
         }))
-    }
-
-    /// Step 1: a verified JWT's subject, or the owner of a live session token. A token already
-    /// verified costs a lookup and is never limited. Any other check asks the failure limiter
-    /// first ([`super::throttle`]): an address out of attempts still gets the bounded checks
-    /// (a known key's signature, a session token's HMAC), so a valid credential behind an
-    /// address that junk came from is served; only dear work (a JWKS fetch, a database read
-    /// nothing proved worth doing) is answered 429.
-    async fn identify(&self, presented: &Presented<'_>, client: Option<IpAddr>) -> Result<Proof, ApiError> {
-        // A JWT's cache key (its SHA-256) is computed once, for the lookup and, on a miss, for
-        // keeping the verified claims.
-        let jwt_cache_key = match presented {
-            Presented::Bearer(token) if looks_like_jwt(token) => self.verifier().cache_key(token),
-            _ => None,
-        };
-        if let Some(claims) = jwt_cache_key
-            .as_ref()
-            .and_then(|key| self.verifier().cached_by_key(key))
-        {
-            return Ok(Proof::Jwt(claims));
-        }
-        let throttled = |wait: std::time::Duration| {
-            metrics::counter!("warden_auth_throttled_total").increment(1);
-            ApiError::TooManyFailures {
-                retry_after_secs: wait.as_secs().max(1),
-            }
-        };
-        let mut ticket = self.failures().admit(client).map_err(throttled)?;
-        match self
-            .verify_credential(presented, jwt_cache_key, &mut ticket)
-            .await
-        {
-            Ok(Ok(proof)) => Ok(proof),
-            // Only a refused credential counts: not our own outage (503).
-            Ok(Err(refusal)) => {
-                if refusal.status() == StatusCode::UNAUTHORIZED {
-                    ticket.refused();
-                }
-                Err(refusal)
-            }
-            Err(DearWork) => {
-                let wait = ticket.retry_after();
-                ticket.refused();
-                Err(throttled(wait))
-            }
-        }
-    }
-
-    /// The costly part of step 1: a signature check (the token cache was asked already, under
-    /// `jwt_cache_key`), or a session lookup. Dear work (a JWKS fetch for an unknown key, a
-    /// database read for a session token no signature vouches for) is done only when the
-    /// `ticket` allows it, else the answer is [`DearWork`].
-    async fn verify_credential(
-        &self,
-        presented: &Presented<'_>,
-        jwt_cache_key: Option<[u8; 32]>,
-        ticket: &mut Ticket<'_>,
-    ) -> Result<Result<Proof, ApiError>, DearWork> {
-        let policy = self.policy();
-        let (credential, from_cookie) = match presented {
-            Presented::Bearer(token) if looks_like_jwt(token) => {
-                let unknown_key =
-                    verify::parse(token).is_ok_and(|parsed| !self.verifier().jwks.has_key(&parsed.kid));
-                if unknown_key && !ticket.allow_dear() {
-                    return Err(DearWork);
-                }
-                return Ok(self
-                    .verifier()
-                    .verify_uncached(token, jwt_cache_key)
-                    .await
-                    .map(Proof::Jwt));
-            }
-            Presented::Bearer(token) => (
-                session_token(
-                    token,
-                    policy.better_auth_secret.as_ref(),
-                    policy.require_signed_session_tokens,
-                ),
-                false,
-            ),
-            // The cookie is always the signed form.
-            Presented::Cookie(value) => (
-                session_token(value, policy.better_auth_secret.as_ref(), true),
-                true,
-            ),
-        };
-        let refusal = |why: &str| match presented {
-            Presented::Bearer(token) => not_a_session_token(token, why),
-            Presented::Cookie(_) => ApiError::InvalidToken(format!("the session cookie: {why}")),
-        };
-        let credential = match credential {
-            Ok(credential) => credential,
-            Err(e) => return Ok(Err(refusal(&e.to_string()))),
-        };
-        // Unknown and signed-out tokens look the same here: neither is a live session.
-        let unknown = || {
-            refusal(
-                "no live session has this session token: it was signed out, it expired, or it never existed",
-            )
-        };
-        match self.unknown_sessions().refused(&credential.token) {
-            Some(Refused::Unknown) => return Ok(Err(unknown())),
-            Some(Refused::Expired) => return Ok(Err(ApiError::TokenExpired)),
-            None => {}
-        }
-        if !credential.signed && !ticket.allow_dear() {
-            return Err(DearWork);
-        }
-        Ok(
-            match sessions::find_ref_by_token(self.db(), &credential.token).await {
-                Ok(Some(session)) => {
-                    // Step 4 refuses it; Better-Auth never extends an expired session.
-                    if session.expires_at <= OffsetDateTime::now_utc() {
-                        self.unknown_sessions()
-                            .remember(&credential.token, Refused::Expired);
-                    }
-                    Ok(Proof::Session { session, from_cookie })
-                }
-                Ok(None) => {
-                    self.unknown_sessions().insert(&credential.token);
-                    Err(unknown())
-                }
-                Err(e) => Err(e.into()),
-            },
-        )
     }
 
     /// The user and the session a JWT names, when lookups or one query find them: both from
@@ -381,42 +254,6 @@ impl SessionFacts {
             impersonated_by: session.impersonated_by.clone(),
         }
     }
-}
-
-/// Checking this credential would cost warden dear work (a JWKS fetch, a database read that
-/// nothing proved worth doing), which an address out of attempts does not get.
-struct DearWork;
-
-/// What step 1 established.
-enum Proof {
-    Jwt(Arc<Claims>),
-    Session { session: SessionRef, from_cookie: bool },
-}
-
-impl Proof {
-    fn user_id(&self) -> &str {
-        match self {
-            Self::Jwt(claims) => &claims.sub,
-            Self::Session { session, .. } => &session.user_id,
-        }
-    }
-}
-
-/// A bearer credential that is not a usable session token. One that starts like a JWT's
-/// header (`eyJ`, base64url of `{"`) but is not three dot-separated parts was most likely a JWT
-/// cut short (a truncated copy, a header that clipped it): say so rather than talk of
-/// sessions. (A real session token that happens to start so was found before this is asked.)
-fn not_a_session_token(credential: &str, why: &str) -> ApiError {
-    if credential.starts_with("eyJ") {
-        let parts = credential.bytes().filter(|b| *b == b'.').count() + 1;
-        return ApiError::InvalidToken(format!(
-            "this looks like a JWT cut short or altered: it has {parts} dot-separated part{}, a JWT has 3",
-            if parts == 1 { "" } else { "s" }
-        ));
-    }
-    ApiError::InvalidToken(format!(
-        "{why} (the credential is not a JWT, which has 3 dot-separated parts, so it was read as a Better-Auth session token)"
-    ))
 }
 
 /// Step 3: an active ban refuses everything.

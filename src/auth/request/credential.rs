@@ -1,6 +1,8 @@
-//! Where a request's credential is, and the one rule that comes with cookies.
+//! Where a request's credential is, what kind it is ([`Presented`]), and the one rule that
+//! comes with cookies.
 //!
-//! - `Authorization: Bearer <token>`: a Better-Auth JWT or session token. Always read first.
+//! - `Authorization: Bearer <token>`: a Better-Auth JWT (three dot-separated parts) or session
+//!   token (anything else). Always read first.
 //! - With cookies on (`COOKIE_AUTH=true`), Better-Auth's session cookie
 //!   (`SESSION_COOKIE_NAME`, by default `better-auth.session_token`; its `__Secure-` form
 //!   instead when Better-Auth uses that, over https: `SECURE_COOKIES`): what a browser sends
@@ -23,18 +25,24 @@
 use axum::http::header::{AUTHORIZATION, COOKIE, ORIGIN, REFERER};
 use axum::http::{HeaderMap, Method};
 
-use super::policy::AuthPolicy;
-use super::verify::MAX_TOKEN_LEN;
+use crate::auth::jwt::looks_like_jwt;
+use crate::auth::jwt::verify::MAX_TOKEN_LEN;
+use crate::auth::policy::AuthPolicy;
 use crate::error::ApiError;
 
 /// The prefix Better-Auth puts before its cookies' names when it serves https.
 const SECURE_PREFIX: &str = "__Secure-";
 
-/// A credential as the request presents it.
+/// A credential as the request presents it, by kind: each kind has its own identify step
+/// (`request::identify`), and a new kind of credential is a new variant here and a new step
+/// there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presented<'a> {
-    /// The token of `Authorization: Bearer`.
-    Bearer(&'a str),
+    /// A Better-Auth JWT in `Authorization: Bearer`.
+    Jwt(&'a str),
+    /// A Better-Auth session token in `Authorization: Bearer` (the bearer plugin's, raw or
+    /// signed).
+    SessionToken(&'a str),
     /// The value of Better-Auth's session cookie (signed, maybe URL-encoded).
     Cookie(&'a str),
 }
@@ -44,7 +52,12 @@ pub enum Presented<'a> {
 /// on; `None` when there is neither.
 pub fn presented<'a>(headers: &'a HeaderMap, policy: &AuthPolicy) -> Result<Option<Presented<'a>>, ApiError> {
     if headers.contains_key(AUTHORIZATION) {
-        return bearer_token(headers).map(|t| Some(Presented::Bearer(t)));
+        let token = bearer_token(headers)?;
+        return Ok(Some(if looks_like_jwt(token) {
+            Presented::Jwt(token)
+        } else {
+            Presented::SessionToken(token)
+        }));
     }
     if !policy.cookie_auth {
         return Ok(None);
@@ -219,7 +232,12 @@ mod tests {
             ("authorization", "Bearer abc"),
             ("cookie", "better-auth.session_token=t.s"),
         ]);
-        assert_eq!(presented(&both, &policy).unwrap(), Some(Presented::Bearer("abc")));
+        assert_eq!(
+            presented(&both, &policy).unwrap(),
+            Some(Presented::SessionToken("abc"))
+        );
+        let jwt = headers(&[("authorization", "Bearer a.b.c")]);
+        assert_eq!(presented(&jwt, &policy).unwrap(), Some(Presented::Jwt("a.b.c")));
         let cookie = headers(&[("cookie", "a=1; better-auth.session_token=t.s; b=2")]);
         assert_eq!(
             presented(&cookie, &policy).unwrap(),

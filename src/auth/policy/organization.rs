@@ -17,8 +17,8 @@ use std::sync::Arc;
 use axum::extract::{FromRef, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 
-use super::access::{Connector, Statements};
-use super::{Auth, AuthUser};
+use crate::auth::policy::access::{Connector, Statements};
+use crate::auth::{Auth, AuthUser};
 use crate::db::organizations::{self, Membership, RoleStatements};
 use crate::error::ApiError;
 

@@ -186,7 +186,7 @@ impl FailureLimiter {
     }
 
     fn key(ip: IpAddr) -> u128 {
-        match super::client_ip::canonical(ip) {
+        match crate::auth::request::client_ip::canonical(ip) {
             IpAddr::V4(v4) => u128::from(u32::from(v4)),
             // The /64 prefix, tagged so it can never equal an IPv4 key.
             IpAddr::V6(v6) => (u128::from(v6) & !((1u128 << 64) - 1)) | 1,

@@ -1,12 +1,23 @@
-//! Who may do what: permissions by role (Better-Auth's access control, [`super::access`]),
-//! admin membership (the admin plugin's `adminRoles`/`adminUserIds`), assignable roles, how
-//! strictly a JWT is tied to its session, and whether cookies are credentials.
+//! Who may do what, decided as Better-Auth decides it.
+//!
+//! - here: [`AuthPolicy`], the rules of one deployment: admin membership (the admin plugin's
+//!   `adminRoles`/`adminUserIds`), assignable roles, how strictly a JWT is tied to its session,
+//!   and how cookies are read; the role-splitting rule itself is the user row's
+//!   ([`crate::db::users::role_names`]);
+//! - [`access`]: permissions by role (Better-Auth's access control, admin and organization
+//!   plugins);
+//! - [`organization`]: organization membership and its extractors ([`OrgMember`],
+//!   [`RequireOrgPermission`]).
+
+pub mod access;
+pub mod organization;
 
 use std::sync::Arc;
 
-use super::access::{AccessControl, Connector, Statements};
 use crate::db::users::User;
 use crate::secret::Secret;
+pub use access::{AccessControl, Connector, Statements};
+pub use organization::{OrgMember, OrgPermission, RequireOrgPermission};
 
 /// Better-Auth's session cookie name unless configured otherwise (`advanced.cookiePrefix`
 /// `better-auth`, cookie `session_token`).

@@ -8,8 +8,8 @@
 //! `REQUIRE_SIGNED_SESSION_TOKENS` (the bearer plugin's `requireSignature`), the raw form is
 //! refused: a guess then needs the secret, and junk never reaches the database.
 //!
-//! `UnknownTokens` remembers, for a minute, tokens that matched no live session, so a flood
-//! of junk tokens costs one query each at most once.
+//! [`super::refused`] remembers, for a minute, tokens that matched no live session, so a
+//! flood of junk tokens costs one query each at most once.
 
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -32,26 +32,6 @@ pub enum SessionTokenError {
     /// The raw token, where only the signed form is accepted.
     #[error("session tokens must be signed (token.signature), as Better-Auth hands them out")]
     Unsigned,
-}
-
-/// Whether a bearer credential is a JWT (three dot-separated parts) rather than a session token.
-///
-/// Every request asks this of a 300–900 byte token. The dots are counted with a byte-wide
-/// counter per 255-byte chunk, which the compiler turns into 16 bytes a step; counted into a
-/// `usize` byte by byte, it took 4 bytes a step: about 2,000 of the hot request's 77,000
-/// instructions (`bench/load.py instructions`, BENCHMARKS.md).
-pub fn looks_like_jwt(token: &str) -> bool {
-    let dots = token
-        .as_bytes()
-        .chunks(255)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'.')))
-        })
-        .map(usize::from)
-        .sum::<usize>();
-    dots == 2
 }
 
 /// A session token as a credential presented it.
@@ -143,67 +123,6 @@ fn percent_decode(text: &str) -> Result<String, SessionTokenError> {
     String::from_utf8(out).map_err(|_| SessionTokenError::Malformed)
 }
 
-/// Why a session token was refused, remembered for a minute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// No session has it (never issued, signed out, revoked).
-    Unknown,
-    /// Its session has expired (Better-Auth never extends an expired session).
-    Expired,
-}
-
-/// Session tokens recently refused (by SHA-256), for a minute: each costs one read at most
-/// once a minute, however often it is sent.
-#[derive(Clone)]
-pub(crate) struct UnknownTokens(moka::sync::Cache<[u8; 32], Refused>);
-
-impl std::fmt::Debug for UnknownTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("UnknownTokens")
-            .field(&self.0.entry_count())
-            .finish()
-    }
-}
-
-impl Default for UnknownTokens {
-    fn default() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(60))
-                .build(),
-        )
-    }
-}
-
-impl UnknownTokens {
-    fn key(token: &str) -> [u8; 32] {
-        let mut key = [0u8; 32];
-        key.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
-        key
-    }
-
-    /// Why `token` was refused within the last minute, if it was.
-    pub fn refused(&self, token: &str) -> Option<Refused> {
-        self.0.get(&Self::key(token))
-    }
-
-    /// Whether `token` matched no live session within the last minute.
-    pub fn contains(&self, token: &str) -> bool {
-        self.refused(token).is_some()
-    }
-
-    /// Remembers that `token` matched no session.
-    pub fn insert(&self, token: &str) {
-        self.remember(token, Refused::Unknown);
-    }
-
-    /// Remembers why `token` was refused.
-    pub fn remember(&self, token: &str, why: Refused) {
-        self.0.insert(Self::key(token), why);
-    }
-}
-
 /// The signed form Better-Auth hands out (`set-auth-token`), for tests and tools.
 pub fn sign(token: &str, secret: &Secret) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
@@ -256,27 +175,5 @@ mod tests {
         for bad in ["", "a b", "tok'en", "%zz", "x.%%%", &"a".repeat(300)] {
             assert!(session_token(bad, Some(&secret), false).is_err(), "{bad:?}");
         }
-        assert!(looks_like_jwt("a.b.c") && !looks_like_jwt(&signed) && !looks_like_jwt(token));
-    }
-
-    #[test]
-    fn a_jwt_has_exactly_two_dots_wherever_they_fall() {
-        let naive = |t: &str| t.bytes().filter(|b| *b == b'.').count() == 2;
-        let mut cases = vec![String::new(), ".".repeat(255), ".".repeat(256), ".".repeat(512)];
-        // One to three dots on either side of each chunk boundary, in a 900-byte token.
-        for first in [0, 1, 253, 254, 255, 256, 509, 510, 899] {
-            for second in [254, 255, 509, 510, 511, 765, 898] {
-                let mut t = vec![b'a'; 900];
-                t[first] = b'.';
-                t[second] = b'.';
-                cases.push(String::from_utf8(t.clone()).unwrap());
-                t[600] = b'.';
-                cases.push(String::from_utf8(t).unwrap());
-            }
-        }
-        for t in &cases {
-            assert_eq!(looks_like_jwt(t), naive(t), "{} bytes", t.len());
-        }
-        assert!(looks_like_jwt("a.b.c") && !looks_like_jwt("a.b") && !looks_like_jwt("a.b.c.d"));
     }
 }

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use aws_lc_rs::digest::{SHA256, digest};
 
-use super::keys::VerifyingKey;
-use super::verify::Claims;
+use crate::auth::jwt::keys::VerifyingKey;
+use crate::auth::jwt::verify::Claims;
 
 /// What one entry costs beyond what it points to: the cache's slot and bookkeeping and the
 /// allocator's rounding (measured with moka, which needed about 400 bytes an entry; a bound on

@@ -1,0 +1,245 @@
+//! [`AuthBuilder`]: an [`Auth`] configured in code, with Better-Auth's and the `warden`
+//! server's defaults, and the background tasks it starts (the JWKS refresh, the row cache's
+//! NOTIFY listener, the session batcher).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+use super::jwt::jwks::{self, JwksCache, JwksSettings, JwksSource};
+use super::jwt::tokens::TokenCache;
+use super::jwt::verify::ClaimRules;
+use super::jwt::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};
+use super::policy::AuthPolicy;
+use super::request::client_ip::TrustedProxies;
+use super::request::throttle::{self, FailureLimiter};
+use super::session::batch::SessionBatcher;
+use super::session::refused::{Gone, UnknownTokens};
+use super::{Auth, Inner};
+use crate::cache::{RowCache, RowCacheSettings};
+use crate::error::StartupError;
+
+/// Where Better-Auth listens when no URL is given (its own default port).
+pub const DEFAULT_BETTER_AUTH_URL: &str = "http://localhost:3000";
+
+/// Builds an [`Auth`]. Defaults are Better-Auth's and the `warden` server's.
+#[derive(Debug)]
+#[must_use]
+pub struct AuthBuilder {
+    db: PgPool,
+    better_auth_url: String,
+    jwks_url: Option<String>,
+    issuer: Option<String>,
+    audience: Option<Vec<String>>,
+    leeway: Duration,
+    jwks: JwksSettings,
+    policy: AuthPolicy,
+    token_cache_bytes: u64,
+    user_cache: Option<(RowCacheSettings, Option<PgConnectOptions>)>,
+    trusted_proxies: Vec<IpNet>,
+    failures_per_minute: u32,
+    checks_capacity: usize,
+    verifier: Option<Verifier>,
+    rows: Option<Arc<RowCache>>,
+    http_client: Option<reqwest::Client>,
+}
+
+impl AuthBuilder {
+    pub(super) fn new(db: PgPool) -> Self {
+        Self {
+            db,
+            better_auth_url: DEFAULT_BETTER_AUTH_URL.to_owned(),
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            leeway: Duration::from_secs(30),
+            jwks: JwksSettings::default(),
+            policy: AuthPolicy::default(),
+            token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
+            user_cache: Some((RowCacheSettings::default(), None)),
+            trusted_proxies: Vec::new(),
+            failures_per_minute: 60,
+            checks_capacity: throttle::DEFAULT_CHECKS_CAPACITY,
+            verifier: None,
+            rows: None,
+            http_client: None,
+        }
+    }
+
+    /// Better-Auth's base URL; the JWKS URL, issuer and audience default from it.
+    pub fn better_auth_url(mut self, url: impl Into<String>) -> Self {
+        self.better_auth_url = url.into();
+        self
+    }
+
+    /// Where the JWKS is fetched (default `{better_auth_url}/api/auth/jwks`).
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// The only accepted `iss` (default: the Better-Auth URL).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The accepted `aud` values (default: the Better-Auth URL).
+    pub fn audience(mut self, audience: Vec<String>) -> Self {
+        self.audience = Some(audience);
+        self
+    }
+
+    /// Clock skew allowed on `exp` and `nbf` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// JWKS refresh period, cooldown, fetch timeout, database grace and waiters (default:
+    /// the server's defaults, [`JwksSettings::default`]).
+    pub fn jwks_settings(mut self, settings: JwksSettings) -> Self {
+        self.jwks = settings;
+        self
+    }
+
+    /// Admin roles, assignable roles, session strictness, Better-Auth's secret, cookies.
+    pub fn policy(mut self, policy: AuthPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Verified tokens kept (0 = verify every request's signature).
+    pub fn token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.token_cache_bytes = bytes;
+        self
+    }
+
+    /// Cache user rows and sessions, invalidated by PostgreSQL notifications received on
+    /// `listen` (a direct connection; default: the pool's own options). `None` turns it off.
+    pub fn user_cache(mut self, cache: Option<(RowCacheSettings, Option<PgConnectOptions>)>) -> Self {
+        self.user_cache = cache;
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub fn trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Refused credentials per client address per minute (0 = no limit).
+    pub fn failures_per_minute(mut self, limit: u32) -> Self {
+        self.failures_per_minute = limit;
+        self
+    }
+
+    /// How many credential checks in flight count as full load (default 1024; the server
+    /// passes `MAX_CONCURRENT_REQUESTS`): past half of it, addresses that have failed are shed,
+    /// those with the most failures first (see [`throttle`]).
+    pub fn checks_capacity(mut self, capacity: usize) -> Self {
+        self.checks_capacity = capacity;
+        self
+    }
+
+    /// Use this verifier (its own JWKS cache and rules) instead of building one.
+    pub fn verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// Use this row cache (kept fresh by the caller) instead of building one with a listener.
+    pub fn row_cache(mut self, rows: Arc<RowCache>) -> Self {
+        self.rows = Some(rows);
+        self
+    }
+
+    /// The HTTP client for JWKS fetches (default: [`jwks::http_client`], the fetch timeout as
+    /// connect timeout, no redirects; keys from another URL than the JWKS URL are refused
+    /// whatever the client).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Builds the `Auth`: loads the JWKS once (a failure is logged, not fatal: the refresher
+    /// retries), and starts the background refresh and, when the user cache is on and warden's
+    /// change triggers are in the database, the NOTIFY listener.
+    pub async fn build(self) -> Result<Auth, StartupError> {
+        let mut tasks = Vec::new();
+        let verifier = match self.verifier {
+            Some(verifier) => verifier,
+            None => {
+                let base = self.better_auth_url.trim_end_matches('/').to_owned();
+                let client = match self.http_client {
+                    Some(client) => client,
+                    None => jwks::http_client(self.jwks.timeout)?,
+                };
+                let jwks = JwksCache::with_max_waiters(
+                    JwksSource {
+                        url: self.jwks_url.unwrap_or_else(|| format!("{base}/api/auth/jwks")),
+                        client,
+                        timeout: self.jwks.timeout,
+                        db: Some(self.db.clone()),
+                        db_grace: self.jwks.grace,
+                    },
+                    self.jwks.cooldown,
+                    self.jwks.max_waiters,
+                );
+                match jwks.refresh().await {
+                    Ok(n) => tracing::info!(keys = n, algorithms = ?jwks.keys().algorithms(), "JWKS ready"),
+                    Err(_) => tracing::warn!(
+                        "starting without a reachable JWKS; /readyz reports not ready until keys load"
+                    ),
+                }
+                tasks.push(jwks.spawn_refresher(self.jwks.refresh).abort_handle());
+                let rules = ClaimRules {
+                    issuer: self.issuer.unwrap_or_else(|| self.better_auth_url.clone()),
+                    audience: self
+                        .audience
+                        .unwrap_or_else(|| vec![self.better_auth_url.clone()]),
+                    leeway_secs: self.leeway.as_secs(),
+                };
+                Verifier::new(jwks, rules).with_token_cache(TokenCache::new(self.token_cache_bytes))
+            }
+        };
+        let rows = match (self.rows, self.user_cache) {
+            (Some(rows), _) => rows,
+            (None, None) => Arc::new(RowCache::disabled()),
+            (None, Some((settings, listen))) => {
+                if crate::db::change_triggers_installed(&self.db)
+                    .await
+                    .unwrap_or(false)
+                {
+                    let rows = Arc::new(RowCache::new(settings));
+                    let options = listen.unwrap_or_else(|| (*self.db.connect_options()).clone());
+                    tasks.push(crate::cache::listener::spawn(Arc::clone(&rows), options).abort_handle());
+                    rows
+                } else {
+                    tracing::warn!(
+                        "warden's change-notification triggers are not in the database (run warden's \
+                         migrations): the user cache stays off and every request reads the database"
+                    );
+                    Arc::new(RowCache::disabled())
+                }
+            }
+        };
+        let (sessions, batcher) = SessionBatcher::spawn(self.db.clone());
+        tasks.push(batcher.abort_handle());
+        Ok(Auth(Arc::new(Inner {
+            sessions,
+            db: self.db,
+            verifier,
+            policy: self.policy,
+            rows,
+            client_ips: TrustedProxies::new(self.trusted_proxies),
+            failures: FailureLimiter::new(self.failures_per_minute, self.checks_capacity),
+            unknown_sessions: UnknownTokens::default(),
+            gone: Gone::default(),
+            tasks,
+        })))
+    }
+}

@@ -1,0 +1,114 @@
+//! Step 1 of authentication: whose credential is it? One step per kind of credential, each in
+//! its own file, all answering with a [`Proof`]:
+//!
+//! - [`jwt`]: a Better-Auth JWT: the token cache, else a signature check (a JWKS fetch only
+//!   when the key is unknown and the client may still cost warden one);
+//! - [`session_token`]: a Better-Auth session token, from the bearer header or the session
+//!   cookie: its HMAC, then the session it names.
+//!
+//! A new kind of credential (API keys, OAuth access tokens) is a variant of
+//! [`Presented`] and a file here with its step, and a [`Proof`] variant if what it proves is
+//! new. A token already verified costs a lookup and is never limited. Any other check asks the
+//! failure limiter first ([`crate::auth::request::throttle`]) and gets a [`Ticket`]: an address
+//! out of attempts still gets the bounded checks (a known key's signature, a session token's
+//! HMAC), so a valid credential behind an address that junk came from is served; only dear
+//! work (a JWKS fetch, a database read nothing proved worth doing) is answered 429.
+
+mod jwt;
+mod session_token;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+
+use crate::auth::Auth;
+use crate::auth::jwt::verify::Claims;
+use crate::auth::request::credential::Presented;
+use crate::auth::request::throttle::Ticket;
+use crate::db::sessions::SessionRef;
+use crate::error::ApiError;
+
+/// What step 1 established.
+pub(super) enum Proof {
+    /// A JWT's verified claims.
+    Jwt(Arc<Claims>),
+    /// The session a session token (bearer or cookie) names, live or not (step 4 decides).
+    Session { session: SessionRef, from_cookie: bool },
+}
+
+impl Proof {
+    /// Whose credential it is.
+    pub(super) fn user_id(&self) -> &str {
+        match self {
+            Self::Jwt(claims) => &claims.sub,
+            Self::Session { session, .. } => &session.user_id,
+        }
+    }
+}
+
+/// Checking this credential would cost warden dear work (a JWKS fetch, a database read that
+/// nothing proved worth doing), which an address out of attempts does not get.
+struct DearWork;
+
+/// A step's answer: the proof or the refusal to give, or [`DearWork`] not done.
+type Checked = Result<Result<Proof, ApiError>, DearWork>;
+
+impl Auth {
+    /// Step 1: the proof of whose `presented` credential is, from `client`.
+    pub(super) async fn identify(
+        &self,
+        presented: &Presented<'_>,
+        client: Option<IpAddr>,
+    ) -> Result<Proof, ApiError> {
+        let admit = || self.failures().admit(client).map_err(throttled);
+        match presented {
+            Presented::Jwt(token) => {
+                let unverified = match self.verifier().lookup(token) {
+                    Ok(claims) => return Ok(Proof::Jwt(claims)),
+                    Err(unverified) => unverified,
+                };
+                let mut ticket = admit()?;
+                let checked = self.identify_jwt(unverified, &mut ticket).await;
+                settle(checked, ticket)
+            }
+            Presented::SessionToken(token) => {
+                let mut ticket = admit()?;
+                let checked = self.identify_session_token(token, false, &mut ticket).await;
+                settle(checked, ticket)
+            }
+            Presented::Cookie(value) => {
+                let mut ticket = admit()?;
+                let checked = self.identify_session_token(value, true, &mut ticket).await;
+                settle(checked, ticket)
+            }
+        }
+    }
+}
+
+/// The limiter's bookkeeping for one verdict: a refused credential counts against the address
+/// (not warden's own outage, 503); dear work not done is answered 429 with `Retry-After`.
+fn settle(checked: Checked, ticket: Ticket<'_>) -> Result<Proof, ApiError> {
+    match checked {
+        Ok(Ok(proof)) => Ok(proof),
+        Ok(Err(refusal)) => {
+            if refusal.status() == StatusCode::UNAUTHORIZED {
+                ticket.refused();
+            }
+            Err(refusal)
+        }
+        Err(DearWork) => {
+            let wait = ticket.retry_after();
+            ticket.refused();
+            Err(throttled(wait))
+        }
+    }
+}
+
+/// 429 `too_many_requests`, to retry after `wait`.
+fn throttled(wait: std::time::Duration) -> ApiError {
+    metrics::counter!("warden_auth_throttled_total").increment(1);
+    ApiError::TooManyFailures {
+        retry_after_secs: wait.as_secs().max(1),
+    }
+}
