@@ -121,131 +121,37 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// One row per variant: status, stable code, title, and the detail for variants that carry
-    /// none of their own.
-    fn spec(&self) -> (StatusCode, &'static str, &'static str, &'static str) {
-        use StatusCode as S;
+    /// Its row in [`specs`]: status, stable code, title, and the detail for variants that
+    /// carry none of their own.
+    fn spec(&self) -> Spec {
         match self {
-            Self::MissingToken => (
-                S::UNAUTHORIZED,
-                "missing_token",
-                "Authentication required",
-                "send the Better-Auth JWT as `Authorization: Bearer <token>`",
-            ),
-            Self::InvalidToken(_) => (S::UNAUTHORIZED, "invalid_token", "Invalid token", ""),
-            Self::TokenExpired => (
-                S::UNAUTHORIZED,
-                "token_expired",
-                "Token expired",
-                "the token has expired; get a fresh one from Better-Auth",
-            ),
-            Self::UserNotFound => (
-                S::UNAUTHORIZED,
-                "user_not_found",
-                "User not found",
-                "the user this token was issued to no longer exists",
-            ),
-            Self::SessionRevoked => (
-                S::UNAUTHORIZED,
-                "session_revoked",
-                "Session revoked",
-                "the session was signed out, revoked or has expired; sign in again",
-            ),
-            Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden", ""),
-            Self::Banned { .. } => (S::FORBIDDEN, "banned", "User banned", ""),
-            Self::EmailNotVerified => (
-                S::FORBIDDEN,
-                "email_not_verified",
-                "Email not verified",
-                "this needs an email address that has been verified; verify it with Better-Auth first",
-            ),
-            Self::InvalidOrigin(_) => (S::FORBIDDEN, "invalid_origin", "Untrusted origin", ""),
-            Self::JwksUnavailable => (
-                S::SERVICE_UNAVAILABLE,
-                "jwks_unavailable",
-                "Signing keys unavailable",
-                "the token's signing key is unknown and Better-Auth's JWKS cannot be reached",
-            ),
-            Self::DatabaseUnavailable(_) => (
-                S::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "Database unavailable",
-                "the database is unavailable; try again shortly",
-            ),
-            Self::NotFound => (S::NOT_FOUND, "not_found", "Not found", "no such resource"),
-            Self::ValidationFailed(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                "Validation failed",
-                "",
-            ),
-            Self::SelfAction(_) => (
-                S::UNPROCESSABLE_ENTITY,
-                "self_action",
-                "Not on your own account",
-                "",
-            ),
-            Self::LastAdmin(_) => (S::CONFLICT, "last_admin", "Last admin", ""),
-            Self::InvalidJson(_) => (S::BAD_REQUEST, "invalid_json", "Malformed JSON", ""),
-            Self::UnsupportedMediaType => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
-                "send the body as JSON with `Content-Type: application/json`",
-            ),
-            Self::PayloadTooLarge => (
-                S::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload too large",
-                "the request body is too large",
-            ),
-            Self::MethodNotAllowed => (
-                S::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-                "this route does not accept that method",
-            ),
-            Self::RequestTimeout => (
-                S::REQUEST_TIMEOUT,
-                "request_timeout",
-                "Request timeout",
-                "the request took too long and was abandoned",
-            ),
-            Self::Overloaded => (
-                S::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "Overloaded",
-                "the server is at capacity; try again shortly",
-            ),
-            Self::TooManyFailures { .. } => {
-                (S::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests", "")
-            }
-            Self::BadRequest(_) => (S::BAD_REQUEST, "bad_request", "Bad request", ""),
-            Self::ProxyLoop => (
-                S::LOOP_DETECTED,
-                "proxy_loop",
-                "Proxy loop",
-                "BETTER_AUTH_URL points back at warden itself: the auth proxy refuses to loop",
-            ),
-            Self::AdminThroughProxyRefused => (
-                S::FORBIDDEN,
-                "admin_through_proxy_refused",
-                "Admin action refused",
-                "Better-Auth's admin endpoints are not served through this proxy (AUTH_PROXY_ADMIN=refuse): \
-                 use warden's /admin API, which applies warden's rules and records the change",
-            ),
-            Self::BadGateway => (
-                S::BAD_GATEWAY,
-                "auth_server_unavailable",
-                "Auth server unavailable",
-                "Better-Auth cannot be reached; try again shortly",
-            ),
-            Self::Internal(_) => (
-                S::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-                "an internal error occurred",
-            ),
+            Self::MissingToken => specs::MISSING_TOKEN,
+            Self::InvalidToken(_) => specs::INVALID_TOKEN,
+            Self::TokenExpired => specs::TOKEN_EXPIRED,
+            Self::UserNotFound => specs::USER_NOT_FOUND,
+            Self::SessionRevoked => specs::SESSION_REVOKED,
+            Self::Forbidden(_) => specs::FORBIDDEN,
+            Self::Banned { .. } => specs::BANNED,
+            Self::EmailNotVerified => specs::EMAIL_NOT_VERIFIED,
+            Self::InvalidOrigin(_) => specs::INVALID_ORIGIN,
+            Self::JwksUnavailable => specs::JWKS_UNAVAILABLE,
+            Self::DatabaseUnavailable(_) => specs::DATABASE_UNAVAILABLE,
+            Self::NotFound => specs::NOT_FOUND,
+            Self::ValidationFailed(_) => specs::VALIDATION_FAILED,
+            Self::SelfAction(_) => specs::SELF_ACTION,
+            Self::LastAdmin(_) => specs::LAST_ADMIN,
+            Self::InvalidJson(_) => specs::INVALID_JSON,
+            Self::UnsupportedMediaType => specs::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => specs::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => specs::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => specs::REQUEST_TIMEOUT,
+            Self::Overloaded => specs::OVERLOADED,
+            Self::TooManyFailures { .. } => specs::TOO_MANY_FAILURES,
+            Self::BadRequest(_) => specs::BAD_REQUEST,
+            Self::ProxyLoop => specs::PROXY_LOOP,
+            Self::AdminThroughProxyRefused => specs::ADMIN_THROUGH_PROXY_REFUSED,
+            Self::BadGateway => specs::BAD_GATEWAY,
+            Self::Internal(_) => specs::INTERNAL,
         }
     }
 
@@ -287,6 +193,142 @@ impl ApiError {
             _ => self.spec().3.to_owned(),
         }
     }
+}
+
+/// A variant's status, stable code, title, and the detail for variants that carry none.
+type Spec = (StatusCode, &'static str, &'static str, &'static str);
+
+/// One row per variant of [`ApiError`], in the order they are declared.
+mod specs {
+    use super::{Spec, StatusCode};
+
+    pub(super) const MISSING_TOKEN: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "missing_token",
+        "Authentication required",
+        "send the Better-Auth JWT as `Authorization: Bearer <token>`",
+    );
+    pub(super) const INVALID_TOKEN: Spec = (StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token", "");
+    pub(super) const TOKEN_EXPIRED: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "token_expired",
+        "Token expired",
+        "the token has expired; get a fresh one from Better-Auth",
+    );
+    pub(super) const USER_NOT_FOUND: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "user_not_found",
+        "User not found",
+        "the user this token was issued to no longer exists",
+    );
+    pub(super) const SESSION_REVOKED: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "session_revoked",
+        "Session revoked",
+        "the session was signed out, revoked or has expired; sign in again",
+    );
+    pub(super) const FORBIDDEN: Spec = (StatusCode::FORBIDDEN, "forbidden", "Forbidden", "");
+    pub(super) const BANNED: Spec = (StatusCode::FORBIDDEN, "banned", "User banned", "");
+    pub(super) const EMAIL_NOT_VERIFIED: Spec = (
+        StatusCode::FORBIDDEN,
+        "email_not_verified",
+        "Email not verified",
+        "this needs an email address that has been verified; verify it with Better-Auth first",
+    );
+    pub(super) const INVALID_ORIGIN: Spec = (StatusCode::FORBIDDEN, "invalid_origin", "Untrusted origin", "");
+    pub(super) const JWKS_UNAVAILABLE: Spec = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "jwks_unavailable",
+        "Signing keys unavailable",
+        "the token's signing key is unknown and Better-Auth's JWKS cannot be reached",
+    );
+    pub(super) const DATABASE_UNAVAILABLE: Spec = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "Database unavailable",
+        "the database is unavailable; try again shortly",
+    );
+    pub(super) const NOT_FOUND: Spec = (
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Not found",
+        "no such resource",
+    );
+    pub(super) const VALIDATION_FAILED: Spec = (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        "Validation failed",
+        "",
+    );
+    pub(super) const SELF_ACTION: Spec = (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "self_action",
+        "Not on your own account",
+        "",
+    );
+    pub(super) const LAST_ADMIN: Spec = (StatusCode::CONFLICT, "last_admin", "Last admin", "");
+    pub(super) const INVALID_JSON: Spec = (StatusCode::BAD_REQUEST, "invalid_json", "Malformed JSON", "");
+    pub(super) const UNSUPPORTED_MEDIA_TYPE: Spec = (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Unsupported media type",
+        "send the body as JSON with `Content-Type: application/json`",
+    );
+    pub(super) const PAYLOAD_TOO_LARGE: Spec = (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "Payload too large",
+        "the request body is too large",
+    );
+    pub(super) const METHOD_NOT_ALLOWED: Spec = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+        "this route does not accept that method",
+    );
+    pub(super) const REQUEST_TIMEOUT: Spec = (
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "Request timeout",
+        "the request took too long and was abandoned",
+    );
+    pub(super) const OVERLOADED: Spec = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "Overloaded",
+        "the server is at capacity; try again shortly",
+    );
+    pub(super) const TOO_MANY_FAILURES: Spec = (
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "Too many requests",
+        "",
+    );
+    pub(super) const BAD_REQUEST: Spec = (StatusCode::BAD_REQUEST, "bad_request", "Bad request", "");
+    pub(super) const PROXY_LOOP: Spec = (
+        StatusCode::LOOP_DETECTED,
+        "proxy_loop",
+        "Proxy loop",
+        "BETTER_AUTH_URL points back at warden itself: the auth proxy refuses to loop",
+    );
+    pub(super) const ADMIN_THROUGH_PROXY_REFUSED: Spec = (
+        StatusCode::FORBIDDEN,
+        "admin_through_proxy_refused",
+        "Admin action refused",
+        "Better-Auth's admin endpoints are not served through this proxy (AUTH_PROXY_ADMIN=refuse): use warden's /admin API, which applies warden's rules and records the change",
+    );
+    pub(super) const BAD_GATEWAY: Spec = (
+        StatusCode::BAD_GATEWAY,
+        "auth_server_unavailable",
+        "Auth server unavailable",
+        "Better-Auth cannot be reached; try again shortly",
+    );
+    pub(super) const INTERNAL: Spec = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "an internal error occurred",
+    );
 }
 
 impl From<sqlx::Error> for ApiError {

@@ -168,64 +168,16 @@ impl AuthBuilder {
     /// Builds the `Auth`: loads the JWKS once (a failure is logged, not fatal: the refresher
     /// retries), and starts the background refresh and, when the user cache is on and warden's
     /// change triggers are in the database, the NOTIFY listener.
-    pub async fn build(self) -> Result<Auth, StartupError> {
+    pub async fn build(mut self) -> Result<Auth, StartupError> {
         let mut tasks = Vec::new();
-        let verifier = match self.verifier {
+        let verifier = match self.verifier.take() {
             Some(verifier) => verifier,
-            None => {
-                let base = self.better_auth_url.trim_end_matches('/').to_owned();
-                let client = match self.http_client {
-                    Some(client) => client,
-                    None => jwks::http_client(self.jwks.timeout)?,
-                };
-                let jwks = JwksCache::with_max_waiters(
-                    JwksSource {
-                        url: self.jwks_url.unwrap_or_else(|| format!("{base}/api/auth/jwks")),
-                        client,
-                        timeout: self.jwks.timeout,
-                        db: Some(self.db.clone()),
-                        db_grace: self.jwks.grace,
-                    },
-                    self.jwks.cooldown,
-                    self.jwks.max_waiters,
-                );
-                match jwks.refresh().await {
-                    Ok(n) => tracing::info!(keys = n, algorithms = ?jwks.keys().algorithms(), "JWKS ready"),
-                    Err(_) => tracing::warn!(
-                        "starting without a reachable JWKS; /readyz reports not ready until keys load"
-                    ),
-                }
-                tasks.push(jwks.spawn_refresher(self.jwks.refresh).abort_handle());
-                let rules = ClaimRules {
-                    issuer: self.issuer.unwrap_or_else(|| self.better_auth_url.clone()),
-                    audience: self
-                        .audience
-                        .unwrap_or_else(|| vec![self.better_auth_url.clone()]),
-                    leeway_secs: self.leeway.as_secs(),
-                };
-                Verifier::new(jwks, rules).with_token_cache(TokenCache::new(self.token_cache_bytes))
-            }
+            None => self.new_verifier(&mut tasks).await?,
         };
-        let rows = match (self.rows, self.user_cache) {
+        let rows = match (self.rows.take(), self.user_cache.take()) {
             (Some(rows), _) => rows,
             (None, None) => Arc::new(RowCache::disabled()),
-            (None, Some((settings, listen))) => {
-                if crate::db::change_triggers_installed(&self.db)
-                    .await
-                    .unwrap_or(false)
-                {
-                    let rows = Arc::new(RowCache::new(settings));
-                    let options = listen.unwrap_or_else(|| (*self.db.connect_options()).clone());
-                    tasks.push(crate::cache::listener::spawn(Arc::clone(&rows), options).abort_handle());
-                    rows
-                } else {
-                    tracing::warn!(
-                        "warden's change-notification triggers are not in the database (run warden's \
-                         migrations): the user cache stays off and every request reads the database"
-                    );
-                    Arc::new(RowCache::disabled())
-                }
-            }
+            (None, Some((settings, listen))) => self.listened_rows(settings, listen, &mut tasks).await,
         };
         let (sessions, batcher) = SessionBatcher::spawn(self.db.clone());
         tasks.push(batcher.abort_handle());
@@ -241,5 +193,71 @@ impl AuthBuilder {
             gone: Gone::default(),
             tasks,
         })))
+    }
+
+    /// A verifier over a JWKS cache of its own, loaded once and refreshed in the background.
+    async fn new_verifier(
+        &mut self,
+        tasks: &mut Vec<tokio::task::AbortHandle>,
+    ) -> Result<Verifier, StartupError> {
+        let base = self.better_auth_url.trim_end_matches('/').to_owned();
+        let client = match self.http_client.take() {
+            Some(client) => client,
+            None => jwks::http_client(self.jwks.timeout)?,
+        };
+        let jwks = JwksCache::with_max_waiters(
+            JwksSource {
+                url: self
+                    .jwks_url
+                    .take()
+                    .unwrap_or_else(|| format!("{base}/api/auth/jwks")),
+                client,
+                timeout: self.jwks.timeout,
+                db: Some(self.db.clone()),
+                db_grace: self.jwks.grace,
+            },
+            self.jwks.cooldown,
+            self.jwks.max_waiters,
+        );
+        match jwks.refresh().await {
+            Ok(n) => tracing::info!(keys = n, algorithms = ?jwks.keys().algorithms(), "JWKS ready"),
+            Err(_) => {
+                tracing::warn!("starting without a reachable JWKS; /readyz reports not ready until keys load")
+            }
+        }
+        tasks.push(jwks.spawn_refresher(self.jwks.refresh).abort_handle());
+        let rules = ClaimRules {
+            issuer: self.issuer.take().unwrap_or_else(|| self.better_auth_url.clone()),
+            audience: self
+                .audience
+                .take()
+                .unwrap_or_else(|| vec![self.better_auth_url.clone()]),
+            leeway_secs: self.leeway.as_secs(),
+        };
+        Ok(Verifier::new(jwks, rules).with_token_cache(TokenCache::new(self.token_cache_bytes)))
+    }
+
+    /// A row cache kept fresh by a NOTIFY listener on `listen` (default: the pool's own
+    /// connection options), when warden's change triggers are in the database; else none.
+    async fn listened_rows(
+        &self,
+        settings: RowCacheSettings,
+        listen: Option<PgConnectOptions>,
+        tasks: &mut Vec<tokio::task::AbortHandle>,
+    ) -> Arc<RowCache> {
+        if !crate::db::change_triggers_installed(&self.db)
+            .await
+            .unwrap_or(false)
+        {
+            tracing::warn!(
+                "warden's change-notification triggers are not in the database (run warden's \
+                 migrations): the user cache stays off and every request reads the database"
+            );
+            return Arc::new(RowCache::disabled());
+        }
+        let rows = Arc::new(RowCache::new(settings));
+        let options = listen.unwrap_or_else(|| (*self.db.connect_options()).clone());
+        tasks.push(crate::cache::listener::spawn(Arc::clone(&rows), options).abort_handle());
+        rows
     }
 }

@@ -223,13 +223,7 @@ async fn forward(
             "the path has dot-segments or encoded slashes".into(),
         ));
     }
-    let looped = parts
-        .headers
-        .get_all(header::VIA)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|hop| hop.trim() == proxy.via));
-    if looped {
+    if proxy.has_seen(&parts.headers) {
         return Err(ApiError::ProxyLoop);
     }
     let segments = auth_segments(parts.uri.path());
@@ -249,26 +243,7 @@ async fn forward(
         .unwrap_or("/api/auth");
     let url = format!("{}{path_and_query}", proxy.upstream);
 
-    let mut headers = HeaderMap::new();
-    copy_headers(&parts.headers, &mut headers, &CLIENT_ADDRESS);
-    let peer = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(peer) = peer {
-        let client = state.auth.client_ips().resolve(peer, &parts.headers);
-        if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
-        }
-    }
-    let via = match parts.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {}", proxy.via),
-        None => proxy.via.clone(),
-    };
-    if let Ok(via) = HeaderValue::from_str(&via) {
-        headers.insert(header::VIA, via);
-    }
-
+    let headers = upstream_headers(&state, &proxy, &parts);
     let body = axum::body::to_bytes(body, proxy.body_limit)
         .await
         .map_err(|err| {
@@ -304,6 +279,43 @@ async fn forward(
     response
         .body(Body::from_stream(upstream.bytes_stream()))
         .map_err(|err| ApiError::Internal(format!("auth proxy response: {err}")))
+}
+
+impl AuthProxy {
+    /// Whether the request already went through this process (its `Via` names it): a loop.
+    fn has_seen(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::VIA)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|hop| hop.trim() == self.via))
+    }
+}
+
+/// The headers sent up: the client's, but for hop-by-hop ones and any through which it could
+/// claim an address or origin; `X-Forwarded-For` naming the client warden sees itself (the
+/// socket, or what a trusted proxy reports); and `Via` with this process added.
+fn upstream_headers(state: &AppState, proxy: &AuthProxy, parts: &Parts) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    copy_headers(&parts.headers, &mut headers, &CLIENT_ADDRESS);
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let client = state.auth.client_ips().resolve(peer, &parts.headers);
+        if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        }
+    }
+    let via = match parts.headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {}", proxy.via),
+        None => proxy.via.clone(),
+    };
+    if let Ok(via) = HeaderValue::from_str(&via) {
+        headers.insert(header::VIA, via);
+    }
+    headers
 }
 
 /// An admin write on its way to Better-Auth, recorded once Better-Auth accepts it.
