@@ -16,6 +16,8 @@
 //! - [`state`]: [`AppState`], what the server's routes share ([`Auth`] and server settings).
 //! - [`config`]: every environment variable, validated once at start; builds the rest.
 //! - [`check`]: `warden check`, the configuration and environment report.
+//! - [`admin`]: user management below HTTP: the permissions admin routes ask, and the admin
+//!   write (lock, re-check the actor, write, audit, commit, then refresh the cached rows).
 //! - [`auth`]: [`Auth`], the extractors, JWKS cache, token verification, policy.
 //! - [`http`]: connections (timeouts, cap) and the layers around every route.
 //! - [`cache`]: user and session rows kept fresh by PostgreSQL notifications.
@@ -23,6 +25,7 @@
 //! - [`metrics`], [`error`] ([`ApiError`], the rejection of every extractor), [`secret`].
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod cache;
 pub mod check;

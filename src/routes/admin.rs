@@ -1,10 +1,12 @@
 //! `/admin`: user management with the same rules as Better-Auth's admin plugin, so an admin
 //! switching between the two sees one behaviour. Every route asks the permission Better-Auth
 //! would ask (a `RequirePermission` extractor: `user:list`, `user:ban`, ...; warden adds
-//! `audit:list`), judged on the caller's fresh row and again inside every write's transaction;
-//! every write runs in one transaction together with its audit-trail row, which records the
-//! caller's session, the admin impersonating them in it (if any), the client's address and the
-//! request id ([`RequestOrigin`]).
+//! `audit:list`), judged on the caller's fresh row. The routes here are HTTP only: extract,
+//! validate the input into typed values, read, or hand the write to [`crate::admin`] (which
+//! re-checks the caller inside the write's transaction, applies the rules, records the audit
+//! entry and refreshes the cache), and shape the answer. The audit entry records the caller's
+//! session, the admin impersonating them in it (if any), the client's address and the request
+//! id ([`RequestOrigin`]).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,43 +14,25 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
-use sqlx::{PgConnection, Postgres, Transaction};
-use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
 use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, RequestOrigin, checked_text};
 use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
-use crate::auth::{AuthUser, Connector, Permission, RequirePermission};
-use crate::db::audit::{self, NewAuditEntry};
-use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, User, UserQuery};
+use crate::admin::{
+    AdminWrite, Ban, BanUsers, DeleteUsers, GetUser, ListSessions, ListUsers, ReadAudit, RevokeSessions,
+    SetRole,
+};
+use crate::auth::{Permission, RequirePermission};
+use crate::db::audit;
+use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
 use crate::db::{sessions, users};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::response::{IntoResponse, Response};
 
 /// The `/admin` routes.
-/// What each route asks, as Better-Auth's admin plugin asks it (warden adds `audit:list`).
-macro_rules! permission {
-    ($name:ident, $resource:literal, $action:literal) => {
-        #[doc = concat!("`", $resource, ":", $action, "`")]
-        pub(crate) struct $name;
-        impl Permission for $name {
-            const STATEMENTS: &'static [(&'static str, &'static [&'static str])] = &[($resource, &[$action])];
-        }
-    };
-}
-permission!(ListUsers, "user", "list");
-permission!(GetUser, "user", "get");
-permission!(SetRole, "user", "set-role");
-permission!(BanUsers, "user", "ban");
-permission!(DeleteUsers, "user", "delete");
-permission!(ListSessions, "session", "list");
-permission!(RevokeSessions, "session", "revoke");
-permission!(ReadAudit, "audit", "list");
-
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users))
@@ -193,54 +177,13 @@ async fn get_user(
     Ok(profile(&user))
 }
 
-async fn locked_user(conn: &mut PgConnection, id: &str) -> Result<User, ApiError> {
-    users::find_for_update(conn, id).await?.ok_or(ApiError::NotFound)
-}
-
-/// Begins an admin write: one transaction, serialised with every other admin write, in which
-/// the actor is read again. An admin banned, demoted or removed since their request was
-/// authenticated (by another admin's write that committed first) is refused here.
-async fn begin_admin_write<P: Permission>(
-    state: &AppState,
-    actor: &AuthUser,
-) -> Result<Transaction<'static, Postgres>, ApiError> {
-    let mut tx = state.db().begin().await?;
-    users::lock_admin_changes(&mut tx).await?;
-    let fresh = users::find_by_id(&mut *tx, &actor.user.id)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
-    if fresh.ban_is_active(OffsetDateTime::now_utc()) {
-        return Err(ApiError::Banned {
-            reason: fresh.ban_reason,
-            expires: fresh.ban_expires,
-        });
-    }
-    if !state.auth.has_permission(&fresh, &P::request(), Connector::And) {
-        return Err(ApiError::Forbidden(format!(
-            "this needs the permission {}",
-            P::describe()
-        )));
-    }
-    Ok(tx)
-}
-
-/// Refuses a change that would leave no usable admin (an admin with no active ban). Call
-/// inside [`begin_admin_write`]'s transaction.
-async fn ensure_another_admin(
-    state: &AppState,
-    conn: &mut PgConnection,
-    target: &User,
-) -> Result<(), ApiError> {
-    let policy = state.auth.policy();
-    if !policy.is_admin(target) || target.ban_is_active(OffsetDateTime::now_utc()) {
-        return Ok(());
-    }
-    let others =
-        users::count_other_admins(conn, &target.id, &policy.admin_roles, &policy.admin_user_ids).await?;
-    if others == 0 {
-        return Err(ApiError::LastAdmin(format!("{} is the last admin", target.id)));
-    }
-    Ok(())
+/// The write `caller` makes in this request, recording where the request came from.
+fn admin_write<'a, P: Permission>(
+    state: &'a AppState,
+    caller: &'a RequirePermission<P>,
+    origin: RequestOrigin,
+) -> AdminWrite<'a, P> {
+    AdminWrite::new(&state.auth, caller, origin.audit_context(&caller.caller))
 }
 
 /// `{"role": "admin"}` or `{"roles": ["admin", "user"]}`: exactly one of the two; every role
@@ -292,33 +235,13 @@ impl RoleChange {
 )]
 async fn set_role(
     State(state): State<AppState>,
-    RequirePermission { caller: admin, .. }: RequirePermission<SetRole>,
+    caller: RequirePermission<SetRole>,
     origin: RequestOrigin,
     IdPath(id): IdPath,
     AppJson(change): AppJson<RoleChange>,
 ) -> Result<Response, ApiError> {
     let roles = change.validate(&state.auth.policy().assignable_roles)?;
-    let mut tx = begin_admin_write::<SetRole>(&state, &admin).await?;
-    let target = locked_user(&mut tx, &id).await?;
-    if !state.auth.policy().is_admin_with_roles(&target.id, &roles) {
-        ensure_another_admin(&state, &mut tx, &target).await?;
-    }
-    let joined = roles.join(",");
-    let updated = users::set_role(&mut tx, &id, &joined).await?;
-    let context = origin.audit_context(&admin);
-    audit::record(
-        &mut tx,
-        NewAuditEntry::on_user(
-            &context,
-            &admin.user.id,
-            "user.set_role",
-            &id,
-            json!({ "from": target.role, "to": joined }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    state.auth.rows().invalidate_user(&id);
+    let updated = admin_write(&state, &caller, origin).set_role(&id, &roles).await?;
     Ok(profile(&updated))
 }
 
@@ -332,6 +255,34 @@ pub(crate) struct BanRequest {
     /// Seconds until the ban lifts (1 to ten years); omit for a permanent ban.
     #[schema(example = 86400, minimum = 1, maximum = 315360000)]
     expires_in: Option<i64>,
+}
+
+impl BanRequest {
+    fn validate(self) -> Result<Ban, ApiError> {
+        let reason = match self.reason.map(|r| r.trim().to_owned()) {
+            None => "No reason".to_owned(),
+            Some(r) if r.is_empty() || r.chars().count() > MAX_REASON_CHARS => {
+                return Err(ApiError::ValidationFailed(format!(
+                    "`reason` must be 1 to {MAX_REASON_CHARS} characters"
+                )));
+            }
+            Some(r) => {
+                checked_text("reason", &r, MAX_REASON_CHARS)?;
+                r
+            }
+        };
+        if let Some(secs) = self.expires_in
+            && !(1..=MAX_BAN_SECS).contains(&secs)
+        {
+            return Err(ApiError::ValidationFailed(format!(
+                "`expiresIn` must be 1 to {MAX_BAN_SECS} seconds; omit it for a permanent ban"
+            )));
+        }
+        Ok(Ban {
+            reason,
+            expires_in: self.expires_in,
+        })
+    }
 }
 
 /// A JSON body that may be left out entirely (`POST .../ban` with no body bans with defaults).
@@ -353,59 +304,13 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
 )]
 async fn ban_user(
     State(state): State<AppState>,
-    RequirePermission { caller: admin, .. }: RequirePermission<BanUsers>,
+    caller: RequirePermission<BanUsers>,
     origin: RequestOrigin,
     IdPath(id): IdPath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request: BanRequest = optional_json(&body)?;
-    let reason = match request.reason.map(|r| r.trim().to_owned()) {
-        None => "No reason".to_owned(),
-        Some(r) if r.is_empty() || r.chars().count() > MAX_REASON_CHARS => {
-            return Err(ApiError::ValidationFailed(format!(
-                "`reason` must be 1 to {MAX_REASON_CHARS} characters"
-            )));
-        }
-        Some(r) => {
-            checked_text("reason", &r, MAX_REASON_CHARS)?;
-            r
-        }
-    };
-    if let Some(secs) = request.expires_in
-        && !(1..=MAX_BAN_SECS).contains(&secs)
-    {
-        return Err(ApiError::ValidationFailed(format!(
-            "`expiresIn` must be 1 to {MAX_BAN_SECS} seconds; omit it for a permanent ban"
-        )));
-    }
-    if id == admin.user.id {
-        return Err(ApiError::SelfAction("you cannot ban yourself".into()));
-    }
-    let mut tx = begin_admin_write::<BanUsers>(&state, &admin).await?;
-    let target = locked_user(&mut tx, &id).await?;
-    ensure_another_admin(&state, &mut tx, &target).await?;
-    let banned = users::ban(&mut tx, &id, &reason, request.expires_in).await?;
-    // Like Better-Auth: a ban signs the user out everywhere.
-    let revoked_ids = sessions::delete_all_for_user(&mut tx, &id, None).await?;
-    let revoked = revoked_ids.len();
-    let expires = banned
-        .ban_expires
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
-    let context = origin.audit_context(&admin);
-    audit::record(
-        &mut tx,
-        NewAuditEntry::on_user(
-            &context,
-            &admin.user.id,
-            "user.ban",
-            &id,
-            json!({ "reason": reason, "expiresAt": expires, "sessionsRevoked": revoked }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    state.auth.rows().invalidate_user(&id);
-    state.auth.rows().invalidate_sessions(&revoked_ids);
+    let ban = optional_json::<BanRequest>(&body)?.validate()?;
+    let banned = admin_write(&state, &caller, origin).ban(&id, ban).await?;
     Ok(profile(&banned))
 }
 
@@ -416,27 +321,11 @@ async fn ban_user(
 )]
 async fn unban_user(
     State(state): State<AppState>,
-    RequirePermission { caller: admin, .. }: RequirePermission<BanUsers>,
+    caller: RequirePermission<BanUsers>,
     origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let mut tx = begin_admin_write::<BanUsers>(&state, &admin).await?;
-    let before = locked_user(&mut tx, &id).await?;
-    let user = users::unban(&mut tx, &id).await?;
-    let context = origin.audit_context(&admin);
-    audit::record(
-        &mut tx,
-        NewAuditEntry::on_user(
-            &context,
-            &admin.user.id,
-            "user.unban",
-            &id,
-            json!({ "previousReason": before.ban_reason, "wasBanned": before.banned.unwrap_or(false) }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    state.auth.rows().invalidate_user(&id);
+    let user = admin_write(&state, &caller, origin).unban(&id).await?;
     Ok(profile(&user))
 }
 
@@ -467,34 +356,11 @@ async fn user_sessions(
 )]
 async fn revoke_user_sessions(
     State(state): State<AppState>,
-    RequirePermission { caller: admin, .. }: RequirePermission<RevokeSessions>,
+    caller: RequirePermission<RevokeSessions>,
     origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<Json<Revoked>, ApiError> {
-    let mut tx = begin_admin_write::<RevokeSessions>(&state, &admin).await?;
-    locked_user(&mut tx, &id).await?;
-    // An admin revoking their own sessions keeps the one they are using.
-    let keep = if id == admin.user.id {
-        admin.session_id.as_deref()
-    } else {
-        None
-    };
-    let revoked_ids = sessions::delete_all_for_user(&mut tx, &id, keep).await?;
-    let revoked = revoked_ids.len() as u64;
-    let context = origin.audit_context(&admin);
-    audit::record(
-        &mut tx,
-        NewAuditEntry::on_user(
-            &context,
-            &admin.user.id,
-            "user.revoke_sessions",
-            &id,
-            json!({ "sessionsRevoked": revoked }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    state.auth.rows().invalidate_sessions(&revoked_ids);
+    let revoked = admin_write(&state, &caller, origin).revoke_sessions(&id).await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -506,29 +372,11 @@ async fn revoke_user_sessions(
 )]
 async fn revoke_session(
     State(state): State<AppState>,
-    RequirePermission { caller: admin, .. }: RequirePermission<RevokeSessions>,
+    caller: RequirePermission<RevokeSessions>,
     origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = begin_admin_write::<RevokeSessions>(&state, &admin).await?;
-    let owner = sessions::delete_by_id(&mut tx, &id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let context = origin.audit_context(&admin);
-    audit::record(
-        &mut tx,
-        NewAuditEntry {
-            actor_id: &admin.user.id,
-            action: "session.revoke",
-            target_user_id: Some(&owner),
-            target_session_id: Some(&id),
-            details: json!({}),
-            context: &context,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.auth.rows().invalidate_session(&id);
+    admin_write(&state, &caller, origin).revoke_session(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -539,32 +387,11 @@ async fn revoke_session(
 )]
 async fn remove_user(
     State(state): State<AppState>,
-    RequirePermission { caller: admin, .. }: RequirePermission<DeleteUsers>,
+    caller: RequirePermission<DeleteUsers>,
     origin: RequestOrigin,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    if id == admin.user.id {
-        return Err(ApiError::SelfAction("you cannot remove yourself".into()));
-    }
-    let mut tx = begin_admin_write::<DeleteUsers>(&state, &admin).await?;
-    let target = locked_user(&mut tx, &id).await?;
-    ensure_another_admin(&state, &mut tx, &target).await?;
-    users::delete(&mut tx, &id).await?;
-    let context = origin.audit_context(&admin);
-    audit::record(
-        &mut tx,
-        NewAuditEntry::on_user(
-            &context,
-            &admin.user.id,
-            "user.remove",
-            &id,
-            json!({ "email": target.email, "role": target.role }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    // Its sessions went by cascade; without the user row they are refused anyway.
-    state.auth.rows().invalidate_user(&id);
+    admin_write(&state, &caller, origin).remove(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

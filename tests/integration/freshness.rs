@@ -348,6 +348,57 @@ async fn warden_s_own_writes_are_seen_at_once(db: PgPool) {
     assert!(rows.session("s-alice-1").is_none());
 }
 
+/// An admin write drops from the cache exactly the rows it changed or deleted, once it has
+/// committed; a write refused inside its transaction (the last admin, the actor's permission
+/// gone since their request was let in) leaves the database and every cached row as they were.
+#[sqlx::test]
+async fn an_admin_write_drops_exactly_its_rows_and_a_refused_one_none(db: PgPool) {
+    let w = World::new(db).await;
+    let rows = long_lived_cache();
+    rows.set_trusted(true);
+    let app = with_cache(&w, &rows).await;
+    let cached = |id: &str| rows.user(id).is_some();
+    for token in [&w.admin, &w.alice, &w.bob] {
+        assert_eq!(app.bearer(token).get("/users/me").await.status, 200);
+    }
+    assert!(cached("admin") && cached("alice") && cached("bob"));
+    assert!(rows.session("s-alice-1").is_some() && rows.session("s-bob").is_some());
+
+    // The last admin demoting themselves: refused under the lock, nothing changed or dropped.
+    let before = w.snapshot().await;
+    let answer = app
+        .as_admin()
+        .put("/admin/users/admin/role", json!({ "role": "user" }))
+        .await;
+    assert_eq!(answer.outcome(), (409, Some("last_admin")));
+    assert_eq!(w.snapshot().await, before);
+    assert!(cached("admin") && cached("alice") && cached("bob"));
+
+    // Demoted by SQL, with no listener to tell the cache: the request is let in on the cached
+    // row, the write reads the actor again and refuses; the target's rows stay cached.
+    w.exec(r#"UPDATE "user" SET role = 'user' WHERE id = 'admin'"#)
+        .await;
+    let before = w.snapshot().await;
+    let answer = app.as_admin().post("/admin/users/alice/ban", None).await;
+    assert_eq!(answer.outcome(), (403, Some("forbidden")));
+    assert_eq!(w.snapshot().await, before);
+    assert!(cached("alice") && rows.session("s-alice-1").is_some());
+    w.exec(r#"UPDATE "user" SET role = 'admin' WHERE id = 'admin'"#)
+        .await;
+    rows.invalidate_user("admin");
+
+    // A ban: bob's row and his session go, nobody else's.
+    let answer = app.as_admin().post("/admin/users/bob/ban", None).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert!(!cached("bob") && rows.session("s-bob").is_none());
+    assert!(cached("admin") && cached("alice") && rows.session("s-alice-1").is_some());
+
+    // Revoking alice's sessions: her sessions go, her row stays.
+    let answer = app.as_admin().delete("/admin/users/alice/sessions").await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert!(cached("alice") && rows.session("s-alice-1").is_none());
+}
+
 /// Many first-time JWTs at once: their sessions and users are read together (batched), and
 /// each request still gets exactly its own user; a banned one among them, a session of
 /// someone else and a missing session are refused as when read alone.

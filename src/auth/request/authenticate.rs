@@ -256,8 +256,9 @@ impl SessionFacts {
     }
 }
 
-/// Step 3: an active ban refuses everything.
-fn refuse_ban(user: &User, now: OffsetDateTime) -> Result<(), ApiError> {
+/// Step 3: an active ban refuses everything. Asked again by every admin write, of the actor's
+/// row re-read inside its transaction.
+pub(crate) fn refuse_ban(user: &User, now: OffsetDateTime) -> Result<(), ApiError> {
     if user.ban_is_active(now) {
         return Err(ApiError::Banned {
             reason: user.ban_reason.clone(),

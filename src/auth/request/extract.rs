@@ -220,15 +220,22 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_ref(state);
         let caller = auth.authenticate(parts).await?;
-        if !auth.has_permission(&caller.user, &P::request(), crate::auth::Connector::And) {
-            return Err(ApiError::Forbidden(format!(
-                "this needs the permission {}",
-                P::describe()
-            )));
-        }
+        require_permission::<P>(&auth, &caller.user)?;
         Ok(Self {
             caller,
             permission: PhantomData,
         })
     }
+}
+
+/// [`RequirePermission`]'s check: 403 `forbidden` naming `P` unless `user`'s roles grant it.
+/// Asked again by every admin write, of the actor's row re-read inside its transaction.
+pub(crate) fn require_permission<P: Permission>(auth: &Auth, user: &User) -> Result<(), ApiError> {
+    if !auth.has_permission(user, &P::request(), crate::auth::Connector::And) {
+        return Err(ApiError::Forbidden(format!(
+            "this needs the permission {}",
+            P::describe()
+        )));
+    }
+    Ok(())
 }
