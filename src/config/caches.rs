@@ -5,14 +5,23 @@ use std::time::Duration;
 use super::env::Env;
 use crate::error::ConfigError;
 
-pub(super) struct CacheParts {
-    pub(super) token_cache_mb: u64,
-    pub(super) user_cache: bool,
-    pub(super) user_cache_ttl: Duration,
-    pub(super) user_cache_mb: u64,
+/// What warden keeps in memory: verified tokens, and user and session rows.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `TOKEN_CACHE_MB` (default 8; 0 turns it off): memory for verified tokens, so each
+    /// distinct token's signature is checked once. Entries die at the token's `exp`.
+    pub token_cache_mb: u64,
+    /// `USER_CACHE` (default true): keep user rows and sessions in memory, invalidated at once
+    /// by PostgreSQL notifications; false reads the database on every request.
+    pub user_cache: bool,
+    /// `USER_CACHE_TTL_SECS` (default 60): an upper bound on any cached row's age.
+    pub user_cache_ttl: Duration,
+    /// `USER_CACHE_MB` (default 16): memory for cached users, sessions, memberships and
+    /// organization roles together.
+    pub user_cache_mb: u64,
 }
 
-impl CacheParts {
+impl CacheConfig {
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             token_cache_mb: env.number("TOKEN_CACHE_MB", 8, 0..=65_536)?,
@@ -20,5 +29,19 @@ impl CacheParts {
             user_cache_ttl: env.secs("USER_CACHE_TTL_SECS", 60, 1..=86_400)?,
             user_cache_mb: env.number("USER_CACHE_MB", 16, 1..=65_536)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::assert_each_refused;
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        assert_each_refused(&[
+            ("TOKEN_CACHE_MB", "lots"),
+            ("USER_CACHE", "sometimes"),
+            ("USER_CACHE_TTL_SECS", "0"),
+        ]);
     }
 }

@@ -6,32 +6,74 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::LogFormat;
 use super::env::{Env, http_url, invalid};
 use crate::error::ConfigError;
 use crate::http::server::DEFAULT_MAX_CONNECTIONS;
 use crate::state::AdminThroughProxy;
 
-pub(super) struct HttpParts {
-    pub(super) bind_addr: SocketAddr,
-    pub(super) metrics_addr: Option<SocketAddr>,
-    pub(super) log_format: LogFormat,
-    pub(super) cors_origins: Vec<String>,
-    pub(super) body_limit_bytes: usize,
-    pub(super) request_timeout: Duration,
-    pub(super) max_concurrent_requests: usize,
-    pub(super) max_connections: usize,
-    pub(super) header_read_timeout: Duration,
-    pub(super) keep_alive_timeout: Duration,
-    pub(super) auth_proxy: bool,
-    pub(super) auth_proxy_admin: AdminThroughProxy,
-    pub(super) console: bool,
-    pub(super) console_social_providers: Vec<String>,
-    pub(super) trusted_proxies: Vec<IpNet>,
-    pub(super) auth_failures_per_minute: u32,
+/// How warden serves HTTP: where, with which limits and timeouts, behind which proxies, and
+/// what it serves besides the API (the auth proxy, the console).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `BIND_ADDR` (default `0.0.0.0:8080`).
+    pub bind_addr: SocketAddr,
+    /// `METRICS_ADDR` (default unset: `/metrics` on the main port): serve `/metrics` on this
+    /// separate address instead, e.g. `127.0.0.1:9090`, to keep it off the public port.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `LOG_FORMAT` (default `pretty`): `pretty` for people, `json` for log pipelines.
+    pub log_format: LogFormat,
+    /// `CORS_ORIGINS` (default empty: no cross-origin access): the frontend origins allowed to
+    /// call warden from a browser, comma-separated; credentials are allowed for them.
+    pub cors_origins: Vec<String>,
+    /// `BODY_LIMIT_BYTES` (default 65536): larger request bodies get 413.
+    pub body_limit_bytes: usize,
+    /// `REQUEST_TIMEOUT_SECS` (default 30): a request still running then gets 408.
+    pub request_timeout: Duration,
+    /// `MAX_CONCURRENT_REQUESTS` (default 1024): beyond this, requests are shed with 503 at once
+    /// rather than queued without bound.
+    pub max_concurrent_requests: usize,
+    /// `MAX_CONNECTIONS` (default 10000): open connections; at the cap the longest-idle
+    /// connections are closed to make room, and accepting waits when none is idle.
+    pub max_connections: usize,
+    /// `HEADER_READ_TIMEOUT_SECS` (default 60, nginx's `client_header_timeout`): a request head
+    /// (and the first one on a new connection) must arrive whole within this.
+    pub header_read_timeout: Duration,
+    /// `KEEP_ALIVE_TIMEOUT_SECS` (default 75, nginx's `keepalive_timeout`): an idle keep-alive
+    /// connection is closed after this.
+    pub keep_alive_timeout: Duration,
+    /// `TRUSTED_PROXIES` (default empty): addresses or CIDR ranges of proxies whose
+    /// `X-Forwarded-For` names the client. Otherwise the client is the socket's peer.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `AUTH_FAILURES_PER_MINUTE` (default 60; 0 turns it off): refused credentials allowed per
+    /// client address per minute; beyond, 429 until the minute is over.
+    pub auth_failures_per_minute: u32,
+    /// `AUTH_PROXY` (default false): forward `/api/auth/*` to `BETTER_AUTH_URL`, so a frontend
+    /// can talk to one origin.
+    pub auth_proxy: bool,
+    /// `AUTH_PROXY_ADMIN` (default `audit`): what the auth proxy does with writes to
+    /// Better-Auth's admin endpoints (`/api/auth/admin/*`), which bypass warden's last-admin
+    /// rule: `audit` forwards them and records those Better-Auth accepts in the audit trail,
+    /// `refuse` answers 403 `admin_through_proxy_refused`.
+    pub auth_proxy_admin: AdminThroughProxy,
+    /// `CONSOLE` (default true): serve the console (sign-in, profile and admin pages) at
+    /// `/console`; false answers 404 there.
+    pub console: bool,
+    /// `CONSOLE_SOCIAL_PROVIDERS` (default empty: none): the Better-Auth social providers the
+    /// console offers a button for (`google,github`), by Better-Auth's ids. Better-Auth has no
+    /// endpoint that lists them, so warden is told, and the page never asks the auth server.
+    pub console_social_providers: Vec<String>,
 }
 
-impl HttpParts {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people to read (`pretty`).
+    Pretty,
+    /// One JSON object per line, with the request's span fields (`json`).
+    Json,
+}
+
+impl HttpConfig {
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let cors_origins = env.list("CORS_ORIGINS", "");
         for origin in &cors_origins {
@@ -114,4 +156,45 @@ fn social_providers(env: &Env<'_>) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(providers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{assert_each_refused, config};
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("DATABASE_URL", "postgres://localhost/db")]).unwrap();
+        assert_eq!(c.http.bind_addr.to_string(), "0.0.0.0:8080");
+        assert!(c.http.console);
+        assert_eq!(c.http.auth_proxy_admin, AdminThroughProxy::Audit);
+        assert!(c.http.console_social_providers.is_empty());
+        let social = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("CONSOLE_SOCIAL_PROVIDERS", " google, github ,microsoft-entra-id"),
+        ])
+        .unwrap();
+        assert_eq!(
+            social.http.console_social_providers,
+            ["google", "github", "microsoft-entra-id"]
+        );
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        assert_each_refused(&[
+            ("BIND_ADDR", "8080"),
+            ("LOG_FORMAT", "xml"),
+            ("CORS_ORIGINS", "https://app.test/path"),
+            ("BODY_LIMIT_BYTES", "12"),
+            ("REQUEST_TIMEOUT_SECS", "0"),
+            ("MAX_CONCURRENT_REQUESTS", "many"),
+            ("METRICS_ADDR", "9090"),
+            ("AUTH_PROXY", "perhaps"),
+            ("AUTH_PROXY_ADMIN", "allow"),
+            ("CONSOLE", "sometimes"),
+            ("CONSOLE_SOCIAL_PROVIDERS", "google,GitHub"),
+        ]);
+    }
 }

@@ -6,14 +6,22 @@ use super::env::{Env, invalid};
 use crate::auth::AccessControl;
 use crate::error::ConfigError;
 
-pub(super) struct RoleParts {
-    pub(super) roles: Vec<String>,
-    pub(super) admin_roles: Vec<String>,
-    pub(super) admin_user_ids: Vec<String>,
-    pub(super) access_control: Arc<AccessControl>,
+/// Who is an admin, and which roles exist and may be assigned.
+#[derive(Debug, Clone)]
+pub struct RoleConfig {
+    /// `ROLES` (default: the roles of `ACCESS_CONTROL_FILE`, else `admin,user`): the roles an
+    /// admin may assign.
+    pub roles: Vec<String>,
+    /// `ADMIN_ROLES` (default `admin`): a user holding any of these roles is an admin.
+    pub admin_roles: Vec<String>,
+    /// `ADMIN_USER_IDS` (default empty): users who are admins whatever their roles.
+    pub admin_user_ids: Vec<String>,
+    /// `ACCESS_CONTROL_FILE` (default unset: Better-Auth's default roles): the roles'
+    /// permissions, in Better-Auth's shape, shared with the auth server.
+    pub access_control: Arc<AccessControl>,
 }
 
-impl RoleParts {
+impl RoleConfig {
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let access_control = match env.get("ACCESS_CONTROL_FILE") {
             None => AccessControl::default(),
@@ -49,4 +57,22 @@ fn valid_role_name(role: &str) -> bool {
         && role
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{assert_each_refused, config};
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("DATABASE_URL", "postgres://localhost/db")]).unwrap();
+        assert_eq!(c.roles.roles, vec!["admin", "user"]);
+        assert_eq!(c.roles.admin_roles, vec!["admin"]);
+        assert!(c.roles.admin_user_ids.is_empty());
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        assert_each_refused(&[("ROLES", " , "), ("ADMIN_ROLES", "admin;drop")]);
+    }
 }
