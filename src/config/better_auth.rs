@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::env::{Env, invalid};
 use crate::auth::policy::SessionCheck;
-use crate::auth::{DEFAULT_BETTER_AUTH_URL, DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS};
+use crate::auth::{AuthPolicy, DEFAULT_BETTER_AUTH_URL, JwksSettings};
 use crate::error::ConfigError;
 use crate::secret::Secret;
 
@@ -63,7 +63,9 @@ pub struct BetterAuthConfig {
 
 impl BetterAuthConfig {
     /// Everything but `TRUSTED_ORIGINS`, whose default takes in `CORS_ORIGINS`: it is left
-    /// empty here for [`trusted_origins`] to fill once the HTTP group is read.
+    /// empty here for [`trusted_origins`] to fill once the HTTP group is read. The defaults of
+    /// the JWKS settings and of the session check are the library's ([`JwksSettings`],
+    /// [`AuthPolicy`]).
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let url = env.http_url("BETTER_AUTH_URL", || DEFAULT_BETTER_AUTH_URL.to_owned())?;
         let base = url.trim_end_matches('/').to_owned();
@@ -90,6 +92,7 @@ impl BetterAuthConfig {
         }
         let session_cookie = session_cookie(env)?;
         let secure_cookies = env.flag("SECURE_COOKIES", url.starts_with("https://"))?;
+        let jwks = JwksSettings::default();
         Ok(Self {
             jwks_url,
             jwt_issuer,
@@ -99,20 +102,20 @@ impl BetterAuthConfig {
             secure_cookies,
             jwt_audience,
             jwt_leeway: env.secs("JWT_LEEWAY_SECS", 30, 0..=600)?,
-            jwks_refresh: env.secs("JWKS_REFRESH_SECS", 300, 1..=86_400)?,
-            jwks_cooldown: env.secs("JWKS_COOLDOWN_SECS", 5, 0..=3_600)?,
-            jwks_timeout: env.secs("JWKS_TIMEOUT_SECS", 5, 1..=120)?,
+            jwks_refresh: env.secs("JWKS_REFRESH_SECS", jwks.refresh.as_secs(), 1..=86_400)?,
+            jwks_cooldown: env.secs("JWKS_COOLDOWN_SECS", jwks.cooldown.as_secs(), 0..=3_600)?,
+            jwks_timeout: env.secs("JWKS_TIMEOUT_SECS", jwks.timeout.as_secs(), 1..=120)?,
             jwks_grace: env.secs(
                 "JWKS_GRACE_PERIOD_SECS",
-                DEFAULT_JWKS_GRACE_SECS,
+                jwks.grace.as_secs(),
                 0..=10 * 365 * 86_400,
             )?,
-            jwks_max_waiters: env.number("JWKS_MAX_WAITERS", DEFAULT_JWKS_MAX_WAITERS, 0..=10_000)?,
+            jwks_max_waiters: env.number("JWKS_MAX_WAITERS", jwks.max_waiters, 0..=10_000)?,
             secret,
             require_signed_session_tokens,
             session_check: env.choice(
                 "SESSION_CHECK",
-                SessionCheck::Auto,
+                AuthPolicy::default().session_check,
                 &[
                     ("off", SessionCheck::Off),
                     ("auto", SessionCheck::Auto),
@@ -204,6 +207,9 @@ mod tests {
         assert_eq!(b.jwt_leeway, Duration::from_secs(30));
         assert_eq!(b.jwks_refresh, Duration::from_secs(300));
         assert_eq!(b.jwks_cooldown, Duration::from_secs(5));
+        assert_eq!(b.jwks_timeout, Duration::from_secs(5));
+        assert_eq!(b.jwks_grace, Duration::from_secs(2_592_000));
+        assert_eq!(b.jwks_max_waiters, 8);
         assert_eq!(b.session_check, SessionCheck::Auto);
         assert!(b.secret.is_none());
         assert_eq!(b.session_cookie, "better-auth.session_token");

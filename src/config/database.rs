@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::env::Env;
+use crate::db::PoolSettings;
 use crate::error::ConfigError;
 use crate::secret::Secret;
 
@@ -37,8 +38,10 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseConfig {
+    /// The pool's defaults are [`PoolSettings`]'s, which the library uses too.
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         env.required("DATABASE_URL")?;
+        let pool = PoolSettings::default();
         Ok(Self {
             url: env
                 .pg_url("DATABASE_URL")?
@@ -46,11 +49,23 @@ impl DatabaseConfig {
                 .ok_or(ConfigError::Missing("DATABASE_URL"))?,
             read_url: env.pg_url("DATABASE_READ_URL")?.map(Secret::new),
             listen_url: env.pg_url("DATABASE_LISTEN_URL")?.map(Secret::new),
-            max_connections: env.number("DATABASE_MAX_CONNECTIONS", 10, 1..=1000)?,
-            acquire_timeout: env.secs("DATABASE_ACQUIRE_TIMEOUT_SECS", 5, 1..=300)?,
-            idle_timeout: env.secs("DATABASE_IDLE_TIMEOUT_SECS", 300, 1..=86_400)?,
-            statement_cache: env.number("DATABASE_STATEMENT_CACHE", 100, 0..=100_000)?,
-            connect_retry: env.secs("DATABASE_CONNECT_RETRY_SECS", 30, 0..=3_600)?,
+            max_connections: env.number("DATABASE_MAX_CONNECTIONS", pool.max_connections, 1..=1000)?,
+            acquire_timeout: env.secs(
+                "DATABASE_ACQUIRE_TIMEOUT_SECS",
+                pool.acquire_timeout.as_secs(),
+                1..=300,
+            )?,
+            idle_timeout: env.secs(
+                "DATABASE_IDLE_TIMEOUT_SECS",
+                pool.idle_timeout.as_secs(),
+                1..=86_400,
+            )?,
+            statement_cache: env.number("DATABASE_STATEMENT_CACHE", pool.statement_cache, 0..=100_000)?,
+            connect_retry: env.secs(
+                "DATABASE_CONNECT_RETRY_SECS",
+                pool.connect_retry.as_secs(),
+                0..=3_600,
+            )?,
             run_migrations: env.flag("RUN_MIGRATIONS", true)?,
         })
     }
@@ -65,6 +80,12 @@ mod tests {
     fn defaults_and_secrets() {
         let c = config(&[("DATABASE_URL", "postgres://warden:pw-in-url@localhost/db")]).unwrap();
         assert!(c.database.run_migrations);
+        // As README and .env.example say; the numbers themselves live with PoolSettings.
+        assert_eq!(c.database.max_connections, 10);
+        assert_eq!(c.database.acquire_timeout, Duration::from_secs(5));
+        assert_eq!(c.database.idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.database.statement_cache, 100);
+        assert_eq!(c.database.connect_retry, Duration::from_secs(30));
         assert!(c.database.read_url.is_none() && c.database.listen_url.is_none());
         assert!(
             !format!("{c:?}").contains("pw-in-url"),

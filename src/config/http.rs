@@ -8,6 +8,7 @@ use ipnet::IpNet;
 
 use super::env::{Env, http_url, invalid};
 use crate::error::ConfigError;
+use crate::http::HttpSettings;
 use crate::http::server::DEFAULT_MAX_CONNECTIONS;
 use crate::state::AdminThroughProxy;
 
@@ -74,35 +75,13 @@ pub enum LogFormat {
 }
 
 impl HttpConfig {
+    /// The defaults of the limits and timeouts are the layers' and the server's own
+    /// ([`HttpSettings`], which the library uses too).
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let cors_origins = env.list("CORS_ORIGINS", "");
-        for origin in &cors_origins {
-            let ok = origin == "*"
-                || (http_url("CORS_ORIGINS", origin.clone()).is_ok()
-                    && !origin
-                        .trim_start_matches("http://")
-                        .trim_start_matches("https://")
-                        .contains('/'));
-            if !ok {
-                return Err(invalid(
-                    "CORS_ORIGINS",
-                    format!("{origin:?} is not an origin such as https://app.example.com (no path) or *"),
-                ));
-            }
-        }
-        let mut trusted_proxies = Vec::new();
-        for item in env.list("TRUSTED_PROXIES", "") {
-            let net = item
-                .parse::<IpNet>()
-                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    invalid(
-                        "TRUSTED_PROXIES",
-                        format!("{item:?} is not an IP address or a CIDR range such as 10.0.0.0/8"),
-                    )
-                })?;
-            trusted_proxies.push(net);
-        }
+        let cors_origins = cors_origins(env)?;
+        let trusted_proxies = trusted_proxies(env)?;
+        let layers = HttpSettings::default();
+        let connections = layers.connections;
         Ok(Self {
             bind_addr: env
                 .socket_addr("BIND_ADDR", "0.0.0.0:8080")?
@@ -114,16 +93,36 @@ impl HttpConfig {
                 &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
             )?,
             cors_origins,
-            body_limit_bytes: env.number("BODY_LIMIT_BYTES", 64 * 1024, 1024..=64 * 1024 * 1024)?,
-            request_timeout: env.secs("REQUEST_TIMEOUT_SECS", 30, 1..=3_600)?,
-            max_concurrent_requests: env.number("MAX_CONCURRENT_REQUESTS", 1024, 1..=1_000_000)?,
+            body_limit_bytes: env.number(
+                "BODY_LIMIT_BYTES",
+                layers.body_limit_bytes,
+                1024..=64 * 1024 * 1024,
+            )?,
+            request_timeout: env.secs(
+                "REQUEST_TIMEOUT_SECS",
+                layers.request_timeout.as_secs(),
+                1..=3_600,
+            )?,
+            max_concurrent_requests: env.number(
+                "MAX_CONCURRENT_REQUESTS",
+                layers.max_concurrent_requests,
+                1..=1_000_000,
+            )?,
             max_connections: env.number("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1..=1_000_000)?,
-            header_read_timeout: env.secs("HEADER_READ_TIMEOUT_SECS", 60, 1..=3_600)?,
-            keep_alive_timeout: env.secs("KEEP_ALIVE_TIMEOUT_SECS", 75, 1..=3_600)?,
+            header_read_timeout: env.secs(
+                "HEADER_READ_TIMEOUT_SECS",
+                connections.header_read_timeout.as_secs(),
+                1..=3_600,
+            )?,
+            keep_alive_timeout: env.secs(
+                "KEEP_ALIVE_TIMEOUT_SECS",
+                connections.keep_alive_timeout.as_secs(),
+                1..=3_600,
+            )?,
             auth_proxy: env.flag("AUTH_PROXY", false)?,
             auth_proxy_admin: env.choice(
                 "AUTH_PROXY_ADMIN",
-                AdminThroughProxy::Audit,
+                AdminThroughProxy::default(),
                 &[
                     ("audit", AdminThroughProxy::Audit),
                     ("refuse", AdminThroughProxy::Refuse),
@@ -135,6 +134,44 @@ impl HttpConfig {
             auth_failures_per_minute: env.number("AUTH_FAILURES_PER_MINUTE", 60, 0..=1_000_000)?,
         })
     }
+}
+
+/// `CORS_ORIGINS`: origins (`scheme://host[:port]`, no path), or `*`.
+fn cors_origins(env: &Env<'_>) -> Result<Vec<String>, ConfigError> {
+    let cors_origins = env.list("CORS_ORIGINS", "");
+    for origin in &cors_origins {
+        let ok = origin == "*"
+            || (http_url("CORS_ORIGINS", origin.clone()).is_ok()
+                && !origin
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .contains('/'));
+        if !ok {
+            return Err(invalid(
+                "CORS_ORIGINS",
+                format!("{origin:?} is not an origin such as https://app.example.com (no path) or *"),
+            ));
+        }
+    }
+    Ok(cors_origins)
+}
+
+/// `TRUSTED_PROXIES`: addresses (taken as single-address ranges) or CIDR ranges.
+fn trusted_proxies(env: &Env<'_>) -> Result<Vec<IpNet>, ConfigError> {
+    let mut trusted_proxies = Vec::new();
+    for item in env.list("TRUSTED_PROXIES", "") {
+        let net = item
+            .parse::<IpNet>()
+            .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                invalid(
+                    "TRUSTED_PROXIES",
+                    format!("{item:?} is not an IP address or a CIDR range such as 10.0.0.0/8"),
+                )
+            })?;
+        trusted_proxies.push(net);
+    }
+    Ok(trusted_proxies)
 }
 
 /// `CONSOLE_SOCIAL_PROVIDERS`: Better-Auth's provider ids, as its `socialProviders` keys
@@ -170,6 +207,15 @@ mod tests {
         assert!(c.http.console);
         assert_eq!(c.http.auth_proxy_admin, AdminThroughProxy::Audit);
         assert!(c.http.console_social_providers.is_empty());
+        // As README and .env.example say; the numbers themselves live with the HTTP layers
+        // and the server.
+        assert_eq!(c.http.body_limit_bytes, 65_536);
+        assert_eq!(c.http.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.http.max_concurrent_requests, 1024);
+        assert_eq!(c.http.max_connections, 10_000);
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.keep_alive_timeout, Duration::from_secs(75));
+        assert_eq!(c.http.auth_failures_per_minute, 60);
         let social = config(&[
             ("DATABASE_URL", "postgres://localhost/db"),
             ("CONSOLE_SOCIAL_PROVIDERS", " google, github ,microsoft-entra-id"),

@@ -159,7 +159,7 @@ impl Config {
                 RowCacheSettings {
                     enabled: true,
                     ttl: self.caches.user_cache_ttl,
-                    bytes: self.caches.user_cache_mb * 1024 * 1024,
+                    bytes: self.caches.user_cache_mb * caches::MIB,
                 },
                 Some(listen),
             ))
@@ -180,7 +180,7 @@ impl Config {
                 max_waiters: self.better_auth.jwks_max_waiters,
             })
             .policy(self.auth_policy())
-            .token_cache_bytes(self.caches.token_cache_mb * 1024 * 1024)
+            .token_cache_bytes(self.caches.token_cache_mb * caches::MIB)
             .user_cache(user_cache)
             .trusted_proxies(self.http.trusted_proxies.clone())
             .failures_per_minute(self.http.auth_failures_per_minute)
