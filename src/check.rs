@@ -195,9 +195,9 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
         "tokens",
         format!(
             "accepted when iss = {:?} and aud is one of {:?} (clock leeway {} s)",
-            config.jwt_issuer,
-            config.jwt_audience,
-            config.jwt_leeway.as_secs()
+            config.better_auth.jwt_issuer,
+            config.better_auth.jwt_audience,
+            config.better_auth.jwt_leeway.as_secs()
         ),
     );
     report
@@ -207,7 +207,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
 /// Better-Auth itself is served over https, `/metrics` on the public port, and a failure limit
 /// that cannot tell a valid session token from junk.
 fn check_exposure(report: &mut Report, config: &Config) {
-    if config.auth_failures_per_minute > 0 && config.better_auth_secret.is_none() {
+    if config.http.auth_failures_per_minute > 0 && config.better_auth.secret.is_none() {
         report.add(
             Outcome::Warn,
             "limiter",
@@ -216,7 +216,7 @@ fn check_exposure(report: &mut Report, config: &Config) {
              until its minute ends (JWTs are unaffected); set BETTER_AUTH_SECRET to Better-Auth's secret",
         );
     }
-    if config.better_auth_url.starts_with("https://") && config.jwks_url.starts_with("http://") {
+    if config.better_auth.url.starts_with("https://") && config.better_auth.jwks_url.starts_with("http://") {
         report.add(
             Outcome::Warn,
             "jwks",
@@ -224,18 +224,18 @@ fn check_exposure(report: &mut Report, config: &Config) {
                 "{} is plain http while BETTER_AUTH_URL is https: the keys that decide who is signed in \
                  travel unauthenticated, and anyone on that path can swap in their own and mint tokens \
                  warden accepts; use https (plain http only inside a network you trust)",
-                config.jwks_url
+                config.better_auth.jwks_url
             ),
         );
     }
-    match config.metrics_addr {
+    match config.http.metrics_addr {
         None => report.add(
             Outcome::Warn,
             "metrics",
             format!(
                 "/metrics is served on the main port ({}) to anyone who can reach it; set METRICS_ADDR \
                  (e.g. 127.0.0.1:9090) to serve it on an address of its own",
-                config.bind_addr
+                config.http.bind_addr
             ),
         ),
         Some(addr) => report.add(
@@ -249,7 +249,7 @@ fn check_exposure(report: &mut Report, config: &Config) {
 /// One connection, or why not in the words `warden serve` uses: the server (host and port,
 /// never the password) and the cause.
 async fn connect(url: &str, config: &Config) -> Result<PgConnection, String> {
-    let options = db::connect_options(url, config.database_statement_cache)
+    let options = db::connect_options(url, config.database.statement_cache)
         .map_err(|e| format!("cannot connect: the URL is not valid: {e}"))?;
     let server = db::server_of(&options);
     match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options)).await {
@@ -283,7 +283,7 @@ async fn describe_server(conn: &mut PgConnection) -> String {
 }
 
 async fn check_database(report: &mut Report, config: &Config) {
-    let mut conn = match connect(config.database_url.expose(), config).await {
+    let mut conn = match connect(config.database.url.expose(), config).await {
         Ok(conn) => conn,
         Err(err) => {
             report.add(Outcome::Fail, "database", err);
@@ -291,7 +291,7 @@ async fn check_database(report: &mut Report, config: &Config) {
         }
     };
     // First, because through a broken pooler every later query is unreliable.
-    if !check_pooler(report, config.database_url.expose(), config).await {
+    if !check_pooler(report, config.database.url.expose(), config).await {
         let _ = conn.close().await;
         return;
     }
@@ -372,7 +372,7 @@ async fn check_database(report: &mut Report, config: &Config) {
     }
     let _ = conn.close().await;
 
-    if let Some(url) = &config.database_read_url {
+    if let Some(url) = &config.database.read_url {
         match connect(url.expose(), config).await {
             Ok(mut replica) => {
                 let description = describe_server(&mut replica).await;
@@ -432,7 +432,7 @@ async fn check_pooler(report: &mut Report, url: &str, config: &Config) -> bool {
 
 async fn check_jwks(report: &mut Report, config: &Config) {
     let client = match reqwest::Client::builder()
-        .timeout(config.jwks_timeout)
+        .timeout(config.better_auth.jwks_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
     {
@@ -446,7 +446,7 @@ async fn check_jwks(report: &mut Report, config: &Config) {
             return;
         }
     };
-    let url = &config.jwks_url;
+    let url = &config.better_auth.jwks_url;
     let body = match client.get(url).send().await {
         Ok(response) if response.status().is_success() => response.bytes().await,
         Ok(response) => {

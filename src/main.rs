@@ -120,7 +120,7 @@ async fn start() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(config.log_format);
+    init_logs(config.http.log_format);
 
     match execute(command, config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,8 +174,8 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
         return healthcheck(&config).await;
     }
     let pools = db::connect(
-        config.database_url.expose(),
-        config.database_read_url.as_ref().map(|u| u.expose()),
+        config.database.url.expose(),
+        config.database.read_url.as_ref().map(|u| u.expose()),
         &config.pool_settings(),
     )
     .await?;
@@ -186,18 +186,18 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
             Ok(())
         }
         Command::Serve => {
-            if config.run_migrations {
+            if config.database.run_migrations {
                 db::migrate(&pools.primary).await?;
                 tracing::info!("migrations applied");
             }
             let state = AppState::from_config(&config, pools).await?;
-            let listener = tokio::net::TcpListener::bind(config.bind_addr)
+            let listener = tokio::net::TcpListener::bind(config.http.bind_addr)
                 .await
                 .map_err(|source| StartupError::Bind {
-                    addr: config.bind_addr,
+                    addr: config.http.bind_addr,
                     source,
                 })?;
-            let metrics = match config.metrics_addr {
+            let metrics = match config.http.metrics_addr {
                 Some(addr) => Some(
                     tokio::net::TcpListener::bind(addr)
                         .await
@@ -205,18 +205,18 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
                 ),
                 None => None,
             };
-            if config.metrics_addr.is_none() {
+            if config.http.metrics_addr.is_none() {
                 tracing::warn!(
                     "/metrics is served on the main port ({}) to anyone who can reach it; set METRICS_ADDR \
                      (e.g. 127.0.0.1:9090) to serve it on an address of its own",
-                    config.bind_addr
+                    config.http.bind_addr
                 );
             }
             tracing::info!(
-                addr = %config.bind_addr,
-                metrics = ?config.metrics_addr,
-                jwks = %config.jwks_url,
-                auth_proxy = config.auth_proxy,
+                addr = %config.http.bind_addr,
+                metrics = ?config.http.metrics_addr,
+                jwks = %config.better_auth.jwks_url,
+                auth_proxy = config.http.auth_proxy,
                 "warden listening"
             );
             run(listener, metrics, state, shutdown_signal()).await
@@ -227,7 +227,7 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
 
 /// Asks the local warden for `/healthz`.
 async fn healthcheck(config: &Config) -> Result<(), StartupError> {
-    let url = format!("http://127.0.0.1:{}/healthz", config.bind_addr.port());
+    let url = format!("http://127.0.0.1:{}/healthz", config.http.bind_addr.port());
     let response = reqwest::Client::new()
         .get(&url)
         .timeout(std::time::Duration::from_secs(3))

@@ -1,0 +1,254 @@
+//! Configuration: every environment variable warden reads, its default, and its validation.
+//!
+//! The environment is read once, at start, by [`Config::from_env`]. Each value is checked
+//! there, and a bad one stops the start with a message naming the variable, so nothing deeper
+//! in the code ever has to deal with a half-valid configuration. README and `.env.example`
+//! list the same variables with the same defaults.
+//!
+//! [`Config`] holds one group of settings per concern, each in its own file with its
+//! variables, their defaults and their checks: [`DatabaseConfig`] (`database.rs`),
+//! [`BetterAuthConfig`] (`better_auth.rs`: JWT, JWKS, secret, cookies, session check),
+//! [`RoleConfig`] (`roles.rs`), [`HttpConfig`] (`http.rs`: addresses, limits, timeouts,
+//! proxies, the auth proxy, the console) and [`CacheConfig`] (`caches.rs`). `env.rs` reads one
+//! variable at a time, typed, and names it in every refusal.
+//!
+//! The configuration then builds what the rest of the crate defines: the pool settings, the
+//! [`AuthPolicy`], the HTTP settings, an [`Auth`] ([`Auth::from_env`]) and the server's
+//! [`AppState`]. Those modules never import this one.
+
+mod better_auth;
+mod caches;
+mod database;
+mod env;
+mod http;
+mod roles;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use self::env::Env;
+use crate::auth::{Auth, AuthBuilder, AuthPolicy, JwksSettings};
+use crate::cache::RowCacheSettings;
+use crate::db::{self, PoolSettings};
+use crate::error::StartupError;
+use crate::http::HttpSettings;
+use crate::http::server::ConnectionLimits;
+use crate::state::{AppState, Shared};
+
+pub use self::better_auth::BetterAuthConfig;
+pub use self::caches::CacheConfig;
+pub use self::database::DatabaseConfig;
+pub use self::http::{HttpConfig, LogFormat};
+pub use self::roles::RoleConfig;
+pub use crate::auth::policy::SessionCheck;
+pub use crate::error::ConfigError;
+pub use crate::secret::Secret;
+
+pub use crate::auth::{DEFAULT_BETTER_AUTH_URL, DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS};
+pub use crate::http::server::DEFAULT_MAX_CONNECTIONS;
+
+/// The validated configuration, one group per concern. `Debug` never shows secrets: database
+/// URLs (they may hold a password) and `BETTER_AUTH_SECRET` are [`Secret`]s.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The database: its URLs, the pool, the migrations (`DATABASE_*`, `RUN_MIGRATIONS`).
+    pub database: DatabaseConfig,
+    /// Better-Auth: its URL, the JWT and JWKS rules, its secret and session cookie, trusted
+    /// origins, the session check.
+    pub better_auth: BetterAuthConfig,
+    /// Roles: the assignable ones, who is an admin, the access control file.
+    pub roles: RoleConfig,
+    /// HTTP: addresses, logs, CORS, limits, timeouts, trusted proxies, the failure limiter,
+    /// the auth proxy, the console.
+    pub http: HttpConfig,
+    /// Caches: verified tokens, user and session rows.
+    pub caches: CacheConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can pass a map instead of the
+    /// process environment. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let database = DatabaseConfig::read(&env)?;
+        let mut better_auth = BetterAuthConfig::read(&env)?;
+        let roles = RoleConfig::read(&env)?;
+        let http = HttpConfig::read(&env)?;
+        let caches = CacheConfig::read(&env)?;
+        // TRUSTED_ORIGINS' default takes in CORS_ORIGINS, so it is read once both groups are.
+        better_auth.trusted_origins =
+            better_auth::trusted_origins(&env, &better_auth.url, &http.cors_origins)?;
+        Ok(Self {
+            database,
+            better_auth,
+            roles,
+            http,
+            caches,
+        })
+    }
+}
+
+/// What the configuration builds: the pieces of the library and of the server.
+impl Config {
+    /// Database pool sizes and timeouts.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.database.max_connections,
+            acquire_timeout: self.database.acquire_timeout,
+            idle_timeout: self.database.idle_timeout,
+            statement_cache: self.database.statement_cache,
+            connect_retry: self.database.connect_retry,
+        }
+    }
+
+    /// Admin rules, roles, session strictness, secret and cookie rules.
+    pub fn auth_policy(&self) -> AuthPolicy {
+        AuthPolicy {
+            admin_roles: self.roles.admin_roles.clone(),
+            admin_user_ids: self.roles.admin_user_ids.clone(),
+            assignable_roles: self.roles.roles.clone(),
+            session_check: self.better_auth.session_check,
+            better_auth_secret: self.better_auth.secret.clone(),
+            require_signed_session_tokens: self.better_auth.require_signed_session_tokens,
+            cookie_auth: self.better_auth.cookie_auth,
+            trusted_origins: self.better_auth.trusted_origins.clone(),
+            session_cookie: self.better_auth.session_cookie.clone(),
+            secure_cookies: self.better_auth.secure_cookies,
+            access: Arc::clone(&self.roles.access_control),
+        }
+    }
+
+    /// CORS, limits, timeouts and the connection cap.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            cors_origins: self.http.cors_origins.clone(),
+            body_limit_bytes: self.http.body_limit_bytes,
+            request_timeout: self.http.request_timeout,
+            max_concurrent_requests: self.http.max_concurrent_requests,
+            connections: ConnectionLimits {
+                header_read_timeout: self.http.header_read_timeout,
+                keep_alive_timeout: self.http.keep_alive_timeout,
+                // A request runs at most REQUEST_TIMEOUT_SECS; a connection that moves no byte
+                // for that long and a bit more is a client that stopped reading.
+                stall_timeout: self.http.request_timeout + Duration::from_secs(5),
+                max_connections: self.http.max_connections,
+            },
+            trusted_proxies: self.http.trusted_proxies.clone(),
+        }
+    }
+
+    /// An [`Auth`] builder set up as the configuration says, on the primary pool `db`.
+    pub fn auth_builder(&self, db: PgPool) -> Result<AuthBuilder, StartupError> {
+        let user_cache = if self.caches.user_cache {
+            let url = self
+                .database
+                .listen_url
+                .as_ref()
+                .unwrap_or(&self.database.url)
+                .expose();
+            let listen =
+                db::connect_options(url, self.database.statement_cache).map_err(StartupError::Database)?;
+            Some((
+                RowCacheSettings {
+                    enabled: true,
+                    ttl: self.caches.user_cache_ttl,
+                    bytes: self.caches.user_cache_mb * caches::MIB,
+                },
+                Some(listen),
+            ))
+        } else {
+            None
+        };
+        Ok(Auth::builder(db)
+            .better_auth_url(self.better_auth.url.clone())
+            .jwks_url(self.better_auth.jwks_url.clone())
+            .issuer(self.better_auth.jwt_issuer.clone())
+            .audience(self.better_auth.jwt_audience.clone())
+            .leeway(self.better_auth.jwt_leeway)
+            .jwks_settings(JwksSettings {
+                refresh: self.better_auth.jwks_refresh,
+                cooldown: self.better_auth.jwks_cooldown,
+                timeout: self.better_auth.jwks_timeout,
+                grace: self.better_auth.jwks_grace,
+                max_waiters: self.better_auth.jwks_max_waiters,
+            })
+            .policy(self.auth_policy())
+            .token_cache_bytes(self.caches.token_cache_mb * caches::MIB)
+            .user_cache(user_cache)
+            .trusted_proxies(self.http.trusted_proxies.clone())
+            .failures_per_minute(self.http.auth_failures_per_minute)
+            .checks_capacity(self.http.max_concurrent_requests))
+    }
+}
+
+impl Auth {
+    /// An `Auth` from the environment (and a `.env` file), with the same variables and
+    /// defaults as the `warden` server (README, Configuration): connects to `DATABASE_URL`,
+    /// loads the JWKS, starts the background tasks.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let _ = dotenvy::dotenv();
+        let config = Config::from_env()?;
+        let db = db::connect_one(config.database.url.expose(), &config.pool_settings()).await?;
+        Self::from_config(&config, db).await
+    }
+
+    /// An `Auth` as `config` says, on the primary pool `db`.
+    pub async fn from_config(config: &Config, db: PgPool) -> Result<Self, StartupError> {
+        config.auth_builder(db)?.build().await
+    }
+}
+
+impl AppState {
+    /// The `warden` server's state: an [`Auth`] on the primary pool, the read replica, HTTP
+    /// settings, where `/metrics` goes, the auth proxy's upstream, and the console.
+    pub async fn from_config(config: &Config, pools: db::Pools) -> Result<Self, StartupError> {
+        let auth = Auth::from_config(config, pools.primary).await?;
+        Ok(Shared {
+            auth,
+            read_db: pools.read,
+            http: Arc::new(config.http_settings()),
+            metrics_on_main: config.http.metrics_addr.is_none(),
+            auth_proxy: config.http.auth_proxy.then(|| config.better_auth.url.clone()),
+            auth_proxy_admin: config.http.auth_proxy_admin,
+            better_auth_url: config.better_auth.url.clone(),
+            console: config.http.console,
+            console_social_providers: config.http.console_social_providers.clone(),
+        }
+        .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the groups' tests share; each group's own tests are in its file.
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// The configuration read from `vars` alone.
+    pub(super) fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    /// Each `(variable, bad value)`, set alone beside a valid `DATABASE_URL`, stops the start
+    /// with a message that begins with the variable's name.
+    pub(super) fn assert_each_refused(cases: &[(&str, &str)]) {
+        let base = ("DATABASE_URL", "postgres://localhost/db");
+        for &(var, value) in cases {
+            let err = config(&[base, (var, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}={value:?} gave {err:?}");
+        }
+    }
+}
