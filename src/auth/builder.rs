@@ -24,6 +24,8 @@ use crate::error::StartupError;
 
 /// Where Better-Auth listens when no URL is given (its own default port).
 pub const DEFAULT_BETTER_AUTH_URL: &str = "http://localhost:3000";
+/// Clock skew allowed on a JWT's `exp` and `nbf`, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 
 /// Builds an [`Auth`]. Defaults are Better-Auth's and the `warden` server's.
 #[derive(Debug)]
@@ -55,13 +57,13 @@ impl AuthBuilder {
             jwks_url: None,
             issuer: None,
             audience: None,
-            leeway: Duration::from_secs(30),
+            leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
             jwks: JwksSettings::default(),
             policy: AuthPolicy::default(),
             token_cache_bytes: DEFAULT_TOKEN_CACHE_BYTES,
             user_cache: Some((RowCacheSettings::default(), None)),
             trusted_proxies: Vec::new(),
-            failures_per_minute: 60,
+            failures_per_minute: throttle::DEFAULT_FAILURES_PER_MINUTE,
             checks_capacity: throttle::DEFAULT_CHECKS_CAPACITY,
             verifier: None,
             rows: None,

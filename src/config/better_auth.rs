@@ -101,7 +101,7 @@ impl BetterAuthConfig {
             session_cookie,
             secure_cookies,
             jwt_audience,
-            jwt_leeway: env.secs("JWT_LEEWAY_SECS", 30, 0..=600)?,
+            jwt_leeway: env.secs("JWT_LEEWAY_SECS", crate::auth::DEFAULT_LEEWAY_SECS, 0..=600)?,
             jwks_refresh: env.secs("JWKS_REFRESH_SECS", jwks.refresh.as_secs(), 1..=86_400)?,
             jwks_cooldown: env.secs("JWKS_COOLDOWN_SECS", jwks.cooldown.as_secs(), 0..=3_600)?,
             jwks_timeout: env.secs("JWKS_TIMEOUT_SECS", jwks.timeout.as_secs(), 1..=120)?,

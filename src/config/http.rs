@@ -131,7 +131,11 @@ impl HttpConfig {
             console: env.flag("CONSOLE", true)?,
             console_social_providers: social_providers(env)?,
             trusted_proxies,
-            auth_failures_per_minute: env.number("AUTH_FAILURES_PER_MINUTE", 60, 0..=1_000_000)?,
+            auth_failures_per_minute: env.number(
+                "AUTH_FAILURES_PER_MINUTE",
+                crate::auth::throttle::DEFAULT_FAILURES_PER_MINUTE,
+                0..=1_000_000,
+            )?,
         })
     }
 }

@@ -42,6 +42,8 @@ use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
 const MAX_CLIENTS: u64 = 100_000;
+/// Refused credentials an address may have a minute before it is throttled.
+pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 60;
 /// Checks in flight at which, by default, even an address without failures is at the limit
 /// (the server passes `MAX_CONCURRENT_REQUESTS`, whose default this is).
 pub const DEFAULT_CHECKS_CAPACITY: usize = 1024;
