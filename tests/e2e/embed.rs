@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::stack::{Options, SECRET, Stack, free_port};
+use crate::stack::{Options, SECRET, Stack};
+use crate::support::free_port;
 
 /// The example's binary, built beside the test binaries (`cargo test` builds examples).
 fn example_binary() -> PathBuf {

@@ -9,9 +9,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use warden::auth::keys::Alg;
 
-use crate::common::{
-    MockJwks, TestKey, claims, claims_with_sid, free_port, insert_session, insert_user, jwks_of,
-};
+use crate::common::{MockJwks, TestKey, claims, claims_with_sid, insert_session, insert_user, jwks_of};
+use crate::support::free_port;
 
 /// A URL for the test's own database.
 async fn url_of(db: &PgPool) -> String {

@@ -13,7 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use warden::auth::keys::Alg;
 
-use crate::common::{self, MockJwks, TestKey, claims, free_port, insert_user, jwks_of};
+use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of};
+use crate::support::free_port;
 use crate::world::{Setup, World};
 
 async fn db_name(db: &PgPool) -> String {
