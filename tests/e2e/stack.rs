@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
 
-use crate::support::{free_port, random_hex, repo};
+use crate::support::{Env, free_port, random_hex, repo, warden_command};
 
 pub const PASSWORD: &str = "correct-horse-battery-staple";
 pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
@@ -144,12 +144,11 @@ fn spawn_servers(
     let mut auth = auth.spawn().expect("node is installed");
     let listening = watch_for_listening(auth.stdout.take().expect("stdout is piped"));
 
-    let mut warden = Command::new(env!("CARGO_BIN_EXE_warden"));
+    let mut warden = warden_command(&["serve"], Env::Inherited, &[]);
     for (k, v) in &options.warden_env {
         warden.env(k, v);
     }
     let warden = warden
-        .arg("serve")
         .env("DATABASE_URL", db_url)
         .env("BETTER_AUTH_URL", &auth_url)
         .env("BIND_ADDR", format!("127.0.0.1:{warden_port}"))
@@ -163,7 +162,6 @@ fn spawn_servers(
         )
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     (auth, warden, listening)
@@ -209,13 +207,14 @@ impl Stack {
         );
         let db = Database::create().await;
 
-        let status = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("migrate")
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .status()
-            .await
-            .unwrap();
+        let status = warden_command(
+            &["migrate"],
+            Env::Inherited,
+            &[("DATABASE_URL", &db.url), ("RUST_LOG", "warn")],
+        )
+        .status()
+        .await
+        .unwrap();
         assert!(status.success(), "warden migrate failed");
         let pool = PgPool::connect(&db.url).await.unwrap();
 
