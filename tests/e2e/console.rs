@@ -14,10 +14,7 @@ use std::time::Instant;
 use tokio::process::Command;
 
 use crate::stack::{Options, Stack};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::repo;
 
 /// The browser to drive, or `None` (with a note) when it is not installed outside CI.
 fn chromium() -> Option<String> {

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::stack::{Options, SECRET, Stack, free_port};
+use crate::stack::{Options, SECRET, Stack};
+use crate::support::{free_port, warden_binary};
 
 /// The example's binary, built beside the test binaries (`cargo test` builds examples).
 fn example_binary() -> PathBuf {
-    let warden = PathBuf::from(env!("CARGO_BIN_EXE_warden"));
-    let path = warden.parent().unwrap().join("examples").join("embed");
+    let path = warden_binary().parent().unwrap().join("examples").join("embed");
     assert!(
         path.exists(),
         "{} is missing: build it with `cargo build --example embed` (cargo test builds it)",

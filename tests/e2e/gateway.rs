@@ -30,12 +30,11 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use warden::routes::forward::IDENTITY_HEADERS;
 
-use crate::stack::{Options, Stack, free_port};
+use crate::stack::{Options, Stack};
+use crate::support::{free_port, random_hex, repo};
 
 fn recipe(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy/forward-auth")
-        .join(name);
+    let path = repo().join("deploy/forward-auth").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -119,7 +118,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(prefix: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("{prefix}-{}", crate::stack::random_hex(6)));
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", random_hex(6)));
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
     }

@@ -13,7 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::stack::{Options, Stack, jwt_header, random_hex};
+use crate::stack::{Options, Stack, jwt_header};
+use crate::support::random_hex;
 
 type Outcomes = BTreeMap<(u16, String), u32>;
 

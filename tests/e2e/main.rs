@@ -12,6 +12,8 @@ mod gateway;
 mod hostile;
 mod permissions;
 mod stack;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 

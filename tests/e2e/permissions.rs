@@ -33,7 +33,7 @@ const ACCESS_CONTROL: &str = r#"{
 }"#;
 
 fn access_control_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("warden-e2e-ac-{}.json", crate::stack::random_hex(6)));
+    let path = std::env::temp_dir().join(format!("warden-e2e-ac-{}.json", crate::support::random_hex(6)));
     std::fs::write(&path, ACCESS_CONTROL).unwrap();
     path
 }
@@ -62,7 +62,7 @@ struct Person {
 
 /// Better-Auth's `authorize` with a connector, through tests/e2e/authorize.mjs.
 async fn better_auth_decides(admin_user_ids: &[String], cases: &[Value]) -> Vec<bool> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = crate::support::repo();
     let mut child = tokio::process::Command::new("node")
         .arg(root.join("tests/e2e/authorize.mjs"))
         .arg(root.join("auth-server"))

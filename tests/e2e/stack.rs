@@ -3,8 +3,6 @@
 //! on 127.0.0.1 with free ports. Everything started here is stopped when the [`Stack`] drops.
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -14,6 +12,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::oneshot;
+
+use crate::support::{Env, free_port, random_hex, repo, warden_command};
 
 pub const PASSWORD: &str = "correct-horse-battery-staple";
 pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789abcdef";
@@ -31,18 +31,6 @@ fn url_for(database: &str) -> String {
         .map(|(_, q)| format!("?{q}"))
         .unwrap_or_default();
     format!("{prefix}/{database}{query}")
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A fresh database, dropped by [`Stack::stop`].
@@ -73,12 +61,6 @@ impl Database {
             let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
         }
     }
-}
-
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).unwrap();
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Options for one stack.
@@ -162,12 +144,11 @@ fn spawn_servers(
     let mut auth = auth.spawn().expect("node is installed");
     let listening = watch_for_listening(auth.stdout.take().expect("stdout is piped"));
 
-    let mut warden = Command::new(env!("CARGO_BIN_EXE_warden"));
+    let mut warden = warden_command(&["serve"], Env::Inherited, &[]);
     for (k, v) in &options.warden_env {
         warden.env(k, v);
     }
     let warden = warden
-        .arg("serve")
         .env("DATABASE_URL", db_url)
         .env("BETTER_AUTH_URL", &auth_url)
         .env("BIND_ADDR", format!("127.0.0.1:{warden_port}"))
@@ -181,7 +162,6 @@ fn spawn_servers(
         )
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     (auth, warden, listening)
@@ -227,13 +207,14 @@ impl Stack {
         );
         let db = Database::create().await;
 
-        let status = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("migrate")
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .status()
-            .await
-            .unwrap();
+        let status = warden_command(
+            &["migrate"],
+            Env::Inherited,
+            &[("DATABASE_URL", &db.url), ("RUST_LOG", "warn")],
+        )
+        .status()
+        .await
+        .unwrap();
         assert!(status.success(), "warden migrate failed");
         let pool = PgPool::connect(&db.url).await.unwrap();
 

@@ -298,13 +298,13 @@ async fn junk_admin_writes_through_the_proxy_cost_no_read(db: PgPool) {
     };
     let before = settled().await;
     for _ in 0..20 {
-        let junk = common::random_hex(16);
+        let junk = crate::support::random_hex(16);
         let answer = w
             .bearer(&junk)
             .post("/api/auth/admin/ban-user", Some(json!({"userId": "bob"})))
             .await;
         assert_eq!(answer.status, 401);
-        let cookie = format!("better-auth.session_token={}", common::random_hex(16));
+        let cookie = format!("better-auth.session_token={}", crate::support::random_hex(16));
         let answer = w
             .anonymous()
             .header("cookie", &cookie)

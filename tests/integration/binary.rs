@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use warden::auth::keys::Alg;
 
-use crate::common::{
-    MockJwks, TestKey, claims, claims_with_sid, free_port, insert_session, insert_user, jwks_of,
-};
+use crate::common::{MockJwks, TestKey, claims, claims_with_sid, insert_session, insert_user, jwks_of};
+use crate::support::{Env, command, free_port, warden_binary, warden_command};
 
 /// A URL for the test's own database.
 async fn url_of(db: &PgPool) -> String {
@@ -23,25 +21,11 @@ async fn url_of(db: &PgPool) -> String {
     format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
-/// `warden <args>` with only the given variables (and no .env from the working tree).
-fn warden(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
-    command
-        .args(args)
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .kill_on_drop(true);
-    if let Ok(path) = std::env::var("PATH") {
-        command.env("PATH", path);
-    }
-    for (k, v) in vars {
-        command.env(k, v);
-    }
-    command
-}
-
 async fn check(vars: &[(&str, &str)]) -> (bool, String) {
-    let out = warden(&["check"], vars).output().await.unwrap();
+    let out = warden_command(&["check"], Env::Clean, vars)
+        .output()
+        .await
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -190,7 +174,10 @@ async fn serve_warns_at_start_when_metrics_are_on_the_main_port(db: PgPool) {
             ("RUST_LOG", "warn"),
         ];
         vars.extend(extra);
-        let server = warden(&["serve"], &vars).stdout(Stdio::piped()).spawn().unwrap();
+        let server = warden_command(&["serve"], Env::Clean, &vars)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         until_healthy(&bind).await;
         let (stdout, _) = stop_and_read(server).await;
         let line = format!(
@@ -208,8 +195,9 @@ async fn json_logs_carry_request_ids_and_never_tokens(db: PgPool) {
     let url = url_of(&db).await;
     let bind = format!("127.0.0.1:{}", free_port());
     let secret = "log-test-secret-never-printed-0123456789";
-    let server = warden(
+    let server = warden_command(
         &["serve"],
+        Env::Clean,
         &[
             ("DATABASE_URL", &url),
             ("JWKS_URL", &jwks.url),
@@ -317,7 +305,7 @@ async fn serve(
         ("RUST_LOG", "warn"),
     ];
     all.extend_from_slice(vars);
-    let server = warden(&["serve"], &all)
+    let server = warden_command(&["serve"], Env::Clean, &all)
         .current_dir(dir)
         .stdout(Stdio::null())
         .spawn()
@@ -504,10 +492,13 @@ async fn serve_without_database(url: &str) -> (bool, String, String) {
         ("BIND_ADDR", bind.as_str()),
         ("RUST_LOG", "info"),
     ];
-    let out = tokio::time::timeout(Duration::from_secs(60), warden(&["serve"], &vars).output())
-        .await
-        .expect("warden serve gave up within 60 s")
-        .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        warden_command(&["serve"], Env::Clean, &vars).output(),
+    )
+    .await
+    .expect("warden serve gave up within 60 s")
+    .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -565,19 +556,19 @@ async fn logs_are_coloured_only_on_a_terminal() {
         let url = url.clone();
         async move {
             let bind = format!("127.0.0.1:{}", free_port());
-            let command = format!("'{}' serve", env!("CARGO_BIN_EXE_warden"));
-            let mut script = Command::new("/usr/bin/script");
-            script
-                .args(["-qec", &command, "/dev/null"])
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("DATABASE_URL", &url)
-                .env("DATABASE_CONNECT_RETRY_SECS", "1")
-                .env("BIND_ADDR", &bind)
-                .env("TERM", "xterm")
-                .current_dir(std::env::temp_dir())
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
+            let serve = format!("'{}' serve", warden_binary().display());
+            let mut script = command(
+                "/usr/bin/script",
+                &["-qec", &serve, "/dev/null"],
+                Env::Clean,
+                &[
+                    ("DATABASE_URL", &url),
+                    ("DATABASE_CONNECT_RETRY_SECS", "1"),
+                    ("BIND_ADDR", &bind),
+                    ("TERM", "xterm"),
+                ],
+            );
+            script.stdin(Stdio::null());
             if !no_color.is_empty() {
                 script.env("NO_COLOR", no_color);
             }

@@ -45,12 +45,6 @@ pub fn rules() -> ClaimRules {
     }
 }
 
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).unwrap();
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A JWKS endpoint on 127.0.0.1 that counts its hits and answers what the test says.
 pub struct MockJwks {
     pub url: String,
@@ -287,15 +281,6 @@ pub async fn send_raw(
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, headers, String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// A port on 127.0.0.1 that was free a moment ago, for a server the test starts.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A pool on `db`'s database that counts each connection given back to it: one per query

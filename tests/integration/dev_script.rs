@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::routing::get;
 use tokio::process::Command;
 
-use crate::common::{free_port, random_hex};
+use crate::support::{free_port, random_hex};
 
 /// What the stand-in `cargo` prints: the script got as far as building.
 const CARGO_RAN: &str = "cargo ran: scripts/dev went past its checks";

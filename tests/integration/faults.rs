@@ -10,10 +10,10 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
 use warden::auth::keys::Alg;
 
-use crate::common::{self, MockJwks, TestKey, claims, free_port, insert_user, jwks_of};
+use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of};
+use crate::support::{Env, free_port, warden_command};
 use crate::world::{Setup, World};
 
 async fn db_name(db: &PgPool) -> String {
@@ -24,14 +24,8 @@ async fn db_name(db: &PgPool) -> String {
 }
 
 fn serve(vars: &[(&str, String)]) -> tokio::process::Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
-    command
-        .arg("serve")
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true);
+    let mut command = warden_command(&["serve"], Env::Clean, &[("RUST_LOG", "warn")]);
+    command.stdout(std::process::Stdio::null());
     for (k, v) in vars {
         command.env(k, v);
     }

@@ -21,7 +21,8 @@ use warden::http::HttpSettings;
 use warden::http::server::ConnectionLimits;
 use warden::secret::Secret;
 
-use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of, random_hex};
+use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of};
+use crate::support::random_hex;
 use crate::world::{Setup, World};
 
 fn with_limits(limits: ConnectionLimits) -> Setup {

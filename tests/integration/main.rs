@@ -23,6 +23,8 @@ mod roles;
 mod search_paths;
 mod search_plans;
 mod security;
+#[path = "../support/mod.rs"]
+mod support;
 mod users_api;
 mod users_me;
 mod verify;

@@ -406,7 +406,7 @@ async fn large_json_is_compressed(db: PgPool) {
 async fn admin_listing_and_audit_read_the_replica(db: PgPool) {
     let w = World::new(db.clone()).await;
     // A second database stands in for a replica that has not caught up.
-    let name = format!("warden_replica_{}", common::random_hex(6));
+    let name = format!("warden_replica_{}", crate::support::random_hex(6));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
         .execute(&db)
         .await

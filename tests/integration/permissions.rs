@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use warden::auth::AccessControl;
 
+use crate::support::{Env, warden_command};
 use crate::world::{Setup, World};
 
 /// The roles the tests use: `support` may list and read users and manage sessions, a
@@ -329,10 +330,9 @@ fn a_bad_access_control_file_stops_the_start_naming_it() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("access-control.json");
     std::fs::write(&file, r#"{"support": {"user": ["list", "fly"]}}"#).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+    let vars = [("DATABASE_URL", "postgres://127.0.0.1:1/none")];
+    let output = warden_command(&["serve"], Env::Clean, &vars)
+        .into_std()
         .env("ACCESS_CONTROL_FILE", &file)
         .output()
         .unwrap();
