@@ -297,12 +297,30 @@ async fn check_database(report: &mut Report, config: &Config) {
     }
     let description = describe_server(&mut conn).await;
     report.add(Outcome::Ok, "database", description);
+    if check_schema(report, &mut conn).await {
+        check_migrations(report, &mut conn).await;
+    }
+    let _ = conn.close().await;
 
+    if let Some(url) = &config.database.read_url {
+        match connect(url.expose(), config).await {
+            Ok(mut replica) => {
+                let description = describe_server(&mut replica).await;
+                report.add(Outcome::Ok, "read replica", description);
+                let _ = replica.close().await;
+            }
+            Err(err) => report.add(Outcome::Fail, "read replica", err),
+        }
+    }
+}
+
+/// Every column warden needs, with its type; `false` when the schema cannot be read at all.
+async fn check_schema(report: &mut Report, conn: &mut PgConnection) -> bool {
     let columns: Vec<(String, String, String)> = match sqlx::query_as(
         "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
          WHERE table_schema = current_schema()",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await
     {
         Ok(columns) => columns,
@@ -312,7 +330,7 @@ async fn check_database(report: &mut Report, config: &Config) {
                 "schema",
                 format!("cannot read information_schema: {err}"),
             );
-            return;
+            return false;
         }
     };
     let mut problems = 0;
@@ -343,9 +361,13 @@ async fn check_database(report: &mut Report, config: &Config) {
             format!("all {count} columns warden needs are present with the right types"),
         );
     }
+    true
+}
 
+/// Whether every migration of this build has been applied.
+async fn check_migrations(report: &mut Report, conn: &mut PgConnection) {
     let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-        .fetch_all(&mut conn)
+        .fetch_all(&mut *conn)
         .await
         .unwrap_or_default();
     let pending: Vec<String> = db::MIGRATOR
@@ -369,18 +391,6 @@ async fn check_database(report: &mut Report, config: &Config) {
                 pending.join(", ")
             ),
         );
-    }
-    let _ = conn.close().await;
-
-    if let Some(url) = &config.database.read_url {
-        match connect(url.expose(), config).await {
-            Ok(mut replica) => {
-                let description = describe_server(&mut replica).await;
-                report.add(Outcome::Ok, "read replica", description);
-                let _ = replica.close().await;
-            }
-            Err(err) => report.add(Outcome::Fail, "read replica", err),
-        }
     }
 }
 
