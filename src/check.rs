@@ -297,9 +297,11 @@ async fn check_database(report: &mut Report, config: &Config) {
     }
     let description = describe_server(&mut conn).await;
     report.add(Outcome::Ok, "database", description);
-    if check_schema(report, &mut conn).await {
-        check_migrations(report, &mut conn).await;
+    if !check_schema(report, &mut conn).await {
+        let _ = conn.close().await;
+        return;
     }
+    check_migrations(report, &mut conn).await;
     let _ = conn.close().await;
 
     if let Some(url) = &config.database.read_url {
