@@ -20,10 +20,10 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use warden::auth::Verifier;
-use warden::auth::jwks::{JwksCache, JwksSource};
-use warden::auth::keys::{Alg, KeySet};
-use warden::auth::verify::{self, ClaimRules};
+use warden::testing::auth::Verifier;
+use warden::testing::auth::jwks::{JwksCache, JwksSource};
+use warden::testing::auth::keys::{Alg, KeySet};
+use warden::testing::auth::verify::{self, ClaimRules};
 use warden::testing::{ALL_ALGS, TestKey, jwks_of};
 
 const ISSUER: &str = "http://bench.test";

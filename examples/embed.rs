@@ -125,13 +125,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "notes example listening");
-    // warden's connection handling (timeouts, cap) and the client address for its limits.
-    warden::http::server::serve(
+    // axum's own server, as docs/embedding.md serves: the app chooses its HTTP server, and
+    // ConnectInfo gives warden the client's address for its per-client limits.
+    axum::serve(
         listener,
-        router,
-        warden::http::server::ConnectionLimits::default(),
-        warden::shutdown_signal(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
     .await?;
     Ok(())
 }

@@ -30,15 +30,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::var("BIND_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:18092".into())
         .parse()?;
-    // The server's layers and metrics recorder, as warden::app installs them.
-    warden::metrics::handle();
-    let settings = Arc::new(warden::http::HttpSettings {
+    // The server's layers and metrics recorder, as warden::server::app installs them.
+    warden::server::metrics::handle();
+    let settings = Arc::new(warden::server::http::HttpSettings {
         max_concurrent_requests: 10_000,
-        ..warden::http::HttpSettings::default()
+        ..warden::server::http::HttpSettings::default()
     });
-    let router: Router = warden::http::layered(Router::new().route("/users/me", get(me)), &settings);
+    let router: Router = warden::server::http::layered(Router::new().route("/users/me", get(me)), &settings);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let limits = settings.connections;
-    warden::http::server::serve(listener, router, limits, warden::shutdown_signal()).await?;
+    warden::server::http::server::serve(listener, router, limits, warden::server::shutdown_signal()).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@
 use std::io::BufRead;
 
 use serde_json::json;
-use warden::auth::keys::Alg;
+use warden::testing::auth::keys::Alg;
 use warden::testing::{TestKey, jwks_of};
 
 fn main() -> std::io::Result<()> {

@@ -369,21 +369,22 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// RFC 9457 problem details, plus our stable `code` extension member.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// `urn:warden:problem:<code>`
     #[serde(rename = "type")]
-    #[schema(example = "urn:warden:problem:invalid_token")]
+    #[cfg_attr(feature = "server", schema(example = "urn:warden:problem:invalid_token"))]
     pub(crate) kind: String,
-    #[schema(example = "Invalid token")]
+    #[cfg_attr(feature = "server", schema(example = "Invalid token"))]
     pub(crate) title: &'static str,
-    #[schema(example = 401)]
+    #[cfg_attr(feature = "server", schema(example = 401))]
     pub(crate) status: u16,
     /// A sentence for people; never internal details.
-    #[schema(example = "the token's signature is invalid")]
+    #[cfg_attr(feature = "server", schema(example = "the token's signature is invalid"))]
     pub(crate) detail: String,
     /// The stable, machine-readable error code.
-    #[schema(example = "invalid_token")]
+    #[cfg_attr(feature = "server", schema(example = "invalid_token"))]
     pub(crate) code: &'static str,
 }
 

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
+use warden::StartupError;
 use warden::config::{Config, LogFormat};
-use warden::error::StartupError;
-use warden::{AppState, check, db, run, shutdown_signal};
+use warden::server::{self, AppState, check, run, shutdown_signal};
 
 /// mimalloc returns what the caches evict and the requests drop; glibc's malloc kept several
 /// times the live heap resident (ADR 0013).
@@ -173,21 +173,16 @@ async fn execute(command: Command, config: Config) -> Result<(), StartupError> {
     if let Command::Healthcheck = command {
         return healthcheck(&config).await;
     }
-    let pools = db::connect(
-        config.database.url.expose(),
-        config.database.read_url.as_ref().map(|u| u.expose()),
-        &config.pool_settings(),
-    )
-    .await?;
+    let pools = server::connect(&config).await?;
     match command {
         Command::Migrate => {
-            db::migrate(&pools.primary).await?;
+            server::migrate(&pools.primary).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Serve => {
             if config.database.run_migrations {
-                db::migrate(&pools.primary).await?;
+                server::migrate(&pools.primary).await?;
                 tracing::info!("migrations applied");
             }
             let state = AppState::from_config(&config, pools).await?;

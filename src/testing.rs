@@ -1,5 +1,7 @@
-//! Helpers for tests and benchmarks: signing keys of every algorithm Better-Auth uses, and
-//! tokens shaped like its own. Not used by the server itself.
+//! For the crate's own tests, benchmarks, examples and fuzz targets (feature `testing`), not
+//! for anyone else: signing keys of every algorithm Better-Auth uses and tokens shaped like
+//! its own, and the library's internals under the paths they have inside the crate
+//! ([`auth`], [`cache`], [`db`]), which the public surface keeps to itself.
 #![allow(
     clippy::unwrap_used,
     reason = "test and benchmark tooling: key generation failing means a broken machine"
@@ -15,7 +17,31 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::auth::keys::Alg;
+use crate::auth::jwt::keys::Alg;
+
+/// The `auth` module's parts, by their inner paths (and the former flat ones).
+pub mod auth {
+    pub use crate::auth::jwt::{self, jwks, keys, tokens, verifier, verify};
+    pub use crate::auth::policy::{self, access, organization};
+    pub use crate::auth::request::{self, authenticate, client_ip, credential, extract, throttle};
+    pub use crate::auth::session::{self, refused, token as session_token};
+    pub use crate::auth::*;
+}
+
+/// The row cache and its listener.
+pub mod cache {
+    pub use crate::cache::*;
+}
+
+/// All SQL, one module per table; the migrations.
+pub mod db {
+    pub use crate::db::*;
+}
+
+/// The JWT verifier an [`crate::Auth`] was built with (its JWKS cache, for tests of it).
+pub fn verifier_of(auth: &crate::Auth) -> &crate::auth::Verifier {
+    auth.verifier()
+}
 
 /// Every algorithm Better-Auth can sign with, for tests that run once per algorithm.
 pub const ALL_ALGS: [Alg; 5] = [Alg::EdDsa, Alg::Rs256, Alg::Ps256, Alg::Es256, Alg::Es512];

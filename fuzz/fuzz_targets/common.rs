@@ -2,8 +2,8 @@
 // Shared by the fuzz targets: one key of each algorithm, created once, and the claim rules.
 use std::sync::OnceLock;
 
-use warden::auth::keys::KeySet;
-use warden::auth::verify::ClaimRules;
+use warden::testing::auth::keys::KeySet;
+use warden::testing::auth::verify::ClaimRules;
 use warden::testing::{ALL_ALGS, TestKey, jwks_of};
 
 pub const ISSUER: &str = "http://fuzz.test";

@@ -14,11 +14,11 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
-use warden::auth::Verifier;
-use warden::auth::jwks::{JwksCache, JwksSource};
-use warden::auth::keys::Alg;
-use warden::auth::policy::AuthPolicy;
-use warden::auth::verify::ClaimRules;
+use warden::testing::auth::Verifier;
+use warden::testing::auth::jwks::{JwksCache, JwksSource};
+use warden::testing::auth::keys::Alg;
+use warden::testing::auth::policy::AuthPolicy;
+use warden::testing::auth::verify::ClaimRules;
 use warden::testing::TestKey;
 
 const ISSUER: &str = "http://fuzz.test";
@@ -52,7 +52,7 @@ async fn setup() -> (axum::Router, String, String) {
         .unwrap();
     sqlx::query("CREATE DATABASE warden_fuzz_http").execute(&admin_pool).await.unwrap();
     let db = sqlx::PgPool::connect(&format!("{base}/warden_fuzz_http")).await.unwrap();
-    warden::db::migrate(&db).await.unwrap();
+    warden::testing::db::migrate(&db).await.unwrap();
     let key = TestKey::generate(Alg::EdDsa);
     let mut public = key.jwk();
     public.as_object_mut().unwrap().remove("kid");
@@ -88,7 +88,7 @@ async fn setup() -> (axum::Router, String, String) {
         audience: vec![ISSUER.into()],
         leeway_secs: 30,
     };
-    let auth = warden::auth::Auth::builder(db)
+    let auth = warden::testing::auth::Auth::builder(db)
         .verifier(Verifier::new(jwks, rules))
         .policy(AuthPolicy::default())
         .user_cache(None)
@@ -96,7 +96,7 @@ async fn setup() -> (axum::Router, String, String) {
         .build()
         .await
         .unwrap();
-    let app = warden::app(warden::AppState::new(auth));
+    let app = warden::server::app(warden::server::AppState::new(auth));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::auth::keys::KeySet;
+use warden::testing::auth::keys::KeySet;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((set, _skipped)) = KeySet::from_jwks_json(data) {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::auth::session_token::{looks_like_jwt, session_token, sign};
+use warden::testing::auth::session_token::{looks_like_jwt, session_token, sign};
 use warden::config::Secret;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::auth::verify;
+use warden::testing::auth::verify;
 
 #[path = "common.rs"]
 mod common;

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use warden::auth::verify;
+use warden::testing::auth::verify;
 
 #[path = "common.rs"]
 mod common;

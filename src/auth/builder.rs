@@ -141,25 +141,27 @@ impl AuthBuilder {
 
     /// How many credential checks in flight count as full load (default 1024; the server
     /// passes `MAX_CONCURRENT_REQUESTS`): past half of it, addresses that have failed are shed,
-    /// those with the most failures first (see [`throttle`]).
+    /// those with the most failures first (ADR 0016).
     pub fn checks_capacity(mut self, capacity: usize) -> Self {
         self.checks_capacity = capacity;
         self
     }
 
     /// Use this verifier (its own JWKS cache and rules) instead of building one.
+    #[cfg(any(test, feature = "testing"))]
     pub fn verifier(mut self, verifier: Verifier) -> Self {
         self.verifier = Some(verifier);
         self
     }
 
     /// Use this row cache (kept fresh by the caller) instead of building one with a listener.
+    #[cfg(any(test, feature = "testing"))]
     pub fn row_cache(mut self, rows: Arc<RowCache>) -> Self {
         self.rows = Some(rows);
         self
     }
 
-    /// The HTTP client for JWKS fetches (default: [`jwks::http_client`], the fetch timeout as
+    /// The HTTP client for JWKS fetches (default: the fetch timeout as
     /// connect timeout, no redirects; keys from another URL than the JWKS URL are refused
     /// whatever the client).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {

@@ -26,12 +26,6 @@ pub mod policy;
 pub mod request;
 pub mod session;
 
-// The modules' former paths, until the library's public surface is narrowed.
-pub use jwt::{jwks, keys, tokens, verifier, verify};
-pub use policy::{access, organization};
-pub use request::{authenticate, client_ip, credential, extract, throttle};
-pub use session::token as session_token;
-
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -102,18 +96,18 @@ impl Auth {
     }
 
     /// The JWT verifier, with its JWKS cache (key count and fetch health, for readiness).
-    pub fn verifier(&self) -> &Verifier {
+    pub(crate) fn verifier(&self) -> &Verifier {
         &self.0.verifier
     }
 
     /// The user/session cache (disabled unless `USER_CACHE` and the listener are up).
-    pub fn rows(&self) -> &Arc<RowCache> {
+    pub(crate) fn rows(&self) -> &Arc<RowCache> {
         &self.0.rows
     }
 
     /// The proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): how a request's
     /// client address is found.
-    pub fn client_ips(&self) -> &TrustedProxies {
+    pub(crate) fn client_ips(&self) -> &TrustedProxies {
         &self.0.client_ips
     }
 

@@ -24,7 +24,7 @@ use crate::db::users::User;
 
 const SHARDS: usize = 256;
 
-/// Settings for [`RowCache`].
+/// Settings for `RowCache`.
 #[derive(Debug, Clone, Copy)]
 pub struct RowCacheSettings {
     /// Whether rows are cached at all (`USER_CACHE`).
@@ -346,6 +346,7 @@ impl RowCache {
 
     /// Sessions warden itself just deleted (their notifications are on the way; a request right
     /// after the write must not find them here meanwhile).
+    #[cfg(feature = "server")]
     pub fn invalidate_sessions(&self, ids: &[String]) {
         for id in ids {
             self.invalidate_session(id);

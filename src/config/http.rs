@@ -8,9 +8,33 @@ use ipnet::IpNet;
 
 use super::env::{Env, http_url, invalid};
 use crate::error::ConfigError;
-use crate::http::HttpSettings;
-use crate::http::server::DEFAULT_MAX_CONNECTIONS;
-use crate::state::AdminThroughProxy;
+
+/// `BODY_LIMIT_BYTES`' default: larger request bodies get 413.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// `REQUEST_TIMEOUT_SECS`' default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// `MAX_CONCURRENT_REQUESTS`' default (also how many credential checks in flight count as
+/// full load for the failure limiter's shedding).
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// `MAX_CONNECTIONS`' default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// `HEADER_READ_TIMEOUT_SECS`' default (nginx's `client_header_timeout`).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `KEEP_ALIVE_TIMEOUT_SECS`' default (nginx's `keepalive_timeout`).
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// What the auth proxy does with requests that may change something through Better-Auth's
+/// admin endpoints (`AUTH_PROXY_ADMIN`; see the server's `routes::proxy`). Either way they
+/// bypass warden's last-admin rule: Better-Auth applies its own rules only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminThroughProxy {
+    /// `audit` (default): forward them, and record each one Better-Auth accepts (2xx) in
+    /// warden's audit trail.
+    #[default]
+    Audit,
+    /// `refuse`: answer 403 `admin_through_proxy_refused`; nothing is forwarded.
+    Refuse,
+}
 
 /// How warden serves HTTP: where, with which limits and timeouts, behind which proxies, and
 /// what it serves besides the API (the auth proxy, the console).
@@ -75,13 +99,11 @@ pub enum LogFormat {
 }
 
 impl HttpConfig {
-    /// The defaults of the limits and timeouts are the layers' and the server's own
-    /// ([`HttpSettings`], which the library uses too).
+    /// The defaults of the limits and timeouts are this group's constants, which the server's
+    /// layers and connection handling take as their own defaults too.
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let cors_origins = cors_origins(env)?;
         let trusted_proxies = trusted_proxies(env)?;
-        let layers = HttpSettings::default();
-        let connections = layers.connections;
         Ok(Self {
             bind_addr: env
                 .socket_addr("BIND_ADDR", "0.0.0.0:8080")?
@@ -95,28 +117,28 @@ impl HttpConfig {
             cors_origins,
             body_limit_bytes: env.number(
                 "BODY_LIMIT_BYTES",
-                layers.body_limit_bytes,
+                DEFAULT_BODY_LIMIT_BYTES,
                 1024..=64 * 1024 * 1024,
             )?,
             request_timeout: env.secs(
                 "REQUEST_TIMEOUT_SECS",
-                layers.request_timeout.as_secs(),
+                DEFAULT_REQUEST_TIMEOUT.as_secs(),
                 1..=3_600,
             )?,
             max_concurrent_requests: env.number(
                 "MAX_CONCURRENT_REQUESTS",
-                layers.max_concurrent_requests,
+                DEFAULT_MAX_CONCURRENT_REQUESTS,
                 1..=1_000_000,
             )?,
             max_connections: env.number("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 1..=1_000_000)?,
             header_read_timeout: env.secs(
                 "HEADER_READ_TIMEOUT_SECS",
-                connections.header_read_timeout.as_secs(),
+                DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
                 1..=3_600,
             )?,
             keep_alive_timeout: env.secs(
                 "KEEP_ALIVE_TIMEOUT_SECS",
-                connections.keep_alive_timeout.as_secs(),
+                DEFAULT_KEEP_ALIVE_TIMEOUT.as_secs(),
                 1..=3_600,
             )?,
             auth_proxy: env.flag("AUTH_PROXY", false)?,
@@ -133,7 +155,7 @@ impl HttpConfig {
             trusted_proxies,
             auth_failures_per_minute: env.number(
                 "AUTH_FAILURES_PER_MINUTE",
-                crate::auth::throttle::DEFAULT_FAILURES_PER_MINUTE,
+                crate::auth::request::throttle::DEFAULT_FAILURES_PER_MINUTE,
                 0..=1_000_000,
             )?,
         })

@@ -12,19 +12,18 @@
 //! proxies, the auth proxy, the console) and [`CacheConfig`] (`caches.rs`). `env.rs` reads one
 //! variable at a time, typed, and names it in every refusal.
 //!
-//! The configuration then builds what the rest of the crate defines: the pool settings, the
-//! [`AuthPolicy`], the HTTP settings, an [`Auth`] ([`Auth::from_env`]) and the server's
-//! [`AppState`]. Those modules never import this one.
+//! The configuration then builds what the library defines: the pool settings, the
+//! [`AuthPolicy`], an [`Auth`] ([`Auth::from_env`]). The library's modules never import this
+//! one; the server (its HTTP settings, its state) builds its own parts from it.
 
 mod better_auth;
 mod caches;
 mod database;
 mod env;
-mod http;
+pub(crate) mod http;
 mod roles;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -33,21 +32,17 @@ use crate::auth::{Auth, AuthBuilder, AuthPolicy, JwksSettings};
 use crate::cache::RowCacheSettings;
 use crate::db::{self, PoolSettings};
 use crate::error::StartupError;
-use crate::http::HttpSettings;
-use crate::http::server::ConnectionLimits;
-use crate::state::{AppState, Shared};
 
 pub use self::better_auth::BetterAuthConfig;
 pub use self::caches::CacheConfig;
 pub use self::database::DatabaseConfig;
-pub use self::http::{HttpConfig, LogFormat};
+pub use self::http::{AdminThroughProxy, DEFAULT_MAX_CONNECTIONS, HttpConfig, LogFormat};
 pub use self::roles::RoleConfig;
 pub use crate::auth::policy::SessionCheck;
 pub use crate::error::ConfigError;
 pub use crate::secret::Secret;
 
 pub use crate::auth::{DEFAULT_BETTER_AUTH_URL, DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS};
-pub use crate::http::server::DEFAULT_MAX_CONNECTIONS;
 
 /// The validated configuration, one group per concern. `Debug` never shows secrets: database
 /// URLs (they may hold a password) and `BETTER_AUTH_SECRET` are [`Secret`]s.
@@ -125,25 +120,6 @@ impl Config {
         }
     }
 
-    /// CORS, limits, timeouts and the connection cap.
-    pub fn http_settings(&self) -> HttpSettings {
-        HttpSettings {
-            cors_origins: self.http.cors_origins.clone(),
-            body_limit_bytes: self.http.body_limit_bytes,
-            request_timeout: self.http.request_timeout,
-            max_concurrent_requests: self.http.max_concurrent_requests,
-            connections: ConnectionLimits {
-                header_read_timeout: self.http.header_read_timeout,
-                keep_alive_timeout: self.http.keep_alive_timeout,
-                // A request runs at most REQUEST_TIMEOUT_SECS; a connection that moves no byte
-                // for that long and a bit more is a client that stopped reading.
-                stall_timeout: self.http.request_timeout + Duration::from_secs(5),
-                max_connections: self.http.max_connections,
-            },
-            trusted_proxies: self.http.trusted_proxies.clone(),
-        }
-    }
-
     /// An [`Auth`] builder set up as the configuration says, on the primary pool `db`.
     pub fn auth_builder(&self, db: PgPool) -> Result<AuthBuilder, StartupError> {
         let user_cache = if self.caches.user_cache {
@@ -202,26 +178,6 @@ impl Auth {
     /// An `Auth` as `config` says, on the primary pool `db`.
     pub async fn from_config(config: &Config, db: PgPool) -> Result<Self, StartupError> {
         config.auth_builder(db)?.build().await
-    }
-}
-
-impl AppState {
-    /// The `warden` server's state: an [`Auth`] on the primary pool, the read replica, HTTP
-    /// settings, where `/metrics` goes, the auth proxy's upstream, and the console.
-    pub async fn from_config(config: &Config, pools: db::Pools) -> Result<Self, StartupError> {
-        let auth = Auth::from_config(config, pools.primary).await?;
-        Ok(Shared {
-            auth,
-            read_db: pools.read,
-            http: Arc::new(config.http_settings()),
-            metrics_on_main: config.http.metrics_addr.is_none(),
-            auth_proxy: config.http.auth_proxy.then(|| config.better_auth.url.clone()),
-            auth_proxy_admin: config.http.auth_proxy_admin,
-            better_auth_url: config.better_auth.url.clone(),
-            console: config.http.console,
-            console_social_providers: config.http.console_social_providers.clone(),
-        }
-        .into())
     }
 }
 

@@ -71,26 +71,6 @@ pub struct NewAuditEntry<'a> {
     pub context: &'a AuditContext,
 }
 
-impl<'a> NewAuditEntry<'a> {
-    /// An action on one user, in the request `context`.
-    pub fn on_user(
-        context: &'a AuditContext,
-        actor_id: &'a str,
-        action: &'a str,
-        target_user_id: &'a str,
-        details: serde_json::Value,
-    ) -> Self {
-        Self {
-            actor_id,
-            action,
-            target_user_id: Some(target_user_id),
-            target_session_id: None,
-            details,
-            context,
-        }
-    }
-}
-
 /// Records `entry` on `conn`: inside the transaction of the write it records, so both commit
 /// or neither does.
 pub async fn record(conn: &mut PgConnection, entry: NewAuditEntry<'_>) -> Result<(), sqlx::Error> {

@@ -1,5 +1,13 @@
 //! Database access. All SQL lives in this module's children, one per table, checked at
 //! compile time by `sqlx::query!` (offline data in `.sqlx/`).
+//!
+//! The library reads what authentication needs (users, sessions, memberships, keys); the
+//! server (feature `server`) uses the rest: the admin listing and writes, the audit trail,
+//! accounts, the pools and the migrations. Built without the server, that rest is unused.
+#![cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "the server's queries, unused by the library alone")
+)]
 
 pub mod accounts;
 pub mod audit;

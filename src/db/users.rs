@@ -56,7 +56,7 @@ impl User {
         self.banned == Some(true) && self.ban_expires.is_none_or(|until| until > now)
     }
 
-    /// The roles the `role` column names, by Better-Auth's rule ([`role_names`]).
+    /// The roles the `role` column names, by Better-Auth's rule (`role_names`).
     pub fn roles(&self) -> Vec<String> {
         self.role_names().map(str::to_owned).collect()
     }
@@ -108,7 +108,8 @@ pub async fn find_by_id<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<Option<
 // never from the request, so the dynamic query stays injection-free.
 
 /// The field a search looks in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SearchField {
     /// The email address.
@@ -117,7 +118,8 @@ pub enum SearchField {
     Name,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 /// How the search text must match (case-insensitive; `%` and `_` match themselves).
 pub enum SearchOperator {
@@ -130,7 +132,8 @@ pub enum SearchOperator {
 }
 
 /// What a user listing is ordered by (ties are broken by id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SortBy {
     /// When the account was created.
@@ -144,7 +147,8 @@ pub enum SortBy {
 }
 
 /// Which way a user listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SortDirection {
     /// Ascending: oldest or A first.
@@ -477,7 +481,8 @@ pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sql
     })
 }
 
-/// One page of users and the total matching.
+/// One page of users and the total matching (the crate's tests ask it directly).
+#[cfg(any(test, feature = "testing"))]
 pub async fn list(pool: &PgPool, query: &UserQuery) -> Result<(Vec<User>, i64), sqlx::Error> {
     let page = list_page(pool, query).await?;
     Ok((page.users, page.total))
@@ -499,6 +504,7 @@ pub async fn compact_user_count(pool: &PgPool) -> Result<u64, sqlx::Error> {
 
 /// The plans PostgreSQL picks for [`list`]'s two queries (count, page) as EXPLAIN JSON, so
 /// tests and benchmarks look at the very SQL warden runs, in the same kind of transaction.
+#[cfg(any(test, feature = "testing"))]
 pub async fn list_plans(
     pool: &PgPool,
     query: &UserQuery,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-use warden::routes::forward::IDENTITY_HEADERS;
+use warden::server::IDENTITY_HEADERS;
 
 use crate::stack::{Options, Stack};
 use crate::support::{free_port, random_hex, repo};

@@ -4,7 +4,7 @@
 use axum::routing::get;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use warden::auth::extract::{RequireRole, RoleName};
+use warden::testing::auth::extract::{RequireRole, RoleName};
 
 use crate::common::{self, insert_user};
 use crate::world::{Setup, World};
@@ -598,9 +598,9 @@ async fn admin_writes_record_session_impersonator_address_and_request_id(db: PgP
     let trusted = Setup::default()
         .auth(|a| a.trusted_proxies(vec!["127.0.0.1/32".parse().unwrap()]))
         .state(|s| {
-            s.http = std::sync::Arc::new(warden::http::HttpSettings {
+            s.http = std::sync::Arc::new(warden::server::http::HttpSettings {
                 trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
-                ..warden::http::HttpSettings::default()
+                ..warden::server::http::HttpSettings::default()
             })
         });
     let behind = w.variant(trusted).await.serve().await;

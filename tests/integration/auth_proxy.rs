@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use warden::auth::session_token;
-use warden::secret::Secret;
-use warden::state::AdminThroughProxy;
+use warden::Secret;
+use warden::server::state::AdminThroughProxy;
+use warden::testing::auth::session_token;
 
 use crate::common;
 use crate::world::{Setup, World};

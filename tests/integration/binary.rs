@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::io::AsyncReadExt;
-use warden::auth::keys::Alg;
+use warden::testing::auth::keys::Alg;
 
 use crate::common::{MockJwks, TestKey, claims, claims_with_sid, insert_session, insert_user, jwks_of};
 use crate::support::{Env, command, free_port, warden_binary, warden_command};

@@ -13,10 +13,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
-use warden::auth::jwks::{JwksCache, JwksSource};
-use warden::auth::verify::ClaimRules;
-use warden::auth::{Auth, AuthBuilder, AuthPolicy, Verifier};
-use warden::secret::Secret;
+use warden::Secret;
+use warden::testing::auth::jwks::{JwksCache, JwksSource};
+use warden::testing::auth::verify::ClaimRules;
+use warden::testing::auth::{Auth, AuthBuilder, AuthPolicy, Verifier};
 
 pub const ISSUER: &str = "http://auth.test:3000";
 
@@ -157,7 +157,7 @@ pub async fn state(
     jwks_url: &str,
     policy: AuthPolicy,
     auth: impl FnOnce(AuthBuilder) -> AuthBuilder,
-) -> warden::AppState {
+) -> warden::server::AppState {
     let jwks = cache(jwks_url, Some(db.clone()), Duration::from_secs(5));
     let _ = jwks.refresh().await;
     let builder = Auth::builder(db)
@@ -165,7 +165,7 @@ pub async fn state(
         .policy(policy)
         .user_cache(None)
         .failures_per_minute(0);
-    warden::AppState::new(auth(builder).build().await.unwrap())
+    warden::server::AppState::new(auth(builder).build().await.unwrap())
 }
 
 /// A response, read whole.
@@ -234,7 +234,7 @@ pub fn claims_with_sid(sub: &str, sid: &str) -> Value {
     c
 }
 
-/// warden's real server (`warden::run`: timeouts, connection cap, client addresses) serving
+/// warden's real server (`warden::server::run`: timeouts, connection cap, client addresses) serving
 /// `state` on 127.0.0.1, stopped when dropped.
 pub struct Served {
     pub addr: std::net::SocketAddr,
@@ -242,12 +242,12 @@ pub struct Served {
 }
 
 impl Served {
-    pub async fn start(state: warden::AppState) -> Self {
+    pub async fn start(state: warden::server::AppState) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let _ = warden::run(listener, None, state, async move {
+            let _ = warden::server::run(listener, None, state, async move {
                 let _ = stopped.await;
             })
             .await;

@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
-use warden::auth::keys::Alg;
+use warden::testing::auth::keys::Alg;
 
 use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of};
 use crate::support::{Env, free_port, warden_command};

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 use sqlx::PgPool;
-use warden::auth::session_token;
-use warden::secret::Secret;
+use warden::Secret;
+use warden::testing::auth::session_token;
 
 use crate::common;
 use crate::world::{Setup, World};

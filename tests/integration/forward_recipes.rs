@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use serde_norway::Value;
-use warden::routes::forward::IDENTITY_HEADERS;
+use warden::server::IDENTITY_HEADERS;
 
 fn read(path: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::PgPool;
-use warden::auth::Verifier;
-use warden::auth::keys::Alg;
-use warden::auth::verify::ClaimRules;
-use warden::cache::{RowCache, RowCacheSettings, listener};
+use warden::testing::auth::Verifier;
+use warden::testing::auth::keys::Alg;
+use warden::testing::auth::verify::ClaimRules;
+use warden::testing::cache::{RowCache, RowCacheSettings, listener};
 
 use crate::common::{self, TestKey, claims, jwks_of};
 use crate::world::{Setup, World};
@@ -251,8 +251,8 @@ async fn a_listener_outage_makes_every_request_read_the_database(db: PgPool) {
 #[sqlx::test]
 async fn a_cached_token_dies_with_its_exp_and_its_key(db: PgPool) {
     let w = World::new(db.clone()).await;
-    let jwks = warden::auth::jwks::JwksCache::new(
-        warden::auth::jwks::JwksSource {
+    let jwks = warden::testing::auth::jwks::JwksCache::new(
+        warden::testing::auth::jwks::JwksSource {
             url: w.jwks.url.clone(),
             client: reqwest::Client::new(),
             timeout: Duration::from_secs(2),
@@ -499,7 +499,7 @@ async fn a_gone_user_or_an_expired_session_token_is_read_once(db: PgPool) {
     let (counted, reads) = common::counting_pool(&db).await;
     let w = World::with(
         counted,
-        Setup::default().policy(|p| p.session_check = warden::auth::SessionCheck::Off),
+        Setup::default().policy(|p| p.session_check = warden::testing::auth::SessionCheck::Off),
     )
     .await;
     let settled = || async {

@@ -13,13 +13,13 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warden::auth::Verifier;
-use warden::auth::jwks::{JwksCache, JwksSource};
-use warden::auth::keys::Alg;
-use warden::auth::session_token;
-use warden::http::HttpSettings;
-use warden::http::server::ConnectionLimits;
-use warden::secret::Secret;
+use warden::Secret;
+use warden::server::http::HttpSettings;
+use warden::server::http::server::ConnectionLimits;
+use warden::testing::auth::Verifier;
+use warden::testing::auth::jwks::{JwksCache, JwksSource};
+use warden::testing::auth::keys::Alg;
+use warden::testing::auth::session_token;
 
 use crate::common::{self, MockJwks, TestKey, claims, insert_user, jwks_of};
 use crate::support::random_hex;
@@ -202,7 +202,7 @@ async fn at_the_connection_cap_the_longest_idle_connection_makes_room(db: PgPool
 #[test]
 fn the_open_files_limit_is_raised_to_the_hard_limit() {
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
-    let now = warden::http::server::raise_open_files_limit().unwrap();
+    let now = warden::server::http::server::raise_open_files_limit().unwrap();
     let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     assert_eq!((now, soft), (hard, hard));
 }

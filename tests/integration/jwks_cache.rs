@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::PgPool;
-use warden::auth::jwks::Lookup;
-use warden::auth::keys::Alg;
+use warden::testing::auth::jwks::Lookup;
+use warden::testing::auth::keys::Alg;
 
 use crate::common::{MockJwks, TestKey, cache, jwks_of};
 
@@ -228,7 +228,7 @@ async fn redirects_are_never_followed_for_keys(db: PgPool) {
         .build()
         .await
         .unwrap();
-    let jwks = &auth.verifier().jwks;
+    let jwks = &warden::testing::verifier_of(&auth).jwks;
     assert_eq!(jwks.keys().len(), 0, "no key loaded through a redirect");
     let err = jwks.refresh().await.unwrap_err().to_string();
     assert!(

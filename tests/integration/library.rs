@@ -107,12 +107,12 @@ async fn extractors_work_on_an_apps_own_state(db: PgPool) {
 
 #[sqlx::test]
 async fn an_auths_background_tasks_stop_with_its_last_clone(db: PgPool) {
-    let key = TestKey::generate(warden::auth::keys::Alg::EdDsa);
+    let key = TestKey::generate(warden::testing::auth::keys::Alg::EdDsa);
     let jwks = MockJwks::start(jwks_of(&[&key])).await;
     let auth = Auth::builder(db.clone())
         .better_auth_url(common::ISSUER)
         .jwks_url(jwks.url.clone())
-        .jwks_settings(warden::auth::JwksSettings {
+        .jwks_settings(warden::testing::auth::JwksSettings {
             refresh: Duration::from_millis(200),
             ..Default::default()
         })
@@ -168,5 +168,25 @@ fn the_readme_example_is_the_compiled_one() {
     assert!(
         readme.contains(example),
         "README's embedding example differs from docs/embedding.md"
+    );
+}
+
+/// docs/embedding.md's example is the code of `tests/library-only/`, the crate `.ci/run` builds
+/// against warden with `default-features = false`: what the document shows builds without the
+/// server.
+#[test]
+fn the_embedding_example_is_the_library_only_crate() {
+    let root = crate::support::repo();
+    let document = std::fs::read_to_string(root.join("docs/embedding.md")).unwrap();
+    let shown = document
+        .split("```rust,no_run\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a rust,no_run block");
+    let built = std::fs::read_to_string(root.join("tests/library-only/src/main.rs")).unwrap();
+    let code = built.split_once("\n\n").map(|(_comment, code)| code).unwrap();
+    assert_eq!(
+        code, shown,
+        "docs/embedding.md and tests/library-only/src/main.rs differ"
     );
 }

@@ -1,7 +1,7 @@
 //! Migrations: idempotent, and compatible with a database Better-Auth created first.
 
 use sqlx::PgPool;
-use warden::db::MIGRATOR;
+use warden::testing::db::MIGRATOR;
 
 /// `(table, column, data type, nullable)` of every column, for comparing schemas.
 async fn columns(db: &PgPool) -> Vec<(String, String, String, String)> {
@@ -226,7 +226,7 @@ async fn search_indexes_build_without_blocking_writes(db: PgPool) {
         .unwrap();
     let migrating = {
         let db = db.clone();
-        tokio::spawn(async move { warden::db::migrate(&db).await })
+        tokio::spawn(async move { warden::testing::db::migrate(&db).await })
     };
     // Wait until the index build is waiting on that writer.
     let start = std::time::Instant::now();
@@ -268,7 +268,7 @@ async fn search_indexes_build_without_blocking_writes(db: PgPool) {
 /// rebuilds the other.
 #[sqlx::test(migrations = false)]
 async fn migrate_repairs_an_old_checksum_and_an_invalid_index(db: PgPool) {
-    warden::db::migrate(&db).await.unwrap();
+    warden::testing::db::migrate(&db).await.unwrap();
     let old =
         "1ed4ed661f9c5e7b9540d844d5aebc9c0d3a10b57cdf4ff830b0c5192236c1af72c349532b689b0f20f39eb35cfc7c7f";
     sqlx::query("UPDATE _sqlx_migrations SET checksum = decode($1, 'hex') WHERE version = 20261127000003")
@@ -295,7 +295,7 @@ async fn migrate_repairs_an_old_checksum_and_an_invalid_index(db: PgPool) {
         invalid_or_missing_search_indexes(&db).await,
         vec!["warden_user_email_idx"]
     );
-    warden::db::migrate(&db).await.unwrap();
+    warden::testing::db::migrate(&db).await.unwrap();
     assert_eq!(invalid_or_missing_search_indexes(&db).await, Vec::<String>::new());
     MIGRATOR.run(&db).await.unwrap();
 }

@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::json;
 use sqlx::PgPool;
-use warden::auth::keys::Alg;
-use warden::http::HttpSettings;
+use warden::server::http::HttpSettings;
+use warden::testing::auth::keys::Alg;
 
 use crate::common::{self, TestKey, claims, insert_user, send};
 use crate::world::{Setup, World};
@@ -120,7 +120,7 @@ async fn openapi_document_covers_every_route_and_matches_the_snapshot(db: PgPool
 #[sqlx::test]
 async fn metrics_count_requests_auth_failures_and_keys(db: PgPool) {
     // As `build_state` does: the recorder first, so the initial JWKS fetch is counted too.
-    warden::metrics::handle();
+    warden::server::metrics::handle();
     let w = World::new(db).await;
     assert_eq!(w.as_alice().get("/users/me").await.status, 200);
     assert_eq!(w.as_admin().get("/admin/users/bob").await.status, 200);
@@ -414,7 +414,7 @@ async fn admin_listing_and_audit_read_the_replica(db: PgPool) {
     let base = std::env::var("DATABASE_URL").unwrap();
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     let replica = PgPool::connect(&url).await.unwrap();
-    warden::db::migrate(&replica).await.unwrap();
+    warden::testing::db::migrate(&replica).await.unwrap();
     insert_user(&replica, "only-on-replica", "replica@example.com").await;
 
     let read = replica.clone();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use warden::auth::AccessControl;
+use warden::testing::auth::AccessControl;
 
 use crate::support::{Env, warden_command};
 use crate::world::{Setup, World};

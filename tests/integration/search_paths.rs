@@ -5,7 +5,7 @@
 //! `%`, `_` and `\` in the data, ties in every sort key.
 
 use sqlx::PgPool;
-use warden::db::users::{self, SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
+use warden::testing::db::users::{self, SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
 
 const USERS: i64 = 2600;
 

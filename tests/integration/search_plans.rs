@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use sqlx::PgPool;
-use warden::db::users::{self, SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
+use warden::testing::db::users::{self, SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
 
 fn index_names(plan: &Value, out: &mut Vec<String>) {
     if let Some(name) = plan.get("Index Name").and_then(Value::as_str) {

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use sqlx::PgPool;
-use warden::auth::keys::Alg;
+use warden::testing::auth::keys::Alg;
 
 use crate::common::{ISSUER, MockJwks, TestKey, claims, insert_user, jwks_of};
 use crate::world::{Setup, World};

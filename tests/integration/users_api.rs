@@ -3,9 +3,9 @@
 
 use serde_json::json;
 use sqlx::PgPool;
-use warden::auth::SessionCheck;
-use warden::auth::session_token;
-use warden::secret::Secret;
+use warden::Secret;
+use warden::testing::auth::SessionCheck;
+use warden::testing::auth::session_token;
 
 use crate::common::{self, claims, claims_with_sid, insert_session};
 use crate::world::{Setup, World};

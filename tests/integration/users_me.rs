@@ -4,7 +4,7 @@
 use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::json;
 use sqlx::PgPool;
-use warden::auth::keys::Alg;
+use warden::testing::auth::keys::Alg;
 
 use crate::common::{Answer, TestKey, claims, insert_user, jwks_of, now};
 use crate::world::{Setup, World};

@@ -5,8 +5,8 @@ use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use warden::auth::keys::{Alg, KeySet};
-use warden::auth::verify::{self, VerifyError};
+use warden::testing::auth::keys::{Alg, KeySet};
+use warden::testing::auth::verify::{self, VerifyError};
 
 use crate::common::{ALL_ALGS, TestKey, claims, jwks_of, now, rules};
 

@@ -22,9 +22,9 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::Value;
 use sqlx::PgPool;
-use warden::auth::keys::Alg;
-use warden::auth::{AuthBuilder, AuthPolicy};
-use warden::state::Shared;
+use warden::server::state::Shared;
+use warden::testing::auth::keys::Alg;
+use warden::testing::auth::{AuthBuilder, AuthPolicy};
 
 use crate::common::{
     self, Answer, MockJwks, Served, TestKey, claims_with_sid, insert_session, insert_user, jwks_of,
@@ -99,7 +99,7 @@ impl Setup {
 pub struct World {
     pub db: PgPool,
     pub app: axum::Router,
-    pub state: warden::AppState,
+    pub state: warden::server::AppState,
     pub key: Arc<TestKey>,
     pub jwks: Arc<MockJwks>,
     /// JWT of `admin` (session `s-admin`).
@@ -138,7 +138,7 @@ impl World {
         let bob = key.sign(&claims_with_sid("bob", "s-bob"));
         let state = Self::state_for(&db, &jwks, setup).await;
         Self {
-            app: warden::app(state.clone()),
+            app: warden::server::app(state.clone()),
             state,
             db,
             key,
@@ -149,7 +149,7 @@ impl World {
         }
     }
 
-    async fn state_for(db: &PgPool, jwks: &MockJwks, setup: Setup) -> warden::AppState {
+    async fn state_for(db: &PgPool, jwks: &MockJwks, setup: Setup) -> warden::server::AppState {
         let Setup {
             policy,
             auth,
@@ -177,7 +177,7 @@ impl World {
         let state = Self::state_for(&self.db, &self.jwks, setup).await;
         Self {
             db: self.db.clone(),
-            app: warden::app(state.clone()),
+            app: warden::server::app(state.clone()),
             state,
             key: Arc::clone(&self.key),
             jwks: Arc::clone(&self.jwks),
@@ -187,7 +187,7 @@ impl World {
         }
     }
 
-    /// The real server (`warden::run`: connections, client addresses) over this world's state.
+    /// The real server (`warden::server::run`: connections, client addresses) over this world's state.
     pub async fn serve(&self) -> Served {
         Served::start(self.state.clone()).await
     }

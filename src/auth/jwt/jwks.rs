@@ -32,7 +32,7 @@ pub const DEFAULT_JWKS_GRACE_SECS: u64 = 30 * 24 * 3600;
 /// Requests that may wait for one JWKS fetch (ADR 0007).
 pub const DEFAULT_JWKS_MAX_WAITERS: usize = 8;
 
-/// JWKS fetching and caching: how an [`crate::auth::Auth`] builds its [`JwksCache`].
+/// JWKS fetching and caching: how an [`crate::auth::Auth`] builds its `JwksCache`.
 #[derive(Debug, Clone, Copy)]
 pub struct JwksSettings {
     /// Background refresh period (`JWKS_REFRESH_SECS`).
@@ -161,6 +161,7 @@ impl JwksCache {
     /// An empty cache over `source`, refetching for unknown `kid`s at most once per `cooldown`,
     /// with [`DEFAULT_JWKS_MAX_WAITERS`] waiters.
     /// Nothing is fetched until [`refresh`](Self::refresh) or a lookup asks.
+    #[cfg(any(test, feature = "testing"))]
     pub fn new(source: JwksSource, cooldown: Duration) -> Arc<Self> {
         Self::with_max_waiters(source, cooldown, DEFAULT_JWKS_MAX_WAITERS)
     }
@@ -191,6 +192,7 @@ impl JwksCache {
     }
 
     /// Seconds since the last successful fetch, if there was one.
+    #[cfg(feature = "server")]
     pub fn seconds_since_last_success(&self) -> Option<f64> {
         self.last_success
             .lock()

@@ -90,11 +90,6 @@ impl TokenCache {
         Self { cache }
     }
 
-    /// The bytes the entries held now weigh (for tests and metrics).
-    pub fn weighted_size(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |c| c.weight())
-    }
-
     /// Whether the cache keeps anything (its capacity is not 0).
     pub fn enabled(&self) -> bool {
         self.cache.is_some()

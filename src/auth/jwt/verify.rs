@@ -99,10 +99,10 @@ pub struct Claims {
     /// When the token becomes valid, in seconds since the Unix epoch.
     #[serde(default)]
     pub nbf: Option<f64>,
-    /// The issuer: in a verified token, always [`ClaimRules::issuer`].
+    /// The issuer: in a verified token, always `ClaimRules::issuer`.
     #[serde(default)]
     pub iss: Option<String>,
-    /// The audience: in a verified token, always naming one of [`ClaimRules::audience`].
+    /// The audience: in a verified token, always naming one of `ClaimRules::audience`.
     #[serde(default)]
     pub aud: Option<Audience>,
     /// Session id, added by warden's auth server through `jwt.definePayload`.
@@ -140,8 +140,6 @@ impl Audience {
 /// A token split and its header decoded; the signature is not checked yet.
 #[derive(Debug)]
 pub struct Parsed<'a> {
-    /// The decoded header.
-    pub header: Header,
     /// The header's `alg`, one of the accepted five.
     pub alg: Alg,
     /// The header's `kid` (never empty): the key to look up.
@@ -173,15 +171,10 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, VerifyError> {
     if header.crit.is_some() {
         return Err(VerifyError::Critical);
     }
-    let kid = header
-        .kid
-        .clone()
-        .filter(|k| !k.is_empty())
-        .ok_or(VerifyError::NoKid)?;
+    let kid = header.kid.filter(|k| !k.is_empty()).ok_or(VerifyError::NoKid)?;
     let signature = b64(signature_b64, "signature is not base64url")?;
     let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
     Ok(Parsed {
-        header,
         alg,
         kid,
         signing_input,

@@ -60,11 +60,9 @@ pub const ORGANIZATION_STATEMENTS: &[(&str, &[&str])] = &[
     ("ac", &["create", "read", "update", "delete"]),
 ];
 
-/// The role a user without any has (Better-Auth's `defaultRole`).
-pub use crate::db::users::DEFAULT_ROLE;
-
 /// How the resources of a request combine.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub enum Connector {
     /// Every requested resource must grant every requested action.
     #[default]

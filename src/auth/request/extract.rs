@@ -169,7 +169,7 @@ pub trait Permission {
     /// What is asked: `(resource, actions)` pairs, all required (Better-Auth's `AND`).
     const STATEMENTS: &'static [(&'static str, &'static [&'static str])];
 
-    /// The statements as a request for [`crate::auth::policy::access`].
+    /// The statements as a request for `crate::auth::policy::access`.
     fn request() -> crate::auth::Statements {
         Self::STATEMENTS
             .iter()

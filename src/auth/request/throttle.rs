@@ -102,6 +102,7 @@ pub struct Ticket<'a> {
 
 impl Ticket<'_> {
     /// What the address may do now.
+    #[cfg(test)]
     pub fn admission(&self) -> Admission {
         self.admission
     }

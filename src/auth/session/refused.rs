@@ -119,6 +119,7 @@ impl UnknownTokens {
     }
 
     /// Whether `token` matched no live session within the last minute.
+    #[cfg(feature = "server")]
     pub fn contains(&self, token: &str) -> bool {
         self.refused(token).is_some()
     }

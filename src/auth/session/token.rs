@@ -124,6 +124,7 @@ fn percent_decode(text: &str) -> Result<String, SessionTokenError> {
 }
 
 /// The signed form Better-Auth hands out (`set-auth-token`), for tests and tools.
+#[cfg(any(test, feature = "testing"))]
 pub fn sign(token: &str, secret: &Secret) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
     let tag = hmac::sign(&key, token.as_bytes());

@@ -31,6 +31,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::config::{HttpConfig, http};
 use crate::error::ApiError;
 
 /// The request id: taken from the request when a trusted proxy sent it (or the peer is not
@@ -62,11 +63,32 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             cors_origins: Vec::new(),
-            body_limit_bytes: 64 * 1024,
-            request_timeout: Duration::from_secs(30),
-            max_concurrent_requests: 1024,
+            body_limit_bytes: http::DEFAULT_BODY_LIMIT_BYTES,
+            request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
+            max_concurrent_requests: http::DEFAULT_MAX_CONCURRENT_REQUESTS,
             connections: server::ConnectionLimits::default(),
             trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// CORS, limits, timeouts and the connection cap, as the configuration says.
+    pub fn from_config(config: &HttpConfig) -> Self {
+        HttpSettings {
+            cors_origins: config.cors_origins.clone(),
+            body_limit_bytes: config.body_limit_bytes,
+            request_timeout: config.request_timeout,
+            max_concurrent_requests: config.max_concurrent_requests,
+            connections: server::ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                keep_alive_timeout: config.keep_alive_timeout,
+                // A request runs at most REQUEST_TIMEOUT_SECS; a connection that moves no byte
+                // for that long and a bit more is a client that stopped reading.
+                stall_timeout: config.request_timeout + Duration::from_secs(5),
+                max_connections: config.max_connections,
+            },
+            trusted_proxies: config.trusted_proxies.clone(),
         }
     }
 }
@@ -92,13 +114,13 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
     }
     router
         .layer(middleware::from_fn_with_state(slots, shed))
-        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn(crate::server::metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
                     // The route template and method; never the query string or headers (they
                     // can carry tokens).
-                    let route = crate::metrics::route_label(request);
+                    let route = crate::server::metrics::route_label(request);
                     let request_id = request
                         .extensions()
                         .get::<RequestId>()
@@ -106,7 +128,7 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
                         .unwrap_or_default();
                     tracing::info_span!(
                         "request",
-                        method = crate::metrics::method_label(request.method()),
+                        method = crate::server::metrics::method_label(request.method()),
                         route,
                         request_id,
                         user_id = tracing::field::Empty,

@@ -9,20 +9,11 @@ use axum::extract::FromRef;
 use sqlx::PgPool;
 
 use crate::auth::Auth;
-use crate::http::HttpSettings;
-
-/// What the auth proxy does with requests that may change something through Better-Auth's
-/// admin endpoints (`AUTH_PROXY_ADMIN`; see `routes::proxy`). Either way they bypass warden's
-/// last-admin rule: Better-Auth applies its own rules only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AdminThroughProxy {
-    /// `audit` (default): forward them, and record each one Better-Auth accepts (2xx) in
-    /// warden's audit trail.
-    #[default]
-    Audit,
-    /// `refuse`: answer 403 `admin_through_proxy_refused`; nothing is forwarded.
-    Refuse,
-}
+pub use crate::config::AdminThroughProxy;
+use crate::config::Config;
+use crate::db;
+use crate::error::StartupError;
+use crate::server::http::HttpSettings;
 
 /// One pointer: cloned several times per request (each extractor and layer takes its own), so
 /// a clone is a single reference-count increment.
@@ -104,5 +95,25 @@ impl AppState {
         let mut shared = Arc::unwrap_or_clone(self.0);
         change(&mut shared);
         shared.into()
+    }
+}
+
+impl AppState {
+    /// The `warden` server's state: an [`Auth`] on the primary pool, the read replica, HTTP
+    /// settings, where `/metrics` goes, the auth proxy's upstream, and the console.
+    pub async fn from_config(config: &Config, pools: db::Pools) -> Result<Self, StartupError> {
+        let auth = Auth::from_config(config, pools.primary).await?;
+        Ok(Shared {
+            auth,
+            read_db: pools.read,
+            http: Arc::new(HttpSettings::from_config(&config.http)),
+            metrics_on_main: config.http.metrics_addr.is_none(),
+            auth_proxy: config.http.auth_proxy.then(|| config.better_auth.url.clone()),
+            auth_proxy_admin: config.http.auth_proxy_admin,
+            better_auth_url: config.better_auth.url.clone(),
+            console: config.http.console,
+            console_social_providers: config.http.console_social_providers.clone(),
+        }
+        .into())
     }
 }

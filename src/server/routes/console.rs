@@ -32,10 +32,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 /// The page, with `{{assets}}`, `{{auth_url}}` and `{{social_providers}}` filled in at start.
-const INDEX: &str = include_str!("../../console/index.html");
+const INDEX: &str = include_str!("../../../console/index.html");
 
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -43,15 +43,15 @@ const SVG: &str = "image/svg+xml";
 
 /// Every file the page loads, by the name it is served under.
 const FILES: &[(&str, &str, &[u8])] = &[
-    ("console.css", CSS, include_bytes!("../../console/console.css")),
-    ("app.js", JS, include_bytes!("../../console/app.js")),
-    ("auth.js", JS, include_bytes!("../../console/auth.js")),
-    ("api.js", JS, include_bytes!("../../console/api.js")),
-    ("problem.js", JS, include_bytes!("../../console/problem.js")),
-    ("dom.js", JS, include_bytes!("../../console/dom.js")),
-    ("me.js", JS, include_bytes!("../../console/me.js")),
-    ("admin.js", JS, include_bytes!("../../console/admin.js")),
-    ("icon.svg", SVG, include_bytes!("../../console/icon.svg")),
+    ("console.css", CSS, include_bytes!("../../../console/console.css")),
+    ("app.js", JS, include_bytes!("../../../console/app.js")),
+    ("auth.js", JS, include_bytes!("../../../console/auth.js")),
+    ("api.js", JS, include_bytes!("../../../console/api.js")),
+    ("problem.js", JS, include_bytes!("../../../console/problem.js")),
+    ("dom.js", JS, include_bytes!("../../../console/dom.js")),
+    ("me.js", JS, include_bytes!("../../../console/me.js")),
+    ("admin.js", JS, include_bytes!("../../../console/admin.js")),
+    ("icon.svg", SVG, include_bytes!("../../../console/icon.svg")),
 ];
 
 /// Hashed assets never change under their URL.

@@ -30,7 +30,7 @@ use super::extract::{AppQuery, checked_text};
 use crate::auth::AuthUser;
 use crate::db::organizations::Membership;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 /// One header of warden's answer to `/auth/verify`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

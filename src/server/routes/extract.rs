@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::{Auth, AuthUser};
 use crate::db::audit::AuditContext;
 use crate::error::ApiError;
-use crate::http::RequestId;
+use crate::server::http::RequestId;
 
 /// Where a request came from: the client's address (the socket's peer, or the address a
 /// `TRUSTED_PROXIES` proxy reports) and the request id its response carries (`x-request-id`).

@@ -50,13 +50,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use super::extract::{MAX_ID_LEN, RequestOrigin};
-use crate::auth::credential;
 use crate::auth::jwt::looks_like_jwt;
+use crate::auth::request::credential;
 use crate::auth::session::token::session_token;
 use crate::db::audit::{self, AuditContext, NewAuditEntry};
 use crate::db::sessions::{self, SessionRef};
 use crate::error::ApiError;
-use crate::state::{AdminThroughProxy, AppState};
+use crate::server::state::{AdminThroughProxy, AppState};
 
 /// The actor of an admin write whose credential matches no session.
 const UNKNOWN_ACTOR: &str = "unknown";

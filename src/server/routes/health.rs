@@ -15,8 +15,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use crate::db;
-use crate::metrics::{CONTENT_TYPE_TEXT, render};
-use crate::state::AppState;
+use crate::server::metrics::{CONTENT_TYPE_TEXT, render};
+use crate::server::state::AppState;
 
 /// The `/healthz` and `/readyz` routes; `routes/mod.rs` mounts [`metrics`] on its own, on the
 /// main port or on `METRICS_ADDR`.

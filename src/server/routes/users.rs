@@ -14,7 +14,7 @@ use crate::auth::{AuthUser, Connector, Statements};
 use crate::db::users::ProfileChange;
 use crate::db::{accounts, sessions, users};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::state::AppState;
 use axum::response::Response;
 
 /// The `/users/me` routes.

@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::config::http;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -42,7 +44,7 @@ use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
 /// Open connections beyond which idle ones are closed to make room (`MAX_CONNECTIONS`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub use crate::config::http::DEFAULT_MAX_CONNECTIONS;
 
 /// How long connections may take and how many may be open.
 #[derive(Debug, Clone, Copy)]
@@ -62,10 +64,10 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(60),
-            keep_alive_timeout: Duration::from_secs(75),
-            // REQUEST_TIMEOUT_SECS' default (30 s) + 5 s, as the server sets it.
-            stall_timeout: Duration::from_secs(35),
+            header_read_timeout: http::DEFAULT_HEADER_READ_TIMEOUT,
+            keep_alive_timeout: http::DEFAULT_KEEP_ALIVE_TIMEOUT,
+            // REQUEST_TIMEOUT_SECS' default + 5 s, as the server sets it.
+            stall_timeout: http::DEFAULT_REQUEST_TIMEOUT + Duration::from_secs(5),
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }

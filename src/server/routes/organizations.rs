@@ -13,11 +13,11 @@ use utoipa_axum::routes;
 use super::docs::{AuthErrors, BadBody, Invalid, NotFound};
 use super::extract::AppJson;
 use super::users::{PermissionAnswer, PermissionCheck};
-use crate::auth::access::parse_role_list;
+use crate::auth::policy::access::parse_role_list;
 use crate::auth::{AuthUser, OrgMember};
 use crate::db::organizations;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
 
-use crate::auth::keys::KeySet;
+use crate::auth::jwt::keys::KeySet;
 use crate::config::{Config, ConfigError};
 use crate::db;
 

@@ -33,15 +33,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 /// Every documented route, and the OpenAPI document they make together.
 ///
 /// Every route that takes a credential answers `Cache-Control: no-store` and `Vary:
-/// Authorization, Cookie` ([`crate::http::private_answer`]), refusals included; the public ones
+/// Authorization, Cookie` ([`crate::server::http::private_answer`]), refusals included; the public ones
 /// (health, docs, console, metrics) keep their own caching.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let private = || middleware::map_response(crate::http::private_answer);
+    let private = || middleware::map_response(crate::server::http::private_answer);
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(users::router().route_layer(private()))
         .merge(admin::router().route_layer(private()))
@@ -52,10 +52,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole server: the API, `/docs/` and `/openapi.json`, `/metrics` unless it has its own
-/// address, the auth proxy and the console when on, and every layer of [`crate::http`].
+/// address, the auth proxy and the console when on, and every layer of [`crate::server::http`].
 pub fn app(state: AppState) -> Router {
     // The server's metrics recorder must exist before the first request is counted.
-    crate::metrics::handle();
+    crate::server::metrics::handle();
     let (api, document) = api();
     let mut router = api.merge(SwaggerUi::new("/docs").url("/openapi.json", document));
     if state.metrics_on_main {
@@ -72,12 +72,12 @@ pub fn app(state: AppState) -> Router {
     }
     let router = router.fallback(not_found);
     let settings = std::sync::Arc::clone(&state.http);
-    crate::http::layered(router, &settings).with_state(state)
+    crate::server::http::layered(router, &settings).with_state(state)
 }
 
 /// The metrics-only router for `METRICS_ADDR`.
 pub fn metrics_app(state: AppState) -> Router {
-    crate::metrics::handle();
+    crate::server::metrics::handle();
     Router::new()
         .route("/metrics", get(health::metrics))
         .with_state(state)

@@ -2,7 +2,7 @@
 //! switching between the two sees one behaviour. Every route asks the permission Better-Auth
 //! would ask (a `RequirePermission` extractor: `user:list`, `user:ban`, ...; warden adds
 //! `audit:list`), judged on the caller's fresh row. The routes here are HTTP only: extract,
-//! validate the input into typed values, read, or hand the write to [`crate::admin`] (which
+//! validate the input into typed values, read, or hand the write to `crate::server::admin` (which
 //! re-checks the caller inside the write's transaction, applies the rules, records the audit
 //! entry and refreshes the cache), and shape the answer. The audit entry records the caller's
 //! session, the admin impersonating them in it (if any), the client's address and the request
@@ -20,16 +20,16 @@ use utoipa_axum::routes;
 use super::docs::{AuthErrors, BadBody, Invalid, LastAdmin, NotFound};
 use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, RequestOrigin, checked_text};
 use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
-use crate::admin::{
-    AdminWrite, Ban, BanUsers, DeleteUsers, GetUser, ListSessions, ListUsers, ReadAudit, RevokeSessions,
-    SetRole,
-};
 use crate::auth::{Permission, RequirePermission};
 use crate::db::audit;
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
 use crate::db::{sessions, users};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::admin::{
+    AdminWrite, Ban, BanUsers, DeleteUsers, GetUser, ListSessions, ListUsers, ReadAudit, RevokeSessions,
+    SetRole,
+};
+use crate::server::state::AppState;
 use axum::response::{IntoResponse, Response};
 
 /// The `/admin` routes.
