@@ -22,8 +22,9 @@
 //! - `auth`: [`Auth`], its builder and the extractors; the JWT machinery, the session-token
 //!   path, the policy, the request side (see its module doc).
 //! - `cache`: user and session rows kept fresh by PostgreSQL notifications.
+//! - `error`: [`ApiError`], the rejection of every extractor; [`StartupError`].
 //! - `db`: all SQL, one module per table; migrations in `migrations/`.
-//! - `error` ([`ApiError`], the rejection of every extractor; [`StartupError`]), `secret`.
+//! - `secret`: [`Secret`], a string never printed.
 //! - `testing` (feature `testing`): helpers and the internals the crate's own tests,
 //!   benchmarks, examples and fuzz targets reach; not part of the library's surface.
 #![warn(missing_docs)]
