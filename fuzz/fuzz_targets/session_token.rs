@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use warden::testing::auth::session_token::{looks_like_jwt, session_token, sign};
+use warden::testing::auth::jwt::looks_like_jwt;
+use warden::testing::auth::session_token::{session_token, sign};
 use warden::config::Secret;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,9 +11,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let secret = Secret::new("fuzz-secret");
-    if let Ok(token) = session_token(credential, Some(&secret), false) {
+    if let Ok(parsed) = session_token(credential, Some(&secret), false) {
         // Anything accepted with the secret is a plain token or carries its right signature.
+        let token = parsed.token;
         assert!(!token.is_empty() && !token.contains('.'));
+        assert_eq!(parsed.signed, credential.contains('.') || credential.contains("%2E") || credential.contains("%2e"));
         if credential.contains('.') && !credential.contains('%') {
             assert_eq!(
                 sign(&token, &secret).split_once('.').map(|(t, _)| t),
