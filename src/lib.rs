@@ -19,14 +19,18 @@
 //! - `server` (feature `server`): the HTTP API, its state, `warden check`, admin writes, the
 //!   connection handling and the layers around every route.
 //! - [`config`]: every environment variable, validated once at start; builds an [`Auth`].
-//! - `auth`: [`Auth`], its builder and the extractors; the JWT machinery, the session-token
-//!   path, the policy, the request side (see its module doc).
+//! - `auth`: [`Auth`], its builder and the extractors; the JWT machinery (`jwt/`), the
+//!   session-token path (`session/`), the policy (`policy/`) and the request side (`request/`:
+//!   where the credential is and what kind, the failure limiter, one identify step per kind,
+//!   the authentication steps, the extractors).
 //! - `cache`: user and session rows kept fresh by PostgreSQL notifications.
 //! - `error`: [`ApiError`], the rejection of every extractor; [`StartupError`].
 //! - `db`: all SQL, one module per table; migrations in `migrations/`.
 //! - `secret`: [`Secret`], a string never printed.
-//! - `testing` (feature `testing`): helpers and the internals the crate's own tests,
-//!   benchmarks, examples and fuzz targets reach; not part of the library's surface.
+//!
+//! Outside that order, `testing` (feature `testing`) sees everything: helpers, and the
+//! internals the crate's own tests, benchmarks, examples and fuzz targets reach; not part of
+//! the library's surface.
 #![warn(missing_docs)]
 
 mod auth;
@@ -40,13 +44,15 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use auth::jwt::verify::Claims;
+pub use auth::jwt::verify::{Audience, Claims};
+pub use auth::policy::access::{AccessControlError, Role};
 pub use auth::{
     AccessControl, Admin, Auth, AuthBuilder, AuthPolicy, AuthUser, Connector, Credential, JwksSettings,
     MaybeAuthUser, OrgMember, OrgPermission, Permission, RequireOrgPermission, RequirePermission,
     RequireRole, RoleName, SessionCheck, Statements,
 };
 pub use cache::RowCacheSettings;
+pub use db::ConnectError;
 pub use db::organizations::Membership;
 pub use db::users::User;
 pub use error::{ApiError, StartupError};

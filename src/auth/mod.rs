@@ -33,12 +33,10 @@ use sqlx::PgPool;
 pub use builder::{AuthBuilder, DEFAULT_BETTER_AUTH_URL, DEFAULT_LEEWAY_SECS};
 pub use jwt::jwks::{DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS, JwksSettings};
 pub use jwt::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};
-pub use policy::{
-    AccessControl, AuthPolicy, Connector, OrgMember, OrgPermission, RequireOrgPermission, SessionCheck,
-    Statements,
-};
+pub use policy::{AccessControl, AuthPolicy, Connector, SessionCheck, Statements};
 pub use request::{
-    Admin, AuthUser, Credential, MaybeAuthUser, Permission, RequirePermission, RequireRole, RoleName,
+    Admin, AuthUser, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission, RequireOrgPermission,
+    RequirePermission, RequireRole, RoleName,
 };
 
 use crate::cache::RowCache;
@@ -125,6 +123,24 @@ impl Auth {
 
     pub(crate) fn gone(&self) -> &Gone {
         &self.0.gone
+    }
+
+    /// The client's address for this request: the socket's peer (from `ConnectInfo`), or what
+    /// a proxy in `TRUSTED_PROXIES` reports; `None` when the app serves without `ConnectInfo`.
+    /// What [`Auth::authenticate_request`] takes as `client` (the failure limiter counts by it).
+    pub fn client_ip(&self, parts: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
+        self.0.client_ips.client_ip(parts)
+    }
+
+    /// How many of Better-Auth's signing keys are loaded: none means no JWT can be verified
+    /// yet (an app's readiness check, as warden's `/readyz`).
+    pub fn jwks_keys(&self) -> usize {
+        self.0.verifier.jwks.keys().len()
+    }
+
+    /// Whether the last fetch of Better-Auth's JWKS succeeded.
+    pub fn jwks_fetch_ok(&self) -> bool {
+        self.0.verifier.jwks.last_fetch_ok()
     }
 
     /// Whether `user` is an admin by Better-Auth's rule (`adminRoles`, `adminUserIds`).

@@ -93,7 +93,7 @@ impl Config {
 /// What the configuration builds: the pieces of the library and of the server.
 impl Config {
     /// Database pool sizes and timeouts.
-    pub fn pool_settings(&self) -> PoolSettings {
+    pub(crate) fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
             max_connections: self.database.max_connections,
             acquire_timeout: self.database.acquire_timeout,

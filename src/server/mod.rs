@@ -1,6 +1,6 @@
-//! The `warden` server, built on the library's public API (feature `server`, on by default):
-//! the HTTP API and its OpenAPI document, the console, forward auth, the auth proxy, metrics,
-//! `warden check`, and the connection handling under it all.
+//! The `warden` server (feature `server`, on by default), built on the library and its
+//! crate-internal parts: the HTTP API and its OpenAPI document, the console, forward auth, the
+//! auth proxy, metrics, `warden check`, and the connection handling under it all.
 //!
 //! Layout (dependencies point down this list, never up, and nothing outside this folder
 //! imports from it):

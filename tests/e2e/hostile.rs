@@ -227,7 +227,7 @@ async fn hostile_junk_session_tokens_and_the_failure_limiter() {
     assert_eq!(during, vec![[200, 200]; 3], "fresh credentials during the flood");
     assert_eq!(after, [200, 200], "fresh credentials right after the flood");
     // 60 a minute, plus at most the 32 attackers' requests already in flight when the address
-    // first failed (an address that has not failed is not bookkept: see auth::throttle).
+    // first failed (an address that has not failed is not bookkept: see auth::request::throttle).
     assert!(
         refused <= 60 + 32,
         "AUTH_FAILURES_PER_MINUTE (60) let {refused} through"

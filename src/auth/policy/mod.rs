@@ -6,8 +6,8 @@
 //!   ([`crate::db::users::role_names`]);
 //! - [`access`]: permissions by role (Better-Auth's access control, admin and organization
 //!   plugins);
-//! - [`organization`]: organization membership and its extractors ([`OrgMember`],
-//!   [`RequireOrgPermission`]).
+//! - [`organization`]: organization membership and what a member's roles allow (the
+//!   extractors are on the request side).
 
 pub mod access;
 pub mod organization;
@@ -17,7 +17,6 @@ use std::sync::Arc;
 use crate::db::users::User;
 use crate::secret::Secret;
 pub use access::{AccessControl, Connector, Statements};
-pub use organization::{OrgMember, OrgPermission, RequireOrgPermission};
 
 /// Better-Auth's session cookie name unless configured otherwise (`advanced.cookiePrefix`
 /// `better-auth`, cookie `session_token`).

@@ -1,29 +1,17 @@
 //! Organizations (Better-Auth's organization plugin): who belongs to which, with which roles,
-//! and what those roles allow, decided as the plugin decides it.
-//!
-//! - [`OrgMember`]: a signed-in member of the organization the route names (`{orgId}`), or
-//!   else of the session's active organization (Better-Auth's `set-active`). Anyone else gets
-//!   404 `not_found`: an organization's existence is not revealed to outsiders.
-//! - [`RequireOrgPermission`]: a member whose roles grant organization statements
-//!   ([`OrgPermission`]), with the organization's dynamic roles (`organization_role`) merged
-//!   in; 403 `forbidden` naming the permission otherwise.
+//! and what those roles allow, decided as the plugin decides it. The extractors that ask it
+//! (`OrgMember`, `RequireOrgPermission`) are on the request side,
+//! [`crate::auth::request::organization`].
 //!
 //! Memberships and dynamic roles are read fresh, or from the user cache that PostgreSQL's
 //! notifications keep current (a role change or a removal is seen on the next request).
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts, RawPathParams};
-use axum::http::request::Parts;
-
+use crate::auth::Auth;
 use crate::auth::policy::access::{Connector, Statements};
-use crate::auth::{Auth, AuthUser};
-use crate::db::organizations::{self, Membership, RoleStatements};
+use crate::db::organizations::{self, Membership};
 use crate::error::ApiError;
-
-/// The route parameter naming an organization.
-pub const ORG_ID_PARAM: &str = "orgId";
 
 impl Auth {
     /// Every organization membership of `user_id`.
@@ -41,7 +29,7 @@ impl Auth {
     pub async fn organization_roles(
         &self,
         organization_id: &str,
-    ) -> Result<Arc<Vec<(String, RoleStatements)>>, ApiError> {
+    ) -> Result<Arc<Vec<(String, Statements)>>, ApiError> {
         if let Some(roles) = self.rows().org_roles(organization_id) {
             return Ok(roles);
         }
@@ -50,22 +38,6 @@ impl Auth {
         self.rows()
             .put_org_roles(organization_id, Arc::clone(&roles), ticket);
         Ok(roles)
-    }
-
-    /// The organization the caller's session has made active, when the caller is (still) a
-    /// member of it; with that membership.
-    pub async fn active_membership(&self, caller: &AuthUser) -> Result<Option<Membership>, ApiError> {
-        let Some(session_id) = &caller.session_id else {
-            return Ok(None);
-        };
-        let Some(session) = self.session(session_id).await? else {
-            return Ok(None);
-        };
-        let Some(active) = &session.active_organization_id else {
-            return Ok(None);
-        };
-        let memberships = self.memberships(&caller.user.id).await?;
-        Ok(memberships.iter().find(|m| m.organization_id == *active).cloned())
     }
 
     /// Whether `member` holds `permissions` (organization statements) in their organization,
@@ -81,97 +53,5 @@ impl Auth {
             .policy()
             .access
             .member_has_permission(&member.role, &dynamic, permissions, connector))
-    }
-}
-
-/// A signed-in member of an organization: the route's `{orgId}`, else the session's active one.
-#[derive(Debug, Clone)]
-pub struct OrgMember {
-    /// The caller.
-    pub caller: AuthUser,
-    /// The organization and the caller's membership in it.
-    pub membership: Membership,
-}
-
-impl<S> FromRequestParts<S> for OrgMember
-where
-    Auth: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = Auth::from_ref(state);
-        let caller = auth.authenticate(parts).await?;
-        let named = RawPathParams::from_request_parts(parts, state)
-            .await
-            .ok()
-            .and_then(|params| {
-                params
-                    .iter()
-                    .find(|(key, _)| *key == ORG_ID_PARAM)
-                    .map(|(_, value)| value.to_owned())
-            });
-        let membership = match named {
-            Some(organization_id) => auth
-                .memberships(&caller.user.id)
-                .await?
-                .iter()
-                .find(|m| m.organization_id == organization_id)
-                .cloned(),
-            None => auth.active_membership(&caller).await?,
-        };
-        // Not a member, no such organization, or no active one: all look the same.
-        let membership = membership.ok_or(ApiError::NotFound)?;
-        Ok(Self { caller, membership })
-    }
-}
-
-/// Organization statements a route can require, e.g. `[("member", &["create"])]`.
-pub trait OrgPermission {
-    /// What is asked: `(resource, actions)` pairs, all required.
-    const STATEMENTS: &'static [(&'static str, &'static [&'static str])];
-}
-
-/// A member whose roles in the organization (with its dynamic roles) grant `P`.
-#[derive(Debug, Clone)]
-pub struct RequireOrgPermission<P> {
-    /// The member.
-    pub member: OrgMember,
-    permission: PhantomData<P>,
-}
-
-impl<S, P> FromRequestParts<S> for RequireOrgPermission<P>
-where
-    Auth: FromRef<S>,
-    S: Send + Sync,
-    P: OrgPermission + Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let member = OrgMember::from_request_parts(parts, state).await?;
-        let auth = Auth::from_ref(state);
-        let request: Statements = P::STATEMENTS
-            .iter()
-            .map(|(r, a)| ((*r).to_owned(), a.iter().map(|s| (*s).to_owned()).collect()))
-            .collect();
-        if !auth
-            .member_has_permission(&member.membership, &request, Connector::And)
-            .await?
-        {
-            let wanted: Vec<String> = P::STATEMENTS
-                .iter()
-                .flat_map(|(r, a)| a.iter().map(move |a| format!("{r}:{a}")))
-                .collect();
-            return Err(ApiError::Forbidden(format!(
-                "this needs the organization permission {}",
-                wanted.join(", ")
-            )));
-        }
-        Ok(Self {
-            member,
-            permission: PhantomData,
-        })
     }
 }

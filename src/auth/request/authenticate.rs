@@ -89,7 +89,7 @@ impl Auth {
     /// Steps 2 and 4 read what is still missing themselves. A session the read found gone, or
     /// another user's, is handed to step 4 as found, which refuses it without reading again
     /// (a signed-out client keeps sending its JWT until it expires); a session found gone is
-    /// remembered for a minute (`gone`), so its next requests are refused without a read.
+    /// remembered for a minute (`session::refused::Gone`), so its next requests are refused without a read.
     async fn prefetch_user_and_session(&self, proof: &Proof) -> Prefetched {
         let Proof::Jwt(claims) = proof else {
             return Prefetched::default();
@@ -143,7 +143,7 @@ impl Auth {
     }
 
     /// Step 2: the user row, from the cache when it can be trusted, else from the primary. A
-    /// user found gone is remembered for a minute (`gone`).
+    /// user found gone is remembered for a minute (`session::refused::Gone`).
     async fn load_user(&self, id: &str) -> Result<Arc<User>, ApiError> {
         if let Some(user) = self.rows().user(id) {
             return Ok(user);

@@ -8,14 +8,17 @@
 //! - [`authenticate`]: the entry points and steps 2 to 4 (the fresh user, bans, the session).
 //! - [`extract`]: [`AuthUser`], [`MaybeAuthUser`], [`Admin`], [`RequireRole`],
 //!   [`RequirePermission`].
+//! - [`organization`]: [`OrgMember`], [`RequireOrgPermission`].
 
 pub mod authenticate;
 pub mod client_ip;
 pub mod credential;
 pub mod extract;
 mod identify;
+pub mod organization;
 pub mod throttle;
 
 pub use extract::{
     Admin, AuthUser, Credential, MaybeAuthUser, Permission, RequirePermission, RequireRole, RoleName,
 };
+pub use organization::{OrgMember, OrgPermission, RequireOrgPermission};
