@@ -7,7 +7,8 @@
     python3 bench/load.py hot             # both caches on, 1 to 1,000 connections; writes nothing
     WARDEN_BIN=/path/to/warden python3 bench/load.py hot    # any mode, with another build
     python3 bench/load.py idle            # 10,000 idle keep-alive connections; RSS
-    python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before
+    python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before,
+                                          # with sid and stock (no sid); COLD_KINDS=stock for one
     python3 bench/load.py cold EdDSA --warm-rows   # new tokens, users and sessions cached already
     python3 bench/load.py floor           # warden against the floor (examples/floor.rs), 64 and 1,000 connections
     ROUNDS=4 python3 bench/load.py floor  # four alternations instead of two
@@ -75,19 +76,21 @@ def seed():
     psql(DB_URL, "VACUUM (ANALYZE)")
 
 
-def mint(count=None, alg="EdDSA", work=WORK, copies=1):
+def mint(count=None, alg="EdDSA", work=WORK, copies=1, stock=False):
     """Tokens for `count` users spread over the seeded ones (default TOKENS), signed with `alg`;
     reused from an earlier run when the same set was minted already (RSA signing is slow).
-    `copies` > 1 also writes tokens.1.txt …: other tokens for the same users and sessions."""
+    `copies` > 1 also writes tokens.1.txt …: other tokens for the same users and sessions.
+    `stock`: the claims Better-Auth's jwt plugin signs by default, with no `sid` (warden's own
+    auth server adds one; most apps do not)."""
     count = count or TOKENS
     stamp = os.path.join(work, "minted")
-    wanted = f"{count} {alg} {USERS} {ISSUER} {copies}"
+    wanted = f"{count} {alg} {USERS} {ISSUER} {copies} {stock}"
     # The tokens live an hour: reused for half of it at most, so a run never meets expired ones.
     if os.path.exists(stamp) and open(stamp).read() == wanted and time.time() - os.path.getmtime(stamp) < 1800:
         return
     os.makedirs(work, exist_ok=True)
     ids = list(range(1, USERS + 1, max(1, USERS // count)))[:count]
-    pairs = "".join(f"u{i} s{i}\n" for i in ids)
+    pairs = "".join(f"u{i}\n" if stock else f"u{i} s{i}\n" for i in ids)
     sh("cargo", "run", "--quiet", "--release", "--example", "mint_tokens", "--", work, ISSUER, alg, str(copies),
        input=pairs.encode(), cwd=ROOT)
     with open(stamp, "w") as f:
@@ -409,10 +412,27 @@ def postgres_ticks():
 
 
 def cold(alg="EdDSA", connections=64, warm_rows=False):
+    """Both kinds of token, cold (`cold_kind`): first with `sid` (warden's own auth server adds
+    it), then stock (Better-Auth's jwt plugin's default claims, no `sid`); COLD_KINDS=sid or
+    COLD_KINDS=stock runs one. Prints each kind's section and then the two side by side."""
+    kinds = os.environ.get("COLD_KINDS", "sid,stock").split(",")
+    results = {kind: cold_kind(alg, connections, warm_rows, stock=kind == "stock") for kind in kinds}
+    lines = ["| token | requests/s | p50 | p99 | warden CPU/request | PostgreSQL CPU/request | batches (mean size) | errors | peak RSS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for kind, r in results.items():
+        lines.append(f"| {'with sid' if kind == 'sid' else 'stock (no sid)'} | {r['rps']:,.0f} | {r['p50'] / 1000:.2f} ms | "
+                     f"{r['p99'] / 1000:.2f} ms | {r['cpu_us']:.0f} µs | {r['pg_us']:.0f} µs | "
+                     f"{r['batches']:,} ({r['mean_batch']:.1f}) | {r['errors']} | {r['peak_mb']:.1f} MB |")
+    print("\n".join(lines))
+    return results
+
+
+def cold_kind(alg="EdDSA", connections=64, warm_rows=False, stock=False):
     """Every request carries a token (and a user) warden has not seen: COLD_TOKENS users with one
     session each, one token each, each sent once (bench/cold.lua). warden runs with its defaults.
     Reports requests/s, latency, warden's and PostgreSQL's CPU per request, and warden's RSS
-    (peak, and sampled each second).
+    (peak, and sampled each second). `stock`: the tokens carry no `sid`, so what is read is the
+    user alone.
 
     `warm_rows` splits the cost: every user and session is read into warden's row cache first
     (by other tokens of theirs, with room for all of them: USER_CACHE_MB of 2,400 bytes a user,
@@ -421,12 +441,12 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
     global USERS
     count = int(os.environ.get("COLD_TOKENS", "200000"))
     USERS = count
-    work = os.path.join(WORK, f"cold-{alg}")
+    work = os.path.join(WORK, f"cold-{alg}{'-stock' if stock else ''}")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     build()
     seed()
-    mint(count, alg, work, copies=2 if warm_rows else 1)  # a second set only to warm the rows
+    mint(count, alg, work, copies=2 if warm_rows else 1, stock=stock)  # a second set only to warm the rows
     jwks = serve_jwks(work)
     # Sessions get a quarter of USER_CACHE_MB and weigh about 500 bytes each in its accounting:
     # 2,400 bytes a user leaves room for all (at 300,000 users, 512 MB did not: a third of the
@@ -448,7 +468,8 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        before, pg_before, batches_before = cpu_ticks(proc.pid), postgres_ticks(), batch_metrics()
+        before, pg_before = cpu_ticks(proc.pid), postgres_ticks()
+        batches_before = batch_metrics("user" if stock else "session")
         perf = None
         if os.environ.get("PERF") == "1":
             perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", os.path.join(work, "perf.data"),
@@ -461,14 +482,14 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
         sampling = False
         sampler.join()
         peak = status(proc.pid, "VmHWM")
-        batches_after = batch_metrics()
+        batches_after = batch_metrics("user" if stock else "session")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         jwks.shutdown()
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     batches, reads = (after - before for after, before in zip(batches_after, batches_before))
-    result = dict(alg=alg, warm_rows=warm_rows, batches=batches, mean_batch=reads / max(1, batches),
+    result = dict(alg=alg, stock=stock, warm_rows=warm_rows, batches=batches, mean_batch=reads / max(1, batches),
                   connections=connections, requests=r["requests"],
                   rps=r["requests"] / (r["duration_us"] / 1e6), p50=r["p50"], p99=r["p99"],
                   cpu_us=ticks * tick_us / max(1, r["requests"]), pg_us=pg_ticks * tick_us / max(1, r["requests"]),
@@ -478,9 +499,11 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
     # cold.lua wraps round when the tokens run out: those requests are not cold.
     repeated = (f", but for {result['reused']:,} requests that repeated a token (the list ran out; raise COLD_TOKENS)"
                 if result["reused"] else "")
-    print(f"\n## Cold tokens ({alg})\n\nCommand: `python3 bench/load.py cold {alg}` (COLD_TOKENS={count}, "
-          f"DURATION={DURATION}, {connections} connections, warden with its defaults). {count:,} users with a session each "
-          f"and one {alg} token each; every request carries a token (and names a user and session) warden has not "
+    kind = "stock, no sid" if stock else "with sid"
+    names = "a user" if stock else "a user and session"
+    print(f"\n## Cold tokens ({alg}, {kind})\n\nCommand: `COLD_KINDS={'stock' if stock else 'sid'} python3 bench/load.py cold {alg}` "
+          f"(COLD_TOKENS={count}, DURATION={DURATION}, {connections} connections, warden with its defaults). {count:,} users "
+          f"with a session each and one {alg} token each; every request carries a token (and names {names}) warden has not "
           f"seen before{repeated}. {result['requests']:,} requests, {result['rps']:,.0f} requests/s, p50 {result['p50'] / 1000:.2f} ms, "
           f"p99 {result['p99'] / 1000:.2f} ms, {result['errors']} errors; warden CPU {result['cpu_us']:.0f} µs per request, "
           f"PostgreSQL {result['pg_us']:.0f} µs; warden RSS at most {result['max_rss_mb']:.1f} MB (sampled each second), "
@@ -490,15 +513,15 @@ def cold(alg="EdDSA", connections=64, warm_rows=False):
     return result
 
 
-def batch_metrics():
-    """How many cold-session batch queries warden has run and the sessions they read
-    (/metrics)."""
+def batch_metrics(kind="session"):
+    """How many cold batch queries of `kind` (`session`: a JWT's session with its user; `user`:
+    a user alone) warden has run and the ids they read (/metrics)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{WARDEN_PORT}/metrics", timeout=5).read().decode()
     found = {}
-    for name in ("warden_session_batches_total", "warden_session_batch_reads_total"):
+    for name in (f"warden_{kind}_batches_total", f"warden_{kind}_batch_reads_total"):
         m = re.search(rf"^{name}(?:{{[^}}]*}})? (\d+)", text, re.M)
         found[name] = int(m.group(1)) if m else 0
-    return found["warden_session_batches_total"], found["warden_session_batch_reads_total"]
+    return found[f"warden_{kind}_batches_total"], found[f"warden_{kind}_batch_reads_total"]
 
 
 # Where a cold request's CPU goes: symbols grouped by what they do.

@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used, reason = "a benchmark tool")]
-//! Mints Better-Auth-shaped JWTs for benchmarks: reads `user_id session_id` lines on stdin,
+//! Mints Better-Auth-shaped JWTs for benchmarks: reads `user_id session_id` lines on stdin
+//! (a line with a user id alone gets a stock Better-Auth token: no `sid`, as the jwt plugin
+//! signs unless the app adds one),
 //! writes `jwks.json` (the public key to serve) and `tokens.txt` (one JWT per line) into the
 //! directory given as the first argument. The issuer and audience are the second argument.
 //! With a fourth argument N > 1, each pair also gets N - 1 more tokens, issued a second apart
@@ -25,16 +27,21 @@ fn main() -> std::io::Result<()> {
     let mut tokens = vec![String::new(); copies];
     for line in std::io::stdin().lock().lines() {
         let line = line?;
-        let Some((user, session)) = line.split_once(' ') else {
+        let mut fields = line.split_whitespace();
+        let Some(user) = fields.next() else {
             continue;
         };
+        let session = fields.next();
         for (copy, out) in (0..).zip(tokens.iter_mut()) {
             let iat = now - copy;
-            let claims = json!({
-                "sub": user, "id": user, "sid": session, "iat": iat, "exp": iat + 3600,
+            let mut claims = json!({
+                "sub": user, "id": user, "iat": iat, "exp": iat + 3600,
                 "iss": issuer, "aud": issuer, "name": "Bench User", "email": format!("{user}@bench.test"),
                 "emailVerified": true, "role": "user", "banned": false,
             });
+            if let Some(session) = session {
+                claims["sid"] = session.into();
+            }
             out.push_str(&key.sign(&claims));
             out.push('\n');
         }

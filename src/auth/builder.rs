@@ -1,6 +1,6 @@
 //! [`AuthBuilder`]: an [`Auth`] configured in code, with Better-Auth's and the `warden`
 //! server's defaults, and the background tasks it starts (the JWKS refresh, the row cache's
-//! NOTIFY listener, the session batcher).
+//! NOTIFY listener, the batched readers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
+use super::batch::Batcher;
 use super::jwt::jwks::{self, JwksCache, JwksSettings, JwksSource};
 use super::jwt::tokens::TokenCache;
 use super::jwt::verify::ClaimRules;
@@ -16,7 +17,6 @@ use super::jwt::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};
 use super::policy::AuthPolicy;
 use super::request::client_ip::TrustedProxies;
 use super::request::throttle::{self, FailureLimiter};
-use super::session::batch::SessionBatcher;
 use super::session::refused::{Gone, UnknownTokens};
 use super::{Auth, Inner};
 use crate::cache::{RowCache, RowCacheSettings};
@@ -183,10 +183,13 @@ impl AuthBuilder {
             (None, None) => Arc::new(RowCache::disabled()),
             (None, Some((settings, listen))) => self.listened_rows(settings, listen, &mut tasks).await,
         };
-        let (sessions, batcher) = SessionBatcher::spawn(self.db.clone());
+        let (sessions, batcher) = Batcher::spawn(self.db.clone());
+        tasks.push(batcher.abort_handle());
+        let (users, batcher) = Batcher::spawn(self.db.clone());
         tasks.push(batcher.abort_handle());
         Ok(Auth(Arc::new(Inner {
             sessions,
+            users,
             db: self.db,
             verifier,
             policy: self.policy,

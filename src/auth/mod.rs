@@ -9,7 +9,9 @@
 //! - [`jwt`]: the JWT machinery: keys, the JWKS cache, the signature and claims check, the
 //!   verified-token cache, and [`Verifier`], the protocol over them.
 //! - [`session`]: the session-token path: the token's form and HMAC, what was refused and is
-//!   remembered, cold sessions read in batches.
+//!   remembered.
+//! - `batch`: the rows of credentials seen for the first time (a JWT's session and user, or
+//!   its user alone), read for several requests in one query.
 //! - [`policy`]: who may do what: [`AuthPolicy`], access control by role, organizations.
 //! - [`request`]: the request side: where the credential is and its kind, the client address,
 //!   the failure limiter, step 1 per kind of credential (`request::identify`), the
@@ -20,6 +22,7 @@
 //! authenticating in [`request::authenticate`] (and `request::identify`), memberships in
 //! [`policy::organization`], and building from the environment in `crate::config`.
 
+mod batch;
 mod builder;
 pub mod jwt;
 pub mod policy;
@@ -41,9 +44,9 @@ pub use request::{
 
 use crate::cache::RowCache;
 use crate::db::users::User;
+use batch::{Batcher, SessionsWithUsers, Users};
 use request::client_ip::TrustedProxies;
 use request::throttle::FailureLimiter;
-use session::batch::SessionBatcher;
 use session::refused::{Gone, UnknownTokens};
 
 /// What warden's extractors need, in one cheap handle (one `Arc`): the JWT verifier with its
@@ -65,7 +68,8 @@ pub(super) struct Inner {
     pub(super) failures: FailureLimiter,
     pub(super) unknown_sessions: UnknownTokens,
     pub(super) gone: Gone,
-    pub(super) sessions: SessionBatcher,
+    pub(super) sessions: Batcher<SessionsWithUsers>,
+    pub(super) users: Batcher<Users>,
     pub(super) tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -113,8 +117,12 @@ impl Auth {
         &self.0.failures
     }
 
-    pub(crate) fn session_batcher(&self) -> &SessionBatcher {
+    pub(crate) fn session_batcher(&self) -> &Batcher<SessionsWithUsers> {
         &self.0.sessions
+    }
+
+    pub(crate) fn user_batcher(&self) -> &Batcher<Users> {
+        &self.0.users
     }
 
     pub(crate) fn unknown_sessions(&self) -> &UnknownTokens {

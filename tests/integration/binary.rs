@@ -428,6 +428,82 @@ async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
     let _ = server.wait().await;
 }
 
+/// Better-Auth's stock JWT names no session: a user warden has not seen is read by the user
+/// batch (several requests' users in one query), each request gets its own user's row, and a
+/// token of a user that does not exist is refused, read once and then remembered.
+#[sqlx::test]
+async fn stock_tokens_of_new_users_are_read_by_the_user_batch(db: PgPool) {
+    let key = TestKey::generate(Alg::EdDsa);
+    let (mut server, main, side, _jwks) = serve_with_metrics(&db, &key).await;
+    let client = reqwest::Client::new();
+    let counts = || async {
+        let text = client
+            .get(format!("http://{side}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (
+            metric(&text, "warden_user_batches_total"),
+            metric(&text, "warden_user_batch_reads_total"),
+        )
+    };
+    let users: Vec<String> = (0..24).map(|i| format!("stock-user-{i}")).collect();
+    for user in &users {
+        insert_user(&db, user, &format!("{user}@example.com")).await;
+    }
+    let (batches, reads) = counts().await;
+    let me = |user: String| {
+        let (client, main, token) = (client.clone(), main.clone(), key.sign(&claims(&user)));
+        async move {
+            let response = client
+                .get(format!("http://{main}/users/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (user, status, body)
+        }
+    };
+    // All at once: whatever the batches hold, each answer is its own user's row.
+    let mut all = tokio::task::JoinSet::new();
+    for user in &users {
+        all.spawn(me(user.clone()));
+    }
+    let answers = all.join_all().await;
+    assert_eq!(answers.len(), 24);
+    for (user, status, body) in &answers {
+        assert_eq!(*status, 200, "{user}: {body}");
+        assert_eq!(body["id"], user.as_str());
+        assert_eq!(body["email"], format!("{user}@example.com"));
+    }
+    let (batches_after, reads_after) = counts().await;
+    assert!(
+        reads_after - reads >= 24,
+        "every new user read by a batch: {reads} -> {reads_after}"
+    );
+    assert!(
+        (1..=24).contains(&(batches_after - batches)),
+        "{batches} -> {batches_after} batch queries for 24 users"
+    );
+    // A user that does not exist: 401, read once, then remembered for a minute.
+    let (_, status, body) = me("no-such-user".into()).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (401, Some("user_not_found"))
+    );
+    let (_, reads_now) = counts().await;
+    let (_, status, _) = me("no-such-user".into()).await;
+    assert_eq!(status, 401);
+    assert_eq!(counts().await.1, reads_now, "a user found gone is not read again");
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+}
+
 /// [`serve`] from `dir` with `vars`: the process, its id and the JWKS.
 #[cfg(all(target_os = "linux", feature = "mimalloc"))]
 async fn serve_until_healthy(

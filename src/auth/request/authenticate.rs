@@ -142,8 +142,11 @@ impl Auth {
         }
     }
 
-    /// Step 2: the user row, from the cache when it can be trusted, else from the primary. A
-    /// user found gone is remembered for a minute (`session::refused::Gone`).
+    /// Step 2: the user row, from the cache when it can be trusted, else from the primary: in
+    /// one query with other requests' cold users (`auth::batch`; a stock Better-Auth JWT names
+    /// no session, so its user is all there is to read), or alone when that query failed (which
+    /// then reports the database's state). A user found gone is remembered for a minute
+    /// (`session::refused::Gone`).
     async fn load_user(&self, id: &str) -> Result<Arc<User>, ApiError> {
         if let Some(user) = self.rows().user(id) {
             return Ok(user);
@@ -152,11 +155,14 @@ impl Auth {
             return Err(ApiError::UserNotFound);
         }
         let ticket = self.rows().ticket(id);
-        let Some(user) = users::find_by_id(self.db(), id).await? else {
+        let found = match self.user_batcher().load(self.db(), id).await {
+            Ok(found) => found,
+            Err(()) => users::find_by_id(self.db(), id).await?.map(Arc::new),
+        };
+        let Some(user) = found else {
             self.gone().user_gone(id);
             return Err(ApiError::UserNotFound);
         };
-        let user = Arc::new(user);
         self.rows().put_user(Arc::clone(&user), ticket);
         Ok(user)
     }
