@@ -13,7 +13,6 @@
     ROUNDS=4 python3 bench/load.py floor  # four alternations instead of two
     python3 bench/load.py instructions [hot|new-tokens|new-users]   # instructions per request (callgrind)
     python3 bench/load.py gateway         # nginx + warden (auth_request) against nginx alone, 64 and 1,000 connections
-    WARDEN_KEEPALIVE=0 python3 bench/load.py gateway   # the subrequest to warden as the recipe ships it (no keep-alive)
 
 It seeds a database (100,000 users, one live session each), mints 1,000 distinct EdDSA tokens
 for 1,000 of them with a key it serves itself on 127.0.0.1, starts warden (release build) and
@@ -657,40 +656,37 @@ def upstream_conf(work):
     }}""")
 
 
-def gateway_conf(work, warden_keepalive=True):
-    """The gateway: on PROXY_PORT nginx alone (proxy_pass to the upstream), on GATEWAY_PORT the
-    shipped recipe (deploy/forward-auth/nginx.conf), its addresses changed as
-    tests/e2e/gateway.rs changes them; both through keep-alive upstream blocks. The recipe as
-    shipped opens a connection to the app and to warden for every request (nginx's default:
-    HTTP/1.0, `Connection: close`); here both are kept alive as a production nginx would be set
-    up, so the comparison is of the auth subrequest's work, not of connection set-up. `warden_keepalive`
-    False leaves the subrequest as the recipe ships it (WARDEN_KEEPALIVE=0)."""
+def gateway_conf(work):
+    """The gateway: on GATEWAY_PORT the shipped recipe (deploy/forward-auth/nginx.conf), its
+    addresses changed as tests/e2e/gateway.rs changes them and nothing else: its upstream
+    blocks keep connections to warden and to the app alive, as shipped. On PROXY_PORT nginx
+    alone, proxying to the recipe's own `upstream app` (the same keep-alive), so the
+    comparison is of the auth subrequest's work, not of connection handling."""
     site = open(os.path.join(ROOT, "deploy", "forward-auth", "nginx.conf")).read()
-    warden_at = "http://warden/" if warden_keepalive else f"http://127.0.0.1:{WARDEN_PORT}/"
     # Each (old, new, how many times the recipe must hold old): a changed recipe stops the run
     # here instead of benchmarking something else.
     edits = [("listen 8000;", f"listen 127.0.0.1:{GATEWAY_PORT};", 1),
-             ("proxy_pass http://127.0.0.1:3001;", "proxy_pass http://backend;", 2),
-             ("http://127.0.0.1:8080/", warden_at, 2),
-             # The locations / and /admin inherit the server's proxy_set_header list.
-             ("server {\n", 'server {\n    proxy_set_header Connection "";\n', 1)]
-    if warden_keepalive:
-        # The subrequests' locations set headers of their own, so they inherit none.
-        edits.append(("internal;\n", 'internal;\n        proxy_set_header Connection "";\n', 2))
+             ("server 127.0.0.1:3001;", f"server 127.0.0.1:{UPSTREAM_PORT};", 1),
+             ("server 127.0.0.1:8080;", f"server 127.0.0.1:{WARDEN_PORT};", 1),
+             # The floor below proxies to this upstream.
+             ("upstream app {", "upstream app {", 1)]
     for old, new, count in edits:
         if site.count(old) != count:
             sys.exit(f"deploy/forward-auth/nginx.conf: expected {count} × {old!r}, found {site.count(old)}")
         site = site.replace(old, new)
-    # keepalive: idle connections each worker keeps (more than it can have busy at 1,000 clients).
-    return nginx_main(work, f"""    proxy_http_version 1.1;
-    upstream backend {{ server 127.0.0.1:{UPSTREAM_PORT}; keepalive 1024; keepalive_requests 1000000; }}
-    upstream warden {{ server 127.0.0.1:{WARDEN_PORT}; keepalive 1024; keepalive_requests 1000000; }}
-
-    # nginx alone: the floor of any gateway.
+    # The example addresses anywhere else (outside comments) would still point at them.
+    for line in site.splitlines():
+        code = line.split("#")[0]
+        if "127.0.0.1:3001" in code or "127.0.0.1:8080" in code or "listen 8000" in code:
+            sys.exit(f"deploy/forward-auth/nginx.conf: an example address left after the edits: {line.strip()!r}")
+    return nginx_main(work, f"""    # nginx alone: the floor of any gateway.
     server {{
         listen 127.0.0.1:{PROXY_PORT};
-        proxy_set_header Connection "";
-        location / {{ proxy_pass http://backend; }}
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
     }}
 
     # nginx + warden: deploy/forward-auth/nginx.conf.
@@ -806,13 +802,11 @@ def gateway(rounds=int(os.environ.get("ROUNDS", "2"))):
         sys.exit(f"127.0.0.1 ports in use: {taken}")
     if not os.path.exists(NGINX):
         sys.exit(f"{NGINX} is missing (apt-get install nginx-light, or NGINX=/path/to/nginx)")
-    warden_keepalive = os.environ.get("WARDEN_KEEPALIVE", "1") != "0"
     work = os.path.join(WORK, "gateway")
     jwks = prepare()
     token = open(os.path.join(WORK, "tokens.txt")).readline().strip()
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
-    keep = "kept alive" if warden_keepalive else "a new connection each (WARDEN_KEEPALIVE=0)"
-    lines = [f"nginx + warden (`{WARDEN}`, nginx → warden {keep}) against nginx alone "
+    lines = [f"nginx + warden (`{WARDEN}`, deploy/forward-auth/nginx.conf as shipped) against nginx alone "
              f"(`python3 bench/load.py gateway`, DURATION={DURATION}):", "",
              "| connections | setup | requests/s | p50 | p99 | nginx CPU/request | warden CPU/request | "
              "nginx + warden | upstream CPU/request | errors |",
@@ -825,7 +819,7 @@ def gateway(rounds=int(os.environ.get("ROUNDS", "2"))):
         warden = start_warden(True, True, extra=dict(TRUSTED_PROXIES="127.0.0.1"))
         procs.append(warden)
         nginx = start_nginx(os.path.join(work, "gateway"),
-                            gateway_conf(os.path.join(work, "gateway"), warden_keepalive), [GATEWAY_PORT, PROXY_PORT])
+                            gateway_conf(os.path.join(work, "gateway")), [GATEWAY_PORT, PROXY_PORT])
         procs.append(nginx)
         check_gateway(token)
         for connections in (64, 1000):
