@@ -11,7 +11,9 @@
 //!   byte for byte over TCP: 403 for a plain user without reaching the app, 200 for an admin;
 //! - cookie POSTs from a foreign origin claiming `GET` in each method header (403), cookie GETs
 //!   claiming `POST` (200: warden judges the method the gateway received), a trusted origin;
-//! - a query string (`?role=admin&x=1`) reaching the app and never warden.
+//! - a query string (`?role=admin&x=1`) reaching the app and never warden;
+//! - keep-alive: requests one after another reuse the gateway's connections to warden and to
+//!   the app instead of opening new ones (nginx's default would open one of each per request).
 //!
 //! Each test prints a transcript (`cargo nextest run --test e2e gateway --no-capture`).
 //! Traefik cannot run here: `tests/integration/forward_recipes.rs` checks its file instead.
@@ -19,7 +21,7 @@
 //! Needs `nginx` (with the auth_request module, as Debian's has) and `caddy`. Without them the
 //! tests say so and pass, except under CI (`CI` set), where they fail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -30,7 +32,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use warden::server::IDENTITY_HEADERS;
 
-use crate::stack::{Options, Stack};
+use crate::stack::{Options, Stack, port_of};
 use crate::support::{free_port, random_hex, repo};
 
 fn recipe(name: &str) -> String {
@@ -110,6 +112,10 @@ async fn echo() -> (u16, Echo, tokio::task::JoinHandle<()>) {
 
 struct Gateway {
     url: String,
+    /// The ports of the app and of warden behind it, whose connections the keep-alive check
+    /// counts.
+    app: u16,
+    warden: u16,
     _child: Child,
     _dir: TempDir,
 }
@@ -130,13 +136,54 @@ impl Drop for TempDir {
     }
 }
 
-/// The recipe with the test's addresses in place of the example ones.
+/// The recipe with the test's addresses in place of the example ones (for nginx, the `server`
+/// lines of its upstream blocks and its `listen`; for Caddy, the site and the upstreams).
 fn addresses(text: &str, listen: u16, app: u16, warden: &str) -> String {
+    for example in ["127.0.0.1:3001", "127.0.0.1:8080"] {
+        assert!(text.contains(example), "the recipe no longer names {example}");
+    }
+    assert!(
+        text.contains("listen 8000;") || text.contains("127.0.0.1:8000"),
+        "the recipe no longer listens on 8000"
+    );
     let warden = warden.trim_start_matches("http://");
     text.replace("127.0.0.1:3001", &format!("127.0.0.1:{app}"))
         .replace("127.0.0.1:8080", warden)
         .replace("listen 8000;", &format!("listen 127.0.0.1:{listen};"))
         .replace("127.0.0.1:8000", &format!("127.0.0.1:{listen}"))
+}
+
+/// Every TCP connection on this machine to `port` that the kernel still knows of, open or in
+/// TIME-WAIT, named by its client's end (address and port, as /proc/net/tcp spells them). A
+/// connection closed by either side stays in TIME-WAIT on that side for a minute, so two calls
+/// a few seconds apart tell how many connections were opened in between.
+fn connections_to(port: u16) -> BTreeSet<String> {
+    let mut clients = BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for row in text.lines().skip(1) {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(state)) = (fields.get(1), fields.get(2), fields.get(3))
+            else {
+                continue;
+            };
+            let port_in = |end: &str| {
+                end.rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+            };
+            if *state == "0A" {
+                continue; // the listening socket
+            }
+            if port_in(local) == Some(port) {
+                clients.insert((*remote).to_owned());
+            } else if port_in(remote) == Some(port) {
+                clients.insert((*local).to_owned());
+            }
+        }
+    }
+    clients
 }
 
 async fn wait_for_port(port: u16, what: &str, log: &Path) {
@@ -185,6 +232,8 @@ impl Gateway {
         wait_for_port(port, "nginx", &dir.0.join("error.log")).await;
         Self {
             url: format!("http://127.0.0.1:{port}"),
+            app,
+            warden: port_of(warden),
             _child: child,
             _dir: dir,
         }
@@ -210,6 +259,8 @@ impl Gateway {
         wait_for_port(port, "caddy", &log).await;
         Self {
             url: format!("http://127.0.0.1:{port}"),
+            app,
+            warden: port_of(warden),
             _child: child,
             _dir: dir,
         }
@@ -671,6 +722,35 @@ async fn scenarios(name: &'static str, stack: &Stack, gateway: &Gateway, app: &E
         (trusted, seen["method"].as_str(), cross_site) == (200, Some("POST"), 403),
         format!(
             "cookie POST /notes from http://app.test: {trusted}; with Sec-Fetch-Site: cross-site: {cross_site}"
+        ),
+    );
+
+    // Keep-alive: requests one after another reuse the gateway's connections to warden and to
+    // the app. Without it (nginx's default, HTTP/1.0 and `Connection: close`) each request
+    // opens one of each. An earlier refusal may have closed one (nginx does not read the body
+    // of a subrequest's answer, so it closes that connection), so the first may open one.
+    const REQUESTS: usize = 20;
+    let (warden_before, app_before) = (connections_to(gateway.warden), connections_to(gateway.app));
+    let mut statuses = Vec::new();
+    for _ in 0..REQUESTS {
+        let (status, _, _) =
+            through(&http, gateway, Method::GET, "/notes", &[("authorization", &user)]).await;
+        statuses.push(status);
+    }
+    let opened = |before: &BTreeSet<String>, port: u16| connections_to(port).difference(before).count();
+    let (to_warden, to_app) = (
+        opened(&warden_before, gateway.warden),
+        opened(&app_before, gateway.app),
+    );
+    t.check(
+        statuses.iter().all(|s| *s == 200) && to_warden <= 1 && to_app <= 1,
+        format!(
+            "{REQUESTS} requests one after another: {}; new connections to warden: {to_warden}, to the app: {to_app}",
+            if statuses.iter().all(|s| *s == 200) {
+                "all 200".to_owned()
+            } else {
+                format!("{statuses:?}")
+            }
         ),
     );
 

@@ -106,7 +106,8 @@ pub struct Stack {
     warden: Option<Child>,
 }
 
-fn port_of(url: &str) -> u16 {
+/// The port of a `http://host:port` URL.
+pub fn port_of(url: &str) -> u16 {
     url.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 

@@ -1,9 +1,10 @@
 //! The forward-auth recipes in `deploy/forward-auth/` and README's table of identity headers,
 //! read as files and held to warden's one list (`IDENTITY_HEADERS`): each recipe clears every
 //! name on it (and every spelling with underscores), sets only what warden answered, sets the
-//! original method itself, and gates every spelling of `/admin`. nginx and Caddy also run as
-//! shipped in `tests/e2e/gateway.rs`; Traefik cannot run here, so its file is checked here
-//! alone. Each test names everything that is missing, not only the first.
+//! original method itself, and gates every spelling of `/admin`; the nginx recipe also keeps its
+//! connections to warden and the app alive. nginx and Caddy also run as shipped in
+//! `tests/e2e/gateway.rs`; Traefik cannot run here, so its file is checked here alone. Each test
+//! names everything that is missing, not only the first.
 
 use std::path::PathBuf;
 
@@ -32,22 +33,88 @@ fn upstream_variable(name: &str) -> String {
     format!("$upstream_http_{}", name.to_ascii_lowercase().replace('-', "_"))
 }
 
-/// The nginx recipe's `location` blocks: (the `location` line, the lines inside).
-fn nginx_locations(lines: &[String]) -> Vec<(String, Vec<String>)> {
-    let mut locations = Vec::new();
+/// The nginx recipe's blocks opened by `keyword` (`location `, `upstream `), which hold no
+/// block of their own: (the opening line, the lines inside).
+fn nginx_blocks(lines: &[String], keyword: &str) -> Vec<(String, Vec<String>)> {
+    let mut blocks = Vec::new();
     let mut current: Option<(String, Vec<String>)> = None;
     for line in lines {
-        if line.starts_with("location ") {
+        if line.starts_with(keyword) {
             current = Some((line.clone(), Vec::new()));
         } else if line == "}" {
-            if let Some(location) = current.take() {
-                locations.push(location);
+            if let Some(block) = current.take() {
+                blocks.push(block);
             }
         } else if let Some((_, body)) = &mut current {
             body.push(line.clone());
         }
     }
-    locations
+    blocks
+}
+
+fn nginx_locations(lines: &[String]) -> Vec<(String, Vec<String>)> {
+    nginx_blocks(lines, "location ")
+}
+
+/// The nginx recipe's `upstream` blocks: (name, the lines inside).
+fn nginx_upstreams(lines: &[String]) -> Vec<(String, Vec<String>)> {
+    nginx_blocks(lines, "upstream ")
+        .into_iter()
+        .map(|(line, body)| {
+            let name = line
+                .trim_start_matches("upstream ")
+                .trim_end_matches('{')
+                .trim()
+                .to_owned();
+            (name, body)
+        })
+        .collect()
+}
+
+/// Where a location's `proxy_pass` sends its requests: the host of its URL, and the addresses
+/// of its `server` lines when that host names an upstream block (else the host itself).
+fn nginx_proxy_target(body: &[String], upstreams: &[(String, Vec<String>)]) -> Option<(String, Vec<String>)> {
+    let url = body.iter().find_map(|l| l.strip_prefix("proxy_pass "))?;
+    let host = url
+        .trim_end_matches(';')
+        .trim_start_matches("http://")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let servers = match upstreams.iter().find(|(name, _)| *name == host) {
+        Some((_, lines)) => lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("server "))
+            .map(|s| {
+                s.trim_end_matches(';')
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect(),
+        None => vec![host.clone()],
+    };
+    Some((host, servers))
+}
+
+/// The lines of the nginx recipe's `server` block itself, outside its locations (what they
+/// inherit).
+fn nginx_server_level(lines: &[String]) -> Vec<String> {
+    let mut level = Vec::new();
+    let mut inside = None::<&str>;
+    for line in lines {
+        match inside {
+            None if line == "server {" => inside = Some("server"),
+            Some("server") if line.starts_with("location ") => inside = Some("location"),
+            Some("location") if line == "}" => inside = Some("server"),
+            Some("server") if line == "}" => inside = None,
+            Some("server") => level.push(line.clone()),
+            _ => {}
+        }
+    }
+    level
 }
 
 #[test]
@@ -87,20 +154,19 @@ fn the_nginx_recipe_clears_every_identity_header_and_sets_the_method_itself() {
     // Those are set at server level; a location that sets any header of its own inherits
     // none of them, so the locations that reach the app must set none.
     let locations = nginx_locations(&lines);
+    let upstreams = nginx_upstreams(&lines);
     for (location, body) in &locations {
-        let to_app = body
-            .iter()
-            .any(|l| l.starts_with("proxy_pass http://127.0.0.1:3001"));
+        let servers = nginx_proxy_target(body, &upstreams)
+            .map(|(_, servers)| servers)
+            .unwrap_or_default();
+        let to_app = servers.iter().any(|s| s == APP);
         if to_app && body.iter().any(|l| l.starts_with("proxy_set_header")) {
             missing.push(format!(
                 "{location} inheriting the identity headers (it sets its own)"
             ));
         }
         // The subrequests to warden: the method and URI come from nginx, never the client.
-        if body
-            .iter()
-            .any(|l| l.starts_with("proxy_pass http://127.0.0.1:8080"))
-        {
+        if servers.iter().any(|s| s == WARDEN) {
             for needed in [
                 "proxy_set_header X-Original-Method $request_method;",
                 "proxy_set_header X-Forwarded-Method $request_method;",
@@ -125,6 +191,103 @@ fn the_nginx_recipe_clears_every_identity_header_and_sets_the_method_itself() {
         ));
     }
     assert_none_missing("deploy/forward-auth/nginx.conf", &missing);
+}
+
+/// The recipes' example addresses of the app and of warden.
+const APP: &str = "127.0.0.1:3001";
+const WARDEN: &str = "127.0.0.1:8080";
+
+/// nginx proxies with HTTP/1.0 and `Connection: close` unless told otherwise: a new TCP
+/// connection to warden for every request (and to the app), its set-up and teardown paid each
+/// time and a socket left in TIME-WAIT. Every location that proxies, the subrequests to warden
+/// included, must go through an upstream block with `keepalive`, over
+/// HTTP/1.1, with `Connection` emptied in the headers it actually sends (its own
+/// `proxy_set_header` list when it has one, else the server's).
+#[test]
+fn the_nginx_recipe_keeps_its_connections_to_warden_and_the_app_alive() {
+    let lines = lines(&read("deploy/forward-auth/nginx.conf"));
+    let locations = nginx_locations(&lines);
+    let upstreams = nginx_upstreams(&lines);
+    let server = nginx_server_level(&lines);
+    let mut missing = Vec::new();
+    let words = |l: &String| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sets = |block: &[String]| -> Vec<String> {
+        block
+            .iter()
+            .filter(|l| l.starts_with("proxy_set_header "))
+            .map(words)
+            .collect()
+    };
+    let server_sets = sets(&server);
+    let mut reached = Vec::new();
+    for (location, body) in &locations {
+        let Some((host, servers)) = nginx_proxy_target(body, &upstreams) else {
+            continue;
+        };
+        reached.extend(servers.iter().cloned());
+        match upstreams.iter().find(|(name, _)| *name == host) {
+            None => missing.push(format!(
+                "{location} proxying to an upstream block with keepalive (it names {host})"
+            )),
+            Some((name, upstream)) => {
+                let keepalive = upstream.iter().find_map(|l| {
+                    l.strip_prefix("keepalive ")?
+                        .trim_end_matches(';')
+                        .parse::<u32>()
+                        .ok()
+                });
+                if keepalive.is_none_or(|n| n == 0) {
+                    missing.push(format!("`keepalive N;` in upstream {name}"));
+                }
+            }
+        }
+        let version = body
+            .iter()
+            .chain(&server)
+            .find(|l| l.starts_with("proxy_http_version "))
+            .map(words);
+        if version.as_deref() != Some("proxy_http_version 1.1;") {
+            missing.push(format!("{location} `proxy_http_version 1.1;` (has {version:?})"));
+        }
+        let own = sets(body);
+        let sent = if own.is_empty() { &server_sets } else { &own };
+        if !sent.iter().any(|l| l == r#"proxy_set_header Connection "";"#) {
+            missing.push(format!(
+                "{location} `proxy_set_header Connection \"\";` ({})",
+                if own.is_empty() {
+                    "inherited from the server block"
+                } else {
+                    "it sets headers of its own, so it inherits none"
+                }
+            ));
+        }
+    }
+    // Both the subrequests to warden and the requests to the app are among them.
+    for (what, address) in [("warden", WARDEN), ("the app", APP)] {
+        if !reached.iter().any(|s| s == address) {
+            missing.push(format!(
+                "a location proxying to {what} ({address}) through an upstream"
+            ));
+        }
+    }
+    let subrequests: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("auth_request "))
+        .map(|l| l.trim_end_matches(';'))
+        .collect();
+    for subrequest in &subrequests {
+        let location = locations
+            .iter()
+            .find(|(line, _)| *line == format!("location = {subrequest} {{"));
+        let to_warden = location
+            .and_then(|(_, body)| nginx_proxy_target(body, &upstreams))
+            .is_some_and(|(_, servers)| servers.iter().any(|s| s == WARDEN));
+        if !to_warden {
+            missing.push(format!("`location = {subrequest}` proxying to warden"));
+        }
+    }
+    assert!(subrequests.len() >= 2, "auth_request /_warden and /_warden_admin");
+    assert_none_missing("deploy/forward-auth/nginx.conf (keep-alive)", &missing);
 }
 
 #[test]
