@@ -33,7 +33,7 @@ const MAX_BATCH: usize = 64;
 /// requests/s instead of 12.5k (BENCHMARKS.md). A batch holds up to [`MAX_BATCH`] ids, so with
 /// a remote database two in flight still read up to 128 rows per round-trip time.
 const MAX_IN_FLIGHT: usize = 2;
-/// Requests that may wait for a batch; beyond this they read alone.
+/// Requests that may wait for a batch; beyond this they read alone (their caller does).
 const QUEUE: usize = 1024;
 
 /// One kind of coalesced read: rows by id, several ids a query.
@@ -95,8 +95,8 @@ impl Read for Users {
     }
 }
 
-/// What one request gets back: its row, `None` when there is none, `Err(())` when the batch's
-/// query failed.
+/// What one request gets back: its row, `None` when there is none, `Err(())` when it was not
+/// read (see [`Batcher::load`]).
 pub(crate) type Answer<R> = Result<Option<<R as Read>::Row>, ()>;
 
 type Waiting<R> = (String, oneshot::Sender<Answer<R>>);
@@ -125,14 +125,13 @@ impl<R: Read> Batcher<R> {
         (Self { queue }, tokio::spawn(run::<R>(db, waiting)))
     }
 
-    /// The row of `id`, read with whatever other requests are waiting.
-    pub(crate) async fn load(&self, db: &PgPool, id: &str) -> Answer<R> {
+    /// The row of `id`, read with whatever other requests are waiting; `Err(())` when it was
+    /// not read: the batch's query failed, or the queue is full (or its task gone). The caller
+    /// then reads alone, once, through its usual path, which reports the database's state.
+    pub(crate) async fn load(&self, id: &str) -> Answer<R> {
         let (reply, answer) = oneshot::channel();
-        if let Err(err) = self.queue.try_send((id.to_owned(), reply)) {
-            // The queue is full (or the task is gone): read alone.
-            let (id, _) = err.into_inner();
-            let ids = [id];
-            return answer_for::<R>(&read::<R>(db, &ids).await, &ids[0]);
+        if self.queue.try_send((id.to_owned(), reply)).is_err() {
+            return Err(());
         }
         answer.await.unwrap_or(Err(()))
     }

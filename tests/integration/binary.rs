@@ -429,13 +429,31 @@ async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
 }
 
 /// Better-Auth's stock JWT names no session: a user warden has not seen is read by the user
-/// batch (several requests' users in one query), each request gets its own user's row, and a
-/// token of a user that does not exist is refused, read once and then remembered.
+/// batch (several requests' users in one query, once the row cache's listener is up), each
+/// request gets its own user's row, and a token of a user that does not exist is refused,
+/// read once and then remembered.
 #[sqlx::test]
 async fn stock_tokens_of_new_users_are_read_by_the_user_batch(db: PgPool) {
     let key = TestKey::generate(Alg::EdDsa);
     let (mut server, main, side, _jwks) = serve_with_metrics(&db, &key).await;
     let client = reqwest::Client::new();
+    let mut listening = false;
+    for _ in 0..200 {
+        let text = client
+            .get(format!("http://{side}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(&text, "warden_cache_listener_up") == 1 {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listening, "the row cache's listener never came up");
     let counts = || async {
         let text = client
             .get(format!("http://{side}/metrics"))

@@ -113,7 +113,7 @@ impl Auth {
             };
         }
         let (user_ticket, session_ticket) = (self.rows().ticket(&claims.sub), self.rows().ticket(sid));
-        match self.session_batcher().load(self.db(), sid).await {
+        match self.session_batcher().load(sid).await {
             Ok(Some((session, fresh))) if fresh.id == claims.sub => {
                 self.rows().put_user(Arc::clone(&fresh), user_ticket);
                 self.rows().put_session(Arc::clone(&session), session_ticket);
@@ -142,11 +142,14 @@ impl Auth {
         }
     }
 
-    /// Step 2: the user row, from the cache when it can be trusted, else from the primary: in
-    /// one query with other requests' cold users (`auth::batch`; a stock Better-Auth JWT names
-    /// no session, so its user is all there is to read), or alone when that query failed (which
-    /// then reports the database's state). A user found gone is remembered for a minute
-    /// (`session::refused::Gone`).
+    /// Step 2: the user row, from the cache when it can be trusted, else from the primary. While
+    /// the cache is trusted (its listener up, so the database answers), a cold user is read in
+    /// one query with other requests' (`auth::batch`; a stock Better-Auth JWT names no session,
+    /// so its user is all there is to read); otherwise, or when that was not possible, alone,
+    /// which reports the database's state (503) as every query does. (Batching while the cache
+    /// is untrusted would put every request, hot ones too, in the batch's queue, and in an
+    /// outage each would wait for a failed batch before its own read failed.) A user found
+    /// gone is remembered for a minute (`session::refused::Gone`).
     async fn load_user(&self, id: &str) -> Result<Arc<User>, ApiError> {
         if let Some(user) = self.rows().user(id) {
             return Ok(user);
@@ -155,7 +158,12 @@ impl Auth {
             return Err(ApiError::UserNotFound);
         }
         let ticket = self.rows().ticket(id);
-        let found = match self.user_batcher().load(self.db(), id).await {
+        let batched = if self.rows().trusted() {
+            self.user_batcher().load(id).await
+        } else {
+            Err(())
+        };
+        let found = match batched {
             Ok(found) => found,
             Err(()) => users::find_by_id(self.db(), id).await?.map(Arc::new),
         };
