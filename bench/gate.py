@@ -20,18 +20,24 @@ time so that nothing depends on how requests interleave: a cold read is a batch 
 the counters and divides; three rounds of 500 requests (GATE_ROUNDS, GATE_REQUESTS), and the
 median round is the path's figure. The paths are measured in one process, one after the other.
 
-A failure names the path, its baseline, what it costs now and by how much it grew; the top
+A path over the tolerance is measured again in a second process, and the gate fails only if
+the lower of its two counts is still over. A failure names the path, its baseline, what it
+costs now and by how much it grew; the top
 functions of every path are printed above the table, to compare with a run of the parent
-commit (`git stash; python3 bench/gate.py`) and see where the new instructions are.
+commit's build (`WARDEN_BIN=<its release binary> python3 bench/gate.py`) and see where the new
+instructions are. A path that got cheaper is noted (when nothing failed), to commit the lower
+baseline.
 """
 import base64
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (bench/load.py: the database seed, the JWKS server, warden's start)
@@ -62,8 +68,8 @@ def b64(data):
 
 def mint_all():
     """One Ed25519 signing key (its JWKS in jwks.json, as Better-Auth publishes it), and tokens
-    shaped as Better-Auth signs them (header `{alg, kid}`): with `sid` for users 1..2300, stock
-    (no `sid`) for 2301..3400; two of each user (the second issued a second earlier: the same
+    shaped as Better-Auth signs them (header `{alg, kid}`): with `sid` for the users of the
+    paths up to `new_user_warm`, stock (no `sid`) for `stock` and `stock_warm`; two of each user (the second issued a second earlier: the same
     user under another token). Minted here rather than by examples/mint_tokens.rs, whose build
     would turn on the crate's `testing` feature and so rebuild warden itself (minutes in CI)."""
     try:
@@ -163,11 +169,12 @@ def measure():
     # runs (which thread wakes which, where the allocator's pages land) then moves a path's
     # count by well under 1%, where two workers moved the hot path's by 1.5%.
     extra = dict(USER_CACHE_MB="512", USER_CACHE_TTL_SECS="3600", TOKIO_WORKER_THREADS="1")
-    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = load.start_warden(True, True, defaults=True, extra=extra, prefix=[
-        "setarch", "x86_64", "-R", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"])
-    results, dump = {}, 0
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=300)
+    results, dump, proc = {}, 0, None
     try:
+        proc = load.start_warden(True, True, defaults=True, extra=extra, prefix=[
+            "setarch", "x86_64", "-R", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"])
+        wait_until_listening()
         for name, (_, route, warm, tokens) in measured_paths.items():
             started = time.monotonic()
             send(route, warm, len(warm))
@@ -175,9 +182,9 @@ def measure():
             for k in range(ROUNDS):
                 # Tokens seen before go round; new ones are each sent once, a new slice a round.
                 batch = tokens if len(tokens) < MEASURED * ROUNDS else tokens[k * MEASURED:(k + 1) * MEASURED]
-                subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, **quiet)
+                subprocess.run(["callgrind_control", "--zero", str(proc.pid)], **quiet)
                 send(route, batch, MEASURED)
-                subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, **quiet)
+                subprocess.run(["callgrind_control", "--dump", str(proc.pid)], **quiet)
                 dump += 1
                 rounds.append(load.callgrind_totals(f"{out}.{dump}", MEASURED))
             # The median round: what the allocator's slow paths and the runtime's wake-ups add
@@ -188,10 +195,33 @@ def measure():
                   f"{', '.join(f'{r[0]:,.0f}' for r in rounds)}; {time.monotonic() - started:.0f} s); "
                   "top: " + "; ".join(f"`{fn}` {n:,.0f}" for n, fn in top[:8]), flush=True)
     finally:
-        proc.terminate()
-        proc.wait(timeout=120)
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         jwks.shutdown()
+        jwks.server_close()
     return results, {name: what for name, (what, *_rest) in measured_paths.items()}
+
+
+def wait_until_listening(seconds=120):
+    """Until warden's row cache is trusted (its NOTIFY listener up): it clears the cache when the
+    listener connects, and cold users are read in batches only while it is trusted, so a
+    measurement that began before would count reads and paths it should not."""
+    url = f"http://127.0.0.1:{load.WARDEN_PORT}/metrics"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            text = urllib.request.urlopen(url, timeout=10).read().decode()
+            if re.search(r"^warden_cache_listener_up 1(\.0)?$", text, re.M):
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"warden's row cache listener was not up within {seconds} s ({url})")
 
 
 def compare(baselines, measured, tolerance=TOLERANCE):
@@ -207,7 +237,7 @@ def compare(baselines, measured, tolerance=TOLERANCE):
         elif now is None:
             rows.append((name, base, None, None, "missing"))
         else:
-            change = now / base - 1
+            change = now / max(base, 1) - 1
             verdict = "slower" if change > tolerance else "faster" if change < -tolerance else "ok"
             rows.append((name, base, now, change, verdict))
     return rows
@@ -245,6 +275,14 @@ def main(argv):
             baselines = json.load(f)
     base = {name: entry["instructions"] for name, entry in baselines["paths"].items()}
     rows = compare(base, measured)
+    if not write and any(r[4] == "slower" for r in rows):
+        # A slower path is confirmed by a second process before the gate fails: a process's
+        # count can sit in the upper of two modes (the hot JWT: 79.7k or 80.7k), and a real
+        # regression costs the same in both runs. Each path keeps the lower of its two counts.
+        print("\nslower than the baseline: measuring again in a new process to confirm", flush=True)
+        again, _ = measure()
+        measured = {name: min(measured[name], again.get(name, measured[name])) for name in measured}
+        rows = compare(base, measured)
     print("\n" + report(rows))
     print(f"\nmeasured in {time.monotonic() - started:.0f} s; tolerance {TOLERANCE:.0%} over the baseline")
     if write:
