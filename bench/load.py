@@ -163,7 +163,7 @@ def status(pid, key):
 
 def wrk(connections, duration, script="load.lua", work=WORK, port=None, tokens="tokens.txt", pinned=False):
     """wrk against warden (or `port`); `pinned`: one wrk thread on CPU 1 alone (`taskset`), so
-    the server has the other core to itself and runs as fast as one client thread can drive it."""
+    the server (not pinned) mostly runs on the other core, as fast as one client thread drives it."""
     threads = 1 if pinned else max(1, min(2, connections))
     out = subprocess.run(
         [*(["taskset", "-c", "1"] if pinned else []), "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
@@ -356,8 +356,8 @@ def write_section(text):
 
 def hold(connections=1000):
     """`connections` on /users/me (both caches on), both ways the issue asks: wrk with 2 threads
-    unpinned for 30 s, then one wrk thread pinned to one core for 20 s (`taskset`; warden has
-    the other core, and serves faster); RSS sampled each second, and the peak (VmHWM) of a
+    unpinned for 30 s, then one wrk thread pinned to one core for 20 s (`taskset`; warden is not
+    pinned, and mostly runs on the other core); RSS sampled each second, and the peak (VmHWM) of a
     fresh process each way. Writes the section to BENCHMARKS.md."""
     jwks = prepare()
     try:
