@@ -279,6 +279,22 @@ async fn stop_and_read(mut server: tokio::process::Child) -> (String, String) {
 }
 
 /// A counter's value in Prometheus text, 0 when absent.
+/// The metrics text warden serves on `side`.
+async fn metrics_text(client: &reqwest::Client, side: &str) -> String {
+    let response = client.get(format!("http://{side}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+/// A batched read's counters (`session` or `user`): the queries run and the ids they read.
+async fn batch_counts(client: &reqwest::Client, side: &str, kind: &str) -> (u64, u64) {
+    let text = metrics_text(client, side).await;
+    (
+        metric(&text, &format!("warden_{kind}_batches_total")),
+        metric(&text, &format!("warden_{kind}_batch_reads_total")),
+    )
+}
+
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -392,20 +408,7 @@ async fn a_new_session_of_a_cached_user_is_read_by_the_batch(db: PgPool) {
     let (mut server, main, side, _jwks) = serve_with_metrics(&db, &key).await;
     let (user, _) = first_batched_user(&db, &key, &main, &side).await;
     let client = reqwest::Client::new();
-    let counts = || async {
-        let text = client
-            .get(format!("http://{side}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        (
-            metric(&text, "warden_session_batches_total"),
-            metric(&text, "warden_session_batch_reads_total"),
-        )
-    };
+    let counts = || batch_counts(&client, &side, "session");
     let me = |session: &str| {
         client
             .get(format!("http://{main}/users/me"))
@@ -439,35 +442,14 @@ async fn stock_tokens_of_new_users_are_read_by_the_user_batch(db: PgPool) {
     let client = reqwest::Client::new();
     let mut listening = false;
     for _ in 0..200 {
-        let text = client
-            .get(format!("http://{side}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metric(&text, "warden_cache_listener_up") == 1 {
+        if metric(&metrics_text(&client, &side).await, "warden_cache_listener_up") == 1 {
             listening = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(listening, "the row cache's listener never came up");
-    let counts = || async {
-        let text = client
-            .get(format!("http://{side}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        (
-            metric(&text, "warden_user_batches_total"),
-            metric(&text, "warden_user_batch_reads_total"),
-        )
-    };
+    let counts = || batch_counts(&client, &side, "user");
     let users: Vec<String> = (0..24).map(|i| format!("stock-user-{i}")).collect();
     for user in &users {
         insert_user(&db, user, &format!("{user}@example.com")).await;
