@@ -196,12 +196,7 @@ def measure():
                   "top: " + "; ".join(f"`{fn}` {n:,.0f}" for n, fn in top[:8]), flush=True)
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            load.stop(proc, timeout=120)  # valgrind writes its last dump on the way out
         jwks.shutdown()
         jwks.server_close()
     return results, {name: what for name, (what, *_rest) in measured_paths.items()}

@@ -650,11 +650,7 @@ def floor(rounds=int(os.environ.get("ROUNDS", "2"))):
     finally:
         jwks.shutdown()
     lines.append("")
-    for connections, by in ratios.items():
-        w, f = statistics.mean(by["warden"]), statistics.mean(by["floor"])
-        pairs = ", ".join(f"{a / b:.2f}" for a, b in zip(by["warden"], by["floor"]))
-        lines.append(f"- {connections:,} connections: warden ÷ floor = {w / f:.2f} ({w:,.0f} ÷ {f:,.0f} requests/s, "
-                     f"mean of {rounds}; each round: {pairs})")
+    lines += ratio_lines(ratios, "warden", "floor", rounds)
     print("\n".join(lines))
 
 
@@ -759,14 +755,15 @@ def listening(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def stop(proc):
-    """Stops a process started here. SIGTERM is nginx's fast shutdown, workers included; if it
-    has to be killed, its workers are killed too (they outlive a killed master, serving on)."""
+def stop(proc, timeout=10):
+    """Stops a process started here: SIGTERM, and SIGKILL after `timeout` seconds. SIGTERM is
+    nginx's fast shutdown, workers included; if it has to be killed, its workers are killed too
+    (they outlive a killed master, serving on)."""
     if proc.poll() is None:
         children = children_of(proc.pid)
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -887,14 +884,23 @@ def gateway(rounds=int(os.environ.get("ROUNDS", "2"))):
             stop(proc)
         jwks.shutdown()
     lines.append("")
-    for connections, by in ratios.items():
-        b, a = statistics.mean(by["nginx + warden"]), statistics.mean(by["nginx alone"])
-        pairs = ", ".join(f"{x / y:.2f}" for x, y in zip(by["nginx + warden"], by["nginx alone"]))
-        lines.append(f"- {connections:,} connections: nginx + warden ÷ nginx alone = {b / a:.2f} "
-                     f"({b:,.0f} ÷ {a:,.0f} requests/s, mean of {rounds}; each round: {pairs})")
+    lines += ratio_lines(ratios, "nginx + warden", "nginx alone", rounds)
     lines.append("- TCP connections opened on the machine during each nginx + warden run (wrk's own included): " +
                  "; ".join(notes))
     print("\n".join(lines))
+
+
+def ratio_lines(ratios, top, bottom, rounds):
+    """A line per connection count: `top` ÷ `bottom`, the ratio of their mean requests/s over
+    the alternating rounds, and each round's own ratio (how far the machine moved between
+    runs). `ratios`: connections -> setup -> requests/s of each round."""
+    lines = []
+    for connections, by in ratios.items():
+        t, b = statistics.mean(by[top]), statistics.mean(by[bottom])
+        pairs = ", ".join(f"{x / y:.2f}" for x, y in zip(by[top], by[bottom]))
+        lines.append(f"- {connections:,} connections: {top} ÷ {bottom} = {t / b:.2f} ({t:,.0f} ÷ {b:,.0f} requests/s, "
+                     f"mean of {rounds}; each round: {pairs})")
+    return lines
 
 
 def idle(count=10_000):
