@@ -24,6 +24,7 @@ import {
   ownerAc as orgOwnerAc,
 } from "better-auth/plugins/organization/access";
 import { createAuthEndpoint } from "better-auth/api";
+import { apiKey } from "@better-auth/api-key";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
 
@@ -123,6 +124,26 @@ if (RATE_LIMIT !== "0" && RATE_LIMIT !== "1") fail(`RATE_LIMIT must be 0 or 1, g
 // The proxies whose X-Forwarded-For is believed: addresses, CIDR ranges or host names (resolved
 // now and every 30 s, e.g. a compose service name). Empty: the socket's peer is the client.
 const TRUSTED_PROXIES = list(env("TRUSTED_PROXIES", "").replace(/\s+/g, ","));
+
+// The api-key plugin (@better-auth/api-key): keys for scripts and servers, which warden
+// verifies as the plugin's verifyApiKey does. Two configurations: "default" (a user's keys) and
+// "org" (an organization's keys, references: "organization"); warden is told which
+// configurations are organizations' (API_KEY_ORGANIZATION_CONFIGS=org in the compose file).
+// API_KEY_RATE_LIMIT=0 turns the plugin's per-key rate limiting off (rateLimit.enabled, on by
+// default as in the plugin: 10 requests a day per key unless a key says otherwise); warden's
+// API_KEY_RATE_LIMIT must say the same. API_KEY_SESSIONS=1 lets a user's key stand in for a
+// session on Better-Auth's own endpoints (enableSessionForAPIKeys; off by default, as in the plugin).
+const API_KEY_RATE_LIMIT = env("API_KEY_RATE_LIMIT", "1");
+if (API_KEY_RATE_LIMIT !== "0" && API_KEY_RATE_LIMIT !== "1") fail(`API_KEY_RATE_LIMIT must be 0 or 1, got "${API_KEY_RATE_LIMIT}"`);
+const API_KEY_SESSIONS = env("API_KEY_SESSIONS", "0");
+if (API_KEY_SESSIONS !== "0" && API_KEY_SESSIONS !== "1") fail(`API_KEY_SESSIONS must be 0 or 1, got "${API_KEY_SESSIONS}"`);
+
+// Endpoints for end-to-end tests only, never for production: POST /e2e/api-key/create and
+// /e2e/api-key/verify call the plugin's server-only createApiKey and verifyApiKey with the
+// JSON body as given (quotas, rate limits and permissions can only be set from the server; a
+// key can only be verified there). Off unless E2E_ENDPOINTS=1, and only on a loopback address.
+const E2E_ENDPOINTS = env("E2E_ENDPOINTS", "0");
+if (E2E_ENDPOINTS !== "0" && E2E_ENDPOINTS !== "1") fail(`E2E_ENDPOINTS must be 0 or 1, got "${E2E_ENDPOINTS}"`);
 
 const socialProviders = {};
 for (const [id, prefix] of [
@@ -472,8 +493,44 @@ const options = {
         session: { fields: { activeOrganizationId: "active_organization_id", activeTeamId: "active_team_id" } },
       },
     }),
+    apiKey(
+      [
+        { configId: "default", ...apiKeyOptions() },
+        { configId: "org", references: "organization", ...apiKeyOptions() },
+      ],
+      {
+        schema: {
+          apikey: {
+            modelName: "apikey",
+            fields: {
+              configId: "config_id",
+              referenceId: "reference_id",
+              refillInterval: "refill_interval",
+              refillAmount: "refill_amount",
+              lastRefillAt: "last_refill_at",
+              rateLimitEnabled: "rate_limit_enabled",
+              rateLimitTimeWindow: "rate_limit_time_window",
+              rateLimitMax: "rate_limit_max",
+              requestCount: "request_count",
+              lastRequest: "last_request",
+              expiresAt: "expires_at",
+              createdAt: "created_at",
+              updatedAt: "updated_at",
+            },
+          },
+        },
+      },
+    ),
   ],
 };
+
+function apiKeyOptions() {
+  return {
+    enableMetadata: true,
+    rateLimit: { enabled: API_KEY_RATE_LIMIT === "1" },
+    enableSessionForAPIKeys: API_KEY_SESSIONS === "1",
+  };
+}
 
 const auth = betterAuth(options);
 
@@ -574,6 +631,14 @@ const server = http.createServer((req, res) => {
     return;
   }
 
+  if (E2E_ENDPOINTS === "1" && req.method === "POST" && (path === "/e2e/api-key/create" || path === "/e2e/api-key/verify")) {
+    e2eApiKey(path, req, res).catch((err) => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: String(err?.message ?? err) }));
+    });
+    return;
+  }
+
   if (path === "/api/auth" || path.startsWith("/api/auth/")) {
     // Whatever the client sent under this name is replaced.
     const client = clientAddress(req);
@@ -608,6 +673,22 @@ const server = http.createServer((req, res) => {
   res.end("not found");
 });
 
+// The test-only endpoints (E2E_ENDPOINTS=1): the plugin's server-side calls, answered as JSON.
+// A refusal of createApiKey is {"status": <code>, "error": <body>}.
+async function e2eApiKey(path, req, res) {
+  let text = "";
+  for await (const chunk of req) text += chunk;
+  const body = JSON.parse(text || "{}");
+  let answer;
+  try {
+    answer = path.endsWith("/create") ? await auth.api.createApiKey({ body }) : await auth.api.verifyApiKey({ body });
+  } catch (err) {
+    answer = { status: err?.statusCode ?? 500, error: err?.body ?? String(err?.message ?? err) };
+  }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify(answer));
+}
+
 // ---------------------------------------------------------------- start / stop
 
 let stopping = false;
@@ -635,6 +716,9 @@ try {
 }
 
 server.on("error", (err) => fail(`cannot listen on ${HOST}:${PORT}: ${err.message}`));
+if (E2E_ENDPOINTS === "1" && !["127.0.0.1", "::1", "localhost"].includes(HOST)) {
+  fail(`E2E_ENDPOINTS=1 verifies and makes API keys for anyone who asks: it needs HOST=127.0.0.1, got "${HOST}"`);
+}
 server.listen(PORT, HOST, () => {
   const rotation = JWKS_ROTATION_INTERVAL_SECS ? `, key rotation every ${JWKS_ROTATION_INTERVAL_SECS}s` : "";
   const proxies = TRUSTED_PROXIES.length ? `X-Forwarded-For from ${TRUSTED_PROXIES.join(", ")}` : "no proxy trusted";

@@ -45,6 +45,33 @@ pub enum ApiError {
     /// `TRUSTED_ORIGINS` (403 `invalid_origin`).
     #[error("cross-site request refused: {0}")]
     InvalidOrigin(String),
+    /// A route for API keys, and no key in any of `API_KEY_HEADERS` (401 `missing_api_key`).
+    #[error("no API key")]
+    MissingApiKey,
+    /// An API key that is not one: unknown, malformed, too long, of another configuration, or
+    /// an organization's where a user is needed (401 `invalid_api_key`). The text says which.
+    #[error("invalid API key: {0}")]
+    InvalidApiKey(String),
+    /// The API key's `expiresAt` is past; Better-Auth's plugin deletes it, and so does warden
+    /// (401 `api_key_expired`).
+    #[error("API key expired")]
+    ApiKeyExpired,
+    /// The API key is switched off (`enabled: false`; 401 `api_key_disabled`).
+    #[error("API key disabled")]
+    ApiKeyDisabled,
+    /// An API key on a route that needs a user's credential, where keys do not stand in for
+    /// their owners (`API_KEYS_AS_USERS` off; 401 `api_key_not_accepted`).
+    #[error("API keys are not accepted here: {0}")]
+    ApiKeyNotAccepted(String),
+    /// The API key has no use left (`remaining` 0, no refill due; 429 `usage_exceeded`).
+    #[error("API key usage exceeded")]
+    UsageExceeded,
+    /// The API key's own rate-limit window is full (429 `rate_limited`, with `Retry-After`).
+    #[error("API key rate limited")]
+    RateLimited {
+        /// Seconds until the window has passed (at least 1).
+        retry_after_secs: u64,
+    },
     /// The user is under an active ban (403 `banned`); the detail gives the reason and end.
     #[error("user is banned")]
     Banned {
@@ -132,6 +159,13 @@ impl ApiError {
             Self::SessionRevoked => specs::SESSION_REVOKED,
             Self::Forbidden(_) => specs::FORBIDDEN,
             Self::Banned { .. } => specs::BANNED,
+            Self::MissingApiKey => specs::MISSING_API_KEY,
+            Self::InvalidApiKey(_) => specs::INVALID_API_KEY,
+            Self::ApiKeyExpired => specs::API_KEY_EXPIRED,
+            Self::ApiKeyDisabled => specs::API_KEY_DISABLED,
+            Self::ApiKeyNotAccepted(_) => specs::API_KEY_NOT_ACCEPTED,
+            Self::UsageExceeded => specs::USAGE_EXCEEDED,
+            Self::RateLimited { .. } => specs::RATE_LIMITED,
             Self::EmailNotVerified => specs::EMAIL_NOT_VERIFIED,
             Self::InvalidOrigin(_) => specs::INVALID_ORIGIN,
             Self::JwksUnavailable => specs::JWKS_UNAVAILABLE,
@@ -175,6 +209,8 @@ impl ApiError {
             Self::InvalidToken(why)
             | Self::Forbidden(why)
             | Self::InvalidOrigin(why)
+            | Self::InvalidApiKey(why)
+            | Self::ApiKeyNotAccepted(why)
             | Self::ValidationFailed(why)
             | Self::SelfAction(why)
             | Self::LastAdmin(why)
@@ -186,6 +222,9 @@ impl ApiError {
                     Some(until) => format!("this account is banned until {until}: {reason}"),
                     None => format!("this account is banned: {reason}"),
                 }
+            }
+            Self::RateLimited { retry_after_secs } => {
+                format!("this API key's rate limit is reached; try again in {retry_after_secs} s")
             }
             Self::TooManyFailures { retry_after_secs } => {
                 format!("too many refused credentials from your address; try again in {retry_after_secs} s")
@@ -228,6 +267,39 @@ mod specs {
         "the session was signed out, revoked or has expired; sign in again",
     );
     pub(super) const FORBIDDEN: Spec = (StatusCode::FORBIDDEN, "forbidden", "Forbidden", "");
+    pub(super) const MISSING_API_KEY: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "missing_api_key",
+        "API key required",
+        "send an API key of Better-Auth's api-key plugin in the `x-api-key` header (or the header this server names)",
+    );
+    pub(super) const INVALID_API_KEY: Spec =
+        (StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key", "");
+    pub(super) const API_KEY_EXPIRED: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "api_key_expired",
+        "API key expired",
+        "this API key has expired; create a new one",
+    );
+    pub(super) const API_KEY_DISABLED: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "api_key_disabled",
+        "API key disabled",
+        "this API key is disabled",
+    );
+    pub(super) const API_KEY_NOT_ACCEPTED: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "api_key_not_accepted",
+        "API key not accepted",
+        "",
+    );
+    pub(super) const USAGE_EXCEEDED: Spec = (
+        StatusCode::TOO_MANY_REQUESTS,
+        "usage_exceeded",
+        "Usage exceeded",
+        "this API key has no use left",
+    );
+    pub(super) const RATE_LIMITED: Spec = (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Rate limited", "");
     pub(super) const BANNED: Spec = (StatusCode::FORBIDDEN, "banned", "User banned", "");
     pub(super) const EMAIL_NOT_VERIFIED: Spec = (
         StatusCode::FORBIDDEN,
@@ -420,7 +492,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        if let Self::TooManyFailures { retry_after_secs } = self {
+        if let Self::TooManyFailures { retry_after_secs } | Self::RateLimited { retry_after_secs } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response

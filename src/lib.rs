@@ -5,8 +5,9 @@
 //! a ban, a role change or a sign-out takes effect on the next request. It is two things:
 //!
 //! - **a library** for your own Axum app: [`Auth`] and the extractors [`AuthUser`],
-//!   [`MaybeAuthUser`], [`Admin`], [`RequireRole`], [`RequirePermission`], [`OrgMember`] and
-//!   [`RequireOrgPermission`], with any state type of yours; what they hand you ([`User`],
+//!   [`MaybeAuthUser`], [`Admin`], [`RequireRole`], [`RequirePermission`], [`OrgMember`],
+//!   [`RequireOrgPermission`], and for Better-Auth's API keys [`ApiKey`] and
+//!   [`RequireApiKeyPermission`], with any state type of yours; what they hand you ([`User`],
 //!   [`Claims`], [`Credential`]) and their rejection, [`ApiError`]. `warden = {
 //!   default-features = false }` builds just this;
 //! - **the `warden` server** (feature `server`, on by default; the `server` module), built on that same
@@ -47,9 +48,10 @@ pub mod testing;
 pub use auth::jwt::verify::{Audience, Claims};
 pub use auth::policy::access::{AccessControlError, Role};
 pub use auth::{
-    AccessControl, Admin, Auth, AuthBuilder, AuthPolicy, AuthUser, Connector, Credential, JwksSettings,
-    MaybeAuthUser, OrgMember, OrgPermission, Permission, RequireOrgPermission, RequirePermission,
-    RequireRole, RoleName, SessionCheck, Statements,
+    AccessControl, Admin, ApiKey, ApiKeyOwner, ApiKeySettings, Auth, AuthBuilder, AuthPolicy, AuthUser,
+    Connector, Credential, JwksSettings, MaybeAuthUser, OrgMember, OrgPermission, Permission,
+    RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RoleName, SessionCheck,
+    Statements,
 };
 pub use cache::RowCacheSettings;
 pub use db::ConnectError;

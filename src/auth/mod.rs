@@ -10,6 +10,8 @@
 //!   verified-token cache, and [`Verifier`], the protocol over them.
 //! - [`session`]: the session-token path: the token's form and HMAC, what was refused and is
 //!   remembered.
+//! - [`api_key`]: keys of Better-Auth's api-key plugin: their settings, their stored form, and
+//!   the plugin's checks in its order (the reads and the claim are on the request side).
 //! - `batch`: the rows of credentials seen for the first time (a JWT's session and user, or
 //!   its user alone), read for several requests in one query.
 //! - [`policy`]: who may do what: [`AuthPolicy`], access control by role, organizations.
@@ -22,6 +24,7 @@
 //! authenticating in [`request::authenticate`] (and `request::identify`), memberships in
 //! [`policy::organization`], and building from the environment in `crate::config`.
 
+pub mod api_key;
 mod batch;
 mod builder;
 pub mod jwt;
@@ -33,13 +36,14 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+pub use api_key::{ApiKey, ApiKeyOwner, ApiKeySettings};
 pub use builder::{AuthBuilder, DEFAULT_BETTER_AUTH_URL, DEFAULT_LEEWAY_SECS};
 pub use jwt::jwks::{DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS, JwksSettings};
 pub use jwt::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};
 pub use policy::{AccessControl, AuthPolicy, Connector, SessionCheck, Statements};
 pub use request::{
-    Admin, AuthUser, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission, RequireOrgPermission,
-    RequirePermission, RequireRole, RoleName,
+    Admin, AuthUser, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission,
+    RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RoleName,
 };
 
 use crate::cache::RowCache;

@@ -9,13 +9,15 @@
 //! variables, their defaults and their checks: [`DatabaseConfig`] (`database.rs`),
 //! [`BetterAuthConfig`] (`better_auth.rs`: JWT, JWKS, secret, cookies, session check),
 //! [`RoleConfig`] (`roles.rs`), [`HttpConfig`] (`http.rs`: addresses, limits, timeouts,
-//! proxies, the auth proxy, the console) and [`CacheConfig`] (`caches.rs`). `env.rs` reads one
+//! proxies, the auth proxy, the console), [`CacheConfig`] (`caches.rs`) and the API-key
+//! settings (`api_keys.rs`). `env.rs` reads one
 //! variable at a time, typed, and names it in every refusal.
 //!
 //! The configuration then builds what the library defines: the pool settings, the
 //! [`AuthPolicy`], an [`Auth`] ([`Auth::from_env`]). The library's modules never import this
 //! one; the server (its HTTP settings, its state) builds its own parts from it.
 
+mod api_keys;
 mod better_auth;
 mod caches;
 mod database;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use self::env::Env;
-use crate::auth::{Auth, AuthBuilder, AuthPolicy, JwksSettings};
+use crate::auth::{ApiKeySettings, Auth, AuthBuilder, AuthPolicy, JwksSettings};
 use crate::cache::RowCacheSettings;
 use crate::db::{self, PoolSettings};
 use crate::error::StartupError;
@@ -60,6 +62,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Caches: verified tokens, user and session rows.
     pub caches: CacheConfig,
+    /// API keys: how Better-Auth's api-key plugin is set up (`API_KEY*`).
+    pub api_keys: ApiKeySettings,
 }
 
 impl Config {
@@ -77,6 +81,7 @@ impl Config {
         let roles = RoleConfig::read(&env)?;
         let http = HttpConfig::read(&env)?;
         let caches = CacheConfig::read(&env)?;
+        let api_keys = ApiKeySettings::read(&env)?;
         // TRUSTED_ORIGINS' default takes in CORS_ORIGINS, so it is read once both groups are.
         better_auth.trusted_origins =
             better_auth::trusted_origins(&env, &better_auth.url, &http.cors_origins)?;
@@ -86,6 +91,7 @@ impl Config {
             roles,
             http,
             caches,
+            api_keys,
         })
     }
 }
@@ -117,6 +123,7 @@ impl Config {
             session_cookie: self.better_auth.session_cookie.clone(),
             secure_cookies: self.better_auth.secure_cookies,
             access: Arc::clone(&self.roles.access_control),
+            api_keys: self.api_keys.clone(),
         }
     }
 

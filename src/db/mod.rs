@@ -10,6 +10,7 @@
 )]
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod jwks;
 pub mod organizations;

@@ -6,6 +6,7 @@
 //! drops its own database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_keys;
 mod console;
 mod embed;
 mod gateway;

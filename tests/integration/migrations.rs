@@ -43,6 +43,12 @@ async fn constraints_in(db: &PgPool, schema: &str) -> Vec<(String, String)> {
     rows
 }
 
+/// The api-key plugin's table as Better-Auth creates it, in whatever schema is current (the
+/// fixture names `public`).
+fn apikey_fixture() -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(include_str!("../fixtures/better-auth-1.7.25-apikey-postgres.sql").replace("public.", ""))
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_fresh_schema_is_exactly_the_one_better_auth_emits(db: PgPool) {
     MIGRATOR.run(&db).await.unwrap();
@@ -51,14 +57,15 @@ async fn a_fresh_schema_is_exactly_the_one_better_auth_emits(db: PgPool) {
         .execute(&mut *conn)
         .await
         .unwrap();
-    // Better-Auth with the organization plugin (teams, dynamic access control): warden's
-    // schema is exactly that, the plugin's tables included.
+    // Better-Auth with the organization plugin (teams, dynamic access control) and the api-key
+    // plugin: warden's schema is exactly that, the plugins' tables included.
     sqlx::raw_sql(include_str!(
         "../fixtures/better-auth-1.7.25-organization-postgres.sql"
     ))
     .execute(&mut *conn)
     .await
     .unwrap();
+    sqlx::raw_sql(apikey_fixture()).execute(&mut *conn).await.unwrap();
     sqlx::raw_sql("SET search_path TO public")
         .execute(&mut *conn)
         .await
@@ -106,6 +113,7 @@ async fn migrations_accept_a_database_better_auth_created(db: PgPool) {
     .execute(&db)
     .await
     .unwrap();
+    sqlx::raw_sql(apikey_fixture()).execute(&db).await.unwrap();
     let before = columns(&db).await;
     MIGRATOR.run(&db).await.unwrap();
     assert_eq!(
@@ -130,6 +138,7 @@ async fn migrations_add_the_organization_plugin_to_a_database_without_it(db: PgP
     .execute(&mut *conn)
     .await
     .unwrap();
+    sqlx::raw_sql(apikey_fixture()).execute(&mut *conn).await.unwrap();
     sqlx::raw_sql("SET search_path TO public")
         .execute(&mut *conn)
         .await

@@ -310,7 +310,7 @@ async fn answers_to_credentials_are_never_cached_nor_shared(db: PgPool) {
         assert_eq!(answer.status.as_u16(), status, "{method} {path}: {}", answer.body);
         assert_eq!(answer.headers["cache-control"], "no-store", "{method} {path}");
         let vary = vary(&answer.headers);
-        for name in ["authorization", "cookie", "origin"] {
+        for name in ["authorization", "cookie", "x-api-key", "origin"] {
             assert!(vary.contains(&name.to_owned()), "{method} {path}: Vary {vary:?}");
         }
     }

@@ -28,6 +28,15 @@ use serde::Deserialize;
 /// `resource → actions`, the shape of a role and of a permission request.
 pub type Statements = BTreeMap<String, Vec<String>>;
 
+/// `files:read, files:write`: how a refusal names the permissions asked.
+pub fn describe(statements: &Statements) -> String {
+    statements
+        .iter()
+        .flat_map(|(resource, actions)| actions.iter().map(move |a| format!("{resource}:{a}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The admin plugin's resources and actions (Better-Auth 1.7.25), plus warden's `audit`.
 pub const ADMIN_STATEMENTS: &[(&str, &[&str])] = &[
     (

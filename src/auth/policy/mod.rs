@@ -14,6 +14,7 @@ pub mod organization;
 
 use std::sync::Arc;
 
+use crate::auth::api_key::ApiKeySettings;
 use crate::db::users::User;
 use crate::secret::Secret;
 pub use access::{AccessControl, Connector, Statements};
@@ -63,6 +64,8 @@ pub struct AuthPolicy {
     pub secure_cookies: bool,
     /// The roles' permissions (`ACCESS_CONTROL_FILE`, or Better-Auth's defaults).
     pub access: Arc<AccessControl>,
+    /// How API keys (Better-Auth's api-key plugin) are read and decided (`API_KEY*`).
+    pub api_keys: ApiKeySettings,
 }
 
 impl Default for AuthPolicy {
@@ -81,6 +84,7 @@ impl Default for AuthPolicy {
             session_cookie: DEFAULT_SESSION_COOKIE.to_owned(),
             secure_cookies: false,
             access: Arc::new(AccessControl::default()),
+            api_keys: ApiKeySettings::default(),
         }
     }
 }

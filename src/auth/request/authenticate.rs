@@ -1,8 +1,9 @@
 //! From a request's credential to an [`AuthUser`], in four named steps:
 //!
 //! 1. **identify**: whose credential is it? One step per kind of credential, in
-//!    `request::identify`: a verified JWT's subject, or the owner of a session token (bearer
-//!    or cookie). Costly checks ask the failure limiter first
+//!    `request::identify`: a verified JWT's subject, the owner of a session token (bearer
+//!    or cookie), or of an API key (only with `API_KEYS_AS_USERS`; its owner is loaded and
+//!    checked for a ban there, before its use is claimed, so steps 2–4 are done). Costly checks ask the failure limiter first
 //!    ([`crate::auth::request::throttle`]).
 //! 2. **load the user**: the fresh row, from the notification-invalidated cache or the primary
 //!    (the JWT's copy of the user, roles included, can be 15 minutes stale).
@@ -19,7 +20,8 @@ use time::OffsetDateTime;
 
 use super::identify::Proof;
 use crate::auth::Auth;
-use crate::auth::policy::SessionCheck;
+use crate::auth::api_key::ApiKey;
+use crate::auth::policy::{SessionCheck, Statements};
 use crate::auth::request::credential::{self, Presented};
 use crate::auth::request::extract::{AuthUser, Credential};
 use crate::db::sessions::{self, SessionRef};
@@ -54,12 +56,22 @@ impl Auth {
         let Some(presented) = credential::presented(headers, self.policy())? else {
             return Ok(None);
         };
-        if let Presented::Cookie(_) = presented {
-            credential::check_cookie_origin(method, headers, self.policy())?;
+        match presented {
+            Presented::Cookie(_) => credential::check_cookie_origin(method, headers, self.policy())?,
+            Presented::ApiKey(_) if !self.policy().api_keys.as_users => {
+                return Err(ApiError::ApiKeyNotAccepted(
+                    "this route needs a user's credential, and API keys do not stand in for their owners here (API_KEYS_AS_USERS is off)"
+                        .into(),
+                ));
+            }
+            _ => {}
         }
         let now = OffsetDateTime::now_utc();
         let proof = self.identify(&presented, client).await?;
         tracing::Span::current().record("user_id", proof.user_id());
+        if let Proof::ApiKey { key, owner } = proof {
+            return key_as_user(key, owner).map(Some);
+        }
         // A JWT seen for the first time usually names a user and a session that are not cached
         // either: read both in one round trip.
         let found = self.prefetch_user_and_session(&proof).await;
@@ -150,7 +162,7 @@ impl Auth {
     /// is untrusted would put every request, hot ones too, in the batch's queue, and in an
     /// outage each would wait for a failed batch before its own read failed.) A user found
     /// gone is remembered for a minute (`session::refused::Gone`).
-    async fn load_user(&self, id: &str) -> Result<Arc<User>, ApiError> {
+    pub(crate) async fn load_user(&self, id: &str) -> Result<Arc<User>, ApiError> {
         if let Some(user) = self.rows().user(id) {
             return Ok(user);
         }
@@ -184,6 +196,7 @@ impl Auth {
         now: OffsetDateTime,
     ) -> Result<(Option<SessionFacts>, Credential), ApiError> {
         match proof {
+            Proof::ApiKey { key, .. } => Ok((None, Credential::ApiKey(key))),
             Proof::Session { session, from_cookie } => {
                 if session.expires_at <= now {
                     return Err(ApiError::TokenExpired);
@@ -247,6 +260,23 @@ impl Auth {
     }
 }
 
+/// A user's API key standing in for its owner (`API_KEYS_AS_USERS`): the owner was loaded and
+/// found not banned before the use was claimed (steps 2 and 3); there is no session. An
+/// organization's key has no user to stand in for.
+fn key_as_user(key: Arc<ApiKey>, owner: Option<Arc<User>>) -> Result<AuthUser, ApiError> {
+    let Some(user) = owner else {
+        return Err(ApiError::ApiKeyNotAccepted(
+            "this route needs a user, and this API key belongs to an organization".into(),
+        ));
+    };
+    Ok(AuthUser {
+        user,
+        session_id: None,
+        impersonated_by: None,
+        credential: Credential::ApiKey(key),
+    })
+}
+
 /// What the prefetch found, so steps 2 and 4 need not look it up again.
 #[derive(Default)]
 struct Prefetched {
@@ -291,5 +321,38 @@ fn live_session_of<'a>(
     match session {
         Some(s) if s.user_id == sub && s.expires_at > now => Ok(s),
         _ => Err(ApiError::SessionRevoked),
+    }
+}
+
+impl Auth {
+    /// The request's API key, verified as Better-Auth's plugin verifies it (see
+    /// [`crate::auth::api_key`]), with `permissions` asked of the key's own when given; one use
+    /// is claimed. 401 `missing_api_key` when the request carries none.
+    pub async fn verify_api_key(
+        &self,
+        parts: &Parts,
+        permissions: Option<&Statements>,
+    ) -> Result<ApiKey, ApiError> {
+        let client = self.client_ips().client_ip(parts);
+        self.verify_api_key_with_owner(&parts.headers, client, permissions)
+            .await
+            .map(|(key, _)| key)
+    }
+
+    /// The same for a request described rather than received (forward auth): the key in
+    /// `headers`, from `client`; with the fresh owner row when a user owns the key.
+    pub(crate) async fn verify_api_key_with_owner(
+        &self,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+        permissions: Option<&Statements>,
+    ) -> Result<(ApiKey, Option<Arc<User>>), ApiError> {
+        let Some(key) = credential::api_key(headers, &self.policy().api_keys)? else {
+            return Err(ApiError::MissingApiKey);
+        };
+        match self.identify_key(key, permissions, client).await? {
+            Proof::ApiKey { key, owner } => Ok((Arc::unwrap_or_clone(key), owner)),
+            _ => Err(ApiError::Internal("an API key proved something else".into())),
+        }
     }
 }

@@ -25,6 +25,7 @@
 use axum::http::header::{AUTHORIZATION, COOKIE, ORIGIN, REFERER};
 use axum::http::{HeaderMap, Method};
 
+use crate::auth::api_key::{ApiKeySettings, MAX_API_KEY_LEN};
 use crate::auth::jwt::looks_like_jwt;
 use crate::auth::jwt::verify::MAX_TOKEN_LEN;
 use crate::auth::policy::AuthPolicy;
@@ -45,11 +46,14 @@ pub enum Presented<'a> {
     SessionToken(&'a str),
     /// The value of Better-Auth's session cookie (signed, maybe URL-encoded).
     Cookie(&'a str),
+    /// A key of Better-Auth's api-key plugin, from its header (`API_KEY_HEADERS`).
+    ApiKey(&'a str),
 }
 
 /// The request's credential: the bearer token if an `Authorization` header is present (a bad
-/// one is an error, never a fallback to the cookie), else the session cookie when cookies are
-/// on; `None` when there is neither.
+/// one is an error, never a fallback to another credential), else an API key when keys are on
+/// and one of their headers is present, else the session cookie when cookies are on; `None`
+/// when there is none of them.
 pub fn presented<'a>(headers: &'a HeaderMap, policy: &AuthPolicy) -> Result<Option<Presented<'a>>, ApiError> {
     if headers.contains_key(AUTHORIZATION) {
         let token = bearer_token(headers)?;
@@ -59,10 +63,47 @@ pub fn presented<'a>(headers: &'a HeaderMap, policy: &AuthPolicy) -> Result<Opti
             Presented::SessionToken(token)
         }));
     }
+    if let Some(key) = api_key(headers, &policy.api_keys)? {
+        return Ok(Some(Presented::ApiKey(key)));
+    }
     if !policy.cookie_auth {
         return Ok(None);
     }
     Ok(session_cookie(headers, &policy.session_cookie, policy.secure_cookies).map(Presented::Cookie))
+}
+
+/// The API key in the first of `settings.headers` the request carries (an empty one counts as
+/// absent, as in the plugin); `None` when keys are off or none is sent. A repeated header, a
+/// value that is not visible ASCII, or one over [`MAX_API_KEY_LEN`] is refused (401
+/// `invalid_api_key`) before anything is looked up.
+pub fn api_key<'a>(headers: &'a HeaderMap, settings: &ApiKeySettings) -> Result<Option<&'a str>, ApiError> {
+    if !settings.enabled {
+        return Ok(None);
+    }
+    for name in &settings.headers {
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else { continue };
+        if value.is_empty() {
+            continue;
+        }
+        if values.next().is_some() {
+            return Err(ApiError::InvalidApiKey(format!("send exactly one {name} header")));
+        }
+        if value.len() > MAX_API_KEY_LEN {
+            return Err(ApiError::InvalidApiKey(format!(
+                "the API key is longer than {MAX_API_KEY_LEN} bytes"
+            )));
+        }
+        let key = value
+            .to_str()
+            .map_err(|_| ApiError::InvalidApiKey("the API key is not valid text".into()))?
+            .trim();
+        if key.is_empty() || key.contains(' ') {
+            return Err(ApiError::InvalidApiKey("the API key is not valid text".into()));
+        }
+        return Ok(Some(key));
+    }
+    Ok(None)
 }
 
 /// Better-Auth's session cookie named `name` (with `secure`, its `__Secure-` form), if the

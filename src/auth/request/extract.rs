@@ -26,6 +26,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
 use crate::auth::Auth;
+use crate::auth::api_key::ApiKey;
 use crate::auth::jwt::verify::Claims;
 use crate::db::users::User;
 use crate::error::ApiError;
@@ -39,16 +40,20 @@ pub enum Credential {
     SessionToken,
     /// Better-Auth's session cookie (`COOKIE_AUTH=true`).
     Cookie,
+    /// A user's API key standing in for its owner (`API_KEYS_AS_USERS=true`), with what the
+    /// key is.
+    ApiKey(Arc<ApiKey>),
 }
 
 impl Credential {
     /// The kind's name, as `/auth/verify` answers it in `X-Auth-Credential`: `jwt`,
-    /// `session-token` or `cookie`.
+    /// `session-token`, `cookie` or `api-key`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Jwt(_) => "jwt",
             Self::SessionToken => "session-token",
             Self::Cookie => "cookie",
+            Self::ApiKey(_) => "api-key",
         }
     }
 }
@@ -238,4 +243,49 @@ pub(crate) fn require_permission<P: Permission>(auth: &Auth, user: &User) -> Res
         )));
     }
     Ok(())
+}
+
+/// A verified API key as the caller (Better-Auth's api-key plugin), read from `x-api-key` (or
+/// `API_KEY_HEADERS`) whatever else the request carries: decided as the plugin's
+/// `verifyApiKey` decides it, one use claimed, its owner fresh (a banned or deleted user's
+/// keys, or a deleted organization's, are refused). 401 `missing_api_key` without one.
+impl<S> FromRequestParts<S> for ApiKey
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Auth::from_ref(state).verify_api_key(parts, None).await
+    }
+}
+
+/// An API key whose own `permissions` grant `P` (every action asked, as the plugin's
+/// `verifyApiKey({ permissions })`), checked before its use is claimed: a key without them is
+/// refused with 403 `forbidden` naming what is missing, and its quota is not touched.
+#[derive(Debug, Clone)]
+pub struct RequireApiKeyPermission<P> {
+    /// The key.
+    pub key: ApiKey,
+    permission: PhantomData<P>,
+}
+
+impl<S, P> FromRequestParts<S> for RequireApiKeyPermission<P>
+where
+    Auth: FromRef<S>,
+    S: Send + Sync,
+    P: Permission + Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let key = Auth::from_ref(state)
+            .verify_api_key(parts, Some(&P::request()))
+            .await?;
+        Ok(Self {
+            key,
+            permission: PhantomData,
+        })
+    }
 }

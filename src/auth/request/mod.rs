@@ -7,7 +7,7 @@
 //! - `identify`: step 1, whose credential it is, one step per kind.
 //! - [`authenticate`]: the entry points and steps 2 to 4 (the fresh user, bans, the session).
 //! - [`extract`]: [`AuthUser`], [`MaybeAuthUser`], [`Admin`], [`RequireRole`],
-//!   [`RequirePermission`].
+//!   [`RequirePermission`], and for API keys `ApiKey` itself and [`RequireApiKeyPermission`].
 //! - [`organization`]: [`OrgMember`], [`RequireOrgPermission`].
 
 pub mod authenticate;
@@ -19,6 +19,7 @@ pub mod organization;
 pub mod throttle;
 
 pub use extract::{
-    Admin, AuthUser, Credential, MaybeAuthUser, Permission, RequirePermission, RequireRole, RoleName,
+    Admin, AuthUser, Credential, MaybeAuthUser, Permission, RequireApiKeyPermission, RequirePermission,
+    RequireRole, RoleName,
 };
 pub use organization::{OrgMember, OrgPermission, RequireOrgPermission};

@@ -145,12 +145,13 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
 /// Marks an answer to a route that takes a credential (`/users`, `/admin`, `/orgs`,
 /// `/auth/verify`), refusals included, as one caller's: `Cache-Control: no-store`, so no
 /// browser or shared cache keeps a profile, a user list or an identity, and `Vary:
-/// Authorization, Cookie`, added to any `Vary` already there (CORS and compression add theirs
-/// too), so a cache that keeps it anyway never hands it to another credential.
+/// Authorization, Cookie, X-Api-Key`, added to any `Vary` already there (CORS and compression
+/// add theirs too), so a cache that keeps it anyway never hands it to another credential. (An
+/// API key read from another header, `API_KEY_HEADERS`, is covered by `no-store` alone.)
 pub async fn private_answer(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.append(VARY, HeaderValue::from_static("Authorization, Cookie"));
+    headers.append(VARY, HeaderValue::from_static("Authorization, Cookie, X-Api-Key"));
     response
 }
 

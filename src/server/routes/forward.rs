@@ -27,8 +27,12 @@ use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, Invalid};
 use super::extract::{AppQuery, checked_text};
-use crate::auth::AuthUser;
+use crate::auth::policy::access::describe;
+use crate::auth::policy::{Connector, Statements};
+use crate::auth::request::credential::{self, Presented};
+use crate::auth::{ApiKey, ApiKeyOwner, AuthUser};
 use crate::db::organizations::Membership;
+use crate::db::users::User;
 use crate::error::ApiError;
 use crate::server::state::AppState;
 
@@ -103,7 +107,7 @@ pub const IDENTITY_HEADERS: [IdentityHeader; 12] = [
     },
     IdentityHeader {
         name: "X-Auth-Org-Id",
-        meaning: "the session's active organization, when the caller is a member",
+        meaning: "the session's active organization, when the caller is a member; for an organization's API key, the organization that owns it",
         answered: true,
     },
     IdentityHeader {
@@ -113,13 +117,13 @@ pub const IDENTITY_HEADERS: [IdentityHeader; 12] = [
     },
     IdentityHeader {
         name: "X-Auth-Credential",
-        meaning: "how the caller proved who they are: `jwt`, `session-token` or `cookie`",
+        meaning: "how the caller proved who they are: `jwt`, `session-token`, `cookie` or `api-key`",
         answered: true,
     },
     IdentityHeader {
         name: "X-Auth-Api-Key-Id",
-        meaning: "reserved: the API key's id, once API keys are accepted",
-        answered: false,
+        meaning: "the API key's id, when the caller sent an API key (`X-Auth-Credential: api-key`; its owner is in X-Auth-User-Id or X-Auth-Org-Id)",
+        answered: true,
     },
     IdentityHeader {
         name: "X-Auth-Client-Id",
@@ -142,6 +146,7 @@ const X_AUTH_IMPERSONATED_BY: HeaderName = HeaderName::from_static("x-auth-imper
 const X_AUTH_ORG_ID: HeaderName = HeaderName::from_static("x-auth-org-id");
 const X_AUTH_ORG_ROLE: HeaderName = HeaderName::from_static("x-auth-org-role");
 const X_AUTH_CREDENTIAL: HeaderName = HeaderName::from_static("x-auth-credential");
+const X_AUTH_API_KEY_ID: HeaderName = HeaderName::from_static("x-auth-api-key-id");
 
 /// The `/auth/verify` route.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -157,6 +162,10 @@ pub(crate) struct VerifyParams {
     /// `true`: also require an email address Better-Auth has verified (403
     /// `email_not_verified` otherwise).
     verified: Option<bool>,
+    /// Also require these permissions, `resource:action` separated by commas (`files:read,
+    /// files:write`), all of them: of an API key, its own `permissions` (checked before its
+    /// use is counted); of a user, their roles (Better-Auth's `userHasPermission`).
+    permission: Option<String>,
 }
 
 /// Forward auth: 200 with `X-Auth-*` headers for a good credential, else the same 401/403 as
@@ -173,7 +182,8 @@ pub(crate) struct VerifyParams {
             ("x-auth-impersonated-by" = String, description = "The admin acting as the user, when the session is an impersonation"),
             ("x-auth-org-id" = String, description = "The session's active organization, when the caller is a member"),
             ("x-auth-org-role" = String, description = "The caller's roles in that organization, comma-joined"),
-            ("x-auth-credential" = String, description = "`jwt`, `session-token` or `cookie`"),
+            ("x-auth-credential" = String, description = "`jwt`, `session-token`, `cookie` or `api-key`"),
+            ("x-auth-api-key-id" = String, description = "The API key's id, for an API key"),
         )),
         AuthErrors, Invalid
     )
@@ -196,27 +206,86 @@ async fn verify(
             return Err(ApiError::ValidationFailed(format!("unknown role {role:?}")));
         }
     }
+    let permission = params.permission.as_deref().map(parse_permission).transpose()?;
     let client = state.auth.client_ips().client_ip(&parts);
+    if let Some(Presented::ApiKey(_)) = credential::presented(&parts.headers, state.auth.policy())? {
+        let (key, owner) = state
+            .auth
+            .verify_api_key_with_owner(&parts.headers, client, permission.as_ref())
+            .await?;
+        if let Some(role) = &params.role {
+            require_role(&state, owner.as_deref(), role)?;
+        }
+        if params.verified == Some(true) && !owner.as_ref().is_some_and(|u| u.email_verified) {
+            return Err(ApiError::EmailNotVerified);
+        }
+        return Ok(key_identity_response(&key, owner.as_deref()));
+    }
     let caller = state
         .auth
         .authenticate_request(method.as_ref(), &parts.headers, client)
         .await?
         .ok_or(ApiError::MissingToken)?;
     if let Some(role) = &params.role {
-        let has = if state.auth.policy().admin_roles.contains(role) {
-            state.auth.is_admin(&caller.user)
-        } else {
-            caller.user.holds_role(role)
-        };
-        if !has {
-            return Err(ApiError::Forbidden(format!("this requires the role {role:?}")));
-        }
+        require_role(&state, Some(&caller.user), role)?;
+    }
+    if let Some(permission) = &permission
+        && !state
+            .auth
+            .has_permission(&caller.user, permission, Connector::And)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "this needs the permission {}",
+            describe(permission)
+        )));
     }
     if params.verified == Some(true) && !caller.user.email_verified {
         return Err(ApiError::EmailNotVerified);
     }
     let membership = state.auth.active_membership(&caller).await?;
     Ok(identity_response(&caller, membership.as_ref()))
+}
+
+/// 403 `forbidden` unless `user` holds `role` (an admin role: Better-Auth's admin rule,
+/// `ADMIN_USER_IDS` included). No user (an organization's API key) holds no role.
+fn require_role(state: &AppState, user: Option<&User>, role: &str) -> Result<(), ApiError> {
+    let has = user.is_some_and(|user| {
+        if state.auth.policy().admin_roles.iter().any(|r| r == role) {
+            state.auth.is_admin(user)
+        } else {
+            user.holds_role(role)
+        }
+    });
+    if !has {
+        return Err(ApiError::Forbidden(format!("this requires the role {role:?}")));
+    }
+    Ok(())
+}
+
+/// `?permission=files:read,files:write` as statements (`{"files": ["read", "write"]}`).
+fn parse_permission(text: &str) -> Result<Statements, ApiError> {
+    checked_text("permission", text, 1024)?;
+    let mut statements = Statements::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((resource, action)) = item.split_once(':') else {
+            return Err(ApiError::ValidationFailed(format!(
+                "permission {item:?} is not resource:action"
+            )));
+        };
+        if resource.is_empty() || action.is_empty() || action.contains(':') {
+            return Err(ApiError::ValidationFailed(format!(
+                "permission {item:?} is not resource:action"
+            )));
+        }
+        let actions = statements.entry(resource.to_owned()).or_default();
+        if !actions.iter().any(|a| a == action) {
+            actions.push(action.to_owned());
+        }
+    }
+    if statements.is_empty() {
+        return Err(ApiError::ValidationFailed("permission names nothing".into()));
+    }
+    Ok(statements)
 }
 
 /// The original request's method and path, as the proxy reports them: nginx's recipe names
@@ -261,16 +330,37 @@ fn one_of<'a>(headers: &'a HeaderMap, names: [&str; 2]) -> Option<&'a str> {
     agreed
 }
 
-fn identity_response(caller: &AuthUser, membership: Option<&Membership>) -> Response {
+/// The answer for an API key: its id, and its owner (the user's identity headers, or the
+/// organization's id).
+fn key_identity_response(key: &ApiKey, owner: Option<&User>) -> Response {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let user = &caller.user;
-    let mut set = |name: HeaderName, value: &str| {
+    if let Some(user) = owner {
+        set_user(headers, user);
+    }
+    let mut set = setter(headers);
+    if let ApiKeyOwner::Organization(id) = &key.owner {
+        set(X_AUTH_ORG_ID, id);
+    }
+    set(X_AUTH_API_KEY_ID, &key.id);
+    set(X_AUTH_CREDENTIAL, "api-key");
+    drop(set);
+    response
+}
+
+/// Sets a header, skipping a value that is not a valid header value.
+fn setter(headers: &mut HeaderMap) -> impl FnMut(HeaderName, &str) + '_ {
+    |name, value| {
         if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
             headers.insert(name, value);
         }
-    };
+    }
+}
+
+/// The user's identity headers.
+fn set_user(headers: &mut HeaderMap, user: &User) {
+    let mut set = setter(headers);
     set(X_AUTH_USER_ID, &user.id);
     set(X_AUTH_USER_EMAIL, &user.email);
     set(
@@ -278,6 +368,14 @@ fn identity_response(caller: &AuthUser, membership: Option<&Membership>) -> Resp
         if user.email_verified { "true" } else { "false" },
     );
     set(X_AUTH_USER_ROLE, &user.roles().join(","));
+}
+
+fn identity_response(caller: &AuthUser, membership: Option<&Membership>) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    set_user(headers, &caller.user);
+    let mut set = setter(headers);
     if let Some(session) = &caller.session_id {
         set(X_AUTH_SESSION_ID, session);
     }
@@ -289,6 +387,7 @@ fn identity_response(caller: &AuthUser, membership: Option<&Membership>) -> Resp
         set(X_AUTH_ORG_ROLE, &membership.role);
     }
     set(X_AUTH_CREDENTIAL, caller.credential.kind());
+    drop(set);
     response
 }
 
@@ -372,6 +471,7 @@ mod tests {
             &X_AUTH_ORG_ID,
             &X_AUTH_ORG_ROLE,
             &X_AUTH_CREDENTIAL,
+            &X_AUTH_API_KEY_ID,
         ] {
             assert!(
                 names.contains(&set.as_str().to_owned()),

@@ -38,7 +38,7 @@ use crate::server::state::AppState;
 /// Every documented route, and the OpenAPI document they make together.
 ///
 /// Every route that takes a credential answers `Cache-Control: no-store` and `Vary:
-/// Authorization, Cookie` ([`crate::server::http::private_answer`]), refusals included; the public ones
+/// Authorization, Cookie, X-Api-Key` ([`crate::server::http::private_answer`]), refusals included; the public ones
 /// (health, docs, console, metrics) keep their own caching.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let private = || middleware::map_response(crate::server::http::private_answer);

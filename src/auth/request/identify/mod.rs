@@ -4,9 +4,11 @@
 //! - [`jwt`]: a Better-Auth JWT: the token cache, else a signature check (a JWKS fetch only
 //!   when the key is unknown and the client may still cost warden one);
 //! - [`session_token`]: a Better-Auth session token, from the bearer header or the session
-//!   cookie: its HMAC, then the session it names.
+//!   cookie: its HMAC, then the session it names;
+//! - [`api_key`]: a key of Better-Auth's api-key plugin: its row, the plugin's checks, its
+//!   owner, then one use claimed.
 //!
-//! A new kind of credential (API keys, OAuth access tokens) is a variant of
+//! A new kind of credential (OAuth access tokens) is a variant of
 //! [`Presented`] and a file here with its step, and a [`Proof`] variant if what it proves is
 //! new. A token already verified costs a lookup and is never limited. Any other check asks the
 //! failure limiter first ([`crate::auth::request::throttle`]) and gets a [`Ticket`]: an address
@@ -14,6 +16,7 @@
 //! HMAC), so a valid credential behind an address that junk came from is served; only dear
 //! work (a JWKS fetch, a database read nothing proved worth doing) is answered 429.
 
+pub(crate) mod api_key;
 mod jwt;
 mod session_token;
 
@@ -23,26 +26,36 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 
 use crate::auth::Auth;
+use crate::auth::api_key::ApiKey;
 use crate::auth::jwt::verify::Claims;
+use crate::auth::policy::Statements;
 use crate::auth::request::credential::Presented;
 use crate::auth::request::throttle::Ticket;
 use crate::db::sessions::SessionRef;
+use crate::db::users::User;
 use crate::error::ApiError;
 
 /// What step 1 established.
-pub(super) enum Proof {
+pub(crate) enum Proof {
     /// A JWT's verified claims.
     Jwt(Arc<Claims>),
     /// The session a session token (bearer or cookie) names, live or not (step 4 decides).
     Session { session: SessionRef, from_cookie: bool },
+    /// An API key whose use was claimed, with its owner when a user owns it (fresh and not
+    /// banned: checked before the claim).
+    ApiKey {
+        key: Arc<ApiKey>,
+        owner: Option<Arc<User>>,
+    },
 }
 
 impl Proof {
     /// Whose credential it is.
-    pub(super) fn user_id(&self) -> &str {
+    pub(crate) fn user_id(&self) -> &str {
         match self {
             Self::Jwt(claims) => &claims.sub,
             Self::Session { session, .. } => &session.user_id,
+            Self::ApiKey { key, .. } => key.owner.id(),
         }
     }
 }
@@ -82,7 +95,20 @@ impl Auth {
                 let checked = self.identify_session_token(value, true, &mut ticket).await;
                 settle(checked, ticket)
             }
+            Presented::ApiKey(key) => self.identify_key(key, None, client).await,
         }
+    }
+
+    /// Step 1 for an API key, asking `permissions` of the key's own.
+    pub(crate) async fn identify_key(
+        &self,
+        key: &str,
+        permissions: Option<&Statements>,
+        client: Option<IpAddr>,
+    ) -> Result<Proof, ApiError> {
+        let mut ticket = self.failures().admit(client).map_err(throttled)?;
+        let checked = self.identify_api_key(key, permissions, &mut ticket).await;
+        settle(checked, ticket)
     }
 }
 

@@ -1,0 +1,197 @@
+//! The checks of the plugin's `validateApiKey` that need no write, in its order, on a row
+//! already read: configuration, `enabled`, expiry, permissions, a used-up key without refill.
+//! Pure, so every branch is a unit test; the request side acts on the answer (deleting what
+//! the plugin deletes) and then claims the use.
+
+use time::OffsetDateTime;
+
+use super::{ApiKeySettings, same_config};
+use crate::auth::policy::Statements;
+use crate::auth::policy::access::{Connector, Role};
+use crate::db::api_keys::ApiKeyRow;
+
+/// Why a key is refused before any use is claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Of another configuration than the one warden serves (`INVALID_API_KEY`).
+    OtherConfiguration,
+    /// `enabled: false` (`KEY_DISABLED`).
+    Disabled,
+    /// Past `expiresAt` (`KEY_EXPIRED`); the plugin deletes the key.
+    Expired,
+    /// The key's permissions do not grant what was asked (the plugin's `KEY_NOT_FOUND`).
+    NotPermitted,
+    /// `remaining` 0 and no `refillAmount` (`USAGE_EXCEEDED`); the plugin deletes the key.
+    UsedUp,
+}
+
+impl Refusal {
+    /// Whether the plugin deletes the key when it refuses it so.
+    pub fn deletes(self) -> bool {
+        matches!(self, Self::Expired | Self::UsedUp)
+    }
+}
+
+/// Steps 2–6 of the module doc for `row`, at `now`, for a request asking `permissions`.
+pub fn precheck(
+    row: &ApiKeyRow,
+    settings: &ApiKeySettings,
+    permissions: Option<&Statements>,
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
+    if let Some(expected) = &settings.config_id
+        && !same_config(&row.config_id, expected)
+    {
+        return Err(Refusal::OtherConfiguration);
+    }
+    if row.enabled == Some(false) {
+        return Err(Refusal::Disabled);
+    }
+    // `Date.now() > expiresAt`, in milliseconds (the plugin's clock).
+    if row
+        .expires_at
+        .is_some_and(|expires| millis(now) > millis(expires))
+    {
+        return Err(Refusal::Expired);
+    }
+    if let Some(asked) = permissions {
+        let granted = permissions_of(row).is_some_and(|own| Role::new(own).authorize(asked, Connector::And));
+        if !granted {
+            return Err(Refusal::NotPermitted);
+        }
+    }
+    if row.remaining == Some(0) && row.refill_amount.is_none() {
+        return Err(Refusal::UsedUp);
+    }
+    Ok(())
+}
+
+/// The key's own permissions, as the plugin parses them (`safeJSONParse`): `None` when there
+/// are none, or when they are not `resource → [actions]`.
+pub fn permissions_of(row: &ApiKeyRow) -> Option<Statements> {
+    serde_json::from_str(row.permissions.as_deref()?).ok()
+}
+
+/// Milliseconds since the epoch.
+fn millis(t: OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos() / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+
+    fn row() -> ApiKeyRow {
+        let now = OffsetDateTime::now_utc();
+        ApiKeyRow {
+            id: "k".into(),
+            config_id: "default".into(),
+            name: None,
+            start: None,
+            reference_id: "u".into(),
+            prefix: None,
+            refill_interval: None,
+            refill_amount: None,
+            last_refill_at: None,
+            enabled: Some(true),
+            rate_limit_enabled: Some(true),
+            rate_limit_time_window: Some(86_400_000),
+            rate_limit_max: Some(10),
+            request_count: Some(0),
+            remaining: None,
+            last_request: None,
+            expires_at: None,
+            created_at: now,
+            updated_at: now,
+            permissions: None,
+            metadata: None,
+        }
+    }
+
+    fn asked(pairs: &[(&str, &[&str])]) -> Statements {
+        pairs
+            .iter()
+            .map(|(r, a)| ((*r).to_owned(), a.iter().map(|a| (*a).to_owned()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn the_plugins_order_decides_which_refusal_is_heard() {
+        let settings = ApiKeySettings::default();
+        let now = OffsetDateTime::now_utc();
+        let mut key = row();
+        assert_eq!(precheck(&key, &settings, None, now), Ok(()));
+        key.remaining = Some(0);
+        assert_eq!(precheck(&key, &settings, None, now), Err(Refusal::UsedUp));
+        key.permissions = Some(r#"{"files":["read"]}"#.into());
+        let write = asked(&[("files", &["write"])]);
+        assert_eq!(
+            precheck(&key, &settings, Some(&write), now),
+            Err(Refusal::NotPermitted),
+            "permissions before the quota"
+        );
+        key.expires_at = Some(now - Duration::seconds(1));
+        assert_eq!(
+            precheck(&key, &settings, Some(&write), now),
+            Err(Refusal::Expired)
+        );
+        key.enabled = Some(false);
+        assert_eq!(
+            precheck(&key, &settings, Some(&write), now),
+            Err(Refusal::Disabled)
+        );
+        let other = ApiKeySettings {
+            config_id: Some("org".into()),
+            ..settings
+        };
+        assert_eq!(
+            precheck(&key, &other, Some(&write), now),
+            Err(Refusal::OtherConfiguration)
+        );
+    }
+
+    #[test]
+    fn a_refill_keeps_a_used_up_key_and_null_enabled_counts_as_on() {
+        let settings = ApiKeySettings::default();
+        let now = OffsetDateTime::now_utc();
+        let mut key = row();
+        key.enabled = None;
+        key.remaining = Some(0);
+        key.refill_amount = Some(5);
+        assert_eq!(precheck(&key, &settings, None, now), Ok(()), "the claim decides");
+        key.expires_at = Some(now);
+        assert_eq!(
+            precheck(&key, &settings, None, now),
+            Ok(()),
+            "expires at now: not past"
+        );
+    }
+
+    #[test]
+    fn permissions_need_every_action_and_a_key_without_any_grants_nothing() {
+        let settings = ApiKeySettings::default();
+        let now = OffsetDateTime::now_utc();
+        let mut key = row();
+        let read = asked(&[("files", &["read"])]);
+        assert_eq!(
+            precheck(&key, &settings, Some(&read), now),
+            Err(Refusal::NotPermitted)
+        );
+        key.permissions = Some(r#"{"files":["read","write"],"billing":["view"]}"#.into());
+        assert_eq!(precheck(&key, &settings, Some(&read), now), Ok(()));
+        let both = asked(&[("files", &["read"]), ("billing", &["view"])]);
+        assert_eq!(precheck(&key, &settings, Some(&both), now), Ok(()));
+        let more = asked(&[("files", &["read", "delete"])]);
+        assert_eq!(
+            precheck(&key, &settings, Some(&more), now),
+            Err(Refusal::NotPermitted)
+        );
+        key.permissions = Some("not json".into());
+        assert_eq!(
+            precheck(&key, &settings, Some(&read), now),
+            Err(Refusal::NotPermitted)
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! Step 1 for an API key (`x-api-key`, or the headers `API_KEY_HEADERS` names): the plugin's
+//! `verifyApiKey`, in its order (`crate::auth::api_key`), with warden's owner check before a
+//! use is claimed. Nothing vouches for a key before its row is read (it carries no signature),
+//! so the read is dear work: an address out of attempts is answered 429 before it.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::{Checked, DearWork, Proof};
+use crate::auth::Auth;
+use crate::auth::api_key::verdict::{self, Refusal};
+use crate::auth::api_key::{ApiKey, ApiKeyOwner, stored_form};
+use crate::auth::policy::Statements;
+use crate::auth::policy::access::describe;
+use crate::auth::request::authenticate::refuse_ban;
+use crate::auth::request::throttle::Ticket;
+use crate::db::api_keys::{self, Claimed};
+use crate::db::users::User;
+use crate::error::ApiError;
+
+impl Auth {
+    /// `key` as the request sent it; `permissions`, when asked, must be granted by the key's
+    /// own (before any use is claimed, as in the plugin).
+    pub(super) async fn identify_api_key(
+        &self,
+        key: &str,
+        permissions: Option<&Statements>,
+        ticket: &mut Ticket<'_>,
+    ) -> Checked {
+        if !ticket.allow_dear() {
+            return Err(DearWork);
+        }
+        Ok(self.verify_key(key, permissions).await)
+    }
+
+    async fn verify_key(&self, key: &str, permissions: Option<&Statements>) -> Result<Proof, ApiError> {
+        let settings = &self.policy().api_keys;
+        let Some(row) = api_keys::find_by_key(self.db(), &stored_form(key, settings.hashing)).await? else {
+            return Err(ApiError::InvalidApiKey("no API key is this one".into()));
+        };
+        // The plugin's clock has milliseconds; so do the timestamps it compares and writes.
+        let now = now_millis();
+        if let Err(refusal) = verdict::precheck(&row, settings, permissions, now) {
+            if refusal.deletes() {
+                api_keys::delete(self.db(), &row.id).await?;
+            }
+            return Err(refused(refusal, permissions));
+        }
+        let owner = match settings.owner_of(&row.config_id, &row.reference_id) {
+            ApiKeyOwner::User(id) => Some(self.key_owner(&id, now).await?),
+            ApiKeyOwner::Organization(id) => {
+                if !api_keys::organization_exists(self.db(), &id).await? {
+                    return Err(ApiError::InvalidApiKey(
+                        "the organization this API key belongs to no longer exists".into(),
+                    ));
+                }
+                None
+            }
+        };
+        match api_keys::claim(self.db(), &row.id, now, settings.rate_limits).await? {
+            Claimed::Granted { remaining } => Ok(Proof::ApiKey {
+                key: Arc::new(ApiKey::of(&row, settings, remaining)),
+                owner,
+            }),
+            Claimed::UsageExceeded => Err(ApiError::UsageExceeded),
+            Claimed::RateLimited { retry_after_ms } => Err(ApiError::RateLimited {
+                retry_after_secs: u64::try_from(retry_after_ms).unwrap_or(0).div_ceil(1000).max(1),
+            }),
+            Claimed::Gone => Err(ApiError::InvalidApiKey("no API key is this one".into())),
+        }
+    }
+
+    /// A user-owned key's owner, fresh: gone or banned stops the key.
+    async fn key_owner(&self, id: &str, now: OffsetDateTime) -> Result<Arc<User>, ApiError> {
+        let user = match self.load_user(id).await {
+            Err(ApiError::UserNotFound) => {
+                return Err(ApiError::InvalidApiKey(
+                    "the user this API key belongs to no longer exists".into(),
+                ));
+            }
+            found => found?,
+        };
+        refuse_ban(&user, now)?;
+        Ok(user)
+    }
+}
+
+/// The refusal a client hears.
+fn refused(refusal: Refusal, permissions: Option<&Statements>) -> ApiError {
+    match refusal {
+        Refusal::OtherConfiguration => {
+            ApiError::InvalidApiKey("this API key belongs to another configuration".into())
+        }
+        Refusal::Disabled => ApiError::ApiKeyDisabled,
+        Refusal::Expired => ApiError::ApiKeyExpired,
+        Refusal::UsedUp => ApiError::UsageExceeded,
+        Refusal::NotPermitted => ApiError::Forbidden(format!(
+            "this API key lacks the permission {}",
+            describe(permissions.unwrap_or(&Statements::new()))
+        )),
+    }
+}
+
+/// Now, to the millisecond.
+fn now_millis() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now)
+}
