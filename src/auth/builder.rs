@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
+use super::api_key::stamps::Stamps;
 use super::batch::Batcher;
 use super::jwt::jwks::{self, JwksCache, JwksSettings, JwksSource};
 use super::jwt::tokens::TokenCache;
@@ -198,6 +199,7 @@ impl AuthBuilder {
             failures: FailureLimiter::new(self.failures_per_minute, self.checks_capacity),
             unknown_sessions: UnknownTokens::default(),
             gone: Gone::default(),
+            api_key_stamps: Stamps::default(),
             tasks,
         })))
     }

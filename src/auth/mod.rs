@@ -72,6 +72,7 @@ pub(super) struct Inner {
     pub(super) failures: FailureLimiter,
     pub(super) unknown_sessions: UnknownTokens,
     pub(super) gone: Gone,
+    pub(super) api_key_stamps: api_key::stamps::Stamps,
     pub(super) sessions: Batcher<SessionsWithUsers>,
     pub(super) users: Batcher<Users>,
     pub(super) tasks: Vec<tokio::task::AbortHandle>,
@@ -135,6 +136,10 @@ impl Auth {
 
     pub(crate) fn gone(&self) -> &Gone {
         &self.0.gone
+    }
+
+    pub(crate) fn api_key_stamps(&self) -> &api_key::stamps::Stamps {
+        &self.0.api_key_stamps
     }
 
     /// The client's address for this request: the socket's peer (from `ConnectInfo`), or what

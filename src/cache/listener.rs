@@ -1,7 +1,8 @@
 //! The LISTEN side of cache invalidation: one dedicated connection (a direct one: poolers in
 //! transaction mode do not carry LISTEN) receives the ids the triggers of migration
 //! `..._change_notifications` and `..._organization_plugin` send (user and session ids, the
-//! user whose memberships changed, the organization whose dynamic roles changed), and drops
+//! user whose memberships changed, the organization whose dynamic roles changed; from
+//! `..._api_key_notifications`, the stored form of an API key that changed), and drops
 //! those entries; a `TRUNCATE` of one of those tables (migration `..._truncate_notifications`)
 //! empties that whole cache.
 //!
@@ -27,7 +28,10 @@ pub const SESSION_CHANNEL: &str = "warden_session";
 pub const MEMBER_CHANNEL: &str = "warden_member";
 /// Payload: the organization whose dynamic roles changed.
 pub const ORGANIZATION_ROLE_CHANNEL: &str = "warden_organization_role";
-/// Payload: the table (`user`, `session`, `member`, `organization_role`) that was truncated.
+/// Payload: the stored form of an API key whose verdict may have changed, or that went away.
+pub const API_KEY_CHANNEL: &str = "warden_api_key";
+/// Payload: the table (`user`, `session`, `member`, `organization_role`, `apikey`) that was
+/// truncated.
 pub const TRUNCATE_CHANNEL: &str = "warden_truncate";
 const PING_CHANNEL: &str = "warden_ping";
 /// Silence longer than this triggers a ping.
@@ -69,6 +73,7 @@ async fn listen(cache: &RowCache, options: &PgConnectOptions) -> Result<(), sqlx
             SESSION_CHANNEL,
             MEMBER_CHANNEL,
             ORGANIZATION_ROLE_CHANNEL,
+            API_KEY_CHANNEL,
             TRUNCATE_CHANNEL,
             PING_CHANNEL,
         ])
@@ -133,11 +138,13 @@ fn handle(cache: &RowCache, channel: &str, id: &str) {
         SESSION_CHANNEL => cache.invalidate_session(id),
         MEMBER_CHANNEL => cache.invalidate_memberships(id),
         ORGANIZATION_ROLE_CHANNEL => cache.invalidate_org_roles(id),
+        API_KEY_CHANNEL => cache.invalidate_api_key(id),
         TRUNCATE_CHANNEL => match id {
             "user" => cache.clear_users(),
             "session" => cache.clear_sessions(),
             "member" => cache.clear_memberships(),
             "organization_role" => cache.clear_org_roles(),
+            "apikey" => cache.clear_api_keys(),
             _ => cache.clear(),
         },
         _ => {}

@@ -1,6 +1,7 @@
 //! In-process caches that keep requests off the database without going stale.
 //!
-//! - [`RowCache`]: user rows and sessions by id. Entries are dropped the moment PostgreSQL says
+//! - [`RowCache`]: user rows and sessions by id (and memberships, organizations' dynamic
+//!   roles, and the rows of API keys that nothing counts, by their stored form). Entries are dropped the moment PostgreSQL says
 //!   the row changed (`NOTIFY` from triggers, received by [`listener`]), whoever changed it; a
 //!   time-to-live bounds them anyway. While the listener is down or lagging the cache is not
 //!   trusted: every request reads the database, as if it were off.
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::db::api_keys::ApiKeyRow;
 use crate::db::organizations::{Membership, RoleStatements};
 use crate::db::sessions::SessionRef;
 use crate::db::users::User;
@@ -75,6 +77,21 @@ impl Weight for SessionRef {
             + self.user_id.len()
             + self.active_organization_id.as_ref().map_or(0, String::len)
             + self.impersonated_by.as_ref().map_or(0, String::len)
+    }
+}
+
+impl Weight for ApiKeyRow {
+    fn weight(&self) -> usize {
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        size_of::<Self>()
+            + self.id.len()
+            + self.config_id.len()
+            + self.reference_id.len()
+            + text(&self.name)
+            + text(&self.start)
+            + text(&self.prefix)
+            + text(&self.permissions)
+            + text(&self.metadata)
     }
 }
 
@@ -174,6 +191,8 @@ pub struct RowCache {
     memberships: Option<Rows<Vec<Membership>>>,
     /// An organization's dynamic roles, by organization id.
     org_roles: Option<Rows<Vec<(String, RoleStatements)>>>,
+    /// API keys that nothing counts (no quota, no rate limit), by their stored form.
+    api_keys: Option<Rows<ApiKeyRow>>,
     /// Whether the listener is connected and has been heard from recently.
     trusted: AtomicBool,
     /// Per shard: the count of invalidations so far, behind the shard's lock.
@@ -203,13 +222,14 @@ impl RowCache {
     /// An empty cache, untrusted (so unused) until the listener reports in through
     /// [`set_trusted`](Self::set_trusted).
     pub fn new(settings: RowCacheSettings) -> Self {
-        // The memory budget, shared: users take half, sessions a quarter, memberships and
-        // organization roles an eighth each.
+        // The memory budget, shared: users take half, sessions 3/16, API keys 1/16,
+        // memberships and organization roles an eighth each.
         let on = settings.enabled;
         let (bytes, ttl) = (settings.bytes, settings.ttl);
         Self {
             users: on.then(|| Rows::new(bytes / 2, ttl)),
-            sessions: on.then(|| Rows::new(bytes / 4, ttl)),
+            sessions: on.then(|| Rows::new(bytes / 16 * 3, ttl)),
+            api_keys: on.then(|| Rows::new(bytes / 16, ttl)),
             memberships: on.then(|| Rows::new(bytes / 8, ttl)),
             org_roles: on.then(|| Rows::new(bytes / 8, ttl)),
             trusted: AtomicBool::new(false),
@@ -397,6 +417,39 @@ impl RowCache {
         }
     }
 
+    /// The cached row of the API key stored as `stored`, while the cache is trusted.
+    pub fn api_key(&self, stored: &str) -> Option<Arc<ApiKeyRow>> {
+        if !self.trusted() {
+            return None;
+        }
+        self.api_keys.as_ref()?.get(stored)
+    }
+
+    /// Caches the row of the API key stored as `stored`, read under `ticket`.
+    pub fn put_api_key(&self, stored: &str, row: Arc<ApiKeyRow>, ticket: ReadTicket) {
+        if let Some(rows) = &self.api_keys {
+            self.put_if_current(ticket, || rows.insert(stored.to_owned(), row));
+        }
+    }
+
+    /// Something that decides the verdict of the key stored as `stored` changed, or it went.
+    pub fn invalidate_api_key(&self, stored: &str) {
+        self.invalidate(stored, || {
+            if let Some(rows) = &self.api_keys {
+                rows.invalidate(stored);
+            }
+        });
+    }
+
+    /// The apikey table was truncated.
+    pub fn clear_api_keys(&self) {
+        self.invalidate_all(|| {
+            if let Some(rows) = &self.api_keys {
+                rows.invalidate_all();
+            }
+        });
+    }
+
     /// A membership of this user was added, changed or removed.
     pub fn invalidate_memberships(&self, user_id: &str) {
         self.invalidate(user_id, || {
@@ -428,6 +481,9 @@ impl RowCache {
     pub fn clear_org_roles(&self) {
         self.invalidate_all(|| {
             if let Some(rows) = &self.org_roles {
+                rows.invalidate_all();
+            }
+            if let Some(rows) = &self.api_keys {
                 rows.invalidate_all();
             }
         });
@@ -464,6 +520,9 @@ impl RowCache {
                 rows.invalidate_all();
             }
             if let Some(rows) = &self.org_roles {
+                rows.invalidate_all();
+            }
+            if let Some(rows) = &self.api_keys {
                 rows.invalidate_all();
             }
         });

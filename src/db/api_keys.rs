@@ -190,6 +190,25 @@ pub async fn claim(
     })
 }
 
+/// Stamps a use of a key that counts nothing, as the plugin's claim would: `updated_at`, and
+/// with `last_request` also that (the plugin writes it when rate limiting is off).
+pub async fn stamp(
+    pool: &PgPool,
+    id: &str,
+    now: OffsetDateTime,
+    last_request: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE apikey SET updated_at = $2, last_request = CASE WHEN $3 THEN $2 ELSE last_request END WHERE id = $1",
+        id,
+        now,
+        last_request
+    )
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
 /// Whether the organization `id` exists (an organization-owned key's owner).
 pub async fn organization_exists(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(

@@ -531,3 +531,113 @@ async fn a_gone_user_or_an_expired_session_token_is_read_once(db: PgPool) {
         assert_eq!(refused(token.clone()).await, (401, json!("token_expired"), 0));
     }
 }
+
+/// Polls `/auth/verify` with an API key until `check` holds; returns how long that took.
+async fn key_seen_within(
+    app: &World,
+    key: &str,
+    check: impl Fn(u16, &serde_json::Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let answer = app.anonymous().header("x-api-key", key).get("/auth/verify").await;
+        if check(answer.status.as_u16(), &answer.body) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "not seen within 2 s: {:?}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[sqlx::test]
+async fn a_cached_api_key_follows_a_disable_a_delete_an_owner_ban_and_a_new_quota(db: PgPool) {
+    let (w, rows, app, task) = cached_world(db).await;
+    let insert = |id: &str, key: &str| {
+        format!(
+            "INSERT INTO apikey (id, config_id, reference_id, key, enabled, rate_limit_enabled, created_at, updated_at) \
+             VALUES ('{id}', 'default', 'alice', '{}', true, false, now(), now() - interval '1 hour')",
+            warden::testing::auth::api_key::stored_form(key, true)
+        )
+    };
+    w.exec(&insert("k1", "cached-key-number-one-000")).await;
+    w.exec(&insert("k2", "cached-key-number-two-000")).await;
+    let stored = warden::testing::auth::api_key::stored_form("cached-key-number-one-000", true);
+    for key in ["cached-key-number-one-000", "cached-key-number-two-000"] {
+        let answer = app.anonymous().header("x-api-key", key).get("/auth/verify").await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+    assert!(
+        rows.api_key(&stored).is_some(),
+        "a key that counts nothing is cached"
+    );
+    // Its use is stamped at once, then at most once a second.
+    let stamp = "SELECT extract(epoch FROM updated_at)::text FROM apikey WHERE id = 'k1'";
+    let first = w.scalar_text(stamp).await;
+    assert_eq!(
+        app.anonymous()
+            .header("x-api-key", "cached-key-number-one-000")
+            .get("/auth/verify")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        w.scalar_text(stamp).await,
+        first,
+        "not written again within the second"
+    );
+
+    let mut timings = Vec::new();
+    w.exec("UPDATE apikey SET enabled = false WHERE id = 'k1'").await;
+    timings.push((
+        "disable",
+        key_seen_within(&app, "cached-key-number-one-000", |s, b| {
+            s == 401 && b["code"] == "api_key_disabled"
+        })
+        .await,
+    ));
+    w.exec("UPDATE apikey SET enabled = true, remaining = 1 WHERE id = 'k1'")
+        .await;
+    timings.push((
+        "a quota",
+        key_seen_within(&app, "cached-key-number-one-000", |s, _| s == 200).await,
+    ));
+    assert_eq!(
+        app.anonymous()
+            .header("x-api-key", "cached-key-number-one-000")
+            .get("/auth/verify")
+            .await
+            .outcome(),
+        (429, Some("usage_exceeded")),
+        "the quota is counted in the database"
+    );
+    w.exec(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
+        .await;
+    timings.push((
+        "owner ban",
+        key_seen_within(&app, "cached-key-number-two-000", |s, b| {
+            s == 403 && b["code"] == "banned"
+        })
+        .await,
+    ));
+    w.exec(r#"UPDATE "user" SET banned = false WHERE id = 'alice'"#)
+        .await;
+    key_seen_within(&app, "cached-key-number-two-000", |s, _| s == 200).await;
+    w.exec("DELETE FROM apikey WHERE id = 'k2'").await;
+    timings.push((
+        "delete",
+        key_seen_within(&app, "cached-key-number-two-000", |s, b| {
+            s == 401 && b["code"] == "invalid_api_key"
+        })
+        .await,
+    ));
+    for (what, took) in &timings {
+        eprintln!("api key {what}: seen after {} ms", took.as_millis());
+        assert!(*took < Duration::from_secs(1), "{what} took {took:?}");
+    }
+    stop(task).await;
+}

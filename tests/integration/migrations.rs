@@ -46,7 +46,9 @@ async fn constraints_in(db: &PgPool, schema: &str) -> Vec<(String, String)> {
 /// The api-key plugin's table as Better-Auth creates it, in whatever schema is current (the
 /// fixture names `public`).
 fn apikey_fixture() -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(include_str!("../fixtures/better-auth-1.7.25-apikey-postgres.sql").replace("public.", ""))
+    sqlx::AssertSqlSafe(
+        include_str!("../fixtures/better-auth-1.7.25-apikey-postgres.sql").replace("public.", ""),
+    )
 }
 
 #[sqlx::test(migrations = false)]

@@ -66,6 +66,21 @@ pub fn precheck(
     Ok(())
 }
 
+/// A key whose use counts nothing: no quota (`remaining` NULL) and no rate-limit window
+/// (limits off in the configuration or on the key, or no window or no max). A use of it only
+/// stamps the row, so its row may be cached and its verdict reached without the database.
+/// `Some(true)`: the plugin stamps `last_request` too (limits off); `Some(false)`: only
+/// `updated_at` (no window or no max); `None`: the use counts something.
+pub fn counts_nothing(row: &ApiKeyRow, settings: &ApiKeySettings) -> Option<bool> {
+    if row.remaining.is_some() {
+        return None;
+    }
+    if !settings.rate_limits || row.rate_limit_enabled == Some(false) {
+        return Some(true);
+    }
+    (row.rate_limit_time_window.is_none() || row.rate_limit_max.is_none()).then_some(false)
+}
+
 /// The key's own permissions, as the plugin parses them (`safeJSONParse`): `None` when there
 /// are none, or when they are not `resource → [actions]`.
 pub fn permissions_of(row: &ApiKeyRow) -> Option<Statements> {
@@ -167,6 +182,30 @@ mod tests {
             Ok(()),
             "expires at now: not past"
         );
+    }
+
+    #[test]
+    fn only_keys_without_quota_or_window_count_nothing() {
+        let settings = ApiKeySettings::default();
+        let mut key = row();
+        assert_eq!(
+            counts_nothing(&key, &settings),
+            None,
+            "the plugin's default: 10 a day"
+        );
+        key.rate_limit_enabled = Some(false);
+        assert_eq!(counts_nothing(&key, &settings), Some(true));
+        key.remaining = Some(3);
+        assert_eq!(counts_nothing(&key, &settings), None);
+        key.remaining = None;
+        key.rate_limit_enabled = None;
+        key.rate_limit_max = None;
+        assert_eq!(counts_nothing(&key, &settings), Some(false), "no max: no window");
+        let off = ApiKeySettings {
+            rate_limits: false,
+            ..settings
+        };
+        assert_eq!(counts_nothing(&row(), &off), Some(true));
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! Step 1 for an API key (`x-api-key`, or the headers `API_KEY_HEADERS` names): the plugin's
 //! `verifyApiKey`, in its order (`crate::auth::api_key`), with warden's owner check before a
 //! use is claimed. Nothing vouches for a key before its row is read (it carries no signature),
-//! so the read is dear work: an address out of attempts is answered 429 before it.
+//! so the read is dear work: an address out of attempts is answered 429 before it. A key that
+//! counts nothing (no quota, no rate limit) keeps its row in the row cache, dropped by the
+//! `warden_api_key` notification when anything deciding its verdict changes; its use is only
+//! stamped, at most once a second (`api_key::stamps`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
@@ -15,33 +19,48 @@ use crate::auth::policy::Statements;
 use crate::auth::policy::access::describe;
 use crate::auth::request::authenticate::refuse_ban;
 use crate::auth::request::throttle::Ticket;
-use crate::db::api_keys::{self, Claimed};
+use crate::db::api_keys::{self, ApiKeyRow, Claimed};
 use crate::db::users::User;
 use crate::error::ApiError;
 
 impl Auth {
     /// `key` as the request sent it; `permissions`, when asked, must be granted by the key's
-    /// own (before any use is claimed, as in the plugin).
+    /// own (before any use is claimed, as in the plugin). A key whose row is cached (one that
+    /// counts nothing) is known, so checking it is bounded work; any other key's row is read
+    /// first, which is dear work.
     pub(super) async fn identify_api_key(
         &self,
         key: &str,
         permissions: Option<&Statements>,
         ticket: &mut Ticket<'_>,
     ) -> Checked {
+        let settings = &self.policy().api_keys;
+        let stored = stored_form(key, settings.hashing);
+        if let Some(row) = self.rows().api_key(&stored) {
+            return Ok(self.use_key(&row, permissions).await);
+        }
         if !ticket.allow_dear() {
             return Err(DearWork);
         }
-        Ok(self.verify_key(key, permissions).await)
+        let read = self.rows().ticket(&stored);
+        let row = match api_keys::find_by_key(self.db(), &stored).await {
+            Ok(Some(row)) => Arc::new(row),
+            Ok(None) => return Ok(Err(ApiError::InvalidApiKey("no API key is this one".into()))),
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if verdict::counts_nothing(&row, settings).is_some() {
+            self.rows().put_api_key(&stored, Arc::clone(&row), read);
+        }
+        Ok(self.use_key(&row, permissions).await)
     }
 
-    async fn verify_key(&self, key: &str, permissions: Option<&Statements>) -> Result<Proof, ApiError> {
+    /// The plugin's verdict on `row` at this moment, and one use of it: claimed in the
+    /// database when it counts something, else only stamped (at most once a second).
+    async fn use_key(&self, row: &ApiKeyRow, permissions: Option<&Statements>) -> Result<Proof, ApiError> {
         let settings = &self.policy().api_keys;
-        let Some(row) = api_keys::find_by_key(self.db(), &stored_form(key, settings.hashing)).await? else {
-            return Err(ApiError::InvalidApiKey("no API key is this one".into()));
-        };
         // The plugin's clock has milliseconds; so do the timestamps it compares and writes.
         let now = now_millis();
-        if let Err(refusal) = verdict::precheck(&row, settings, permissions, now) {
+        if let Err(refusal) = verdict::precheck(row, settings, permissions, now) {
             if refusal.deletes() {
                 api_keys::delete(self.db(), &row.id).await?;
             }
@@ -58,17 +77,28 @@ impl Auth {
                 None
             }
         };
-        match api_keys::claim(self.db(), &row.id, now, settings.rate_limits).await? {
-            Claimed::Granted { remaining } => Ok(Proof::ApiKey {
-                key: Arc::new(ApiKey::of(&row, settings, remaining)),
-                owner,
-            }),
-            Claimed::UsageExceeded => Err(ApiError::UsageExceeded),
-            Claimed::RateLimited { retry_after_ms } => Err(ApiError::RateLimited {
-                retry_after_secs: u64::try_from(retry_after_ms).unwrap_or(0).div_ceil(1000).max(1),
-            }),
-            Claimed::Gone => Err(ApiError::InvalidApiKey("no API key is this one".into())),
-        }
+        let remaining = match verdict::counts_nothing(row, settings) {
+            Some(last_request) => {
+                if self.api_key_stamps().due(&row.id, Instant::now()) {
+                    api_keys::stamp(self.db(), &row.id, now, last_request).await?;
+                }
+                None
+            }
+            None => match api_keys::claim(self.db(), &row.id, now, settings.rate_limits).await? {
+                Claimed::Granted { remaining } => remaining,
+                Claimed::UsageExceeded => return Err(ApiError::UsageExceeded),
+                Claimed::RateLimited { retry_after_ms } => {
+                    return Err(ApiError::RateLimited {
+                        retry_after_secs: u64::try_from(retry_after_ms).unwrap_or(0).div_ceil(1000).max(1),
+                    });
+                }
+                Claimed::Gone => return Err(ApiError::InvalidApiKey("no API key is this one".into())),
+            },
+        };
+        Ok(Proof::ApiKey {
+            key: Arc::new(ApiKey::of(row, settings, remaining)),
+            owner,
+        })
     }
 
     /// A user-owned key's owner, fresh: gone or banned stops the key.

@@ -1,0 +1,35 @@
+-- warden keeps the rows of API keys that nothing counts (no quota, no rate limit) in memory,
+-- keyed by their stored form, and must drop one the moment anything that decides its verdict
+-- changes, whoever changes it. This trigger sends the key's stored form on `warden_api_key`
+-- when such a column changes or the row goes away. The columns every use stamps
+-- (`last_request`, `updated_at`) and the counters of keys that count (`request_count`, a
+-- `remaining` that stays a number) send nothing: they change on every request and a cached key
+-- has none of them. A TRUNCATE tells warden to forget every key.
+
+CREATE OR REPLACE FUNCTION warden_notify_api_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('warden_api_key', OLD.key);
+    ELSIF (OLD.key, OLD.config_id, OLD.reference_id, OLD.enabled, OLD.expires_at, OLD.permissions,
+           OLD.metadata, OLD.name, OLD.start, OLD.prefix, OLD.remaining IS NULL, OLD.refill_interval,
+           OLD.refill_amount, OLD.rate_limit_enabled, OLD.rate_limit_time_window, OLD.rate_limit_max)
+          IS DISTINCT FROM
+          (NEW.key, NEW.config_id, NEW.reference_id, NEW.enabled, NEW.expires_at, NEW.permissions,
+           NEW.metadata, NEW.name, NEW.start, NEW.prefix, NEW.remaining IS NULL, NEW.refill_interval,
+           NEW.refill_amount, NEW.rate_limit_enabled, NEW.rate_limit_time_window, NEW.rate_limit_max) THEN
+        PERFORM pg_notify('warden_api_key', OLD.key);
+        IF NEW.key IS DISTINCT FROM OLD.key THEN
+            PERFORM pg_notify('warden_api_key', NEW.key);
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS warden_api_key_changed ON apikey;
+CREATE TRIGGER warden_api_key_changed AFTER UPDATE OR DELETE ON apikey
+    FOR EACH ROW EXECUTE FUNCTION warden_notify_api_key();
+
+DROP TRIGGER IF EXISTS warden_api_key_truncated ON apikey;
+CREATE TRIGGER warden_api_key_truncated AFTER TRUNCATE ON apikey
+    FOR EACH STATEMENT EXECUTE FUNCTION warden_notify_truncate('apikey');
