@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
+use super::api_key::known::KnownKeys;
 use super::api_key::stamps::Stamps;
 use super::batch::Batcher;
 use super::jwt::jwks::{self, JwksCache, JwksSettings, JwksSource};
@@ -200,6 +201,7 @@ impl AuthBuilder {
             unknown_sessions: UnknownTokens::default(),
             gone: Gone::default(),
             api_key_stamps: Stamps::default(),
+            known_api_keys: KnownKeys::default(),
             tasks,
         })))
     }

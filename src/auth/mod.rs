@@ -73,6 +73,7 @@ pub(super) struct Inner {
     pub(super) unknown_sessions: UnknownTokens,
     pub(super) gone: Gone,
     pub(super) api_key_stamps: api_key::stamps::Stamps,
+    pub(super) known_api_keys: api_key::known::KnownKeys,
     pub(super) sessions: Batcher<SessionsWithUsers>,
     pub(super) users: Batcher<Users>,
     pub(super) tasks: Vec<tokio::task::AbortHandle>,
@@ -140,6 +141,10 @@ impl Auth {
 
     pub(crate) fn api_key_stamps(&self) -> &api_key::stamps::Stamps {
         &self.0.api_key_stamps
+    }
+
+    pub(crate) fn known_api_keys(&self) -> &api_key::known::KnownKeys {
+        &self.0.known_api_keys
     }
 
     /// The client's address for this request: the socket's peer (from `ConnectInfo`), or what

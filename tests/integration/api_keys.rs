@@ -428,3 +428,57 @@ async fn the_library_extractors_hand_over_the_key(db: PgPool) {
     assert_eq!(call("/key", None).await.outcome(), (401, Some("missing_api_key")));
     assert_eq!(counters(&w, "lib").await, Some((Some(5), Some(0))));
 }
+
+#[sqlx::test]
+async fn junk_keys_spend_attempts_but_a_known_key_is_served_from_a_throttled_address(db: PgPool) {
+    let w = World::with(db, Setup::default().auth(|a| a.failures_per_minute(2))).await;
+    insert_key(
+        &w,
+        "used",
+        "key-used-before-junk-0000",
+        "alice",
+        "remaining = 100",
+    )
+    .await;
+    insert_key(
+        &w,
+        "fresh",
+        "key-never-used-yet-000000",
+        "alice",
+        "remaining = 100",
+    )
+    .await;
+    let server = w.serve().await;
+    let http = reqwest::Client::new();
+    let ask = |key: &'static str| {
+        let request = http.get(server.url("/auth/verify")).header("x-api-key", key);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let retry = response.headers().get("retry-after").is_some();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body["code"].as_str().map(str::to_owned), retry)
+        }
+    };
+    assert_eq!(ask("key-used-before-junk-0000").await.0, 200);
+    for junk in ["junk-key-000000000000000001", "junk-key-000000000000000002"] {
+        assert_eq!(ask(junk).await.1.as_deref(), Some("invalid_api_key"));
+    }
+    // Out of attempts: an unknown key's read is dear work, refused with 429 before any read.
+    let throttled = ask("junk-key-000000000000000003").await;
+    assert_eq!(
+        (throttled.0, throttled.1.as_deref(), throttled.2),
+        (429, Some("too_many_requests"), true)
+    );
+    assert_eq!(
+        ask("key-never-used-yet-000000").await.0,
+        429,
+        "a first use pays like junk"
+    );
+    // A key found before is no junk: it is served, and counted.
+    for _ in 0..5 {
+        assert_eq!(ask("key-used-before-junk-0000").await.0, 200);
+    }
+    assert_eq!(counters(&w, "used").await, Some((Some(94), Some(6))));
+    assert_eq!(counters(&w, "fresh").await, Some((Some(100), Some(0))));
+}

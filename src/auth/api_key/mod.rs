@@ -17,6 +17,7 @@
 //! rule: a banned or deleted user's keys, or a deleted organization's, stop on the next
 //! request; the plugin's `verifyApiKey` does not look at the owner).
 
+pub mod known;
 pub mod stamps;
 pub mod verdict;
 

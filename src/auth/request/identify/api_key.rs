@@ -26,8 +26,8 @@ use crate::error::ApiError;
 impl Auth {
     /// `key` as the request sent it; `permissions`, when asked, must be granted by the key's
     /// own (before any use is claimed, as in the plugin). A key whose row is cached (one that
-    /// counts nothing) is known, so checking it is bounded work; any other key's row is read
-    /// first, which is dear work.
+    /// counts nothing) is decided without a read; reading the row of a key found before is
+    /// bounded work (`api_key::known`); reading any other is dear work.
     pub(super) async fn identify_api_key(
         &self,
         key: &str,
@@ -39,14 +39,17 @@ impl Auth {
         if let Some(row) = self.rows().api_key(&stored) {
             return Ok(self.use_key(&row, permissions).await);
         }
-        if !ticket.allow_dear() {
+        if !self.known_api_keys().contains(&stored) && !ticket.allow_dear() {
             return Err(DearWork);
         }
         let read = self.rows().ticket(&stored);
-        let row = match api_keys::find_by_key(self.db(), &stored).await {
-            Ok(Some(row)) => Arc::new(row),
-            Ok(None) => return Ok(Err(ApiError::InvalidApiKey("no API key is this one".into()))),
+        let found = match api_keys::find_by_key(self.db(), &stored).await {
+            Ok(found) => found,
             Err(e) => return Ok(Err(e.into())),
+        };
+        self.known_api_keys().found(&stored, found.is_some());
+        let Some(row) = found.map(Arc::new) else {
+            return Ok(Err(ApiError::InvalidApiKey("no API key is this one".into())));
         };
         if verdict::counts_nothing(&row, settings).is_some() {
             self.rows().put_api_key(&stored, Arc::clone(&row), read);
