@@ -5,6 +5,9 @@
 //! - `GET /notes`: the caller's notes, newest first (a JWT or a session token).
 //! - `POST /notes` with `{"text": "..."}`: 201 with the new note.
 //! - `GET /staff`: admins only (Better-Auth's rule: an admin role or `ADMIN_USER_IDS`).
+//! - `GET /notes/export`: for scripts: the notes of an API key's owner (Better-Auth's api-key
+//!   plugin), for a key whose own permissions grant `notes: ["export"]`. (With
+//!   `API_KEYS_AS_USERS=true` a user's key also works on `/notes` as its owner.)
 //!
 //! Same environment as the warden server (`DATABASE_URL`, `BETTER_AUTH_URL`, ...), plus
 //! `BIND_ADDR` (default `127.0.0.1:8090`):
@@ -19,7 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use warden::{Admin, ApiError, Auth, AuthUser};
+use warden::{Admin, ApiError, ApiKeyOwner, Auth, AuthUser, Permission, RequireApiKeyPermission};
 
 /// The app's own state: warden's `Auth` is one part of it.
 #[derive(Clone)]
@@ -81,6 +84,32 @@ async fn add_note(
     Ok((StatusCode::CREATED, Json(note)))
 }
 
+/// What a key must be granted to export notes: its own `permissions`, `{"notes": ["export"]}`.
+struct ExportNotes;
+
+impl Permission for ExportNotes {
+    const STATEMENTS: &'static [(&'static str, &'static [&'static str])] = &[("notes", &["export"])];
+}
+
+/// For scripts with an API key: the key's owner's notes. The key is checked as Better-Auth's
+/// plugin checks it (and one use is counted) before this runs.
+async fn export_notes(
+    key: RequireApiKeyPermission<ExportNotes>,
+    State(app): State<App>,
+) -> Result<Json<Vec<Note>>, ApiError> {
+    let ApiKeyOwner::User(user_id) = &key.key.owner else {
+        return Err(ApiError::Forbidden(
+            "an organization's key has no notes of its own".into(),
+        ));
+    };
+    let notes =
+        sqlx::query_as("SELECT id, text, created_at FROM notes.note WHERE user_id = $1 ORDER BY id DESC")
+            .bind(user_id)
+            .fetch_all(&app.db)
+            .await?;
+    Ok(Json(notes))
+}
+
 async fn staff(Admin(admin): Admin) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "staff": admin.user.email }))
 }
@@ -116,6 +145,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = App { auth, db };
     let router = Router::new()
         .route("/notes", get(my_notes).post(add_note))
+        .route("/notes/export", get(export_notes))
         .route("/staff", get(staff))
         .with_state(app);
     let addr: SocketAddr = std::env::var("BIND_ADDR")

@@ -1,10 +1,10 @@
--- warden keeps the rows of API keys that nothing counts (no quota, no rate limit) in memory,
--- keyed by their stored form, and must drop one the moment anything that decides its verdict
--- changes, whoever changes it. This trigger sends the key's stored form on `warden_api_key`
--- when such a column changes or the row goes away. The columns every use stamps
--- (`last_request`, `updated_at`) and the counters of keys that count (`request_count`, a
--- `remaining` that stays a number) send nothing: they change on every request and a cached key
--- has none of them. A TRUNCATE tells warden to forget every key.
+-- warden keeps API keys' rows in memory, keyed by their stored form, and must drop one the
+-- moment anything its checks before a claim read changes, whoever changes it. This trigger
+-- sends the key's stored form on `warden_api_key` when such a column changes or the row goes
+-- away. The columns every use writes (`last_request`, `updated_at`, `request_count`, a
+-- `remaining` that stays a number, `last_refill_at`) send nothing: they change on every
+-- request, and the claim reads them fresh from the locked row. A TRUNCATE tells warden to
+-- forget every key.
 
 CREATE OR REPLACE FUNCTION warden_notify_api_key() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

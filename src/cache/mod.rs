@@ -1,7 +1,7 @@
 //! In-process caches that keep requests off the database without going stale.
 //!
 //! - [`RowCache`]: user rows and sessions by id (and memberships, organizations' dynamic
-//!   roles, and the rows of API keys that nothing counts, by their stored form). Entries are dropped the moment PostgreSQL says
+//!   roles, and API keys' rows by their stored form). Entries are dropped the moment PostgreSQL says
 //!   the row changed (`NOTIFY` from triggers, received by [`listener`]), whoever changed it; a
 //!   time-to-live bounds them anyway. While the listener is down or lagging the cache is not
 //!   trusted: every request reads the database, as if it were off.
@@ -191,7 +191,8 @@ pub struct RowCache {
     memberships: Option<Rows<Vec<Membership>>>,
     /// An organization's dynamic roles, by organization id.
     org_roles: Option<Rows<Vec<(String, RoleStatements)>>>,
-    /// API keys that nothing counts (no quota, no rate limit), by their stored form.
+    /// API keys' rows, by their stored form (their counters are stale: only the claim reads
+    /// those, fresh).
     api_keys: Option<Rows<ApiKeyRow>>,
     /// Whether the listener is connected and has been heard from recently.
     trusted: AtomicBool,

@@ -92,7 +92,14 @@ pub enum Claimed {
         remaining: Option<i32>,
     },
     /// No use left and no refill due (the plugin's `USAGE_EXCEEDED`); nothing was written.
-    UsageExceeded,
+    /// With the fresh `remaining` and `refill_amount`, which decide whether the plugin would
+    /// delete the key.
+    UsageExceeded {
+        /// `remaining` as the locked row has it.
+        remaining: Option<i32>,
+        /// `refill_amount` as the locked row has it.
+        refill_amount: Option<i32>,
+    },
     /// The rate-limit window is full (`RATE_LIMITED`); retry in this many milliseconds. As in
     /// the plugin, a quota is consumed before the window is asked, so this use still counted
     /// against `remaining`.
@@ -167,6 +174,7 @@ pub async fn claim(
            )
            SELECT d.quota AS "quota!", d.rate AS "rate!",
                   (SELECT remaining FROM written) AS remaining,
+                  d.remaining AS remaining_before, d.refill_amount,
                   CEIL(d.rate_limit_time_window
                        - EXTRACT(EPOCH FROM ($2::timestamptz - d.last_request)) * 1000)::bigint AS retry_after_ms
            FROM decided AS d"#,
@@ -180,7 +188,10 @@ pub async fn claim(
         return Ok(Claimed::Gone);
     };
     Ok(match (row.quota.as_str(), row.rate.as_str()) {
-        ("exhausted", _) => Claimed::UsageExceeded,
+        ("exhausted", _) => Claimed::UsageExceeded {
+            remaining: row.remaining_before,
+            refill_amount: row.refill_amount,
+        },
         (_, "deny") => Claimed::RateLimited {
             retry_after_ms: row.retry_after_ms.unwrap_or(0).max(0),
         },

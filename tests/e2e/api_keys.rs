@@ -381,13 +381,27 @@ async fn warden_decides_every_key_as_the_plugin_does() {
     }
     let verdicts = all.join_all().await;
     let granted = verdicts.iter().filter(|v| *v == "ok").count();
-    assert_eq!(granted, 50, "{verdicts:?}");
+    // Never over the quota. (A use can go unreported, never uncounted: the plugin decrements,
+    // then writes `updatedAt` in a second statement and answers INVALID_API_KEY when the row
+    // is gone by then, which happens when the request after the last use, Better-Auth's or
+    // warden's, has deleted the used-up key in between. warden's own claim is one statement,
+    // so its grants are exactly its uses: 200 requests to warden alone on 50 uses grant 50,
+    // tests/integration/api_keys.rs.)
+    assert!((45..=50).contains(&granted), "{verdicts:?}");
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| ["ok", "usage_exceeded", "invalid_api_key"].contains(&v.as_str())),
+        "{verdicts:?}"
+    );
     assert!(
         keys.row(&id).await.is_none_or(|row| row["remaining"] == 0),
         "never below 0"
     );
+    let by_warden = verdicts.iter().skip(1).step_by(2).filter(|v| *v == "ok").count();
     eprintln!(
-        "api-key concurrency: 100 requests to Better-Auth and 100 to warden at once on remaining 50: {granted} granted"
+        "api-key concurrency: 100 requests to Better-Auth and 100 to warden at once on remaining 50: \
+         {granted} granted ({by_warden} by warden), the key never below 0"
     );
 
     // A configuration other than the one asked for: refused by both (warden told to serve

@@ -1,6 +1,8 @@
 //! `examples/embed.rs` (a notes service of its own behind warden's extractors) against the
 //! real Better-Auth: JWTs and session tokens reach its routes, each user sees only their own
-//! notes, no token is 401, a banned user 403, `/staff` is for admins only.
+//! notes, no token is 401, a banned user 403, `/staff` is for admins only; API keys made by
+//! the real api-key plugin reach `/notes/export` when their permissions grant it, and `/notes`
+//! as their owner with `API_KEYS_AS_USERS=true`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -33,6 +35,7 @@ impl Notes {
     async fn start(stack: &Stack) -> Self {
         let port = free_port();
         let child = Command::new(example_binary())
+            .env("API_KEYS_AS_USERS", "true")
             .env("DATABASE_URL", &stack.db.url)
             .env("BETTER_AUTH_URL", &stack.auth_url)
             .env("BETTER_AUTH_SECRET", SECRET)
@@ -65,6 +68,18 @@ impl Notes {
         notes
     }
 
+    async fn with_key(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -87,7 +102,11 @@ impl Notes {
 
 #[tokio::test]
 async fn the_embedding_example_serves_its_own_routes_behind_warden() {
-    let stack = Stack::start(Options::default()).await;
+    let stack = Stack::start(Options {
+        auth_env: vec![("E2E_ENDPOINTS", "1".into())],
+        ..Options::default()
+    })
+    .await;
     let alice_session = stack.sign_up_and_in("Alice", "alice@notes.test").await;
     let bob_session = stack.sign_up_and_in("Bob", "bob@notes.test").await;
     let alice = stack.jwt(&alice_session).await;
@@ -138,6 +157,55 @@ async fn the_embedding_example_serves_its_own_routes_behind_warden() {
             .collect();
         assert_eq!(texts, vec!["alice's note"], "only the caller's notes");
     }
+
+    // API keys, made by the plugin (server-side, as only the server may set permissions).
+    let alice_id: String = sqlx::query_scalar(r#"SELECT id FROM "user" WHERE email = 'alice@notes.test'"#)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    let create = |permissions: Value| {
+        let http = stack.http.clone();
+        let url = format!("{}/e2e/api-key/create", stack.auth_url);
+        let body = json!({"userId": alice_id, "permissions": permissions, "remaining": 10});
+        async move {
+            let made: Value = http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            made["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let exporter = create(json!({"notes": ["export"]})).await;
+    let reader = create(json!({"notes": ["read"]})).await;
+    let (status, list) = notes.with_key("/notes/export", &exporter).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list[0]["text"], "alice's note");
+    let (status, body) = notes.with_key("/notes/export", &reader).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (status, body) = notes.with_key("/notes/export", "not-a-key-at-all").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_api_key")),
+        "{body}"
+    );
+    // As its owner on a route for users (the example runs with API_KEYS_AS_USERS=true).
+    let (status, list) = notes.with_key("/notes", &reader).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let remaining: i32 = sqlx::query_scalar("SELECT remaining FROM apikey WHERE permissions LIKE '%read%'")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(remaining, 9, "one use counted; the refused export counted none");
 
     // /staff: admins only, judged on the fresh row.
     let (status, body) = notes.call(Method::GET, "/staff", Some(&alice), None).await;

@@ -317,6 +317,9 @@ async fn raw(gateway: &Gateway, target: &str, headers: &[(&str, &str)]) -> u16 {
 struct People {
     user_id: String,
     user_jwt: String,
+    /// An API key of the user's (rate limiting off), and one with no use left (a refill far off).
+    user_key: String,
+    used_up_key: String,
     user_cookie: String,
     admin_jwt: String,
     admin_session: String,
@@ -368,9 +371,33 @@ async fn people(stack: &Stack) -> People {
             .await
             .unwrap();
     }
+    // API keys as the api-key plugin stores them: hashed, the user's.
+    let (user_key, used_up_key) = (
+        "gateway-user-key-00000000000000000000".to_owned(),
+        "gateway-used-up-key-000000000000000000".to_owned(),
+    );
+    for (id, key, remaining) in [
+        ("key-gateway", &user_key, None),
+        ("key-used-up", &used_up_key, Some(0)),
+    ] {
+        sqlx::query(
+            "INSERT INTO apikey (id, config_id, reference_id, key, enabled, rate_limit_enabled, remaining, \
+             refill_amount, refill_interval, created_at, updated_at) \
+             VALUES ($1, 'default', $2, $3, true, false, $4, 5, 86400000, now(), now())",
+        )
+        .bind(id)
+        .bind(&user_id)
+        .bind(warden::testing::auth::api_key::stored_form(key, true))
+        .bind(remaining)
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    }
     People {
         user_id,
         user_jwt,
+        user_key,
+        used_up_key,
         user_cookie,
         admin_jwt: stack.jwt(&admin_session).await,
         admin_session,
@@ -529,7 +556,11 @@ async fn scenarios(name: &'static str, stack: &Stack, gateway: &Gateway, app: &E
                 .collect(),
         ),
     ];
-    for credential in [("authorization", user.as_str()), ("cookie", cookie)] {
+    for credential in [
+        ("authorization", user.as_str()),
+        ("cookie", cookie),
+        ("x-api-key", p.user_key.as_str()),
+    ] {
         let expected = answered(stack, credential).await;
         for (spelled, batch) in &batches {
             let mut headers: Vec<(&str, &str)> = batch.iter().map(|(n, v)| (n.as_str(), *v)).collect();
@@ -573,6 +604,34 @@ async fn scenarios(name: &'static str, stack: &Stack, gateway: &Gateway, app: &E
     t.check(
         (status, challenge.as_deref()) == (401, Some("Bearer")),
         format!("GET /notes without a token: {status}, WWW-Authenticate: {challenge:?}"),
+    );
+
+    // An API key with no use left: the client hears 429 with Retry-After, not a 500.
+    let response = http
+        .get(format!("{}/notes", gateway.url))
+        .header("x-api-key", &p.used_up_key)
+        .send()
+        .await
+        .unwrap();
+    let (status, retry) = (
+        response.status().as_u16(),
+        response.headers().get("retry-after").is_some(),
+    );
+    t.check(
+        status == 429 && !retry,
+        format!("GET /notes with a used-up API key: {status}, Retry-After {retry}"),
+    );
+    let (status, _, _) = through(
+        &http,
+        gateway,
+        Method::GET,
+        "/notes",
+        &[("x-api-key", "no-such-key-0000000000000")],
+    )
+    .await;
+    t.check(
+        status == 401,
+        format!("GET /notes with an unknown API key: {status}"),
     );
 
     // The client's query string is the app's, never warden's.

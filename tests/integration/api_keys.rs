@@ -232,9 +232,11 @@ async fn quotas_refill_and_are_never_overdrawn_under_concurrency(db: PgPool) {
         });
     }
     let statuses = all.join_all().await;
+    // Exactly 50 granted. The rest hear 429 `usage_exceeded`, or 401 once the request that
+    // found the quota spent has deleted the key, as the plugin deletes it.
     let ok = statuses.iter().filter(|s| **s == 200).count();
-    let exceeded = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!((ok, exceeded), (50, 150), "{statuses:?}");
+    let refused = statuses.iter().filter(|s| **s == 429 || **s == 401).count();
+    assert_eq!((ok, refused), (50, 150), "{statuses:?}");
     assert!(
         counters(&w, "q")
             .await

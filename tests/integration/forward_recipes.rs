@@ -389,13 +389,22 @@ fn the_traefik_recipe_clears_every_identity_header_and_gates_every_admin_spellin
                     .collect()
             })
             .unwrap_or_default();
-        for needed in ["authorization", "cookie", "origin", "referer", "sec-fetch-site"] {
+        for needed in [
+            "authorization",
+            "x-api-key",
+            "cookie",
+            "origin",
+            "referer",
+            "sec-fetch-site",
+        ] {
             if !sent.iter().any(|s| s == needed) {
                 missing.push(format!("{name}: authRequestHeaders {needed}"));
             }
         }
         for header in &sent {
-            if header.starts_with("x-") {
+            // The API key is a credential; any other x- header would be the client's own
+            // (a forged X-Forwarded-Method, say).
+            if header.starts_with("x-") && header != "x-api-key" {
                 missing.push(format!("{name}: no client {header} sent to warden"));
             }
         }

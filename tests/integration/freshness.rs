@@ -635,6 +635,31 @@ async fn a_cached_api_key_follows_a_disable_a_delete_an_owner_ban_and_a_new_quot
         })
         .await,
     ));
+    // A quota changed after its row was cached (no notification: the counters send none) is
+    // seen at once, since the claim reads the counters fresh, not the cached row's.
+    w.exec(
+        &insert("k3", "cached-key-number-three-0")
+            .replace("updated_at)", "updated_at, remaining)")
+            .replace("interval '1 hour')", "interval '1 hour', 1)"),
+    )
+    .await;
+    let k3 = || app.anonymous().header("x-api-key", "cached-key-number-three-0");
+    assert_eq!(k3().get("/auth/verify").await.status, 200);
+    assert!(
+        rows.api_key(&warden::testing::auth::api_key::stored_form(
+            "cached-key-number-three-0",
+            true
+        ))
+        .is_some(),
+        "its row is cached, with remaining 1 as read (0 now)"
+    );
+    w.exec("UPDATE apikey SET remaining = 5 WHERE id = 'k3'").await;
+    assert_eq!(k3().get("/auth/verify").await.status, 200);
+    assert_eq!(
+        w.scalar_i64("SELECT remaining::bigint FROM apikey WHERE id = 'k3'")
+            .await,
+        4
+    );
     for (what, took) in &timings {
         eprintln!("api key {what}: seen after {} ms", took.as_millis());
         assert!(*took < Duration::from_secs(1), "{what} took {took:?}");

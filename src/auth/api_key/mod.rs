@@ -12,8 +12,9 @@
 //! 7. one use claimed: the quota and its refill, then the rate-limit window, in one guarded
 //!    statement ([`crate::db::api_keys::claim`]).
 //!
-//! Steps 1–6 are [`verdict::precheck`] (no I/O); the request side (`request::identify`) does
-//! the reads and writes around it, and between 6 and 7 checks the owner (warden's fresh-state
+//! Steps 2–5 are [`verdict::precheck`] (no I/O), step 6 [`verdict::used_up`] on the counters
+//! the claim reads; the request side (`request::identify`) does the reads and writes around
+//! them, and before the claim checks the owner (warden's fresh-state
 //! rule: a banned or deleted user's keys, or a deleted organization's, stop on the next
 //! request; the plugin's `verifyApiKey` does not look at the owner).
 

@@ -1,7 +1,9 @@
 //! The checks of the plugin's `validateApiKey` that need no write, in its order, on a row
-//! already read: configuration, `enabled`, expiry, permissions, a used-up key without refill.
-//! Pure, so every branch is a unit test; the request side acts on the answer (deleting what
-//! the plugin deletes) and then claims the use.
+//! already read (maybe cached: every column they read sends a notification when it changes):
+//! configuration, `enabled`, expiry, permissions. The next check, a used-up key without
+//! refill, reads the counters, which change on every use without a notification, so it is
+//! asked of the fresh row the claim locks ([`used_up`]). Pure, so every branch is a unit test;
+//! the request side acts on the answers (deleting what the plugin deletes).
 
 use time::OffsetDateTime;
 
@@ -21,7 +23,8 @@ pub enum Refusal {
     Expired,
     /// The key's permissions do not grant what was asked (the plugin's `KEY_NOT_FOUND`).
     NotPermitted,
-    /// `remaining` 0 and no `refillAmount` (`USAGE_EXCEEDED`); the plugin deletes the key.
+    /// `remaining` 0 and no `refillAmount` (`USAGE_EXCEEDED`); the plugin deletes the key
+    /// (decided on the fresh row: [`used_up`]).
     UsedUp,
 }
 
@@ -32,7 +35,7 @@ impl Refusal {
     }
 }
 
-/// Steps 2–6 of the module doc for `row`, at `now`, for a request asking `permissions`.
+/// Steps 2–5 of the module doc for `row`, at `now`, for a request asking `permissions`.
 pub fn precheck(
     row: &ApiKeyRow,
     settings: &ApiKeySettings,
@@ -60,10 +63,14 @@ pub fn precheck(
             return Err(Refusal::NotPermitted);
         }
     }
-    if row.remaining == Some(0) && row.refill_amount.is_none() {
-        return Err(Refusal::UsedUp);
-    }
     Ok(())
+}
+
+/// Step 6, on the fresh counters of a key with no use left: the plugin deletes it when
+/// `remaining` is exactly 0 and it has no `refillAmount`; otherwise (a refill not due yet, a
+/// negative count) it only refuses.
+pub fn used_up(remaining: Option<i32>, refill_amount: Option<i32>) -> bool {
+    remaining == Some(0) && refill_amount.is_none()
 }
 
 /// A key whose use counts nothing: no quota (`remaining` NULL) and no rate-limit window
@@ -139,7 +146,7 @@ mod tests {
         let mut key = row();
         assert_eq!(precheck(&key, &settings, None, now), Ok(()));
         key.remaining = Some(0);
-        assert_eq!(precheck(&key, &settings, None, now), Err(Refusal::UsedUp));
+        assert_eq!(precheck(&key, &settings, None, now), Ok(()), "the claim decides");
         key.permissions = Some(r#"{"files":["read"]}"#.into());
         let write = asked(&[("files", &["write"])]);
         assert_eq!(

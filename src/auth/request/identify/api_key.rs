@@ -1,10 +1,12 @@
 //! Step 1 for an API key (`x-api-key`, or the headers `API_KEY_HEADERS` names): the plugin's
 //! `verifyApiKey`, in its order (`crate::auth::api_key`), with warden's owner check before a
 //! use is claimed. Nothing vouches for a key before its row is read (it carries no signature),
-//! so the read is dear work: an address out of attempts is answered 429 before it. A key that
-//! counts nothing (no quota, no rate limit) keeps its row in the row cache, dropped by the
-//! `warden_api_key` notification when anything deciding its verdict changes; its use is only
-//! stamped, at most once a second (`api_key::stamps`).
+//! so the read is dear work: an address out of attempts is answered 429 before it. A key's row
+//! stays in the row cache, dropped by the `warden_api_key` notification when anything the
+//! checks before the claim read changes (its counters change on every use and send nothing:
+//! the claim reads them fresh, under its lock). A key that counts something then costs one
+//! statement a use, the claim; one that counts nothing (no quota, no rate limit) none, its use
+//! only stamped, at most once a second (`api_key::stamps`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,9 +27,9 @@ use crate::error::ApiError;
 
 impl Auth {
     /// `key` as the request sent it; `permissions`, when asked, must be granted by the key's
-    /// own (before any use is claimed, as in the plugin). A key whose row is cached (one that
-    /// counts nothing) is decided without a read; reading the row of a key found before is
-    /// bounded work (`api_key::known`); reading any other is dear work.
+    /// own (before any use is claimed, as in the plugin). A key whose row is cached needs no
+    /// read before its claim (and one that counts nothing no claim either); reading the row of
+    /// a key found before is bounded work (`api_key::known`); reading any other is dear work.
     pub(super) async fn identify_api_key(
         &self,
         key: &str,
@@ -51,9 +53,7 @@ impl Auth {
         let Some(row) = found.map(Arc::new) else {
             return Ok(Err(ApiError::InvalidApiKey("no API key is this one".into())));
         };
-        if verdict::counts_nothing(&row, settings).is_some() {
-            self.rows().put_api_key(&stored, Arc::clone(&row), read);
-        }
+        self.rows().put_api_key(&stored, Arc::clone(&row), read);
         Ok(self.use_key(&row, permissions).await)
     }
 
@@ -89,12 +89,24 @@ impl Auth {
             }
             None => match api_keys::claim(self.db(), &row.id, now, settings.rate_limits).await? {
                 Claimed::Granted { remaining } => remaining,
-                Claimed::UsageExceeded => return Err(ApiError::UsageExceeded),
+                Claimed::UsageExceeded {
+                    remaining,
+                    refill_amount,
+                } => {
+                    if verdict::used_up(remaining, refill_amount) {
+                        api_keys::delete(self.db(), &row.id).await?;
+                    }
+                    return Err(ApiError::UsageExceeded);
+                }
                 Claimed::RateLimited { retry_after_ms } => {
                     return Err(ApiError::RateLimited {
                         retry_after_secs: u64::try_from(retry_after_ms).unwrap_or(0).div_ceil(1000).max(1),
                     });
                 }
+                // Deleted since it was read: a key with a quota was used up and deleted by
+                // another request (the plugin's failing decrement says "usage exceeded" then);
+                // any other is simply gone.
+                Claimed::Gone if row.remaining.is_some() => return Err(ApiError::UsageExceeded),
                 Claimed::Gone => return Err(ApiError::InvalidApiKey("no API key is this one".into())),
             },
         };
