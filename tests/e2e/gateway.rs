@@ -320,6 +320,8 @@ struct People {
     /// An API key of the user's (rate limiting off), and one with no use left (a refill far off).
     user_key: String,
     used_up_key: String,
+    /// A key whose rate-limit window is full (a minute long).
+    limited_key: String,
     user_cookie: String,
     admin_jwt: String,
     admin_session: String,
@@ -393,7 +395,19 @@ async fn people(stack: &Stack) -> People {
         .await
         .unwrap();
     }
+    let limited_key = "gateway-limited-key-0000000000000000000".to_owned();
+    sqlx::query(
+        "INSERT INTO apikey (id, config_id, reference_id, key, enabled, rate_limit_enabled, rate_limit_max, \
+         rate_limit_time_window, request_count, last_request, created_at, updated_at) \
+         VALUES ('key-limited', 'default', $1, $2, true, true, 1, 60000, 1, now(), now(), now())",
+    )
+    .bind(&user_id)
+    .bind(warden::testing::auth::api_key::stored_form(&limited_key, true))
+    .execute(&stack.pool)
+    .await
+    .unwrap();
     People {
+        limited_key,
         user_id,
         user_jwt,
         user_key,
@@ -620,6 +634,23 @@ async fn scenarios(name: &'static str, stack: &Stack, gateway: &Gateway, app: &E
     t.check(
         status == 429 && !retry,
         format!("GET /notes with a used-up API key: {status}, Retry-After {retry}"),
+    );
+    let response = http
+        .get(format!("{}/notes", gateway.url))
+        .header("x-api-key", &p.limited_key)
+        .send()
+        .await
+        .unwrap();
+    let (status, retry) = (
+        response.status().as_u16(),
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()),
+    );
+    t.check(
+        status == 429 && retry.is_some_and(|s| (50..=60).contains(&s)),
+        format!("GET /notes with an API key over its rate limit: {status}, Retry-After {retry:?}"),
     );
     let (status, _, _) = through(
         &http,
