@@ -31,6 +31,7 @@ import hashlib
 import os
 import random
 import string
+import subprocess
 import sys
 import time
 
@@ -43,7 +44,7 @@ os.environ.setdefault("TOKENS", os.environ.get("KEYS", "1000"))
 os.environ.setdefault("CONNECTIONS", "64")
 import better_auth as ba  # noqa: E402  (its servers, seeding and measuring, with the knobs above)
 from common import (ROOT, PgCpu, auth_server_ready, build_warden, drop_db, env_list, http_json,  # noqa: E402
-                    knobs, loadavg, log, machine, need_wrk, psql, raise_nofile, require_free, stop)
+                    knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, stop)
 
 KINDS = env_list("KINDS", "unlimited,rate-limit,quota")
 SERVERS = env_list("SERVERS", "warden,better-auth")
@@ -72,9 +73,10 @@ def seed_keys(url, ids):
             keys[kind].append(key)
             rows.append(f"('{kind}-{i}', 'default', 'u{i}', '{key[:6]}', '{stored(key)}', {enabled}, {window}, "
                         f"{top}, 0, {remaining}, now(), now())")
-    psql(url, "INSERT INTO apikey (id, config_id, reference_id, start, key, rate_limit_enabled, "
-              "rate_limit_time_window, rate_limit_max, request_count, remaining, created_at, updated_at) VALUES "
-              + ",".join(rows) + "; ANALYZE apikey;")
+    sql = ("INSERT INTO apikey (id, config_id, reference_id, start, key, rate_limit_enabled, "
+           "rate_limit_time_window, rate_limit_max, request_count, remaining, created_at, updated_at) VALUES "
+           + ",".join(rows) + "; ANALYZE apikey;")
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"], input=sql, text=True, check=True)
     return keys
 
 

@@ -12,8 +12,8 @@ so a slowdown of a few percent shows. What it cannot see: the kernel's work (TCP
 waiting on PostgreSQL, memory and cache misses; the load tests (bench/load.py) measure those.
 
 How it measures: a release build of warden runs under callgrind with its defaults (both caches
-on, as shipped), against a scratch database of a few thousand users and a JWKS served on
-127.0.0.1. For each path it first sends warm-up requests that take the same path (so one-time
+on, as shipped), against a scratch database of a few thousand users (and API keys of some of
+them) and a JWKS served on 127.0.0.1. For each path it first sends warm-up requests that take the same path (so one-time
 costs, such as a first JWKS fetch or a first query's preparation, fall outside), zeroes the
 counters, sends the measured requests one at a time over one keep-alive connection (one at a
 time so that nothing depends on how requests interleave: a cold read is a batch of one), dumps
@@ -54,7 +54,7 @@ def ranges():
     rows): name -> (first, last) user number, inclusive. A path of new tokens needs a new token
     for every measured request of every round."""
     sizes = [("hot", 200), ("new_token", MEASURED * ROUNDS), ("new_user", MEASURED * ROUNDS), ("new_user_warm", 100),
-             ("stock", MEASURED * ROUNDS), ("stock_warm", 100), ("session", 200)]
+             ("stock", MEASURED * ROUNDS), ("stock_warm", 100), ("session", 200), ("keys", 200)]
     found, first = {}, 1
     for name, size in sizes:
         found[name] = (first, first + size - 1)
@@ -108,34 +108,60 @@ def mint_all():
     return first, second, of
 
 
+def api_keys():
+    """API keys of the `keys` users, as the api-key plugin stores them (SHA-256, base64url), two
+    kinds: `unlimited` (no quota, rate limiting off: its row cached, no claim) and `quota`
+    (10^9 uses: one guarded claim in the database a request). Returns {kind: [key, ...]}."""
+    lo, hi = ranges()["keys"]
+    found, rows = {}, []
+    for kind, remaining in (("unlimited", "NULL"), ("quota", "1000000000")):
+        found[kind] = []
+        for user in range(lo, hi + 1):
+            key = f"gate-{kind}-key-of-user-{user:08d}".ljust(64, "x")
+            found[kind].append(key)
+            stored = b64(__import__("hashlib").sha256(key.encode()).digest())
+            rows.append(f"('{kind}-{user}', 'default', 'u{user}', '{stored}', true, false, {remaining}, now(), now())")
+    load.psql(load.DB_URL, "INSERT INTO apikey (id, config_id, reference_id, key, enabled, rate_limit_enabled, "
+                           "remaining, created_at, updated_at) VALUES " + ",".join(rows) + "; VACUUM (ANALYZE) apikey;")
+    return found
+
+
 def paths():
-    """Every measured path: name -> (what it is, route, warm-up credentials, measured credentials).
-    A credential is a bearer token."""
+    """Every measured path: name -> (what it is, route, header, warm-up credentials, measured
+    credentials). A credential is a bearer token, or an API key in `x-api-key`."""
     first, second, of = mint_all()
     hot = of(first, "hot")
     sessions = [f"tok{i}" for i in range(ranges()["session"][0], ranges()["session"][1] + 1)]
+    keys = api_keys()
+    bearer = "Authorization"
     return {
-        "jwt-hot": ("a JWT seen before (both caches hit), GET /users/me", "/users/me", hot * 2, hot),
+        "jwt-hot": ("a JWT seen before (both caches hit), GET /users/me", "/users/me", bearer, hot * 2, hot),
         "jwt-new-token": ("a new JWT (with sid) of a user and session cached already, GET /users/me",
-                          "/users/me", of(second, "new_token"), of(first, "new_token")),
+                          "/users/me", bearer, of(second, "new_token"), of(first, "new_token")),
         "jwt-new-user": ("a new JWT (with sid) of a user not seen: its session and user read (a batch of one)",
-                         "/users/me", of(first, "new_user_warm"), of(first, "new_user")),
+                         "/users/me", bearer, of(first, "new_user_warm"), of(first, "new_user")),
         "jwt-stock-new-user": ("a new stock JWT (no sid) of a user not seen: its user read (a batch of one)",
-                               "/users/me", of(first, "stock_warm"), of(first, "stock")),
+                               "/users/me", bearer, of(first, "stock_warm"), of(first, "stock")),
         "session-token": ("a session token (bearer): its session read, the user cached, GET /users/me",
-                          "/users/me", sessions * 2, sessions),
+                          "/users/me", bearer, sessions * 2, sessions),
         "forward-auth": ("a JWT seen before, GET /auth/verify (the headers a gateway copies)",
-                         "/auth/verify", hot * 2, hot),
+                         "/auth/verify", bearer, hot * 2, hot),
+        "api-key-cached": ("an API key that counts nothing, seen before (its row and owner cached), GET /auth/verify",
+                           "/auth/verify", "x-api-key", keys["unlimited"] * 2, keys["unlimited"]),
+        "api-key-claim": ("an API key with a quota, seen before: one guarded claim in the database, GET /auth/verify",
+                          "/auth/verify", "x-api-key", keys["quota"] * 2, keys["quota"]),
     }
 
 
-def send(route, tokens, count):
+def send(route, header, tokens, count):
     """`count` requests to `route`, one at a time over one keep-alive connection, the tokens in
-    turn; raises on any status but 200."""
+    turn (as `Authorization: Bearer`, or as the value of `header`); raises on any status but 200."""
     conn = http.client.HTTPConnection("127.0.0.1", load.WARDEN_PORT, timeout=120)
     try:
         for i in range(count):
-            conn.request("GET", route, headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"})
+            token = tokens[i % len(tokens)]
+            value = f"Bearer {token}" if header == "Authorization" else token
+            conn.request("GET", route, headers={header: value})
             response = conn.getresponse()
             body = response.read()
             if response.status != 200:
@@ -159,7 +185,7 @@ def measure():
         subprocess.run(["cargo", "build", "--quiet", "--release", "--locked", "--bin", "warden"], cwd=load.ROOT,
                        check=True, env=dict(os.environ, SQLX_OFFLINE="true"))
     load.seed()
-    measured_paths = paths()
+    measured_paths = paths()  # (after the seed: the keys go into its database)
     jwks = load.serve_jwks(WORK)
     out = os.path.join(WORK, "callgrind.out")
     for old in os.listdir(WORK):
@@ -175,15 +201,15 @@ def measure():
         proc = load.start_warden(True, True, defaults=True, extra=extra, prefix=[
             "setarch", "x86_64", "-R", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"])
         wait_until_listening()
-        for name, (_, route, warm, tokens) in measured_paths.items():
+        for name, (_, route, header, warm, tokens) in measured_paths.items():
             started = time.monotonic()
-            send(route, warm, len(warm))
+            send(route, header, warm, len(warm))
             rounds = []
             for k in range(ROUNDS):
                 # Tokens seen before go round; new ones are each sent once, a new slice a round.
                 batch = tokens if len(tokens) < MEASURED * ROUNDS else tokens[k * MEASURED:(k + 1) * MEASURED]
                 subprocess.run(["callgrind_control", "--zero", str(proc.pid)], **quiet)
-                send(route, batch, MEASURED)
+                send(route, header, batch, MEASURED)
                 subprocess.run(["callgrind_control", "--dump", str(proc.pid)], **quiet)
                 dump += 1
                 rounds.append(load.callgrind_totals(f"{out}.{dump}", MEASURED))

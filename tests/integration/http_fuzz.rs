@@ -52,6 +52,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET DELETE", "/admin/users/{id}/sessions"),
     ("DELETE", "/admin/sessions/{id}"),
     ("GET", "/admin/audit"),
+    ("GET", "/auth/verify"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/openapi.json"),
@@ -72,6 +73,8 @@ const PARAMS: &[&str] = &[
     "offset",
     "actor",
     "target",
+    "permission",
+    "verified",
     "junk",
 ];
 
@@ -213,6 +216,23 @@ fn request(rng: &mut Rng, w: &World) -> (String, Request<Body>) {
     {
         builder = builder.header("x-request-id", value);
     }
+    // An API key: alice's real one, junk text, raw bytes (non-ASCII, control characters), or
+    // one far too long; sometimes twice.
+    if rng.chance(30) {
+        let key: Vec<u8> = match rng.below(5) {
+            0 => FUZZ_KEY.as_bytes().to_vec(),
+            1 => text(rng).into_bytes(),
+            2 => (0..rng.below(64)).map(|_| (rng.next() % 256) as u8).collect(),
+            3 => "k".repeat(1000 + rng.below(10_000)).into_bytes(),
+            _ => "é-ünïcode-key".as_bytes().to_vec(),
+        };
+        if let Ok(value) = axum::http::HeaderValue::from_bytes(&key) {
+            builder = builder.header("x-api-key", value.clone());
+            if rng.chance(10) {
+                builder = builder.header("x-api-key", value);
+            }
+        }
+    }
     let body = match rng.below(5) {
         0 => None,
         1 => Some(("application/json", format!("{{\"name\": {}", text(rng)))),
@@ -229,9 +249,18 @@ fn request(rng: &mut Rng, w: &World) -> (String, Request<Body>) {
     (described, request.unwrap_or_else(|_| Request::new(Body::empty())))
 }
 
+/// alice's API key in the fuzzed world (no quota, rate limiting off).
+const FUZZ_KEY: &str = "fuzz-key-of-alice-000000000000";
+
 #[sqlx::test]
 async fn random_requests_never_get_a_500(db: PgPool) {
     let w = World::new(db).await;
+    w.exec(&format!(
+        "INSERT INTO apikey (id, config_id, reference_id, key, enabled, rate_limit_enabled, created_at, updated_at) \
+         VALUES ('fuzz', 'default', 'alice', '{}', true, false, now(), now())",
+        warden::testing::auth::api_key::stored_form(FUZZ_KEY, true)
+    ))
+    .await;
     let seed: u64 = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -23,15 +23,12 @@ pub enum Refusal {
     Expired,
     /// The key's permissions do not grant what was asked (the plugin's `KEY_NOT_FOUND`).
     NotPermitted,
-    /// `remaining` 0 and no `refillAmount` (`USAGE_EXCEEDED`); the plugin deletes the key
-    /// (decided on the fresh row: [`used_up`]).
-    UsedUp,
 }
 
 impl Refusal {
     /// Whether the plugin deletes the key when it refuses it so.
     pub fn deletes(self) -> bool {
-        matches!(self, Self::Expired | Self::UsedUp)
+        matches!(self, Self::Expired)
     }
 }
 

@@ -74,8 +74,8 @@ pub fn presented<'a>(headers: &'a HeaderMap, policy: &AuthPolicy) -> Result<Opti
 
 /// The API key in the first of `settings.headers` the request carries (an empty one counts as
 /// absent, as in the plugin); `None` when keys are off or none is sent. A repeated header, a
-/// value that is not visible ASCII, or one over [`MAX_API_KEY_LEN`] is refused (401
-/// `invalid_api_key`) before anything is looked up.
+/// value that is not printable ASCII without spaces (after trimming), or one over
+/// [`MAX_API_KEY_LEN`] is refused (401 `invalid_api_key`) before anything is looked up.
 pub fn api_key<'a>(headers: &'a HeaderMap, settings: &ApiKeySettings) -> Result<Option<&'a str>, ApiError> {
     if !settings.enabled {
         return Ok(None);
@@ -98,7 +98,7 @@ pub fn api_key<'a>(headers: &'a HeaderMap, settings: &ApiKeySettings) -> Result<
             .to_str()
             .map_err(|_| ApiError::InvalidApiKey("the API key is not valid text".into()))?
             .trim();
-        if key.is_empty() || key.contains(' ') {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ApiError::InvalidApiKey("the API key is not valid text".into()));
         }
         return Ok(Some(key));
@@ -315,6 +315,78 @@ mod tests {
             presented(&bad, &policy).is_err(),
             "a bad header never falls back to the cookie"
         );
+    }
+
+    #[test]
+    fn the_api_key_header_takes_one_printable_key_and_refuses_the_rest() {
+        let settings = ApiKeySettings::default();
+        let key = |pairs: &[(&str, &str)]| api_key(&headers(pairs), &settings).map(|k| k.map(str::to_owned));
+        assert_eq!(
+            key(&[("x-api-key", "wd_abc")]).unwrap().as_deref(),
+            Some("wd_abc")
+        );
+        assert_eq!(
+            key(&[("x-api-key", "  wd_abc ")]).unwrap().as_deref(),
+            Some("wd_abc")
+        );
+        assert_eq!(
+            key(&[("x-api-key", "")]).unwrap(),
+            None,
+            "empty is absent, as in the plugin"
+        );
+        assert_eq!(key(&[]).unwrap(), None);
+        for bad in ["a b", "a\tb", "   "] {
+            assert!(key(&[("x-api-key", bad)]).is_err(), "{bad:?}");
+        }
+        assert!(key(&[("x-api-key", "a"), ("x-api-key", "b")]).is_err());
+        assert!(key(&[("x-api-key", &"k".repeat(MAX_API_KEY_LEN + 1))]).is_err());
+        let off = ApiKeySettings {
+            enabled: false,
+            ..ApiKeySettings::default()
+        };
+        assert_eq!(api_key(&headers(&[("x-api-key", "wd_abc")]), &off).unwrap(), None);
+        // Authorization ranks first; the key before the cookie.
+        let policy = AuthPolicy {
+            cookie_auth: true,
+            ..AuthPolicy::default()
+        };
+        let both = headers(&[("authorization", "Bearer a.b.c"), ("x-api-key", "wd_abc")]);
+        assert_eq!(presented(&both, &policy).unwrap(), Some(Presented::Jwt("a.b.c")));
+        let key_and_cookie = headers(&[
+            ("cookie", "better-auth.session_token=t.s"),
+            ("x-api-key", "wd_abc"),
+        ]);
+        assert_eq!(
+            presented(&key_and_cookie, &policy).unwrap(),
+            Some(Presented::ApiKey("wd_abc"))
+        );
+    }
+
+    #[test]
+    fn random_bytes_in_the_api_key_header_never_panic_and_only_printable_keys_pass() {
+        let settings = ApiKeySettings::default();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = usize::try_from(next() % 80).unwrap_or(0);
+            let bytes: Vec<u8> = (0..len).map(|_| (next() % 256) as u8).collect();
+            let Ok(value) = axum::http::HeaderValue::from_bytes(&bytes) else {
+                continue;
+            };
+            let mut map = HeaderMap::new();
+            map.insert("x-api-key", value);
+            if let Ok(Some(key)) = api_key(&map, &settings) {
+                assert!(
+                    !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic()),
+                    "{bytes:?}"
+                );
+            }
+        }
     }
 
     #[test]

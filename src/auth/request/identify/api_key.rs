@@ -139,7 +139,6 @@ fn refused(refusal: Refusal, permissions: Option<&Statements>) -> ApiError {
         }
         Refusal::Disabled => ApiError::ApiKeyDisabled,
         Refusal::Expired => ApiError::ApiKeyExpired,
-        Refusal::UsedUp => ApiError::UsageExceeded,
         Refusal::NotPermitted => ApiError::Forbidden(format!(
             "this API key lacks the permission {}",
             describe(permissions.unwrap_or(&Statements::new()))
