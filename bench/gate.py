@@ -122,7 +122,7 @@ def api_keys():
             stored = b64(__import__("hashlib").sha256(key.encode()).digest())
             rows.append(f"('{kind}-{user}', 'default', 'u{user}', '{stored}', true, false, {remaining}, now(), now())")
     load.psql(load.DB_URL, "INSERT INTO apikey (id, config_id, reference_id, key, enabled, rate_limit_enabled, "
-                           "remaining, created_at, updated_at) VALUES " + ",".join(rows) + "; VACUUM (ANALYZE) apikey;")
+                           "remaining, created_at, updated_at) VALUES " + ",".join(rows) + "; ANALYZE apikey;")
     return found
 
 

@@ -1,7 +1,9 @@
 -- warden keeps API keys' rows in memory, keyed by their stored form, and must drop one the
 -- moment anything its checks before a claim read changes, whoever changes it. This trigger
--- sends the key's stored form on `warden_api_key` when such a column changes or the row goes
--- away. The columns every use writes (`last_request`, `updated_at`, `request_count`, a
+-- sends, on `warden_api_key`, the hex SHA-256 of the key's stored form (never the stored form
+-- itself: without the plugin's hashing that is the key, and any role may LISTEN; and a digest
+-- keeps the payload short, whatever the key's length) when such a column changes or the row
+-- goes away. The columns every use writes (`last_request`, `updated_at`, `request_count`, a
 -- `remaining` that stays a number, `last_refill_at`) send nothing: they change on every
 -- request, and the claim reads them fresh from the locked row. A TRUNCATE tells warden to
 -- forget every key.
@@ -9,7 +11,7 @@
 CREATE OR REPLACE FUNCTION warden_notify_api_key() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('warden_api_key', OLD.key);
+        PERFORM pg_notify('warden_api_key', encode(sha256(convert_to(OLD.key, 'UTF8')), 'hex'));
     ELSIF (OLD.key, OLD.config_id, OLD.reference_id, OLD.enabled, OLD.expires_at, OLD.permissions,
            OLD.metadata, OLD.name, OLD.start, OLD.prefix, OLD.remaining IS NULL, OLD.refill_interval,
            OLD.refill_amount, OLD.rate_limit_enabled, OLD.rate_limit_time_window, OLD.rate_limit_max)
@@ -17,9 +19,9 @@ BEGIN
           (NEW.key, NEW.config_id, NEW.reference_id, NEW.enabled, NEW.expires_at, NEW.permissions,
            NEW.metadata, NEW.name, NEW.start, NEW.prefix, NEW.remaining IS NULL, NEW.refill_interval,
            NEW.refill_amount, NEW.rate_limit_enabled, NEW.rate_limit_time_window, NEW.rate_limit_max) THEN
-        PERFORM pg_notify('warden_api_key', OLD.key);
+        PERFORM pg_notify('warden_api_key', encode(sha256(convert_to(OLD.key, 'UTF8')), 'hex'));
         IF NEW.key IS DISTINCT FROM OLD.key THEN
-            PERFORM pg_notify('warden_api_key', NEW.key);
+            PERFORM pg_notify('warden_api_key', encode(sha256(convert_to(NEW.key, 'UTF8')), 'hex'));
         END IF;
     END IF;
     RETURN NULL;

@@ -75,12 +75,25 @@ pub async fn find_by_key(pool: &PgPool, stored: &str) -> Result<Option<ApiKeyRow
     .await
 }
 
-/// Deletes a key, as the plugin does with an expired key or a used-up one without refill.
-pub async fn delete(pool: &PgPool, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM apikey WHERE id = $1", id)
+/// Deletes an expired key, as the plugin does, unless it no longer is (its expiry moved since
+/// it was read).
+pub async fn delete_expired(pool: &PgPool, id: &str, now: OffsetDateTime) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM apikey WHERE id = $1 AND expires_at < $2", id, now)
         .execute(pool)
         .await
         .map(drop)
+}
+
+/// Deletes a used-up key without refill, as the plugin does, unless it no longer is (given
+/// uses or a refill since the claim found it so).
+pub async fn delete_used_up(pool: &PgPool, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "DELETE FROM apikey WHERE id = $1 AND remaining = 0 AND refill_amount IS NULL",
+        id
+    )
+    .execute(pool)
+    .await
+    .map(drop)
 }
 
 /// How a claim went.

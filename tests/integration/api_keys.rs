@@ -409,6 +409,13 @@ async fn the_library_extractors_hand_over_the_key(db: PgPool) {
             "/files",
             get(|key: RequireApiKeyPermission<ReadFiles>| async move { axum::Json(key.key.id) }),
         )
+        .route(
+            // Two extractors of one key: it is verified, and counted, once.
+            "/both",
+            get(|key: ApiKey, with: RequireApiKeyPermission<ReadFiles>| async move {
+                axum::Json(json!([key.remaining, with.key.remaining]))
+            }),
+        )
         .with_state(auth);
     let call = |path: &str, key: Option<&str>| {
         let mut request = axum::http::Request::get(path);
@@ -429,6 +436,9 @@ async fn the_library_extractors_hand_over_the_key(db: PgPool) {
     );
     assert_eq!(call("/key", None).await.outcome(), (401, Some("missing_api_key")));
     assert_eq!(counters(&w, "lib").await, Some((Some(5), Some(0))));
+    let both = call("/both", Some("key-for-the-library-00000")).await;
+    assert_eq!(both.body, json!([4, 4]), "one use for both extractors");
+    assert_eq!(counters(&w, "lib").await, Some((Some(4), Some(0))));
 }
 
 #[sqlx::test]

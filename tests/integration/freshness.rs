@@ -565,7 +565,10 @@ async fn a_cached_api_key_follows_a_disable_a_delete_an_owner_ban_and_a_new_quot
     };
     w.exec(&insert("k1", "cached-key-number-one-000")).await;
     w.exec(&insert("k2", "cached-key-number-two-000")).await;
-    let stored = warden::testing::auth::api_key::stored_form("cached-key-number-one-000", true);
+    let stored = warden::testing::auth::api_key::cache_slot(&warden::testing::auth::api_key::stored_form(
+        "cached-key-number-one-000",
+        true,
+    ));
     for key in ["cached-key-number-one-000", "cached-key-number-two-000"] {
         let answer = app.anonymous().header("x-api-key", key).get("/auth/verify").await;
         assert_eq!(answer.status, 200, "{:?}", answer.body);
@@ -646,9 +649,8 @@ async fn a_cached_api_key_follows_a_disable_a_delete_an_owner_ban_and_a_new_quot
     let k3 = || app.anonymous().header("x-api-key", "cached-key-number-three-0");
     assert_eq!(k3().get("/auth/verify").await.status, 200);
     assert!(
-        rows.api_key(&warden::testing::auth::api_key::stored_form(
-            "cached-key-number-three-0",
-            true
+        rows.api_key(&warden::testing::auth::api_key::cache_slot(
+            &warden::testing::auth::api_key::stored_form("cached-key-number-three-0", true)
         ))
         .is_some(),
         "its row is cached, with remaining 1 as read (0 now)"

@@ -111,6 +111,20 @@ pub fn stored_form(key: &str, hashing: bool) -> String {
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
+/// Where a key's row is cached and what the `warden_api_key` notification names: the hex
+/// SHA-256 of its stored form (the notification never carries the stored form itself, which
+/// without hashing is the key).
+pub fn cache_slot(stored: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, stored.as_bytes());
+    let mut slot = String::with_capacity(64);
+    for byte in digest.as_ref() {
+        slot.push(char::from(HEX[usize::from(byte >> 4)]));
+        slot.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    slot
+}
+
 /// Who a key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiKeyOwner {
@@ -204,6 +218,15 @@ mod tests {
             "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
         );
         assert_eq!(stored_form("abc", false), "abc");
+    }
+
+    #[test]
+    fn the_cache_slot_is_the_hex_digest_the_trigger_sends() {
+        // SELECT encode(sha256(convert_to('abc', 'UTF8')), 'hex')
+        assert_eq!(
+            cache_slot("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

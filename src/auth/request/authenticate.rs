@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use time::OffsetDateTime;
 
-use super::identify::Proof;
+use super::identify::{Asked, Proof};
 use crate::auth::Auth;
 use crate::auth::api_key::ApiKey;
 use crate::auth::policy::{SessionCheck, Statements};
@@ -53,18 +53,31 @@ impl Auth {
         headers: &HeaderMap,
         client: Option<IpAddr>,
     ) -> Result<Option<AuthUser>, ApiError> {
-        let Some(presented) = credential::presented(headers, self.policy())? else {
+        let Some(mut presented) = credential::presented(headers, self.policy())? else {
             return Ok(None);
         };
-        match presented {
-            Presented::Cookie(_) => credential::check_cookie_origin(method, headers, self.policy())?,
-            Presented::ApiKey(_) if !self.policy().api_keys.as_users => {
-                return Err(ApiError::ApiKeyNotAccepted(
-                    "this route needs a user's credential, and API keys do not stand in for their owners here (API_KEYS_AS_USERS is off)"
-                        .into(),
-                ));
-            }
-            _ => {}
+        if let Presented::ApiKey(_) = presented
+            && !self.policy().api_keys.as_users
+        {
+            // Keys do not stand in for users here. Better-Auth then ignores the key's header,
+            // and so does warden when the browser's session cookie is there too.
+            let policy = self.policy();
+            let cookie = policy
+                .cookie_auth
+                .then(|| credential::session_cookie(headers, &policy.session_cookie, policy.secure_cookies))
+                .flatten();
+            presented = match cookie {
+                Some(cookie) => Presented::Cookie(cookie),
+                None => {
+                    return Err(ApiError::ApiKeyNotAccepted(
+                        "this route needs a user's credential, and API keys do not stand in for their owners here (API_KEYS_AS_USERS is off)"
+                            .into(),
+                    ));
+                }
+            };
+        }
+        if let Presented::Cookie(_) = presented {
+            credential::check_cookie_origin(method, headers, self.policy())?;
         }
         let now = OffsetDateTime::now_utc();
         let proof = self.identify(&presented, client).await?;
@@ -334,23 +347,28 @@ impl Auth {
         permissions: Option<&Statements>,
     ) -> Result<ApiKey, ApiError> {
         let client = self.client_ips().client_ip(parts);
-        self.verify_api_key_with_owner(&parts.headers, client, permissions)
+        let asked = Asked {
+            permissions,
+            owner: None,
+        };
+        self.verify_api_key_with_owner(&parts.headers, client, asked)
             .await
             .map(|(key, _)| key)
     }
 
     /// The same for a request described rather than received (forward auth): the key in
-    /// `headers`, from `client`; with the fresh owner row when a user owns the key.
+    /// `headers`, from `client`, with what the request `asked` of it (checked before a use is
+    /// counted); with the fresh owner row when a user owns the key.
     pub(crate) async fn verify_api_key_with_owner(
         &self,
         headers: &HeaderMap,
         client: Option<IpAddr>,
-        permissions: Option<&Statements>,
+        asked: Asked<'_>,
     ) -> Result<(ApiKey, Option<Arc<User>>), ApiError> {
         let Some(key) = credential::api_key(headers, &self.policy().api_keys)? else {
             return Err(ApiError::MissingApiKey);
         };
-        match self.identify_key(key, permissions, client).await? {
+        match self.identify_key(key, asked, client).await? {
             Proof::ApiKey { key, owner } => Ok((Arc::unwrap_or_clone(key), owner)),
             _ => Err(ApiError::Internal("an API key proved something else".into())),
         }

@@ -28,6 +28,7 @@ use axum::http::request::Parts;
 use crate::auth::Auth;
 use crate::auth::api_key::ApiKey;
 use crate::auth::jwt::verify::Claims;
+use crate::auth::policy::access::{Connector, Role};
 use crate::db::users::User;
 use crate::error::ApiError;
 
@@ -81,7 +82,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Auth::from_ref(state).authenticate(parts).await
+        caller_of(&Auth::from_ref(state), parts).await
     }
 }
 
@@ -98,7 +99,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Auth::from_ref(state).authenticate_optional(parts).await.map(Self)
+        if let Some(caller) = parts.extensions.get::<AuthUser>() {
+            return Ok(Self(Some(caller.clone())));
+        }
+        let caller = Auth::from_ref(state).authenticate_optional(parts).await?;
+        if let Some(caller) = &caller {
+            remember(parts, caller);
+        }
+        Ok(Self(caller))
     }
 }
 
@@ -116,7 +124,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_ref(state);
-        let caller = auth.authenticate(parts).await?;
+        let caller = caller_of(&auth, parts).await?;
         if !auth.is_admin(&caller.user) {
             return Err(ApiError::Forbidden("this route is for admins".into()));
         }
@@ -147,7 +155,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Auth::from_ref(state).authenticate(parts).await?;
+        let caller = caller_of(&Auth::from_ref(state), parts).await?;
         if !caller.user.holds_role(R::ROLE) {
             return Err(ApiError::Forbidden(format!(
                 "this route requires the role {:?}",
@@ -224,13 +232,32 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_ref(state);
-        let caller = auth.authenticate(parts).await?;
+        let caller = caller_of(&auth, parts).await?;
         require_permission::<P>(&auth, &caller.user)?;
         Ok(Self {
             caller,
             permission: PhantomData,
         })
     }
+}
+
+/// The request's caller, authenticated once per request: a second extractor of the same handler
+/// takes the first one's caller instead of checking again (an API key's use is counted once).
+pub(crate) async fn caller_of(auth: &Auth, parts: &mut Parts) -> Result<AuthUser, ApiError> {
+    if let Some(caller) = parts.extensions.get::<AuthUser>() {
+        return Ok(caller.clone());
+    }
+    let caller = auth.authenticate(parts).await?;
+    remember(parts, &caller);
+    Ok(caller)
+}
+
+/// Keeps `caller` (and the API key behind it, if any) in the request for the next extractor.
+fn remember(parts: &mut Parts, caller: &AuthUser) {
+    if let Credential::ApiKey(key) = &caller.credential {
+        parts.extensions.insert(ApiKey::clone(key));
+    }
+    parts.extensions.insert(caller.clone());
 }
 
 /// [`RequirePermission`]'s check: 403 `forbidden` naming `P` unless `user`'s roles grant it.
@@ -257,13 +284,38 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Auth::from_ref(state).verify_api_key(parts, None).await
+        if let Some(key) = parts.extensions.get::<ApiKey>() {
+            return Ok(key.clone());
+        }
+        let key = Auth::from_ref(state).verify_api_key(parts, None).await?;
+        parts.extensions.insert(key.clone());
+        Ok(key)
     }
 }
 
 /// An API key whose own `permissions` grant `P` (every action asked, as the plugin's
 /// `verifyApiKey({ permissions })`), checked before its use is claimed: a key without them is
 /// refused with 403 `forbidden` naming what is missing, and its quota is not touched.
+///
+/// ```
+/// struct ReadFiles;
+/// impl warden::Permission for ReadFiles {
+///     const STATEMENTS: &'static [(&'static str, &'static [&'static str])] = &[("files", &["read"])];
+/// }
+/// // A key granted `{"files": ["read"]}`: its id and whose it is.
+/// async fn files(key: warden::RequireApiKeyPermission<ReadFiles>) -> String {
+///     format!("{} of {} {}", key.key.id, key.key.owner.kind(), key.key.owner.id())
+/// }
+/// // Any valid key.
+/// async fn whoami(key: warden::ApiKey) -> String {
+///     key.name.unwrap_or_default()
+/// }
+/// # #[derive(Clone)] struct App { auth: warden::Auth }
+/// # impl axum::extract::FromRef<App> for warden::Auth { fn from_ref(a: &App) -> Self { a.auth.clone() } }
+/// let _routes: axum::Router<App> = axum::Router::new()
+///     .route("/files", axum::routing::get(files))
+///     .route("/whoami", axum::routing::get(whoami));
+/// ```
 #[derive(Debug, Clone)]
 pub struct RequireApiKeyPermission<P> {
     /// The key.
@@ -280,9 +332,29 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let key = Auth::from_ref(state)
-            .verify_api_key(parts, Some(&P::request()))
-            .await?;
+        let asked = P::request();
+        let key = match parts.extensions.get::<ApiKey>() {
+            // Verified (and counted) by another extractor of this request: only the
+            // permissions are left to ask.
+            Some(key) => {
+                let granted = key
+                    .permissions
+                    .as_ref()
+                    .is_some_and(|own| Role::new(own.clone()).authorize(&asked, Connector::And));
+                if !granted {
+                    return Err(ApiError::Forbidden(format!(
+                        "this API key lacks the permission {}",
+                        P::describe()
+                    )));
+                }
+                key.clone()
+            }
+            None => {
+                let key = Auth::from_ref(state).verify_api_key(parts, Some(&asked)).await?;
+                parts.extensions.insert(key.clone());
+                key
+            }
+        };
         Ok(Self {
             key,
             permission: PhantomData,

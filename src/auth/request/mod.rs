@@ -14,7 +14,7 @@ pub mod authenticate;
 pub mod client_ip;
 pub mod credential;
 pub mod extract;
-mod identify;
+pub(crate) mod identify;
 pub mod organization;
 pub mod throttle;
 

@@ -57,7 +57,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Auth::from_ref(state);
-        let caller = auth.authenticate(parts).await?;
+        let caller = super::extract::caller_of(&auth, parts).await?;
         let named = RawPathParams::from_request_parts(parts, state)
             .await
             .ok()

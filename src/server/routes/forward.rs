@@ -30,6 +30,7 @@ use super::extract::{AppQuery, checked_text};
 use crate::auth::policy::access::describe;
 use crate::auth::policy::{Connector, Statements};
 use crate::auth::request::credential::{self, Presented};
+use crate::auth::request::identify::Asked;
 use crate::auth::{ApiKey, ApiKeyOwner, AuthUser};
 use crate::db::organizations::Membership;
 use crate::db::users::User;
@@ -209,16 +210,24 @@ async fn verify(
     let permission = params.permission.as_deref().map(parse_permission).transpose()?;
     let client = state.auth.client_ips().client_ip(&parts);
     if let Some(Presented::ApiKey(_)) = credential::presented(&parts.headers, state.auth.policy())? {
+        // ?role= and ?verified= are asked of the key's owning user before a use is counted.
+        let owner_check = |owner: Option<&User>| -> Result<(), ApiError> {
+            if let Some(role) = &params.role {
+                require_role(&state, owner, role)?;
+            }
+            if params.verified == Some(true) && !owner.is_some_and(|u| u.email_verified) {
+                return Err(ApiError::EmailNotVerified);
+            }
+            Ok(())
+        };
+        let asked = Asked {
+            permissions: permission.as_ref(),
+            owner: Some(&owner_check),
+        };
         let (key, owner) = state
             .auth
-            .verify_api_key_with_owner(&parts.headers, client, permission.as_ref())
+            .verify_api_key_with_owner(&parts.headers, client, asked)
             .await?;
-        if let Some(role) = &params.role {
-            require_role(&state, owner.as_deref(), role)?;
-        }
-        if params.verified == Some(true) && !owner.as_ref().is_some_and(|u| u.email_verified) {
-            return Err(ApiError::EmailNotVerified);
-        }
         return Ok(key_identity_response(&key, owner.as_deref()));
     }
     let caller = state

@@ -11,12 +11,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::StatusCode;
+
 use time::OffsetDateTime;
 
 use super::{Checked, DearWork, Proof};
 use crate::auth::Auth;
 use crate::auth::api_key::verdict::{self, Refusal};
-use crate::auth::api_key::{ApiKey, ApiKeyOwner, stored_form};
+use crate::auth::api_key::{ApiKey, ApiKeyOwner, cache_slot, stored_form};
 use crate::auth::policy::Statements;
 use crate::auth::policy::access::describe;
 use crate::auth::request::authenticate::refuse_ban;
@@ -24,6 +26,17 @@ use crate::auth::request::throttle::Ticket;
 use crate::db::api_keys::{self, ApiKeyRow, Claimed};
 use crate::db::users::User;
 use crate::error::ApiError;
+
+/// What a request asks of a key besides being valid, all checked before a use is counted: the
+/// key's own permissions, and a check of its owner (`None` for an organization's key).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Asked<'a> {
+    pub(crate) permissions: Option<&'a Statements>,
+    pub(crate) owner: Option<&'a OwnerCheck<'a>>,
+}
+
+/// A check of a key's owning user (`None`: an organization owns the key).
+pub(crate) type OwnerCheck<'a> = dyn Fn(Option<&User>) -> Result<(), ApiError> + Send + Sync + 'a;
 
 impl Auth {
     /// `key` as the request sent it; `permissions`, when asked, must be granted by the key's
@@ -33,41 +46,53 @@ impl Auth {
     pub(super) async fn identify_api_key(
         &self,
         key: &str,
-        permissions: Option<&Statements>,
+        asked: Asked<'_>,
         ticket: &mut Ticket<'_>,
     ) -> Checked {
         let settings = &self.policy().api_keys;
-        let stored = stored_form(key, settings.hashing);
-        if let Some(row) = self.rows().api_key(&stored) {
-            return Ok(self.use_key(&row, permissions).await);
-        }
-        if !self.known_api_keys().contains(&stored) && !ticket.allow_dear() {
-            return Err(DearWork);
-        }
-        let read = self.rows().ticket(&stored);
-        let found = match api_keys::find_by_key(self.db(), &stored).await {
-            Ok(found) => found,
-            Err(e) => return Ok(Err(e.into())),
+        let slot = cache_slot(&stored_form(key, settings.hashing));
+        let verdict = if let Some(row) = self.rows().api_key(&slot) {
+            self.use_key(&row, asked).await
+        } else {
+            if !self.known_api_keys().contains(&slot) && !ticket.allow_dear() {
+                return Err(DearWork);
+            }
+            let read = self.rows().ticket(&slot);
+            let found = match api_keys::find_by_key(self.db(), &stored_form(key, settings.hashing)).await {
+                Ok(found) => found,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let Some(row) = found.map(Arc::new) else {
+                self.known_api_keys().found(&slot, false);
+                return Ok(Err(ApiError::InvalidApiKey("no API key is this one".into())));
+            };
+            self.rows().put_api_key(&slot, Arc::clone(&row), read);
+            self.known_api_keys().found(&slot, true);
+            self.use_key(&row, asked).await
         };
-        self.known_api_keys().found(&stored, found.is_some());
-        let Some(row) = found.map(Arc::new) else {
-            return Ok(Err(ApiError::InvalidApiKey("no API key is this one".into())));
-        };
-        self.rows().put_api_key(&stored, Arc::clone(&row), read);
-        Ok(self.use_key(&row, permissions).await)
+        // A key refused as no credential (gone, disabled, expired, of another configuration,
+        // its owner gone) is junk again: its next read is dear work.
+        if verdict
+            .as_ref()
+            .is_err_and(|e| e.status() == StatusCode::UNAUTHORIZED)
+        {
+            self.known_api_keys().found(&slot, false);
+        }
+        Ok(verdict)
     }
 
     /// The plugin's verdict on `row` at this moment, and one use of it: claimed in the
     /// database when it counts something, else only stamped (at most once a second).
-    async fn use_key(&self, row: &ApiKeyRow, permissions: Option<&Statements>) -> Result<Proof, ApiError> {
+    async fn use_key(&self, row: &ApiKeyRow, asked: Asked<'_>) -> Result<Proof, ApiError> {
         let settings = &self.policy().api_keys;
         // The plugin's clock has milliseconds; so do the timestamps it compares and writes.
         let now = now_millis();
-        if let Err(refusal) = verdict::precheck(row, settings, permissions, now) {
+        if let Err(refusal) = verdict::precheck(row, settings, asked.permissions, now) {
             if refusal.deletes() {
-                api_keys::delete(self.db(), &row.id).await?;
+                // Guarded: a key given a later expiry since the row was read stays.
+                api_keys::delete_expired(self.db(), &row.id, now).await?;
             }
-            return Err(refused(refusal, permissions));
+            return Err(refused(refusal, asked.permissions));
         }
         let owner = match settings.owner_of(&row.config_id, &row.reference_id) {
             ApiKeyOwner::User(id) => Some(self.key_owner(&id, now).await?),
@@ -80,6 +105,11 @@ impl Auth {
                 None
             }
         };
+        // What the caller asks of the owner (forward auth's ?role= and ?verified=), before a
+        // use is counted, as the key's own permissions are.
+        if let Some(check) = asked.owner {
+            check(owner.as_deref())?;
+        }
         let remaining = match verdict::counts_nothing(row, settings) {
             Some(last_request) => {
                 if self.api_key_stamps().due(&row.id, Instant::now()) {
@@ -94,7 +124,8 @@ impl Auth {
                     refill_amount,
                 } => {
                     if verdict::used_up(remaining, refill_amount) {
-                        api_keys::delete(self.db(), &row.id).await?;
+                        // Guarded: a key given more uses since the claim stays.
+                        api_keys::delete_used_up(self.db(), &row.id).await?;
                     }
                     return Err(ApiError::UsageExceeded);
                 }

@@ -17,6 +17,8 @@
 //! work (a JWKS fetch, a database read nothing proved worth doing) is answered 429.
 
 pub(crate) mod api_key;
+
+pub(crate) use api_key::Asked;
 mod jwt;
 mod session_token;
 
@@ -28,7 +30,6 @@ use axum::http::StatusCode;
 use crate::auth::Auth;
 use crate::auth::api_key::ApiKey;
 use crate::auth::jwt::verify::Claims;
-use crate::auth::policy::Statements;
 use crate::auth::request::credential::Presented;
 use crate::auth::request::throttle::Ticket;
 use crate::db::sessions::SessionRef;
@@ -95,19 +96,19 @@ impl Auth {
                 let checked = self.identify_session_token(value, true, &mut ticket).await;
                 settle(checked, ticket)
             }
-            Presented::ApiKey(key) => self.identify_key(key, None, client).await,
+            Presented::ApiKey(key) => self.identify_key(key, Asked::default(), client).await,
         }
     }
 
-    /// Step 1 for an API key, asking `permissions` of the key's own.
+    /// Step 1 for an API key, with what the request `asked` of it.
     pub(crate) async fn identify_key(
         &self,
         key: &str,
-        permissions: Option<&Statements>,
+        asked: Asked<'_>,
         client: Option<IpAddr>,
     ) -> Result<Proof, ApiError> {
         let mut ticket = self.failures().admit(client).map_err(throttled)?;
-        let checked = self.identify_api_key(key, permissions, &mut ticket).await;
+        let checked = self.identify_api_key(key, asked, &mut ticket).await;
         settle(checked, ticket)
     }
 }
