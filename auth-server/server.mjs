@@ -133,10 +133,15 @@ const TRUSTED_PROXIES = list(env("TRUSTED_PROXIES", "").replace(/\s+/g, ","));
 // default as in the plugin: 10 requests a day per key unless a key says otherwise); warden's
 // API_KEY_RATE_LIMIT must say the same. API_KEY_SESSIONS=1 lets a user's key stand in for a
 // session on Better-Auth's own endpoints (enableSessionForAPIKeys; off by default, as in the plugin).
-const API_KEY_RATE_LIMIT = env("API_KEY_RATE_LIMIT", "1");
-if (API_KEY_RATE_LIMIT !== "0" && API_KEY_RATE_LIMIT !== "1") fail(`API_KEY_RATE_LIMIT must be 0 or 1, got "${API_KEY_RATE_LIMIT}"`);
-const API_KEY_SESSIONS = env("API_KEY_SESSIONS", "0");
-if (API_KEY_SESSIONS !== "0" && API_KEY_SESSIONS !== "1") fail(`API_KEY_SESSIONS must be 0 or 1, got "${API_KEY_SESSIONS}"`);
+// (Both also take true and false: API_KEY_RATE_LIMIT is warden's variable too, in one .env.)
+function switchOf(name, fallback) {
+  const value = env(name, fallback).toLowerCase();
+  if (value === "1" || value === "true") return "1";
+  if (value === "0" || value === "false") return "0";
+  fail(`${name} must be 0 or 1 (or true or false), got "${value}"`);
+}
+const API_KEY_RATE_LIMIT = switchOf("API_KEY_RATE_LIMIT", "1");
+const API_KEY_SESSIONS = switchOf("API_KEY_SESSIONS", "0");
 
 // Endpoints for end-to-end tests only, never for production: POST /e2e/api-key/create and
 // /e2e/api-key/verify call the plugin's server-only createApiKey and verifyApiKey with the

@@ -1,5 +1,6 @@
 //! The API-key group: `API_KEYS`, `API_KEY_HEADERS`, `API_KEY_HASHING`, `API_KEY_RATE_LIMIT`,
-//! `API_KEY_CONFIG_ID`, `API_KEY_ORGANIZATION_CONFIGS` and `API_KEYS_AS_USERS`: the options of
+//! `API_KEY_CONFIG_ID`, `API_KEY_ORGANIZATION_CONFIGS`, `API_KEYS_AS_USERS` and
+//! `API_KEY_STAMP_SECS`: the options of
 //! Better-Auth's api-key plugin that decide how a key is read and judged, which warden must be
 //! told because they live in the auth server's code.
 
@@ -40,6 +41,7 @@ impl ApiKeySettings {
             config_id: env.get("API_KEY_CONFIG_ID"),
             organization_configs: env.list("API_KEY_ORGANIZATION_CONFIGS", ""),
             as_users: env.flag("API_KEYS_AS_USERS", false)?,
+            stamp_every: env.secs("API_KEY_STAMP_SECS", 1, 1..=3600)?,
         })
     }
 }
@@ -85,6 +87,7 @@ mod tests {
             ("API_KEYS", "maybe"),
             ("API_KEY_HASHING", "2"),
             ("API_KEYS_AS_USERS", "yes please"),
+            ("API_KEY_STAMP_SECS", "0"),
         ]);
     }
 }

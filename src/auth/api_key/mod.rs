@@ -62,6 +62,9 @@ pub struct ApiKeySettings {
     /// extractors built on it, warden's `/users` and `/admin`): the plugin's
     /// `enableSessionForAPIKeys` (`API_KEYS_AS_USERS`, default off).
     pub as_users: bool,
+    /// How often the use of a key that counts nothing is written (`updatedAt`, `lastRequest`),
+    /// per key (`API_KEY_STAMP_SECS`, default 1 s; the plugin writes every use).
+    pub stamp_every: std::time::Duration,
 }
 
 impl Default for ApiKeySettings {
@@ -76,6 +79,7 @@ impl Default for ApiKeySettings {
             config_id: None,
             organization_configs: Vec::new(),
             as_users: false,
+            stamp_every: stamps::STAMP_EVERY,
         }
     }
 }

@@ -241,8 +241,10 @@ where
     }
 }
 
-/// The request's caller, authenticated once per request: a second extractor of the same handler
-/// takes the first one's caller instead of checking again (an API key's use is counted once).
+/// The request's caller. Authenticated by an API key, it is remembered in the request: a
+/// second extractor of the same handler takes it instead of checking the key again, so the
+/// key's use is counted once. (Any other credential is checked again, from the caches: that
+/// costs less than keeping it.)
 pub(crate) async fn caller_of(auth: &Auth, parts: &mut Parts) -> Result<AuthUser, ApiError> {
     if let Some(caller) = parts.extensions.get::<AuthUser>() {
         return Ok(caller.clone());
@@ -252,12 +254,13 @@ pub(crate) async fn caller_of(auth: &Auth, parts: &mut Parts) -> Result<AuthUser
     Ok(caller)
 }
 
-/// Keeps `caller` (and the API key behind it, if any) in the request for the next extractor.
+/// Keeps a caller authenticated by an API key (and the key) in the request for the next
+/// extractor.
 fn remember(parts: &mut Parts, caller: &AuthUser) {
     if let Credential::ApiKey(key) = &caller.credential {
         parts.extensions.insert(ApiKey::clone(key));
+        parts.extensions.insert(caller.clone());
     }
-    parts.extensions.insert(caller.clone());
 }
 
 /// [`RequirePermission`]'s check: 403 `forbidden` naming `P` unless `user`'s roles grant it.

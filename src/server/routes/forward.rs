@@ -17,7 +17,7 @@
 //! logged (the path only; a query string can hold secrets).
 
 use axum::extract::State;
-use axum::http::header::CACHE_CONTROL;
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +29,7 @@ use super::docs::{AuthErrors, Invalid};
 use super::extract::{AppQuery, checked_text};
 use crate::auth::policy::access::describe;
 use crate::auth::policy::{Connector, Statements};
-use crate::auth::request::credential::{self, Presented};
+use crate::auth::request::credential;
 use crate::auth::request::identify::Asked;
 use crate::auth::{ApiKey, ApiKeyOwner, AuthUser};
 use crate::db::organizations::Membership;
@@ -209,7 +209,10 @@ async fn verify(
     }
     let permission = params.permission.as_deref().map(parse_permission).transpose()?;
     let client = state.auth.client_ips().client_ip(&parts);
-    if let Some(Presented::ApiKey(_)) = credential::presented(&parts.headers, state.auth.policy())? {
+    // An API key, when the request has no Authorization header (which ranks first).
+    if !parts.headers.contains_key(AUTHORIZATION)
+        && credential::api_key(&parts.headers, &state.auth.policy().api_keys)?.is_some()
+    {
         // ?role= and ?verified= are asked of the key's owning user before a use is counted.
         let owner_check = |owner: Option<&User>| -> Result<(), ApiError> {
             if let Some(role) = &params.role {

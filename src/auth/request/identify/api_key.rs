@@ -112,7 +112,10 @@ impl Auth {
         }
         let remaining = match verdict::counts_nothing(row, settings) {
             Some(last_request) => {
-                if self.api_key_stamps().due(&row.id, Instant::now()) {
+                if self
+                    .api_key_stamps()
+                    .due(&row.id, Instant::now(), settings.stamp_every)
+                {
                     api_keys::stamp(self.db(), &row.id, now, last_request).await?;
                 }
                 None
