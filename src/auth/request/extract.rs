@@ -254,12 +254,22 @@ pub(crate) async fn caller_of(auth: &Auth, parts: &mut Parts) -> Result<AuthUser
     Ok(caller)
 }
 
-/// Keeps a caller authenticated by an API key (and the key) in the request for the next
-/// extractor.
+/// Keeps a caller authenticated by an API key in the request for the next extractor.
 fn remember(parts: &mut Parts, caller: &AuthUser) {
-    if let Credential::ApiKey(key) = &caller.credential {
-        parts.extensions.insert(ApiKey::clone(key));
+    if let Credential::ApiKey(_) = &caller.credential {
         parts.extensions.insert(caller.clone());
+    }
+}
+
+/// The API key this request was verified with already, by `ApiKey`,
+/// `RequireApiKeyPermission` or a user's key standing in for its owner.
+fn verified_key(parts: &Parts) -> Option<ApiKey> {
+    if let Some(key) = parts.extensions.get::<ApiKey>() {
+        return Some(key.clone());
+    }
+    match &parts.extensions.get::<AuthUser>()?.credential {
+        Credential::ApiKey(key) => Some(ApiKey::clone(key)),
+        _ => None,
     }
 }
 
@@ -287,8 +297,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(key) = parts.extensions.get::<ApiKey>() {
-            return Ok(key.clone());
+        if let Some(key) = verified_key(parts) {
+            return Ok(key);
         }
         let key = Auth::from_ref(state).verify_api_key(parts, None).await?;
         parts.extensions.insert(key.clone());
@@ -336,7 +346,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let asked = P::request();
-        let key = match parts.extensions.get::<ApiKey>() {
+        let key = match verified_key(parts) {
             // Verified (and counted) by another extractor of this request: only the
             // permissions are left to ask.
             Some(key) => {
@@ -350,7 +360,7 @@ where
                         P::describe()
                     )));
                 }
-                key.clone()
+                key
             }
             None => {
                 let key = Auth::from_ref(state).verify_api_key(parts, Some(&asked)).await?;
