@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use super::{Checked, DearWork, Proof};
 use crate::auth::Auth;
+use crate::auth::api_key::stamps::Due;
 use crate::auth::api_key::verdict::{self, Refusal};
 use crate::auth::api_key::{ApiKey, ApiKeyOwner, cache_slot, stored_form};
 use crate::auth::policy::Statements;
@@ -112,11 +113,20 @@ impl Auth {
         }
         let remaining = match verdict::counts_nothing(row, settings) {
             Some(last_request) => {
-                if self
+                let due = self
                     .api_key_stamps()
-                    .due(&row.id, Instant::now(), settings.stamp_every)
-                {
-                    api_keys::stamp(self.db(), &row.id, now, last_request).await?;
+                    .due(&row.id, Instant::now(), settings.stamp_every);
+                match due {
+                    Due::No => {}
+                    Due::First => api_keys::stamp(self.db(), &row.id, now, last_request).await?,
+                    Due::Again => {
+                        let (db, id) = (self.db().clone(), row.id.clone());
+                        tokio::spawn(async move {
+                            if let Err(err) = api_keys::stamp(&db, &id, now, last_request).await {
+                                tracing::debug!(error = %err, "an API key's use was not written");
+                            }
+                        });
+                    }
                 }
                 None
             }
