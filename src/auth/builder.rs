@@ -1,6 +1,6 @@
 //! [`AuthBuilder`]: an [`Auth`] configured in code, with Better-Auth's and the `warden`
 //! server's defaults, and the background tasks it starts (the JWKS refresh, the row cache's
-//! NOTIFY listener, the batched readers).
+//! NOTIFY listener, the batched readers, the writer of API keys' use stamps).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,6 +189,11 @@ impl AuthBuilder {
         tasks.push(batcher.abort_handle());
         let (users, batcher) = Batcher::spawn(self.db.clone());
         tasks.push(batcher.abort_handle());
+        let api_key_stamps = Arc::new(Stamps::default());
+        let stamp_every = self.policy.api_keys.stamp_every;
+        tasks.push(
+            Stamps::spawn_writer(Arc::clone(&api_key_stamps), self.db.clone(), stamp_every).abort_handle(),
+        );
         Ok(Auth(Arc::new(Inner {
             sessions,
             users,
@@ -200,7 +205,7 @@ impl AuthBuilder {
             failures: FailureLimiter::new(self.failures_per_minute, self.checks_capacity),
             unknown_sessions: UnknownTokens::default(),
             gone: Gone::default(),
-            api_key_stamps: Stamps::default(),
+            api_key_stamps,
             known_api_keys: KnownKeys::default(),
             tasks,
         })))

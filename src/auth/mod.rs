@@ -72,7 +72,7 @@ pub(super) struct Inner {
     pub(super) failures: FailureLimiter,
     pub(super) unknown_sessions: UnknownTokens,
     pub(super) gone: Gone,
-    pub(super) api_key_stamps: api_key::stamps::Stamps,
+    pub(super) api_key_stamps: Arc<api_key::stamps::Stamps>,
     pub(super) known_api_keys: api_key::known::KnownKeys,
     pub(super) sessions: Batcher<SessionsWithUsers>,
     pub(super) users: Batcher<Users>,

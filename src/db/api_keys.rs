@@ -233,6 +233,34 @@ pub async fn stamp(
     .map(drop)
 }
 
+/// Stamps many keys' uses in one statement: key id → (the use's moment, whether `last_request`
+/// is written too).
+pub async fn stamp_many(
+    pool: &PgPool,
+    stamps: std::collections::HashMap<String, (OffsetDateTime, bool)>,
+) -> Result<(), sqlx::Error> {
+    let mut ids = Vec::with_capacity(stamps.len());
+    let mut ats = Vec::with_capacity(stamps.len());
+    let mut last_requests = Vec::with_capacity(stamps.len());
+    for (id, (at, last_request)) in stamps {
+        ids.push(id);
+        ats.push(at);
+        last_requests.push(last_request);
+    }
+    sqlx::query!(
+        r#"UPDATE apikey AS a
+           SET updated_at = v.at, last_request = CASE WHEN v.last_request THEN v.at ELSE a.last_request END
+           FROM unnest($1::text[], $2::timestamptz[], $3::bool[]) AS v(id, at, last_request)
+           WHERE a.id = v.id"#,
+        &ids,
+        &ats,
+        &last_requests
+    )
+    .execute(pool)
+    .await
+    .map(drop)
+}
+
 /// Whether the organization `id` exists (an organization-owned key's owner).
 pub async fn organization_exists(pool: &PgPool, id: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar!(

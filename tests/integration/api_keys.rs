@@ -494,3 +494,53 @@ async fn junk_keys_spend_attempts_but_a_known_key_is_served_from_a_throttled_add
     assert_eq!(counters(&w, "used").await, Some((Some(94), Some(6))));
     assert_eq!(counters(&w, "fresh").await, Some((Some(100), Some(0))));
 }
+
+#[sqlx::test]
+async fn a_key_that_counts_nothing_has_its_uses_written_once_a_second_together(db: PgPool) {
+    let w = World::new(db).await;
+    insert_key(
+        &w,
+        "a",
+        "key-unlimited-number-0001",
+        "alice",
+        "rate_limit_enabled = false",
+    )
+    .await;
+    insert_key(
+        &w,
+        "b",
+        "key-unlimited-number-0002",
+        "bob",
+        "rate_limit_max = NULL",
+    )
+    .await;
+    let stamps = "SELECT count(*) FROM apikey WHERE updated_at > now() - interval '1 minute'";
+    let use_both = || async {
+        for key in ["key-unlimited-number-0001", "key-unlimited-number-0002"] {
+            let answer = w.anonymous().header("x-api-key", key).get("/auth/verify").await;
+            assert_eq!(answer.status, 200, "{:?}", answer.body);
+        }
+    };
+    use_both().await;
+    assert_eq!(
+        w.scalar_i64(stamps).await,
+        2,
+        "a first use is written before the answer"
+    );
+    let first: Option<String> = w
+        .scalar_text("SELECT updated_at::text FROM apikey WHERE id = 'a'")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    use_both().await; // due again: queued
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await; // the writer's tick
+    let later: Option<String> = w
+        .scalar_text("SELECT updated_at::text FROM apikey WHERE id = 'a'")
+        .await;
+    assert_ne!(first, later, "the queued stamp was written");
+    // last_request where the plugin writes it (rate limiting off on the key), not otherwise.
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM apikey WHERE last_request IS NOT NULL")
+            .await,
+        1
+    );
+}

@@ -3,11 +3,18 @@
 //! would be the only database work left, so warden writes it at most once a [`STAMP_EVERY`]
 //! per key (`API_KEY_STAMP_SECS`). The first use this process sees is written before the
 //! answer (so the row says the key was used as soon as the client knows it was); later stamps
-//! are written beside the request, which does not wait for them (a stamp waited for put a
-//! database write and its commit into 2% of requests, and tripled the p99). The stamps then lag the last use by less than
-//! that; nothing in the plugin's verdicts reads them for such a key.
+//! are queued and written together, all keys in one statement, by a background task once per
+//! period. (Written one by one, even beside the request, 1,000 busy keys cost 1,000 statements
+//! a second and a tenth of the throughput on two cores; waited for, they also tripled the p99.)
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::db::api_keys;
 
 /// How often a key that counts nothing has its use written, unless configured otherwise.
 pub const STAMP_EVERY: Duration = Duration::from_secs(1);
@@ -27,18 +34,25 @@ pub enum Due {
     Again,
 }
 
-/// The last stamp per key id.
-pub struct Stamps(quick_cache::sync::Cache<String, Instant>);
+/// The last stamp per key id, and the stamps waiting for the next write.
+pub struct Stamps {
+    last: quick_cache::sync::Cache<String, Instant>,
+    /// Key id → (the use's moment, whether `last_request` is written too).
+    queued: Mutex<HashMap<String, (OffsetDateTime, bool)>>,
+}
 
 impl std::fmt::Debug for Stamps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stamps").field("keys", &self.0.len()).finish()
+        f.debug_struct("Stamps").field("keys", &self.last.len()).finish()
     }
 }
 
 impl Default for Stamps {
     fn default() -> Self {
-        Self(quick_cache::sync::Cache::new(CAPACITY))
+        Self {
+            last: quick_cache::sync::Cache::new(CAPACITY),
+            queued: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -46,13 +60,54 @@ impl Stamps {
     /// Whether key `id` is due a stamp now, stamped `every` at most; if so, it counts as
     /// stamped from now.
     pub fn due(&self, id: &str, now: Instant, every: Duration) -> Due {
-        match self.0.get(id) {
+        match self.last.get(id) {
             Some(last) if now.duration_since(last) < every => Due::No,
             found => {
-                self.0.insert(id.to_owned(), now);
+                self.last.insert(id.to_owned(), now);
                 if found.is_some() { Due::Again } else { Due::First }
             }
         }
+    }
+
+    /// Queues the stamp of a use of key `id` at `at` for the next write.
+    pub fn queue(&self, id: &str, at: OffsetDateTime, last_request: bool) {
+        let mut queued = self
+            .queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded like the keys remembered: a full queue waits for its write.
+        if queued.len() < CAPACITY || queued.contains_key(id) {
+            queued.insert(id.to_owned(), (at, last_request));
+        }
+    }
+
+    /// The queued stamps, taken.
+    fn take(&self) -> HashMap<String, (OffsetDateTime, bool)> {
+        std::mem::take(
+            &mut *self
+                .queued
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Writes the queued stamps every `every`, all in one statement, until aborted.
+    pub fn spawn_writer(stamps: Arc<Self>, db: PgPool, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let batch = stamps.take();
+                if batch.is_empty() {
+                    continue;
+                }
+                let written = batch.len();
+                if let Err(err) = api_keys::stamp_many(&db, batch).await {
+                    tracing::debug!(error = %err, keys = written, "API keys' uses were not written");
+                }
+            }
+        })
     }
 }
 
@@ -72,5 +127,18 @@ mod tests {
         assert_eq!(stamps.due("other", t0, STAMP_EVERY), Due::First);
         assert_eq!(stamps.due("k", t0 + STAMP_EVERY, STAMP_EVERY), Due::Again);
         assert_eq!(stamps.due("k", t0 + STAMP_EVERY * 2, STAMP_EVERY * 10), Due::No);
+    }
+
+    #[test]
+    fn queued_stamps_are_taken_once_the_latest_per_key() {
+        let stamps = Stamps::default();
+        let t = OffsetDateTime::now_utc();
+        stamps.queue("a", t, true);
+        stamps.queue("a", t + time::Duration::seconds(1), false);
+        stamps.queue("b", t, true);
+        let batch = stamps.take();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch["a"], (t + time::Duration::seconds(1), false));
+        assert!(stamps.take().is_empty());
     }
 }

@@ -6,7 +6,7 @@
 //! checks before the claim read changes (its counters change on every use and send nothing:
 //! the claim reads them fresh, under its lock). A key that counts something then costs one
 //! statement a use, the claim; one that counts nothing (no quota, no rate limit) none, its use
-//! only stamped, at most once a second (`api_key::stamps`).
+//! only stamped, at most once a second, later stamps written together (`api_key::stamps`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -119,14 +119,7 @@ impl Auth {
                 match due {
                     Due::No => {}
                     Due::First => api_keys::stamp(self.db(), &row.id, now, last_request).await?,
-                    Due::Again => {
-                        let (db, id) = (self.db().clone(), row.id.clone());
-                        tokio::spawn(async move {
-                            if let Err(err) = api_keys::stamp(&db, &id, now, last_request).await {
-                                tracing::debug!(error = %err, "an API key's use was not written");
-                            }
-                        });
-                    }
+                    Due::Again => self.api_key_stamps().queue(&row.id, now, last_request),
                 }
                 None
             }
