@@ -53,9 +53,18 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
 
 /// Polls `/users/me` until `check` holds; returns how long that took.
 async fn seen_within(app: &World, token: &str, check: impl Fn(u16, &serde_json::Value) -> bool) -> Duration {
+    seen_as(|| app.bearer(token), "/users/me", check).await
+}
+
+/// Polls `path` as `caller` until `check` holds; returns how long that took.
+async fn seen_as<'a>(
+    caller: impl Fn() -> crate::world::Caller<'a>,
+    path: &str,
+    check: impl Fn(u16, &serde_json::Value) -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
-        let answer = app.bearer(token).get("/users/me").await;
+        let answer = caller().get(path).await;
         if check(answer.status.as_u16(), &answer.body) {
             return start.elapsed();
         }
@@ -538,19 +547,7 @@ async fn key_seen_within(
     key: &str,
     check: impl Fn(u16, &serde_json::Value) -> bool,
 ) -> Duration {
-    let start = Instant::now();
-    loop {
-        let answer = app.anonymous().header("x-api-key", key).get("/auth/verify").await;
-        if check(answer.status.as_u16(), &answer.body) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "not seen within 2 s: {:?}",
-            answer.body
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    seen_as(|| app.anonymous().header("x-api-key", key), "/auth/verify", check).await
 }
 
 #[sqlx::test]
