@@ -51,7 +51,8 @@ impl Auth {
         ticket: &mut Ticket<'_>,
     ) -> Checked {
         let settings = &self.policy().api_keys;
-        let slot = cache_slot(&stored_form(key, settings.hashing));
+        let stored = stored_form(key, settings.hashing);
+        let slot = cache_slot(&stored);
         let verdict = if let Some(row) = self.rows().api_key(&slot) {
             self.use_key(&row, asked).await
         } else {
@@ -59,7 +60,7 @@ impl Auth {
                 return Err(DearWork);
             }
             let read = self.rows().ticket(&slot);
-            let found = match api_keys::find_by_key(self.db(), &stored_form(key, settings.hashing)).await {
+            let found = match api_keys::find_by_key(self.db(), &stored).await {
                 Ok(found) => found,
                 Err(e) => return Ok(Err(e.into())),
             };
