@@ -54,13 +54,18 @@ pub fn precheck(
     {
         return Err(Refusal::Expired);
     }
-    if let Some(asked) = permissions {
-        let granted = permissions_of(row).is_some_and(|own| Role::new(own).authorize(asked, Connector::And));
-        if !granted {
-            return Err(Refusal::NotPermitted);
-        }
+    if let Some(asked) = permissions
+        && !grants(permissions_of(row).as_ref(), asked)
+    {
+        return Err(Refusal::NotPermitted);
     }
     Ok(())
+}
+
+/// Whether a key's own permissions (`None`: it has none) grant everything `asked`, as the
+/// plugin's `role(permissions).authorize(asked)`.
+pub fn grants(own: Option<&Statements>, asked: &Statements) -> bool {
+    own.is_some_and(|own| Role::new(own.clone()).authorize(asked, Connector::And))
 }
 
 /// Step 6, on the fresh counters of a key with no use left: the plugin deletes it when

@@ -27,8 +27,8 @@ use axum::http::request::Parts;
 
 use crate::auth::Auth;
 use crate::auth::api_key::ApiKey;
+use crate::auth::api_key::verdict;
 use crate::auth::jwt::verify::Claims;
-use crate::auth::policy::access::{Connector, Role};
 use crate::db::users::User;
 use crate::error::ApiError;
 
@@ -350,11 +350,7 @@ where
             // Verified (and counted) by another extractor of this request: only the
             // permissions are left to ask.
             Some(key) => {
-                let granted = key
-                    .permissions
-                    .as_ref()
-                    .is_some_and(|own| Role::new(own.clone()).authorize(&asked, Connector::And));
-                if !granted {
+                if !verdict::grants(key.permissions.as_ref(), &asked) {
                     return Err(ApiError::Forbidden(format!(
                         "this API key lacks the permission {}",
                         P::describe()
