@@ -25,6 +25,7 @@ import {
 } from "better-auth/plugins/organization/access";
 import { createAuthEndpoint } from "better-auth/api";
 import { apiKey } from "@better-auth/api-key";
+import { oauthProvider } from "@better-auth/oauth-provider";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
 
@@ -143,10 +144,54 @@ function switchOf(name, fallback) {
 const API_KEY_RATE_LIMIT = switchOf("API_KEY_RATE_LIMIT", "1");
 const API_KEY_SESSIONS = switchOf("API_KEY_SESSIONS", "0");
 
+// The oauth-provider plugin (@better-auth/oauth-provider): this server is also an OAuth 2.1 /
+// OpenID Connect authorization server (/api/auth/oauth2/authorize, token, introspect, revoke,
+// userinfo; discovery at /api/auth/.well-known/openid-configuration, issuer
+// <BETTER_AUTH_URL>/api/auth). A token request naming a resource (RFC 8707 `resource`) gets a
+// JWT access token for it (typ at+jwt, aud the resource, signed with the jwt plugin's keys),
+// which warden verifies; one naming none gets an opaque token, stored hashed. The plugin signs
+// with the jwt plugin, so it is on only with JWT_PLUGIN=1; OAUTH_PROVIDER=0 leaves it out.
+const OAUTH_PROVIDER = switchOf("OAUTH_PROVIDER", JWT_PLUGIN);
+if (OAUTH_PROVIDER === "1" && JWT_PLUGIN === "0") fail("OAUTH_PROVIDER=1 needs the jwt plugin (JWT_PLUGIN=1): it signs the OAuth tokens");
+// The resources (absolute URIs, comma-separated) a token may name: each becomes an
+// oauth_resource row at start (rows already there are left as they are: insert only). Default:
+// warden at its default address. A client gets tokens for a resource only when linked to it
+// (oauth_client_resource: the plugin's enforcePerClientResources, on by default), which only a
+// server-side (admin) registration does.
+const OAUTH_RESOURCES = list(env("OAUTH_RESOURCES", "http://localhost:8080"));
+for (const r of OAUTH_RESOURCES) {
+  // The plugin's own rule (RFC 8707): an absolute URI without a fragment. It would skip a bad one.
+  if (!URL.canParse(r) || r.includes("#")) fail(`OAUTH_RESOURCES: "${r}" is not an absolute URI without a fragment`);
+}
+// Scopes beyond openid, profile, email and offline_access (space- or comma-separated): the
+// resources' own. A client_credentials token can carry only these, and only those the server
+// granted the client (client_credentials_scopes, set by an admin's registration).
+const OAUTH_BASE_SCOPES = ["openid", "profile", "email", "offline_access"];
+const OAUTH_EXTRA_SCOPES = env("OAUTH_SCOPES", "notes:read notes:write").split(/[\s,]+/).filter(Boolean);
+for (const s of OAUTH_EXTRA_SCOPES) {
+  if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)) fail(`OAUTH_SCOPES: "${s}" is not a valid scope`);
+}
+const OAUTH_SCOPES = [...new Set([...OAUTH_BASE_SCOPES, ...OAUTH_EXTRA_SCOPES])];
+// The frontend's pages /oauth2/authorize sends the browser to, with the authorization request
+// signed in the query string: the login page when nobody is signed in (it signs in with
+// `oauth_query` = that query string in the sign-in body, and gets back where to go), the consent
+// page when the user has not yet granted the client these scopes (it posts
+// {accept, scope?, oauth_query} to /api/auth/oauth2/consent with the session and gets
+// {redirect: true, url}). This server has no pages: the defaults are a frontend dev server's.
+function pageUrl(name, value) {
+  if (!value.startsWith("/") && !URL.canParse(value)) fail(`${name} must be an absolute URL or a path, got "${value}"`);
+  return value;
+}
+const OAUTH_LOGIN_PAGE = pageUrl("OAUTH_LOGIN_PAGE", env("OAUTH_LOGIN_PAGE", "http://localhost:5173/sign-in"));
+const OAUTH_CONSENT_PAGE = pageUrl("OAUTH_CONSENT_PAGE", env("OAUTH_CONSENT_PAGE", "http://localhost:5173/consent"));
+
 // Endpoints for end-to-end tests only, never for production: POST /e2e/api-key/create and
 // /e2e/api-key/verify call the plugin's server-only createApiKey and verifyApiKey with the
 // JSON body as given (quotas, rate limits and permissions can only be set from the server; a
-// key can only be verified there). Off unless E2E_ENDPOINTS=1, and only on a loopback address.
+// key can only be verified there); POST /e2e/oauth/client calls the oauth-provider plugin's
+// server-only adminCreateOAuthClient with the JSON body as given (client_credentials scopes and
+// resource links can only be set there), as an admin user it makes for that
+// (e2e-oauth-admin@warden.test). Off unless E2E_ENDPOINTS=1, and only on a loopback address.
 const E2E_ENDPOINTS = env("E2E_ENDPOINTS", "0");
 if (E2E_ENDPOINTS !== "0" && E2E_ENDPOINTS !== "1") fail(`E2E_ENDPOINTS must be 0 or 1, got "${E2E_ENDPOINTS}"`);
 
@@ -394,6 +439,126 @@ const jwtPlugin = jwt({
   },
 });
 
+// The oauth-provider plugin's settings (used when OAUTH_PROVIDER=1), its tables and columns in
+// snake_case like every other.
+const oauthProviderPlugin = oauthProvider({
+  scopes: OAUTH_SCOPES,
+  resources: OAUTH_RESOURCES,
+  loginPage: OAUTH_LOGIN_PAGE,
+  consentPage: OAUTH_CONSENT_PAGE,
+  // Who may do what to OAuth clients. Granting client_credentials scopes (a token with no user
+  // behind it) is for admins: the role admin, or a user in ADMIN_USER_IDS. Anything else is as
+  // without this hook: a signed-in user manages the clients they own.
+  clientPrivileges: ({ action, user }) => action !== "configure-client-credentials-scopes" || isAdmin(user),
+  schema: {
+    oauthClient: {
+      modelName: "oauth_client",
+      fields: {
+        clientId: "client_id",
+        clientSecret: "client_secret",
+        clientDiscoveryId: "client_discovery_id",
+        skipConsent: "skip_consent",
+        enableEndSession: "enable_end_session",
+        subjectType: "subject_type",
+        clientCredentialsScopes: "client_credentials_scopes",
+        userId: "user_id",
+        createdAt: "created_at",
+        updatedAt: "updated_at",
+        softwareId: "software_id",
+        softwareVersion: "software_version",
+        softwareStatement: "software_statement",
+        redirectUris: "redirect_uris",
+        postLogoutRedirectUris: "post_logout_redirect_uris",
+        backchannelLogoutUri: "backchannel_logout_uri",
+        backchannelLogoutSessionRequired: "backchannel_logout_session_required",
+        tokenEndpointAuthMethod: "token_endpoint_auth_method",
+        applicationType: "application_type",
+        jwksUri: "jwks_uri",
+        grantTypes: "grant_types",
+        responseTypes: "response_types",
+        requirePKCE: "require_pkce",
+        dpopBoundAccessTokens: "dpop_bound_access_tokens",
+        referenceId: "reference_id",
+      },
+    },
+    oauthResource: {
+      modelName: "oauth_resource",
+      fields: {
+        accessTokenTtl: "access_token_ttl",
+        refreshTokenTtl: "refresh_token_ttl",
+        signingAlgorithm: "signing_algorithm",
+        signingKeyId: "signing_key_id",
+        allowedScopes: "allowed_scopes",
+        customClaims: "custom_claims",
+        dpopBoundAccessTokensRequired: "dpop_bound_access_tokens_required",
+        createdAt: "created_at",
+        updatedAt: "updated_at",
+        policyVersion: "policy_version",
+      },
+    },
+    oauthClientResource: {
+      modelName: "oauth_client_resource",
+      fields: { clientId: "client_id", resourceId: "resource_id", createdAt: "created_at" },
+    },
+    oauthRefreshToken: {
+      modelName: "oauth_refresh_token",
+      fields: {
+        clientId: "client_id",
+        sessionId: "session_id",
+        userId: "user_id",
+        referenceId: "reference_id",
+        authorizationCodeId: "authorization_code_id",
+        requestedUserInfoClaims: "requested_user_info_claims",
+        expiresAt: "expires_at",
+        createdAt: "created_at",
+        rotatedAt: "rotated_at",
+        rotationReplayResponse: "rotation_replay_response",
+        rotationReplayExpiresAt: "rotation_replay_expires_at",
+        authTime: "auth_time",
+      },
+    },
+    oauthAccessToken: {
+      modelName: "oauth_access_token",
+      fields: {
+        clientId: "client_id",
+        sessionId: "session_id",
+        userId: "user_id",
+        referenceId: "reference_id",
+        authorizationCodeId: "authorization_code_id",
+        requestedUserInfoClaims: "requested_user_info_claims",
+        refreshId: "refresh_id",
+        expiresAt: "expires_at",
+        createdAt: "created_at",
+      },
+    },
+    oauthConsent: {
+      modelName: "oauth_consent",
+      fields: {
+        clientId: "client_id",
+        userId: "user_id",
+        referenceId: "reference_id",
+        requestedUserInfoClaims: "requested_user_info_claims",
+        createdAt: "created_at",
+        updatedAt: "updated_at",
+      },
+    },
+    oauthClientAssertion: {
+      modelName: "oauth_client_assertion",
+      fields: { expiresAt: "expires_at" },
+    },
+  },
+});
+
+/** An admin as the admin plugin sees one: a role admin (roles are comma-separated) or ADMIN_USER_IDS. */
+function isAdmin(user) {
+  if (!user) return false;
+  if (ADMIN_USER_IDS.includes(user.id)) return true;
+  return String(user.role ?? "")
+    .split(",")
+    .map((r) => r.trim())
+    .includes("admin");
+}
+
 /** @type {import("better-auth").BetterAuthOptions} */
 const options = {
   appName: "warden",
@@ -526,6 +691,7 @@ const options = {
         },
       },
     ),
+    ...(OAUTH_PROVIDER === "1" ? [oauthProviderPlugin] : []),
   ],
 };
 
@@ -644,7 +810,18 @@ const server = http.createServer((req, res) => {
     return;
   }
 
-  if (path === "/api/auth" || path.startsWith("/api/auth/")) {
+  if (E2E_ENDPOINTS === "1" && OAUTH_PROVIDER === "1" && req.method === "POST" && path === "/e2e/oauth/client") {
+    e2eOAuthClient(req, res).catch((err) => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: String(err?.message ?? err) }));
+    });
+    return;
+  }
+
+  // The authorization server's metadata where RFC 8414 puts it for the issuer
+  // <BETTER_AUTH_URL>/api/auth (the plugin answers it; /api/auth/.well-known/* is served too).
+  const metadataPath = OAUTH_PROVIDER === "1" && path === "/.well-known/oauth-authorization-server/api/auth";
+  if (metadataPath || path === "/api/auth" || path.startsWith("/api/auth/")) {
     // Whatever the client sent under this name is replaced.
     const client = clientAddress(req);
     if (client) req.headers[CLIENT_IP_HEADER] = client;
@@ -694,6 +871,35 @@ async function e2eApiKey(path, req, res) {
   res.end(JSON.stringify(answer));
 }
 
+// POST /e2e/oauth/client: the plugin's adminCreateOAuthClient with the body as given
+// (redirect_uris, grant_types, scope, client_credentials_scopes, resources (linked to the
+// client), token_endpoint_auth_method, application_type, skip_consent, require_pkce,
+// dpop_bound_access_tokens, ...), made by an admin user kept for this (created on first use,
+// role admin) through a session opened for the call and deleted after it. Answers the client
+// (client_id, client_secret once, ...), or {"status": <code>, "error": <body>} on a refusal.
+const E2E_OAUTH_ADMIN_EMAIL = "e2e-oauth-admin@warden.test";
+async function e2eOAuthClient(req, res) {
+  let text = "";
+  for await (const chunk of req) text += chunk;
+  const body = JSON.parse(text || "{}");
+  const ctx = await auth.$context;
+  let admin = (await ctx.internalAdapter.findUserByEmail(E2E_OAUTH_ADMIN_EMAIL))?.user;
+  if (!admin) {
+    admin = await ctx.internalAdapter.createUser({ email: E2E_OAUTH_ADMIN_EMAIL, name: "e2e OAuth admin", emailVerified: true, role: "admin" });
+  }
+  const session = await ctx.internalAdapter.createSession(admin.id);
+  let answer;
+  try {
+    answer = await auth.api.adminCreateOAuthClient({ body, headers: new Headers({ authorization: `Bearer ${session.token}` }) });
+  } catch (err) {
+    answer = { status: err?.statusCode ?? 500, error: err?.body ?? String(err?.message ?? err) };
+  } finally {
+    await ctx.internalAdapter.deleteSession(session.token).catch(() => {});
+  }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify(answer));
+}
+
 // ---------------------------------------------------------------- start / stop
 
 let stopping = false;
@@ -722,7 +928,7 @@ try {
 
 server.on("error", (err) => fail(`cannot listen on ${HOST}:${PORT}: ${err.message}`));
 if (E2E_ENDPOINTS === "1" && !["127.0.0.1", "::1", "localhost"].includes(HOST)) {
-  fail(`E2E_ENDPOINTS=1 verifies and makes API keys for anyone who asks: it needs HOST=127.0.0.1, got "${HOST}"`);
+  fail(`E2E_ENDPOINTS=1 verifies and makes API keys and OAuth clients for anyone who asks: it needs HOST=127.0.0.1, got "${HOST}"`);
 }
 server.listen(PORT, HOST, () => {
   const rotation = JWKS_ROTATION_INTERVAL_SECS ? `, key rotation every ${JWKS_ROTATION_INTERVAL_SECS}s` : "";
@@ -730,7 +936,8 @@ server.listen(PORT, HOST, () => {
   const limiter = RATE_LIMIT === "1" ? `rate limit on, per client address (${proxies})` : "rate limit OFF";
   const jwtInfo = JWT_PLUGIN === "1" ? `JWT alg ${JWT_ALG}, expiry ${JWT_EXPIRATION}${rotation}` : "jwt plugin OFF";
   const cookieCache = SESSION_COOKIE_CACHE_SECS ? `; session cookie cache ${SESSION_COOKIE_CACHE_SECS}s` : "";
+  const oauth = OAUTH_PROVIDER === "1" ? `; OAuth provider on, resources ${OAUTH_RESOURCES.join(" ") || "none"}` : "; OAuth provider OFF";
   console.log(
-    `auth-server: listening on http://${HOST}:${PORT} (base URL ${BASE_URL}, ${jwtInfo}${cookieCache}; ${limiter})`,
+    `auth-server: listening on http://${HOST}:${PORT} (base URL ${BASE_URL}, ${jwtInfo}${cookieCache}${oauth}; ${limiter})`,
   );
 });

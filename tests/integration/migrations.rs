@@ -13,7 +13,9 @@ async fn columns_in(db: &PgPool, schema: &str) -> Vec<(String, String, String, S
         "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text
          FROM information_schema.columns
          WHERE table_schema = $1 AND table_name IN ('user','session','account','verification','jwks',
-             'organization','organization_role','team','team_member','member','invitation')
+             'organization','organization_role','team','team_member','member','invitation',
+             'oauth_client','oauth_resource','oauth_client_resource','oauth_refresh_token',
+             'oauth_access_token','oauth_consent','oauth_client_assertion')
          ORDER BY table_name, column_name",
     )
     .bind(schema)
@@ -51,6 +53,14 @@ fn apikey_fixture() -> sqlx::AssertSqlSafe<String> {
     )
 }
 
+/// The oauth-provider plugin's tables as Better-Auth creates them, in whatever schema is
+/// current (the fixture names `public`; its foreign keys need `user` and `session` there).
+fn oauth_provider_fixture() -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(
+        include_str!("../fixtures/better-auth-1.7.25-oauth-provider-postgres.sql").replace("public.", ""),
+    )
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_fresh_schema_is_exactly_the_one_better_auth_emits(db: PgPool) {
     MIGRATOR.run(&db).await.unwrap();
@@ -59,8 +69,9 @@ async fn a_fresh_schema_is_exactly_the_one_better_auth_emits(db: PgPool) {
         .execute(&mut *conn)
         .await
         .unwrap();
-    // Better-Auth with the organization plugin (teams, dynamic access control) and the api-key
-    // plugin: warden's schema is exactly that, the plugins' tables included.
+    // Better-Auth with the organization plugin (teams, dynamic access control), the api-key
+    // plugin and the oauth-provider plugin: warden's schema is exactly that, the plugins'
+    // tables included.
     sqlx::raw_sql(include_str!(
         "../fixtures/better-auth-1.7.25-organization-postgres.sql"
     ))
@@ -68,6 +79,10 @@ async fn a_fresh_schema_is_exactly_the_one_better_auth_emits(db: PgPool) {
     .await
     .unwrap();
     sqlx::raw_sql(apikey_fixture()).execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql(oauth_provider_fixture())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     sqlx::raw_sql("SET search_path TO public")
         .execute(&mut *conn)
         .await
@@ -116,6 +131,10 @@ async fn migrations_accept_a_database_better_auth_created(db: PgPool) {
     .await
     .unwrap();
     sqlx::raw_sql(apikey_fixture()).execute(&db).await.unwrap();
+    sqlx::raw_sql(oauth_provider_fixture())
+        .execute(&db)
+        .await
+        .unwrap();
     let before = columns(&db).await;
     MIGRATOR.run(&db).await.unwrap();
     assert_eq!(
@@ -141,6 +160,10 @@ async fn migrations_add_the_organization_plugin_to_a_database_without_it(db: PgP
     .await
     .unwrap();
     sqlx::raw_sql(apikey_fixture()).execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql(oauth_provider_fixture())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     sqlx::raw_sql("SET search_path TO public")
         .execute(&mut *conn)
         .await
@@ -162,6 +185,11 @@ async fn migrations_add_plugin_columns_missing_from_an_older_database(db: PgPool
     .execute(&db)
     .await
     .unwrap();
+    // (The oauth-provider plugin's tables are compared too: they are there from the start.)
+    sqlx::raw_sql(oauth_provider_fixture())
+        .execute(&db)
+        .await
+        .unwrap();
     let complete = columns(&db).await;
     // As if Better-Auth had run without the admin plugin and before jwks.alg/crv existed.
     sqlx::raw_sql(
