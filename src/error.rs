@@ -142,6 +142,31 @@ pub enum ApiError {
     /// The auth proxy cannot reach Better-Auth (502 `auth_server_unavailable`).
     #[error("Better-Auth cannot be reached through the auth proxy")]
     BadGateway,
+    /// An OAuth access token without every scope the route asks (403 `insufficient_scope`,
+    /// RFC 6750): names each one missing.
+    #[error("insufficient scope: missing {}", missing.join(" "))]
+    InsufficientScope {
+        /// The scopes the token lacks.
+        missing: Vec<String>,
+        /// Every scope the route asks, space-separated (the challenge's `scope`).
+        asked: String,
+    },
+    /// A DPoP proof that is missing where the token is DPoP-bound, malformed, for another
+    /// request, too old, replayed, or of another key (401 `invalid_dpop_proof`, RFC 9449).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(String),
+    /// An OAuth access token on a route that takes people's own credentials (401
+    /// `access_token_not_accepted`): its scopes name what it may do, and this route names none.
+    #[error("OAuth access tokens are not accepted here: {0}")]
+    AccessTokenNotAccepted(String),
+    /// A route for OAuth clients (scopes), and the credential is not an access token (401
+    /// `access_token_required`): a session, a session JWT or an API key.
+    #[error("an OAuth access token is required: {0}")]
+    AccessTokenRequired(String),
+    /// A refusal of an OAuth resource: the same error, its challenges naming this resource's
+    /// metadata and DPoP algorithms.
+    #[error("{0}")]
+    Challenged(Box<ApiError>, crate::auth::oauth::challenge::Context),
     /// Anything else, warden's fault (500 `internal`). The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -185,6 +210,11 @@ impl ApiError {
             Self::ProxyLoop => specs::PROXY_LOOP,
             Self::AdminThroughProxyRefused => specs::ADMIN_THROUGH_PROXY_REFUSED,
             Self::BadGateway => specs::BAD_GATEWAY,
+            Self::InsufficientScope { .. } => specs::INSUFFICIENT_SCOPE,
+            Self::InvalidDpopProof(_) => specs::INVALID_DPOP_PROOF,
+            Self::AccessTokenNotAccepted(_) => specs::ACCESS_TOKEN_NOT_ACCEPTED,
+            Self::AccessTokenRequired(_) => specs::ACCESS_TOKEN_REQUIRED,
+            Self::Challenged(inner, _) => inner.spec(),
             Self::Internal(_) => specs::INTERNAL,
         }
     }
@@ -215,7 +245,16 @@ impl ApiError {
             | Self::SelfAction(why)
             | Self::LastAdmin(why)
             | Self::InvalidJson(why)
+            | Self::InvalidDpopProof(why)
+            | Self::AccessTokenNotAccepted(why)
+            | Self::AccessTokenRequired(why)
             | Self::BadRequest(why) => why.clone(),
+            Self::InsufficientScope { missing, .. } => format!(
+                "this needs the scope{} {}, which the access token was not granted",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(" ")
+            ),
+            Self::Challenged(inner, _) => inner.detail(),
             Self::Banned { reason, expires } => {
                 let reason = reason.as_deref().unwrap_or("No reason");
                 match expires.and_then(|e| e.format(&time::format_description::well_known::Rfc3339).ok()) {
@@ -395,6 +434,30 @@ mod specs {
         "Auth server unavailable",
         "Better-Auth cannot be reached; try again shortly",
     );
+    pub(super) const INSUFFICIENT_SCOPE: Spec = (
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        "Insufficient scope",
+        "",
+    );
+    pub(super) const INVALID_DPOP_PROOF: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "invalid_dpop_proof",
+        "Invalid DPoP proof",
+        "",
+    );
+    pub(super) const ACCESS_TOKEN_NOT_ACCEPTED: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "access_token_not_accepted",
+        "Access token not accepted",
+        "",
+    );
+    pub(super) const ACCESS_TOKEN_REQUIRED: Spec = (
+        StatusCode::UNAUTHORIZED,
+        "access_token_required",
+        "Access token required",
+        "",
+    );
     pub(super) const INTERNAL: Spec = (
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
@@ -486,45 +549,87 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(challenge) = self.challenge() {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        for challenge in self.challenges() {
+            headers.append(header::WWW_AUTHENTICATE, challenge);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        if let Self::TooManyFailures { retry_after_secs } | Self::RateLimited { retry_after_secs } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        if let Self::TooManyFailures { retry_after_secs } | Self::RateLimited { retry_after_secs } =
+            self.unchallenged()
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }
 }
 
 impl ApiError {
+    /// The error itself, without the challenges an OAuth resource adds to it.
+    pub fn unchallenged(&self) -> &Self {
+        match self {
+            Self::Challenged(inner, _) => inner.unchallenged(),
+            other => other,
+        }
+    }
+
+    /// The same error, its challenges naming this OAuth resource (`context`).
+    pub(crate) fn challenged(self, context: crate::auth::oauth::challenge::Context) -> Self {
+        match self {
+            Self::Challenged(inner, _) => Self::Challenged(inner, context),
+            other => Self::Challenged(Box::new(other), context),
+        }
+    }
+
     /// RFC 6750 §3: a bare challenge when no credentials were sent, `invalid_token` with a
-    /// description for every other 401.
-    fn challenge(&self) -> Option<HeaderValue> {
-        if self.status() != StatusCode::UNAUTHORIZED {
-            return None;
+    /// description for every other 401, `insufficient_scope` naming the scopes for a missing
+    /// scope; an OAuth resource's refusal adds its metadata and DPoP (see
+    /// [`crate::auth::oauth::challenge`]).
+    fn challenges(&self) -> Vec<HeaderValue> {
+        use crate::auth::oauth::challenge::{Refusal, challenges, quoted};
+        let inner = self.unchallenged();
+        let status = inner.status();
+        let detail = inner.detail();
+        let refusal = match inner {
+            Self::MissingToken => Refusal {
+                error: None,
+                description: "",
+                scope: None,
+            },
+            Self::InsufficientScope { asked, .. } => Refusal {
+                error: Some("insufficient_scope"),
+                description: &detail,
+                scope: Some(asked),
+            },
+            Self::InvalidDpopProof(_) => Refusal {
+                error: Some("invalid_dpop_proof"),
+                description: &detail,
+                scope: None,
+            },
+            _ if status == StatusCode::UNAUTHORIZED => Refusal {
+                error: Some("invalid_token"),
+                description: &detail,
+                scope: None,
+            },
+            _ => return Vec::new(),
+        };
+        if let Self::Challenged(_, context) = self {
+            return challenges(&refusal, context);
         }
-        if matches!(self, Self::MissingToken) {
-            return Some(HeaderValue::from_static("Bearer"));
-        }
-        // The description is quoted: keep only characters RFC 6750 allows there.
-        let description: String = self
-            .detail()
-            .chars()
-            .map(|c| {
-                if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
-                    '\''
-                } else {
-                    c
+        let text = match refusal.error {
+            None => "Bearer".to_owned(),
+            Some(error) => {
+                let mut text = format!(
+                    r#"Bearer error="{error}", error_description="{}""#,
+                    quoted(&detail)
+                );
+                if let Some(scope) = refusal.scope {
+                    text.push_str(&format!(r#", scope="{}""#, quoted(scope)));
                 }
-            })
-            .collect();
-        HeaderValue::from_str(&format!(
-            r#"Bearer error="invalid_token", error_description="{description}""#
-        ))
-        .ok()
+                text
+            }
+        };
+        HeaderValue::from_str(&text).ok().into_iter().collect()
     }
 }
 

@@ -48,10 +48,10 @@ pub mod testing;
 pub use auth::jwt::verify::{Audience, Claims};
 pub use auth::policy::access::{AccessControlError, Role};
 pub use auth::{
-    AccessControl, Admin, ApiKey, ApiKeyOwner, ApiKeySettings, Auth, AuthBuilder, AuthPolicy, AuthUser,
-    Connector, Credential, JwksSettings, MaybeAuthUser, OrgMember, OrgPermission, Permission,
-    RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RoleName, SessionCheck,
-    Statements,
+    AccessControl, AccessToken, Admin, ApiKey, ApiKeyOwner, ApiKeySettings, Auth, AuthBuilder, AuthPolicy,
+    AuthUser, Caller, Client, Connector, Credential, JwksSettings, MaybeAuthUser, OAuthSettings, OrgMember,
+    OrgPermission, Permission, RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole,
+    RequireScope, RoleName, Scopes, SessionCheck, Statements, Target,
 };
 pub use cache::RowCacheSettings;
 pub use db::ConnectError;

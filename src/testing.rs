@@ -22,6 +22,7 @@ use crate::auth::jwt::keys::Alg;
 /// The `auth` module's parts, by their inner paths (and the former flat ones).
 pub mod auth {
     pub use crate::auth::jwt::{self, jwks, keys, tokens, verifier, verify};
+    pub use crate::auth::oauth;
     pub use crate::auth::policy::{self, access, organization};
     pub use crate::auth::request::{self, authenticate, client_ip, credential, extract, throttle};
     pub use crate::auth::session::{self, refused, token as session_token};

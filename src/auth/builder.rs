@@ -180,6 +180,21 @@ impl AuthBuilder {
             Some(verifier) => verifier,
             None => self.new_verifier(&mut tasks).await?,
         };
+        let oauth = &self.policy.oauth;
+        let verifier = match oauth.access_token_rules() {
+            Some(rules) => verifier.with_access_tokens(Some(rules)),
+            None => verifier,
+        };
+        let dpop = crate::auth::oauth::dpop::DpopSettings {
+            iat_window_secs: oauth.dpop_window_secs,
+            ..Default::default()
+        };
+        let challenge = Arc::new(crate::auth::oauth::challenge::ChallengeParams {
+            resource_metadata: oauth.metadata_url(),
+            dpop_algs: Some(dpop.alg_names().join(" ")),
+            dpop_required: oauth.dpop_required,
+        });
+        let dpop_replays = crate::auth::oauth::dpop::ReplayCache::new(&dpop);
         let rows = match (self.rows.take(), self.user_cache.take()) {
             (Some(rows), _) => rows,
             (None, None) => Arc::new(RowCache::disabled()),
@@ -207,6 +222,9 @@ impl AuthBuilder {
             gone: Gone::default(),
             api_key_stamps,
             known_api_keys: KnownKeys::default(),
+            dpop_replays,
+            dpop,
+            challenge,
             tasks,
         })))
     }

@@ -28,6 +28,7 @@ pub mod api_key;
 mod batch;
 mod builder;
 pub mod jwt;
+pub mod oauth;
 pub mod policy;
 pub mod request;
 pub mod session;
@@ -40,10 +41,14 @@ pub use api_key::{ApiKey, ApiKeyOwner, ApiKeySettings};
 pub use builder::{AuthBuilder, DEFAULT_BETTER_AUTH_URL, DEFAULT_LEEWAY_SECS};
 pub use jwt::jwks::{DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS, JwksSettings};
 pub use jwt::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};
+pub use oauth::OAuthSettings;
+pub use oauth::scope::Scopes;
+pub use oauth::token::AccessToken;
 pub use policy::{AccessControl, AuthPolicy, Connector, SessionCheck, Statements};
+pub use request::authenticate::Target;
 pub use request::{
-    Admin, AuthUser, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission,
-    RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RoleName,
+    Admin, AuthUser, Caller, Client, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission,
+    RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RequireScope, RoleName,
 };
 
 use crate::cache::RowCache;
@@ -74,6 +79,9 @@ pub(super) struct Inner {
     pub(super) gone: Gone,
     pub(super) api_key_stamps: Arc<api_key::stamps::Stamps>,
     pub(super) known_api_keys: api_key::known::KnownKeys,
+    pub(super) dpop_replays: oauth::dpop::ReplayCache,
+    pub(super) dpop: oauth::dpop::DpopSettings,
+    pub(super) challenge: Arc<oauth::challenge::ChallengeParams>,
     pub(super) sessions: Batcher<SessionsWithUsers>,
     pub(super) users: Batcher<Users>,
     pub(super) tasks: Vec<tokio::task::AbortHandle>,
@@ -145,6 +153,31 @@ impl Auth {
 
     pub(crate) fn known_api_keys(&self) -> &api_key::known::KnownKeys {
         &self.0.known_api_keys
+    }
+
+    pub(crate) fn dpop_replays(&self) -> &oauth::dpop::ReplayCache {
+        &self.0.dpop_replays
+    }
+
+    pub(crate) fn dpop_settings(&self) -> &oauth::dpop::DpopSettings {
+        &self.0.dpop
+    }
+
+    /// This resource's challenge parameters, for a refusal's `WWW-Authenticate`; `None`
+    /// unless access tokens are accepted.
+    pub(crate) fn challenge_context(&self, used_dpop: bool) -> Option<oauth::challenge::Context> {
+        self.0.policy.oauth.enabled().then(|| oauth::challenge::Context {
+            params: Arc::clone(&self.0.challenge),
+            used_dpop,
+        })
+    }
+
+    /// `err`, its challenges naming this OAuth resource when access tokens are accepted.
+    pub(crate) fn challenged(&self, err: crate::error::ApiError, used_dpop: bool) -> crate::error::ApiError {
+        match self.challenge_context(used_dpop) {
+            Some(context) => err.challenged(context),
+            None => err,
+        }
     }
 
     /// The client's address for this request: the socket's peer (from `ConnectInfo`), or what

@@ -30,6 +30,11 @@ pub const MEMBER_CHANNEL: &str = "warden_member";
 pub const ORGANIZATION_ROLE_CHANNEL: &str = "warden_organization_role";
 /// Payload: the stored form of an API key whose verdict may have changed, or that went away.
 pub const API_KEY_CHANNEL: &str = "warden_api_key";
+/// Payload: the hex SHA-256 of the stored form of an opaque OAuth access token that changed or
+/// went away.
+pub const OAUTH_TOKEN_CHANNEL: &str = "warden_oauth_token";
+/// Payload: the `client_id` of an OAuth client that was disabled, enabled or deleted.
+pub const OAUTH_CLIENT_CHANNEL: &str = "warden_oauth_client";
 /// Payload: the table (`user`, `session`, `member`, `organization_role`, `apikey`) that was
 /// truncated.
 pub const TRUNCATE_CHANNEL: &str = "warden_truncate";
@@ -74,6 +79,8 @@ async fn listen(cache: &RowCache, options: &PgConnectOptions) -> Result<(), sqlx
             MEMBER_CHANNEL,
             ORGANIZATION_ROLE_CHANNEL,
             API_KEY_CHANNEL,
+            OAUTH_TOKEN_CHANNEL,
+            OAUTH_CLIENT_CHANNEL,
             TRUNCATE_CHANNEL,
             PING_CHANNEL,
         ])
@@ -139,12 +146,15 @@ fn handle(cache: &RowCache, channel: &str, id: &str) {
         MEMBER_CHANNEL => cache.invalidate_memberships(id),
         ORGANIZATION_ROLE_CHANNEL => cache.invalidate_org_roles(id),
         API_KEY_CHANNEL => cache.invalidate_api_key(id),
+        OAUTH_TOKEN_CHANNEL => cache.invalidate_access_token(id),
+        OAUTH_CLIENT_CHANNEL => cache.invalidate_oauth_client(id),
         TRUNCATE_CHANNEL => match id {
             "user" => cache.clear_users(),
             "session" => cache.clear_sessions(),
             "member" => cache.clear_memberships(),
             "organization_role" => cache.clear_org_roles(),
             "apikey" => cache.clear_api_keys(),
+            "oauth_access_token" | "oauth_client" => cache.clear_oauth(),
             _ => cache.clear(),
         },
         _ => {}

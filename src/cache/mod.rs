@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::db::api_keys::ApiKeyRow;
+use crate::db::oauth_tokens::StoredAccessToken;
 use crate::db::organizations::{Membership, RoleStatements};
 use crate::db::sessions::SessionRef;
 use crate::db::users::User;
@@ -92,6 +93,33 @@ impl Weight for ApiKeyRow {
             + text(&self.prefix)
             + text(&self.permissions)
             + text(&self.metadata)
+    }
+}
+
+impl Weight for StoredAccessToken {
+    fn weight(&self) -> usize {
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        let list = |l: &Vec<String>| l.iter().map(|s| 24 + s.len()).sum::<usize>();
+        size_of::<Self>()
+            + self.client_id.len()
+            + text(&self.user_id)
+            + text(&self.session_id)
+            + text(&self.jkt)
+            + list(&self.resources)
+            + list(&self.scopes)
+    }
+}
+
+/// Whether an OAuth client may be served (exists and is not disabled), as cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientState {
+    /// Exists and is not disabled.
+    pub enabled: bool,
+}
+
+impl Weight for ClientState {
+    fn weight(&self) -> usize {
+        size_of::<Self>()
     }
 }
 
@@ -194,6 +222,10 @@ pub struct RowCache {
     /// API keys' rows, by their stored form (their counters are stale: only the claim reads
     /// those, fresh).
     api_keys: Option<Rows<ApiKeyRow>>,
+    /// Opaque OAuth access tokens by the hex SHA-256 of their stored form.
+    access_tokens: Option<Rows<StoredAccessToken>>,
+    /// OAuth clients' state by client id.
+    oauth_clients: Option<Rows<ClientState>>,
     /// Whether the listener is connected and has been heard from recently.
     trusted: AtomicBool,
     /// Per shard: the count of invalidations so far, behind the shard's lock.
@@ -223,16 +255,18 @@ impl RowCache {
     /// An empty cache, untrusted (so unused) until the listener reports in through
     /// [`set_trusted`](Self::set_trusted).
     pub fn new(settings: RowCacheSettings) -> Self {
-        // The memory budget, shared: users take half, sessions 3/16, API keys 1/16,
-        // memberships and organization roles an eighth each.
+        // The memory budget, shared: users take half, sessions 5/32, API keys, memberships,
+        // organization roles and opaque access tokens 1/16 each, OAuth clients 1/32.
         let on = settings.enabled;
         let (bytes, ttl) = (settings.bytes, settings.ttl);
         Self {
             users: on.then(|| Rows::new(bytes / 2, ttl)),
-            sessions: on.then(|| Rows::new(bytes / 16 * 3, ttl)),
+            sessions: on.then(|| Rows::new(bytes / 32 * 5, ttl)),
             api_keys: on.then(|| Rows::new(bytes / 16, ttl)),
-            memberships: on.then(|| Rows::new(bytes / 8, ttl)),
-            org_roles: on.then(|| Rows::new(bytes / 8, ttl)),
+            memberships: on.then(|| Rows::new(bytes / 16, ttl)),
+            org_roles: on.then(|| Rows::new(bytes / 16, ttl)),
+            access_tokens: on.then(|| Rows::new(bytes / 16, ttl)),
+            oauth_clients: on.then(|| Rows::new(bytes / 32, ttl)),
             trusted: AtomicBool::new(false),
             epochs: (0..SHARDS).map(|_| Mutex::new(0)).collect(),
             hasher: std::hash::RandomState::new(),
@@ -451,6 +485,67 @@ impl RowCache {
         });
     }
 
+    /// The cached opaque access token in `slot` (the hex SHA-256 of its stored form), while
+    /// the cache is trusted.
+    pub fn access_token(&self, slot: &str) -> Option<Arc<StoredAccessToken>> {
+        if !self.trusted() {
+            return None;
+        }
+        self.access_tokens.as_ref()?.get(slot)
+    }
+
+    /// Caches the opaque access token of `slot`, read under `ticket`.
+    pub fn put_access_token(&self, slot: &str, row: Arc<StoredAccessToken>, ticket: ReadTicket) {
+        if let Some(rows) = &self.access_tokens {
+            self.put_if_current(ticket, || rows.insert(slot.to_owned(), row));
+        }
+    }
+
+    /// The access token of `slot` changed or went away.
+    pub fn invalidate_access_token(&self, slot: &str) {
+        self.invalidate(slot, || {
+            if let Some(rows) = &self.access_tokens {
+                rows.invalidate(slot);
+            }
+        });
+    }
+
+    /// The cached state of OAuth client `client_id`, while the cache is trusted.
+    pub fn oauth_client(&self, client_id: &str) -> Option<Arc<ClientState>> {
+        if !self.trusted() {
+            return None;
+        }
+        self.oauth_clients.as_ref()?.get(client_id)
+    }
+
+    /// Caches the state of OAuth client `client_id`, read under `ticket`.
+    pub fn put_oauth_client(&self, client_id: &str, state: Arc<ClientState>, ticket: ReadTicket) {
+        if let Some(rows) = &self.oauth_clients {
+            self.put_if_current(ticket, || rows.insert(client_id.to_owned(), state));
+        }
+    }
+
+    /// OAuth client `client_id` was disabled, enabled, or deleted.
+    pub fn invalidate_oauth_client(&self, client_id: &str) {
+        self.invalidate(client_id, || {
+            if let Some(rows) = &self.oauth_clients {
+                rows.invalidate(client_id);
+            }
+        });
+    }
+
+    /// The oauth_access_token or oauth_client table was truncated.
+    pub fn clear_oauth(&self) {
+        self.invalidate_all(|| {
+            if let Some(rows) = &self.access_tokens {
+                rows.invalidate_all();
+            }
+            if let Some(rows) = &self.oauth_clients {
+                rows.invalidate_all();
+            }
+        });
+    }
+
     /// A membership of this user was added, changed or removed.
     pub fn invalidate_memberships(&self, user_id: &str) {
         self.invalidate(user_id, || {
@@ -521,6 +616,12 @@ impl RowCache {
                 rows.invalidate_all();
             }
             if let Some(rows) = &self.org_roles {
+                rows.invalidate_all();
+            }
+            if let Some(rows) = &self.access_tokens {
+                rows.invalidate_all();
+            }
+            if let Some(rows) = &self.oauth_clients {
                 rows.invalidate_all();
             }
             if let Some(rows) = &self.api_keys {

@@ -23,6 +23,7 @@ mod caches;
 mod database;
 mod env;
 pub(crate) mod http;
+mod oauth;
 mod roles;
 
 use std::sync::Arc;
@@ -64,6 +65,9 @@ pub struct Config {
     pub caches: CacheConfig,
     /// API keys: how Better-Auth's api-key plugin is set up (`API_KEY*`).
     pub api_keys: ApiKeySettings,
+    /// OAuth access tokens: this resource, its issuer, scopes and DPoP (`RESOURCE_URL`,
+    /// `OAUTH_*`, `PUBLIC_URL`, `DPOP_*`).
+    pub oauth: crate::auth::OAuthSettings,
 }
 
 impl Config {
@@ -82,6 +86,7 @@ impl Config {
         let http = HttpConfig::read(&env)?;
         let caches = CacheConfig::read(&env)?;
         let api_keys = ApiKeySettings::read(&env)?;
+        let oauth = crate::auth::OAuthSettings::read(&env, &better_auth.url)?;
         // TRUSTED_ORIGINS' default takes in CORS_ORIGINS, so it is read once both groups are.
         better_auth.trusted_origins =
             better_auth::trusted_origins(&env, &better_auth.url, &http.cors_origins)?;
@@ -92,6 +97,7 @@ impl Config {
             http,
             caches,
             api_keys,
+            oauth,
         })
     }
 }
@@ -124,6 +130,7 @@ impl Config {
             secure_cookies: self.better_auth.secure_cookies,
             access: Arc::clone(&self.roles.access_control),
             api_keys: self.api_keys.clone(),
+            oauth: self.oauth.clone(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod jwks;
+pub mod oauth_tokens;
 pub mod organizations;
 pub mod sessions;
 pub mod users;

@@ -123,12 +123,30 @@ pub async fn list_live_for_user(pool: &PgPool, user_id: &str) -> Result<Vec<Sess
     .await
 }
 
+// Deleting a session the way Better-Auth does: its OAuth provider plugin, on a session's
+// deletion, revokes the access tokens granted from it and the refresh tokens without
+// `offline_access` (its back-channel logout plan; the foreign key alone would only clear their
+// `session_id`, leaving opaque tokens active). warden's deletions do the same in the same
+// statement, so a session revoked through warden ends its OAuth tokens as one revoked through
+// Better-Auth does. (Better-Auth's own deletion also posts back-channel logout tokens to
+// clients that registered for them; warden does not.)
+
 /// Deletes one session of one user; `false` when that user has no such session.
 pub async fn delete_for_user(conn: &mut PgConnection, user_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!("DELETE FROM session WHERE id = $1 AND user_id = $2", id, user_id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    let gone = sqlx::query_scalar!(
+        r#"WITH gone AS (DELETE FROM session WHERE id = $1 AND user_id = $2 RETURNING id),
+                access AS (UPDATE oauth_access_token SET revoked = now()
+                           WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL),
+                refresh AS (UPDATE oauth_refresh_token SET revoked = now()
+                            WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL
+                              AND NOT (scopes ? 'offline_access'))
+           SELECT id AS "id!" FROM gone"#,
+        id,
+        user_id
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(gone.len() == 1)
 }
 
 /// Deletes all the user's sessions but `keep` (the caller's own); returns the ids that went.
@@ -138,7 +156,13 @@ pub async fn delete_all_for_user(
     keep: Option<&str>,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar!(
-        "DELETE FROM session WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2) RETURNING id",
+        r#"WITH gone AS (DELETE FROM session WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2) RETURNING id),
+                access AS (UPDATE oauth_access_token SET revoked = now()
+                           WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL),
+                refresh AS (UPDATE oauth_refresh_token SET revoked = now()
+                            WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL
+                              AND NOT (scopes ? 'offline_access'))
+           SELECT id AS "id!" FROM gone"#,
         user_id,
         keep
     )
@@ -148,7 +172,16 @@ pub async fn delete_all_for_user(
 
 /// Deletes a session by id; returns its owner when it existed.
 pub async fn delete_by_id(conn: &mut PgConnection, id: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!("DELETE FROM session WHERE id = $1 RETURNING user_id", id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_scalar!(
+        r#"WITH gone AS (DELETE FROM session WHERE id = $1 RETURNING id, user_id),
+                access AS (UPDATE oauth_access_token SET revoked = now()
+                           WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL),
+                refresh AS (UPDATE oauth_refresh_token SET revoked = now()
+                            WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL
+                              AND NOT (scopes ? 'offline_access'))
+           SELECT user_id AS "user_id!" FROM gone"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
 }

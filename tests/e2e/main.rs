@@ -11,6 +11,8 @@ mod console;
 mod embed;
 mod gateway;
 mod hostile;
+mod oauth;
+mod oauth_flows;
 mod permissions;
 mod stack;
 #[path = "../support/mod.rs"]

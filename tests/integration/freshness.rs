@@ -133,7 +133,7 @@ async fn truncating_sessions_or_users_reaches_the_cache_at_once(db: PgPool) {
     assert!(rows.session("s-alice-1").is_some() && rows.user("bob").is_some());
 
     // A mass sign-out fires no row trigger; the statement trigger empties the session cache.
-    w.exec("TRUNCATE session").await;
+    w.exec("TRUNCATE session CASCADE").await;
     let took = seen_within(&app, &w.alice, |s, b| s == 401 && b["code"] == "session_revoked").await;
     eprintln!("TRUNCATE session: seen after {} ms", took.as_millis());
     assert_eq!(app.bearer(&bob).get("/users/me").await.status, 200);

@@ -18,6 +18,7 @@ mod http_fuzz;
 mod jwks_cache;
 mod library;
 mod migrations;
+mod oauth;
 mod operability;
 mod permissions;
 mod roles;

@@ -14,7 +14,7 @@ use crate::common::{ALL_ALGS, TestKey, claims, jwks_of, now, rules};
 fn check(keys: &KeySet, token: &str) -> Result<verify::Claims, VerifyError> {
     let parsed = verify::parse(token)?;
     let key = keys.get(&parsed.kid).ok_or(VerifyError::UnknownKid)?;
-    parsed.verify(key, &rules(), verify::now_secs())
+    parsed.verify(key, &rules(), None, verify::now_secs())
 }
 
 fn keyset(keys: &[&TestKey]) -> KeySet {

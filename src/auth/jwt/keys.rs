@@ -5,6 +5,10 @@
 //! [`crate::auth::jwt::verify`]. Symmetric keys (`oct`), `none`, and anything we cannot check are
 //! rejected here, so they never enter a key set.
 //!
+//! A DPoP proof (RFC 9449) carries its own key in its header: [`VerifyingKey::from_proof_jwk`]
+//! takes it without a `kid`, refuses anything private in it, and requires its type to fit the
+//! algorithm the proof's header names, so the header never picks a weaker verification.
+//!
 //! Four algorithms go through `jsonwebtoken` (on aws-lc-rs); ES512 (P-521) goes straight to
 //! aws-lc-rs, because `jsonwebtoken` has no ES512. Both sit behind [`VerifyingKey::verify`].
 
@@ -100,7 +104,14 @@ pub enum KeyError {
     /// included); says which.
     #[error("malformed key material: {0}")]
     Malformed(&'static str),
+    /// The JWK carries private key material (`d`, RSA's `p`, `q`, `dp`, `dq`, `qi`, `oth`, or
+    /// a symmetric `k`): a key sent over the wire must be public only.
+    #[error("the key carries private material")]
+    Private,
 }
+
+/// JWK members that only a private (or symmetric) key has (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The JWK members we read. Everything else (`use`, `key_ops`, `x5c`, ...) is ignored.
 #[derive(Debug, Deserialize)]
@@ -156,26 +167,40 @@ impl VerifyingKey {
         Self::from_raw(raw)
     }
 
+    /// Parses the public JWK a DPoP proof carries in its header, for the algorithm `alg` the
+    /// proof's header names. Unlike [`Self::from_jwk`], no `kid` is needed ([`Self::kid`] is
+    /// then the JWK's `kid` or empty). Refused: private members ([`KeyError::Private`]), a key
+    /// type or curve that does not sign with `alg`, a JWK `alg` other than `alg`, a `use` other
+    /// than `sig`.
+    pub fn from_proof_jwk(jwk: &serde_json::Value, alg: Alg) -> Result<Self, KeyError> {
+        let object = jwk.as_object().ok_or(KeyError::Malformed("not a JWK object"))?;
+        if PRIVATE_MEMBERS.iter().any(|m| object.contains_key(*m)) {
+            return Err(KeyError::Private);
+        }
+        let raw: RawJwk =
+            serde_json::from_value(jwk.clone()).map_err(|_| KeyError::Malformed("not a JWK object"))?;
+        check_use(&raw)?;
+        let by_key = alg_of_key(&raw)?;
+        let fits = match by_key {
+            Some(by_key) => by_key == alg,
+            None => matches!(alg, Alg::Rs256 | Alg::Ps256),
+        };
+        // A JWK `alg`, when present, must name the header's algorithm exactly.
+        if !fits || raw.alg.as_deref().is_some_and(|named| named != alg.name()) {
+            return Err(KeyError::AlgMismatch {
+                alg: alg.name().to_owned(),
+                kty: raw.kty.clone(),
+                crv: raw.crv.clone(),
+            });
+        }
+        let kid = raw.kid.clone().unwrap_or_default();
+        Self::with_material(kid, alg, &raw)
+    }
+
     fn from_raw(raw: RawJwk) -> Result<Self, KeyError> {
         let kid = raw.kid.clone().filter(|k| !k.is_empty()).ok_or(KeyError::NoKid)?;
-        if let Some(u) = &raw.use_
-            && u != "sig"
-        {
-            return Err(KeyError::NotForSignatures(u.clone()));
-        }
-        // What the key type and curve allow; for RSA, the JWK's alg decides between two.
-        let by_key = match (raw.kty.as_str(), raw.crv.as_deref()) {
-            ("OKP", Some("Ed25519")) => Some(Alg::EdDsa),
-            ("EC", Some("P-256")) => Some(Alg::Es256),
-            ("EC", Some("P-521")) => Some(Alg::Es512),
-            ("RSA", _) => None,
-            _ => {
-                return Err(KeyError::Unsupported {
-                    kty: raw.kty.clone(),
-                    crv: raw.crv.clone(),
-                });
-            }
-        };
+        check_use(&raw)?;
+        let by_key = alg_of_key(&raw)?;
         let mismatch = || KeyError::AlgMismatch {
             alg: raw.alg.clone().unwrap_or_default(),
             kty: raw.kty.clone(),
@@ -189,7 +214,11 @@ impl VerifyingKey {
             (None, None) => return Err(KeyError::RsaWithoutAlg),
             _ => return Err(mismatch()),
         };
+        Self::with_material(kid, alg, &raw)
+    }
 
+    /// Decodes the key material of `raw` for `alg` (already known to fit its key type).
+    fn with_material(kid: String, alg: Alg, raw: &RawJwk) -> Result<Self, KeyError> {
         let field = |v: &Option<String>, name: &'static str| -> Result<Vec<u8>, KeyError> {
             let text = v.as_deref().ok_or(KeyError::Malformed(name))?;
             URL_SAFE_NO_PAD
@@ -243,6 +272,29 @@ impl VerifyingKey {
             }
             Material::P521(key) => key.verify(message, signature).is_ok(),
         }
+    }
+}
+
+/// Rejects a JWK whose `use` is present and not `sig`.
+fn check_use(raw: &RawJwk) -> Result<(), KeyError> {
+    match &raw.use_ {
+        Some(u) if u != "sig" => Err(KeyError::NotForSignatures(u.clone())),
+        _ => Ok(()),
+    }
+}
+
+/// What the key type and curve allow: one algorithm, or `None` for RSA (RS256 or PS256: the
+/// JWK's or the proof's `alg` decides); an error for any other key type or curve.
+fn alg_of_key(raw: &RawJwk) -> Result<Option<Alg>, KeyError> {
+    match (raw.kty.as_str(), raw.crv.as_deref()) {
+        ("OKP", Some("Ed25519")) => Ok(Some(Alg::EdDsa)),
+        ("EC", Some("P-256")) => Ok(Some(Alg::Es256)),
+        ("EC", Some("P-521")) => Ok(Some(Alg::Es512)),
+        ("RSA", _) => Ok(None),
+        _ => Err(KeyError::Unsupported {
+            kty: raw.kty.clone(),
+            crv: raw.crv.clone(),
+        }),
     }
 }
 
@@ -374,6 +426,55 @@ mod tests {
         assert_eq!(err.unwrap_err(), KeyError::NoKid);
         let err = VerifyingKey::from_jwk(&json!({"kty":"OKP","crv":"Ed25519","x":x32,"kid":"e","use":"enc"}));
         assert!(matches!(err, Err(KeyError::NotForSignatures(_))));
+    }
+
+    #[test]
+    fn a_proof_key_is_public_needs_no_kid_and_fits_the_header_alg() {
+        let x32 = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let ed = json!({"kty":"OKP","crv":"Ed25519","x":x32});
+        let key = VerifyingKey::from_proof_jwk(&ed, Alg::EdDsa).unwrap();
+        assert_eq!((key.kid(), key.alg()), ("", Alg::EdDsa));
+        // The key type decides; the header's alg must be the one it allows.
+        assert!(matches!(
+            VerifyingKey::from_proof_jwk(&ed, Alg::Es256),
+            Err(KeyError::AlgMismatch { .. })
+        ));
+        let with_alg = json!({"kty":"OKP","crv":"Ed25519","x":x32,"alg":"Ed25519"});
+        assert!(matches!(
+            VerifyingKey::from_proof_jwk(&with_alg, Alg::EdDsa),
+            Err(KeyError::AlgMismatch { .. })
+        ));
+        // RSA: either of its two algorithms, as the header says.
+        let n = URL_SAFE_NO_PAD.encode([0xffu8; 256]);
+        let rsa = json!({"kty":"RSA","n":n,"e":"AQAB"});
+        assert_eq!(
+            VerifyingKey::from_proof_jwk(&rsa, Alg::Ps256).unwrap().alg(),
+            Alg::Ps256
+        );
+        assert!(VerifyingKey::from_proof_jwk(&rsa, Alg::EdDsa).is_err());
+        // Private members, whatever the key type.
+        for member in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+            let mut private = rsa.clone();
+            private[member] = json!("AQAB");
+            assert_eq!(
+                VerifyingKey::from_proof_jwk(&private, Alg::Rs256).unwrap_err(),
+                KeyError::Private,
+                "{member}"
+            );
+        }
+        let oct = json!({"kty":"oct","k":"c2VjcmV0"});
+        assert_eq!(
+            VerifyingKey::from_proof_jwk(&oct, Alg::EdDsa).unwrap_err(),
+            KeyError::Private
+        );
+        let oct = json!({"kty":"oct"});
+        assert!(matches!(
+            VerifyingKey::from_proof_jwk(&oct, Alg::EdDsa),
+            Err(KeyError::Unsupported { .. })
+        ));
+        assert!(VerifyingKey::from_proof_jwk(&json!("jwk"), Alg::EdDsa).is_err());
+        // `from_jwk` is unchanged: a key set's JWK still needs its kid.
+        assert_eq!(VerifyingKey::from_jwk(&ed).unwrap_err(), KeyError::NoKid);
     }
 
     #[test]

@@ -40,7 +40,11 @@ impl Verified {
         let text = claims.sub.len()
             + claims.sid.as_ref().map_or(0, String::len)
             + claims.iss.as_ref().map_or(0, String::len)
-            + claims.aud.as_ref().map_or(0, |a| a.heap_len());
+            + claims.aud.as_ref().map_or(0, |a| a.heap_len())
+            + claims.scope.as_ref().map_or(0, String::len)
+            + claims.client_id.as_ref().map_or(0, String::len)
+            + claims.azp.as_ref().map_or(0, String::len)
+            + claims.jkt().map_or(0, |j| j.len() + 24);
         let bytes = 32 + size_of::<Self>() + size_of::<Claims>() + text + ENTRY_OVERHEAD;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }

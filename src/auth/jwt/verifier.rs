@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::jwt::jwks::{JwksCache, Lookup};
 use crate::auth::jwt::tokens::{TokenCache, Verified};
-use crate::auth::jwt::verify::{self, ClaimRules, Claims, VerifyError};
+use crate::auth::jwt::verify::{self, AccessTokenRules, ClaimRules, Claims, VerifyError};
 use crate::error::ApiError;
 
 /// Default memory for verified tokens (8 MiB: some 20,000 tokens).
@@ -26,6 +26,8 @@ pub struct Verifier {
     pub rules: Arc<ClaimRules>,
     /// The tokens already verified, by hash.
     pub tokens: TokenCache,
+    /// The rules of OAuth access tokens; `None`: none is accepted.
+    pub access: Option<Arc<AccessTokenRules>>,
 }
 
 impl Verifier {
@@ -35,7 +37,14 @@ impl Verifier {
             jwks,
             rules: Arc::new(rules),
             tokens: TokenCache::new(DEFAULT_TOKEN_CACHE_BYTES),
+            access: None,
         }
+    }
+
+    /// The same verifier accepting OAuth access tokens (`typ: at+jwt`) that pass `rules`.
+    pub fn with_access_tokens(mut self, rules: Option<AccessTokenRules>) -> Self {
+        self.access = rules.map(Arc::new);
+        self
     }
 
     /// The same verifier with `tokens` as its token cache (`TokenCache::new(0)`: no cache).
@@ -128,7 +137,7 @@ impl Unverified<'_> {
         let now = verify::now_secs();
         let claims = Arc::new(
             parsed
-                .verify(&key, &verifier.rules, now)
+                .verify(&key, &verifier.rules, verifier.access.as_deref(), now)
                 .map_err(|e| NotVerified::Refused(e.into()))?,
         );
         if let Some(cache_key) = cache_key {

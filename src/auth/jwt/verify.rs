@@ -61,6 +61,38 @@ pub enum VerifyError {
     /// `aud` names none of the accepted audiences.
     #[error("the token is meant for another audience")]
     WrongAudience,
+    /// An OAuth access token (`typ: at+jwt`) where none is accepted (`RESOURCE_URL` unset).
+    #[error(
+        "the token is an OAuth access token (typ at+jwt), and this server accepts none: it has no RESOURCE_URL"
+    )]
+    AccessTokensNotAccepted,
+    /// An OAuth access token for another resource: its `aud` does not name `RESOURCE_URL`.
+    #[error("the access token is for another resource: its aud does not name this one")]
+    WrongResource,
+}
+
+/// The rules an OAuth access token (`typ: at+jwt`, RFC 9068) must pass instead of
+/// [`ClaimRules`]: Better-Auth's OAuth provider signs them with the same keys, but another
+/// issuer (`<BETTER_AUTH_URL>/api/auth`) and the resource as audience.
+#[derive(Debug, Clone)]
+pub struct AccessTokenRules {
+    /// The only accepted `iss` (`OAUTH_ISSUER`).
+    pub issuer: String,
+    /// This server's resource identifiers (`RESOURCE_URL`): `aud` must name one.
+    pub resources: Vec<String>,
+}
+
+/// What kind of JWT a token is, by its header's `typ`: Better-Auth's session JWTs (the jwt
+/// plugin's, `typ: JWT` or none) and OAuth access tokens (`typ: at+jwt`) are signed with the
+/// same keys, so `typ` decides which rules a token must pass, and one is never taken for the
+/// other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A session JWT: [`ClaimRules`].
+    #[default]
+    Session,
+    /// An OAuth access token: [`AccessTokenRules`].
+    Access,
 }
 
 /// The rules every token's claims must pass.
@@ -83,6 +115,8 @@ pub struct Header {
     pub kid: Option<String>,
     /// Critical extensions: present at all, the token is refused.
     pub crit: Option<serde_json::Value>,
+    /// The token's media type: `at+jwt` (or `application/at+jwt`) for an OAuth access token.
+    pub typ: Option<String>,
 }
 
 /// The claims warden uses. Better-Auth's payload also carries the whole user record; it is
@@ -105,9 +139,52 @@ pub struct Claims {
     /// The audience: in a verified token, always naming one of `ClaimRules::audience`.
     #[serde(default)]
     pub aud: Option<Audience>,
-    /// Session id, added by warden's auth server through `jwt.definePayload`.
+    /// Session id, added by warden's auth server through `jwt.definePayload`; in an OAuth
+    /// access token, the session the user granted it from.
     #[serde(default)]
     pub sid: Option<String>,
+    /// An OAuth access token's scopes, space-separated.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// An OAuth access token's client (`client_id`, else `azp`).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The authorized party: Better-Auth's OAuth provider writes the client id here too.
+    #[serde(default)]
+    pub azp: Option<String>,
+    /// The confirmation claim: `cnf.jkt` binds an access token to a DPoP key (RFC 9449).
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
+    /// Session JWT or OAuth access token, from the header's `typ`.
+    #[serde(skip)]
+    pub kind: TokenKind,
+}
+
+/// `cnf`, as RFC 7800 and RFC 9449 define it: only `jkt` is read.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The SHA-256 thumbprint (RFC 7638) of the DPoP key the token is bound to.
+    #[serde(default)]
+    pub jkt: Option<String>,
+}
+
+impl Claims {
+    /// The OAuth client an access token was issued to.
+    pub fn client(&self) -> Option<&str> {
+        self.client_id.as_deref().or(self.azp.as_deref())
+    }
+
+    /// Whether an access token's `scope` holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope
+            .as_deref()
+            .is_some_and(|s| s.split_ascii_whitespace().any(|held| held == scope))
+    }
+
+    /// The DPoP key thumbprint an access token is bound to (`cnf.jkt`).
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
+    }
 }
 
 /// `aud` is a string in Better-Auth's tokens, but RFC 7519 allows an array.
@@ -144,6 +221,8 @@ pub struct Parsed<'a> {
     pub alg: Alg,
     /// The header's `kid` (never empty): the key to look up.
     pub kid: String,
+    /// Session JWT or OAuth access token, by the header's `typ`.
+    pub kind: TokenKind,
     signing_input: &'a [u8],
     payload_b64: &'a str,
     signature: Vec<u8>,
@@ -172,11 +251,18 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, VerifyError> {
         return Err(VerifyError::Critical);
     }
     let kid = header.kid.filter(|k| !k.is_empty()).ok_or(VerifyError::NoKid)?;
+    let kind = match header.typ.as_deref() {
+        Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => {
+            TokenKind::Access
+        }
+        _ => TokenKind::Session,
+    };
     let signature = b64(signature_b64, "signature is not base64url")?;
     let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
     Ok(Parsed {
         alg,
         kid,
+        kind,
         signing_input,
         payload_b64,
         signature,
@@ -184,13 +270,18 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, VerifyError> {
 }
 
 impl Parsed<'_> {
-    /// Steps 4–6: algorithm agreement, signature, claims.
+    /// Steps 4–6: algorithm agreement, signature, claims: a session JWT's by `rules`, an OAuth
+    /// access token's by `access` (refused when there are none).
     pub fn verify(
         &self,
         key: &VerifyingKey,
         rules: &ClaimRules,
+        access: Option<&AccessTokenRules>,
         now_secs: f64,
     ) -> Result<Claims, VerifyError> {
+        if self.kind == TokenKind::Access && access.is_none() {
+            return Err(VerifyError::AccessTokensNotAccepted);
+        }
         if key.alg() != self.alg {
             return Err(VerifyError::AlgMismatch);
         }
@@ -208,15 +299,37 @@ impl Parsed<'_> {
                 return Err(VerifyError::MissingClaim(claim));
             }
         }
-        let claims: Claims = serde_json::from_value(value)
+        let mut claims: Claims = serde_json::from_value(value)
             .map_err(|_| VerifyError::Malformed("a registered claim has the wrong type"))?;
-        check_claims(&claims, rules, now_secs)?;
+        claims.kind = self.kind;
+        match access {
+            Some(access) if self.kind == TokenKind::Access => {
+                check_access_claims(&claims, access, rules, now_secs)?
+            }
+            _ => check_claims(&claims, rules, now_secs)?,
+        }
         Ok(claims)
     }
 }
 
 fn check_claims(claims: &Claims, rules: &ClaimRules, now: f64) -> Result<(), VerifyError> {
-    let leeway = rules.leeway_secs as f64;
+    check_times(claims, rules.leeway_secs, now)?;
+    match &claims.iss {
+        Some(iss) if *iss == rules.issuer => {}
+        Some(_) => return Err(VerifyError::WrongIssuer),
+        None => return Err(VerifyError::MissingClaim("iss")),
+    }
+    match &claims.aud {
+        Some(aud) if aud.contains_any(&rules.audience) => {}
+        Some(_) => return Err(VerifyError::WrongAudience),
+        None => return Err(VerifyError::MissingClaim("aud")),
+    }
+    Ok(())
+}
+
+/// `sub` present, `exp` not past and `nbf` not ahead (each with the leeway).
+fn check_times(claims: &Claims, leeway_secs: u64, now: f64) -> Result<(), VerifyError> {
+    let leeway = leeway_secs as f64;
     if claims.sub.is_empty() {
         return Err(VerifyError::MissingClaim("sub"));
     }
@@ -228,15 +341,30 @@ fn check_claims(claims: &Claims, rules: &ClaimRules, now: f64) -> Result<(), Ver
     {
         return Err(VerifyError::NotYetValid);
     }
+    Ok(())
+}
+
+/// An access token's claims: the times as for any token, then its issuer, its resource and
+/// its client.
+fn check_access_claims(
+    claims: &Claims,
+    access: &AccessTokenRules,
+    rules: &ClaimRules,
+    now: f64,
+) -> Result<(), VerifyError> {
+    check_times(claims, rules.leeway_secs, now)?;
     match &claims.iss {
-        Some(iss) if *iss == rules.issuer => {}
+        Some(iss) if *iss == access.issuer => {}
         Some(_) => return Err(VerifyError::WrongIssuer),
         None => return Err(VerifyError::MissingClaim("iss")),
     }
     match &claims.aud {
-        Some(aud) if aud.contains_any(&rules.audience) => {}
-        Some(_) => return Err(VerifyError::WrongAudience),
+        Some(aud) if aud.contains_any(&access.resources) => {}
+        Some(_) => return Err(VerifyError::WrongResource),
         None => return Err(VerifyError::MissingClaim("aud")),
+    }
+    if claims.client().is_none_or(str::is_empty) {
+        return Err(VerifyError::MissingClaim("client_id"));
     }
     Ok(())
 }
@@ -311,6 +439,11 @@ mod tests {
             iss: Some("https://a".into()),
             aud: Some(Audience::One("https://a".into())),
             sid: None,
+            scope: None,
+            client_id: None,
+            azp: None,
+            cnf: None,
+            kind: TokenKind::Session,
         };
         assert_eq!(check_claims(&base, &rules, 1020.0), Ok(()));
         assert_eq!(check_claims(&base, &rules, 1031.0), Err(VerifyError::Expired));

@@ -66,6 +66,9 @@ pub struct AuthPolicy {
     pub access: Arc<AccessControl>,
     /// How API keys (Better-Auth's api-key plugin) are read and decided (`API_KEY*`).
     pub api_keys: ApiKeySettings,
+    /// warden as an OAuth resource server: which access tokens it takes (`RESOURCE_URL`,
+    /// `OAUTH_*`, `DPOP_*`); off by default.
+    pub oauth: crate::auth::oauth::OAuthSettings,
 }
 
 impl Default for AuthPolicy {
@@ -85,6 +88,7 @@ impl Default for AuthPolicy {
             secure_cookies: false,
             access: Arc::new(AccessControl::default()),
             api_keys: ApiKeySettings::default(),
+            oauth: crate::auth::oauth::OAuthSettings::default(),
         }
     }
 }

@@ -21,9 +21,10 @@ use time::OffsetDateTime;
 use super::identify::{Asked, Proof};
 use crate::auth::Auth;
 use crate::auth::api_key::ApiKey;
+use crate::auth::oauth::token::AccessToken;
 use crate::auth::policy::{SessionCheck, Statements};
 use crate::auth::request::credential::{self, Presented};
-use crate::auth::request::extract::{AuthUser, Credential};
+use crate::auth::request::extract::{AuthUser, Caller, Client, Credential};
 use crate::db::sessions::{self, SessionRef};
 use crate::db::users::{self, User};
 use crate::error::ApiError;
@@ -36,6 +37,41 @@ impl Auth {
             .ok_or(ApiError::MissingToken)
     }
 
+    /// The OAuth client calling with an access token (JWT or opaque, Bearer or DPoP): checked
+    /// as [`Auth::authenticate_caller`] checks it, the DPoP proof against this request's
+    /// method and public URL (`PUBLIC_URL` and the request's path). Any other credential is 401
+    /// `access_token_required`; none, 401 `missing_token`. Refusals carry this resource's
+    /// challenges (`resource_metadata`, DPoP).
+    pub async fn authenticate_client(&self, parts: &Parts) -> Result<Client, ApiError> {
+        let used_dpop = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.len() > 5 && v[..5].eq_ignore_ascii_case("dpop "));
+        let client = self.client_ips().client_ip(parts);
+        let target = Target {
+            method: parts.method.as_str(),
+            url: format!(
+                "{}{}",
+                self.policy().oauth.public_url.trim_end_matches('/'),
+                parts.uri.path()
+            ),
+        };
+        let caller = self
+            .authenticate_caller(Some(&parts.method), &parts.headers, client, Some(&target))
+            .await;
+        let refused = match caller {
+            Ok(Some(Caller::Client(client))) => return Ok(client),
+            Ok(Some(Caller::User(_))) => ApiError::AccessTokenRequired(
+                "this route is for OAuth clients: send an access token from Better-Auth's OAuth provider"
+                    .into(),
+            ),
+            Ok(None) => ApiError::MissingToken,
+            Err(err) => err,
+        };
+        Err(self.challenged(refused, used_dpop))
+    }
+
     /// The caller of this request, or `None` when it carries no credential at all. A credential
     /// that is present but bad is an error, never an anonymous caller.
     pub async fn authenticate_optional(&self, parts: &Parts) -> Result<Option<AuthUser>, ApiError> {
@@ -46,13 +82,35 @@ impl Auth {
 
     /// The same for a request described rather than received: forward auth passes the method
     /// of the original request (which decides the cookie rule; `None` when it is not known,
-    /// which the rule treats as unsafe) and its headers.
+    /// which the rule treats as unsafe) and its headers. An OAuth access token is refused
+    /// (401 `access_token_not_accepted`): its scopes say what it may do, and a route that takes
+    /// a person's credential names none.
     pub async fn authenticate_request(
         &self,
         method: Option<&Method>,
         headers: &HeaderMap,
         client: Option<IpAddr>,
     ) -> Result<Option<AuthUser>, ApiError> {
+        match self.authenticate_caller(method, headers, client, None).await? {
+            None => Ok(None),
+            Some(Caller::User(user)) => Ok(Some(user)),
+            Some(Caller::Client(_)) => Err(ApiError::AccessTokenNotAccepted(
+                "this route takes a person's own credential (a session, a session JWT or an API key); an OAuth access token is accepted only where a route names the scopes it needs"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The caller of a request, whoever they are: a person by their own credential, or an OAuth
+    /// client by an access token. `target` is the request's method and public URL, which a DPoP
+    /// proof must name (`None`: a DPoP-bound token is refused).
+    pub async fn authenticate_caller(
+        &self,
+        method: Option<&Method>,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+        target: Option<&Target<'_>>,
+    ) -> Result<Option<Caller>, ApiError> {
         let Some(mut presented) = credential::presented(headers, self.policy())? else {
             return Ok(None);
         };
@@ -83,7 +141,27 @@ impl Auth {
         let proof = self.identify(&presented, client).await?;
         tracing::Span::current().record("user_id", proof.user_id());
         if let Proof::ApiKey { key, owner } = proof {
-            return key_as_user(key, owner).map(Some);
+            return key_as_user(key, owner).map(|user| Some(Caller::User(user)));
+        }
+        if let Proof::Access(token) = proof {
+            let (raw, used_dpop) = match presented {
+                Presented::Jwt(raw) | Presented::SessionToken(raw) => (raw, false),
+                Presented::Dpop(raw) => (raw, true),
+                Presented::Cookie(_) | Presented::ApiKey(_) => {
+                    return Err(ApiError::Internal(
+                        "an access token from a cookie or key header".into(),
+                    ));
+                }
+            };
+            return self
+                .client_of(token, raw, used_dpop, headers, target, now)
+                .await
+                .map(|c| Some(Caller::Client(c)));
+        }
+        if let Presented::Dpop(_) = presented {
+            return Err(ApiError::InvalidToken(
+                "the DPoP scheme carries OAuth access tokens only, and this is a session credential".into(),
+            ));
         }
         // A JWT seen for the first time usually names a user and a session that are not cached
         // either: read both in one round trip.
@@ -97,12 +175,134 @@ impl Auth {
         refuse_ban(&user, now)?;
         let (session, credential) = self.check_session(proof, found.session, now).await?;
         let (session_id, impersonated_by) = session.map_or((None, None), |s| (Some(s.id), s.impersonated_by));
-        Ok(Some(AuthUser {
+        Ok(Some(Caller::User(AuthUser {
             user,
             session_id,
             impersonated_by,
             credential,
-        }))
+        })))
+    }
+
+    /// An OAuth access token's caller, checked as Better-Auth's introspection checks it and
+    /// then some: bound to the DPoP key of its proof when it is bound; its client exists and is
+    /// not disabled; its user (if any) exists and is not banned; the session it names (if any)
+    /// is live and the user's.
+    async fn client_of(
+        &self,
+        token: AccessToken,
+        raw: &str,
+        used_dpop: bool,
+        headers: &HeaderMap,
+        target: Option<&Target<'_>>,
+        now: OffsetDateTime,
+    ) -> Result<Client, ApiError> {
+        self.check_dpop(&token, raw, used_dpop, headers, target)?;
+        self.check_oauth_client(token.client_id()).await?;
+        let user = match token.user_id() {
+            Some(id) => {
+                let user = self.load_user(id).await?;
+                refuse_ban(&user, now)?;
+                Some(user)
+            }
+            None => None,
+        };
+        if let Some(sid) = token.session_id() {
+            let session = self.session(sid).await?;
+            let owner = user.as_ref().map_or("", |u| u.id.as_str());
+            live_session_of(session.as_deref(), owner, now)?;
+        }
+        Ok(Client { token, user })
+    }
+
+    /// The DPoP rules (RFC 9449 §7): a bound token (`cnf.jkt`) only with the DPoP scheme and a
+    /// proof of its key for this request, seen for the first time; an unbound one only as
+    /// Bearer, and not at all when `DPOP_REQUIRED`.
+    fn check_dpop(
+        &self,
+        token: &AccessToken,
+        raw: &str,
+        used_dpop: bool,
+        headers: &HeaderMap,
+        target: Option<&Target<'_>>,
+    ) -> Result<(), ApiError> {
+        use crate::auth::oauth::dpop::{self, DpopError, Expected};
+        let refusal = |e: DpopError| {
+            if e.error_code() == "invalid_token" {
+                ApiError::InvalidToken(e.to_string())
+            } else {
+                ApiError::InvalidDpopProof(e.to_string())
+            }
+        };
+        let jkt = match (token.jkt(), used_dpop) {
+            (Some(jkt), true) => jkt,
+            (Some(_), false) => {
+                return Err(ApiError::InvalidToken(
+                    "the access token is bound to a DPoP key: send it as `Authorization: DPoP <token>` with a DPoP proof"
+                        .into(),
+                ));
+            }
+            (None, true) => {
+                return Err(ApiError::InvalidToken(
+                    "the access token is not bound to a DPoP key: send it as `Authorization: Bearer <token>`"
+                        .into(),
+                ));
+            }
+            (None, false) if self.policy().oauth.dpop_required => {
+                return Err(ApiError::InvalidToken(
+                    "this resource takes DPoP-bound access tokens only".into(),
+                ));
+            }
+            (None, false) => return Ok(()),
+        };
+        let mut proofs = headers.get_all("dpop").iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+            return Err(ApiError::InvalidDpopProof(
+                "send exactly one DPoP header with the DPoP-bound token".into(),
+            ));
+        };
+        let proof = proof
+            .to_str()
+            .map_err(|_| ApiError::InvalidDpopProof("the DPoP header is not valid text".into()))?;
+        let Some(target) = target else {
+            return Err(ApiError::InvalidDpopProof(
+                "this route cannot check a DPoP proof: the request's public URL is not known".into(),
+            ));
+        };
+        let now = crate::auth::jwt::verify::now_secs();
+        let expected = Expected {
+            method: target.method,
+            url: &target.url,
+            access_token: Some(raw),
+            jkt: Some(jkt),
+        };
+        let checked = dpop::check_proof(proof, &expected, self.dpop_settings(), now).map_err(refusal)?;
+        self.dpop_replays().record(&checked, now).map_err(refusal)
+    }
+
+    /// The OAuth client must exist and not be disabled (the plugin's introspection says
+    /// `active: false` otherwise): from the cache, else the database.
+    async fn check_oauth_client(&self, client_id: &str) -> Result<(), ApiError> {
+        let enabled = match self.rows().oauth_client(client_id) {
+            Some(state) => state.enabled,
+            None => {
+                let ticket = self.rows().ticket(client_id);
+                let enabled = crate::db::oauth_tokens::client_enabled(self.db(), client_id)
+                    .await?
+                    .unwrap_or(false);
+                self.rows().put_oauth_client(
+                    client_id,
+                    Arc::new(crate::cache::ClientState { enabled }),
+                    ticket,
+                );
+                enabled
+            }
+        };
+        if !enabled {
+            return Err(ApiError::InvalidToken(
+                "the OAuth client this token was issued to is disabled or gone".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The user and the session a JWT names, when lookups or one query find them: both from
@@ -210,6 +410,9 @@ impl Auth {
     ) -> Result<(Option<SessionFacts>, Credential), ApiError> {
         match proof {
             Proof::ApiKey { key, .. } => Ok((None, Credential::ApiKey(key))),
+            Proof::Access(_) => Err(ApiError::Internal(
+                "an access token reached the session check".into(),
+            )),
             Proof::Session { session, from_cookie } => {
                 if session.expires_at <= now {
                     return Err(ApiError::TokenExpired);
@@ -288,6 +491,16 @@ fn key_as_user(key: Arc<ApiKey>, owner: Option<Arc<User>>) -> Result<AuthUser, A
         impersonated_by: None,
         credential: Credential::ApiKey(key),
     })
+}
+
+/// The request a DPoP proof must name: its method, and its URL as clients see it (the public
+/// origin from configuration, never from headers a client controls, and the request's path).
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The method, as sent.
+    pub method: &'a str,
+    /// The public URL, without query.
+    pub url: String,
 }
 
 /// What the prefetch found, so steps 2 and 4 need not look it up again.

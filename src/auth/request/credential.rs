@@ -48,6 +48,9 @@ pub enum Presented<'a> {
     Cookie(&'a str),
     /// A key of Better-Auth's api-key plugin, from its header (`API_KEY_HEADERS`).
     ApiKey(&'a str),
+    /// An OAuth access token sent with the DPoP scheme (`Authorization: DPoP <token>`, RFC
+    /// 9449): a JWT or an opaque token, whose proof is in the `DPoP` header.
+    Dpop(&'a str),
 }
 
 /// The request's credential: the bearer token if an `Authorization` header is present (a bad
@@ -56,7 +59,10 @@ pub enum Presented<'a> {
 /// when there is none of them.
 pub fn presented<'a>(headers: &'a HeaderMap, policy: &AuthPolicy) -> Result<Option<Presented<'a>>, ApiError> {
     if headers.contains_key(AUTHORIZATION) {
-        let token = bearer_token(headers)?;
+        let (token, dpop) = authorization_token(headers, policy.oauth.enabled())?;
+        if dpop {
+            return Ok(Some(Presented::Dpop(token)));
+        }
         return Ok(Some(if looks_like_jwt(token) {
             Presented::Jwt(token)
         } else {
@@ -182,6 +188,12 @@ fn origin_of(url: &str) -> Option<String> {
 
 /// The token of `Authorization: Bearer <token>`. The scheme is case-insensitive (RFC 7235).
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    authorization_token(headers, false).map(|(token, _)| token)
+}
+
+/// The token of `Authorization: Bearer <token>`, or with `dpop` allowed of `Authorization:
+/// DPoP <token>` too (then `true`).
+pub fn authorization_token(headers: &HeaderMap, dpop: bool) -> Result<(&str, bool), ApiError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(ApiError::MissingToken);
@@ -195,10 +207,13 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
         .to_str()
         .map_err(|_| ApiError::InvalidToken("the Authorization header is not valid text".into()))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::InvalidToken(
-            "the Authorization header must use the Bearer scheme".into(),
-        ));
+    let is_dpop = dpop && scheme.eq_ignore_ascii_case("dpop");
+    if !scheme.eq_ignore_ascii_case("bearer") && !is_dpop {
+        return Err(ApiError::InvalidToken(if dpop {
+            "the Authorization header must use the Bearer or DPoP scheme".into()
+        } else {
+            "the Authorization header must use the Bearer scheme".into()
+        }));
     }
     let token = token.trim();
     if token.is_empty() {
@@ -209,7 +224,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
             "the token is longer than {MAX_TOKEN_LEN} bytes"
         )));
     }
-    Ok(token)
+    Ok((token, is_dpop))
 }
 
 #[cfg(test)]

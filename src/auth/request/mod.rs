@@ -19,7 +19,7 @@ pub mod organization;
 pub mod throttle;
 
 pub use extract::{
-    Admin, AuthUser, Credential, MaybeAuthUser, Permission, RequireApiKeyPermission, RequirePermission,
-    RequireRole, RoleName,
+    Admin, AuthUser, Caller, Client, Credential, MaybeAuthUser, Permission, RequireApiKeyPermission,
+    RequirePermission, RequireRole, RequireScope, RoleName,
 };
 pub use organization::{OrgMember, OrgPermission, RequireOrgPermission};

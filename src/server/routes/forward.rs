@@ -27,11 +27,12 @@ use utoipa_axum::routes;
 
 use super::docs::{AuthErrors, Invalid};
 use super::extract::{AppQuery, checked_text};
+use crate::auth::oauth::scope;
 use crate::auth::policy::access::describe;
 use crate::auth::policy::{Connector, Statements};
 use crate::auth::request::credential;
 use crate::auth::request::identify::Asked;
-use crate::auth::{ApiKey, ApiKeyOwner, AuthUser};
+use crate::auth::{ApiKey, ApiKeyOwner, AuthUser, Caller, Client, Target};
 use crate::db::organizations::Membership;
 use crate::db::users::User;
 use crate::error::ApiError;
@@ -118,7 +119,7 @@ pub const IDENTITY_HEADERS: [IdentityHeader; 12] = [
     },
     IdentityHeader {
         name: "X-Auth-Credential",
-        meaning: "how the caller proved who they are: `jwt`, `session-token`, `cookie` or `api-key`",
+        meaning: "how the caller proved who they are: `jwt`, `session-token`, `cookie`, `api-key` or `oauth-access-token`",
         answered: true,
     },
     IdentityHeader {
@@ -128,13 +129,13 @@ pub const IDENTITY_HEADERS: [IdentityHeader; 12] = [
     },
     IdentityHeader {
         name: "X-Auth-Client-Id",
-        meaning: "reserved: the OAuth client's id, once OAuth access tokens are accepted",
-        answered: false,
+        meaning: "the OAuth client's id, when the caller sent an access token of Better-Auth's OAuth provider (`X-Auth-Credential: oauth-access-token`; X-Auth-User-Id only when a user granted it)",
+        answered: true,
     },
     IdentityHeader {
         name: "X-Auth-Scope",
-        meaning: "reserved: the access token's scopes, space-separated",
-        answered: false,
+        meaning: "the access token's scopes, space-separated",
+        answered: true,
     },
 ];
 
@@ -148,6 +149,8 @@ const X_AUTH_ORG_ID: HeaderName = HeaderName::from_static("x-auth-org-id");
 const X_AUTH_ORG_ROLE: HeaderName = HeaderName::from_static("x-auth-org-role");
 const X_AUTH_CREDENTIAL: HeaderName = HeaderName::from_static("x-auth-credential");
 const X_AUTH_API_KEY_ID: HeaderName = HeaderName::from_static("x-auth-api-key-id");
+const X_AUTH_CLIENT_ID: HeaderName = HeaderName::from_static("x-auth-client-id");
+const X_AUTH_SCOPE: HeaderName = HeaderName::from_static("x-auth-scope");
 
 /// The `/auth/verify` route.
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -167,6 +170,11 @@ pub(crate) struct VerifyParams {
     /// files:write`), all of them: of an API key, its own `permissions` (checked before its
     /// use is counted); of a user, their roles (Better-Auth's `userHasPermission`).
     permission: Option<String>,
+    /// Also require these OAuth scopes, space- or comma-separated (`notes:read notes:write`),
+    /// all of them: only an access token of Better-Auth's OAuth provider holds scopes (401
+    /// `access_token_required` for any other credential; 403 `insufficient_scope` naming what
+    /// is missing).
+    scope: Option<String>,
 }
 
 /// Forward auth: 200 with `X-Auth-*` headers for a good credential, else the same 401/403 as
@@ -185,6 +193,8 @@ pub(crate) struct VerifyParams {
             ("x-auth-org-role" = String, description = "The caller's roles in that organization, comma-joined"),
             ("x-auth-credential" = String, description = "`jwt`, `session-token`, `cookie` or `api-key`"),
             ("x-auth-api-key-id" = String, description = "The API key's id, for an API key"),
+            ("x-auth-client-id" = String, description = "The OAuth client's id, for an access token"),
+            ("x-auth-scope" = String, description = "The access token's scopes, space-separated"),
         )),
         AuthErrors, Invalid
     )
@@ -208,6 +218,18 @@ async fn verify(
         }
     }
     let permission = params.permission.as_deref().map(parse_permission).transpose()?;
+    let scopes = match params.scope.as_deref() {
+        Some(text) => {
+            checked_text("scope", text, 1024)?;
+            let scopes = scope::parse_list(text)
+                .map_err(|bad| ApiError::ValidationFailed(format!("scope {bad:?} is not a scope")))?;
+            if scopes.is_empty() {
+                return Err(ApiError::ValidationFailed("scope names nothing".into()));
+            }
+            Some(scopes)
+        }
+        None => None,
+    };
     let client = state.auth.client_ips().client_ip(&parts);
     // An API key, when the request has no Authorization header (which ranks first).
     if !parts.headers.contains_key(AUTHORIZATION)
@@ -233,11 +255,59 @@ async fn verify(
             .await?;
         return Ok(key_identity_response(&key, owner.as_deref()));
     }
+    let used_dpop = credential::authorization_token(&parts.headers, true).is_ok_and(|(_, dpop)| dpop);
+    let challenged = |err: ApiError| state.auth.challenged(err, used_dpop);
+    let target = Target {
+        method: method.as_ref().map_or("", Method::as_str),
+        url: format!(
+            "{}{path}",
+            state.auth.policy().oauth.public_url.trim_end_matches('/')
+        ),
+    };
     let caller = state
         .auth
-        .authenticate_request(method.as_ref(), &parts.headers, client)
-        .await?
-        .ok_or(ApiError::MissingToken)?;
+        .authenticate_caller(method.as_ref(), &parts.headers, client, Some(&target))
+        .await
+        .and_then(|caller| caller.ok_or(ApiError::MissingToken))
+        .map_err(challenged)?;
+    let caller = match caller {
+        Caller::User(user) => user,
+        Caller::Client(client) => {
+            if let Some(asked) = &scopes {
+                let missing: Vec<String> = scope::missing(&client.token.scope(), asked.iter().copied())
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(challenged(ApiError::InsufficientScope {
+                        missing,
+                        asked: asked.join(" "),
+                    }));
+                }
+            }
+            let user = client.user.as_deref();
+            if let Some(role) = &params.role {
+                require_role(&state, user, role)?;
+            }
+            if let Some(permission) = &permission
+                && !user.is_some_and(|u| state.auth.has_permission(u, permission, Connector::And))
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "this needs the permission {}",
+                    describe(permission)
+                )));
+            }
+            if params.verified == Some(true) && !user.is_some_and(|u| u.email_verified) {
+                return Err(ApiError::EmailNotVerified);
+            }
+            return Ok(client_identity_response(&client));
+        }
+    };
+    if scopes.is_some() {
+        return Err(challenged(ApiError::AccessTokenRequired(
+            "this location asks for OAuth scopes, which only an access token of Better-Auth's OAuth provider holds".into(),
+        )));
+    }
     if let Some(role) = &params.role {
         require_role(&state, Some(&caller.user), role)?;
     }
@@ -357,6 +427,26 @@ fn key_identity_response(key: &ApiKey, owner: Option<&User>) -> Response {
     }
     set(X_AUTH_API_KEY_ID, &key.id);
     set(X_AUTH_CREDENTIAL, "api-key");
+    drop(set);
+    response
+}
+
+/// The answer for an OAuth access token: its client and scopes, and the user who granted it
+/// when there is one.
+fn client_identity_response(client: &Client) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(user) = &client.user {
+        set_user(headers, user);
+    }
+    let mut set = setter(headers);
+    if let Some(session) = client.token.session_id() {
+        set(X_AUTH_SESSION_ID, session);
+    }
+    set(X_AUTH_CLIENT_ID, client.client_id());
+    set(X_AUTH_SCOPE, &client.token.scope());
+    set(X_AUTH_CREDENTIAL, "oauth-access-token");
     drop(set);
     response
 }

@@ -7,6 +7,8 @@
 //! - [`forward`]: `/auth/verify`, forward auth for nginx, Traefik and Caddy.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`proxy`]: `/api/auth/*` forwarded to Better-Auth (`AUTH_PROXY=true`).
+//! - [`resource`]: `/.well-known/oauth-protected-resource`, the OAuth resource metadata
+//!   (`RESOURCE_URL`).
 //! - [`console`]: `/console`, the pages for people (`CONSOLE=true`).
 //! - [`docs`]: the OpenAPI document's frame and shared error responses; [`views`]: JSON shapes;
 //!   [`extract`]: body, query and path extractors with problem+json rejections.
@@ -22,6 +24,7 @@ pub mod forward;
 pub mod health;
 pub mod organizations;
 pub mod proxy;
+pub mod resource;
 pub mod users;
 pub mod views;
 
@@ -57,7 +60,9 @@ pub fn app(state: AppState) -> Router {
     // The server's metrics recorder must exist before the first request is counted.
     crate::server::metrics::handle();
     let (api, document) = api();
-    let mut router = api.merge(SwaggerUi::new("/docs").url("/openapi.json", document));
+    let mut router = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+        .merge(resource::router());
     if state.metrics_on_main {
         router = router.route("/metrics", get(health::metrics));
     }

@@ -16,6 +16,7 @@
 //! HMAC), so a valid credential behind an address that junk came from is served; only dear
 //! work (a JWKS fetch, a database read nothing proved worth doing) is answered 429.
 
+mod access_token;
 pub(crate) mod api_key;
 
 pub(crate) use api_key::Asked;
@@ -29,7 +30,9 @@ use axum::http::StatusCode;
 
 use crate::auth::Auth;
 use crate::auth::api_key::ApiKey;
-use crate::auth::jwt::verify::Claims;
+use crate::auth::jwt::looks_like_jwt;
+use crate::auth::jwt::verify::{Claims, TokenKind};
+use crate::auth::oauth::token::AccessToken;
 use crate::auth::request::credential::Presented;
 use crate::auth::request::throttle::Ticket;
 use crate::db::sessions::SessionRef;
@@ -48,6 +51,9 @@ pub(crate) enum Proof {
         key: Arc<ApiKey>,
         owner: Option<Arc<User>>,
     },
+    /// An OAuth access token: a JWT's verified claims (`typ: at+jwt`) or an opaque token's row;
+    /// its client, user and session are checked in `authenticate`.
+    Access(AccessToken),
 }
 
 impl Proof {
@@ -57,6 +63,7 @@ impl Proof {
             Self::Jwt(claims) => &claims.sub,
             Self::Session { session, .. } => &session.user_id,
             Self::ApiKey { key, .. } => key.owner.id(),
+            Self::Access(token) => token.user_id().unwrap_or_else(|| token.client_id()),
         }
     }
 }
@@ -79,16 +86,48 @@ impl Auth {
         match presented {
             Presented::Jwt(token) => {
                 let unverified = match self.verifier().lookup(token) {
-                    Ok(claims) => return Ok(Proof::Jwt(claims)),
+                    Ok(claims) => return Ok(jwt_proof(claims)),
                     Err(unverified) => unverified,
                 };
                 let mut ticket = admit()?;
                 let checked = self.identify_jwt(unverified, &mut ticket).await;
-                settle(checked, ticket)
+                settle(checked, ticket).map(|proof| match proof {
+                    Proof::Jwt(claims) => jwt_proof(claims),
+                    other => other,
+                })
             }
             Presented::SessionToken(token) => {
+                let oauth = self.policy().oauth.enabled();
+                if oauth && let Some(row) = self.cached_opaque(token) {
+                    return self.cached_opaque_proof(row);
+                }
                 let mut ticket = admit()?;
-                let checked = self.identify_session_token(token, false, &mut ticket).await;
+                let mut checked = self.identify_session_token(token, false, &mut ticket).await;
+                // No session: maybe an opaque access token.
+                if oauth && matches!(checked, Ok(Err(ApiError::InvalidToken(_)))) {
+                    checked = self.identify_opaque(token, &mut ticket).await;
+                }
+                settle(checked, ticket)
+            }
+            Presented::Dpop(token) => {
+                // Only access tokens come with the DPoP scheme.
+                if looks_like_jwt(token) {
+                    let unverified = match self.verifier().lookup(token) {
+                        Ok(claims) => return Ok(jwt_proof(claims)),
+                        Err(unverified) => unverified,
+                    };
+                    let mut ticket = admit()?;
+                    let checked = self.identify_jwt(unverified, &mut ticket).await;
+                    return settle(checked, ticket).map(|proof| match proof {
+                        Proof::Jwt(claims) => jwt_proof(claims),
+                        other => other,
+                    });
+                }
+                if let Some(row) = self.cached_opaque(token) {
+                    return self.cached_opaque_proof(row);
+                }
+                let mut ticket = admit()?;
+                let checked = self.identify_opaque(token, &mut ticket).await;
                 settle(checked, ticket)
             }
             Presented::Cookie(value) => {
@@ -110,6 +149,14 @@ impl Auth {
         let mut ticket = self.failures().admit(client).map_err(throttled)?;
         let checked = self.identify_api_key(key, asked, &mut ticket).await;
         settle(checked, ticket)
+    }
+}
+
+/// A verified JWT's proof: an OAuth access token (`typ: at+jwt`) or a session JWT.
+fn jwt_proof(claims: Arc<Claims>) -> Proof {
+    match claims.kind {
+        TokenKind::Access => Proof::Access(AccessToken::Jwt(claims)),
+        TokenKind::Session => Proof::Jwt(claims),
     }
 }
 

@@ -1,0 +1,381 @@
+//! warden as an OAuth resource server, against signed tokens and rows as Better-Auth's OAuth
+//! provider makes them (its real flows are in tests/e2e/oauth.rs): JWT and opaque access
+//! tokens through forward auth, scopes, the challenges, the metadata document, DPoP, and the
+//! rule that a session JWT and an access token are never taken for each other.
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use warden::testing::auth::api_key::stored_form;
+use warden::testing::auth::oauth::dpop::testing_proofs::DpopKey;
+
+use crate::common::Answer;
+use crate::common::{ISSUER, claims_with_sid, now};
+use crate::world::{Setup, World};
+
+const RESOURCE: &str = "https://api.test";
+const OAUTH_ISSUER: &str = "http://auth.test:3000/api/auth";
+const METADATA: &str = "https://api.test/.well-known/oauth-protected-resource";
+
+async fn world(db: PgPool) -> World {
+    let w = World::with(
+        db,
+        Setup::default().policy(|p| {
+            p.oauth = warden::OAuthSettings {
+                resource: Some(RESOURCE.into()),
+                issuer: OAUTH_ISSUER.into(),
+                scopes_supported: vec!["notes:read".into(), "notes:write".into()],
+                public_url: RESOURCE.into(),
+                ..warden::OAuthSettings::default()
+            };
+        }),
+    )
+    .await;
+    w.exec(
+        r#"INSERT INTO oauth_client (id, client_id, redirect_uris, created_at, updated_at)
+           VALUES ('oc-1', 'client-1', '["http://127.0.0.1:9/cb"]', now(), now())"#,
+    )
+    .await;
+    w
+}
+
+/// Claims like the provider's JWT access token for `sub` through `client-1`.
+fn access_claims(sub: &str, sid: Option<&str>, scope: &str) -> Value {
+    let iat = now();
+    let mut claims = json!({
+        "iss": OAUTH_ISSUER, "aud": RESOURCE, "sub": sub, "client_id": "client-1", "azp": "client-1",
+        "scope": scope, "iat": iat, "exp": iat + 3600, "jti": format!("j-{sub}-{scope}"),
+    });
+    if let Some(sid) = sid {
+        claims["sid"] = Value::from(sid);
+    }
+    claims
+}
+
+fn at_jwt(w: &World, claims: &Value) -> String {
+    w.key.sign_with_header(
+        &json!({"alg": "EdDSA", "kid": w.key.kid, "typ": "at+jwt"}),
+        claims,
+    )
+}
+
+fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
+    answer.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn challenges(answer: &Answer) -> Vec<String> {
+    answer
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[sqlx::test]
+async fn a_jwt_access_token_passes_forward_auth_with_its_client_scopes_and_user(db: PgPool) {
+    let w = world(db).await;
+    let token = at_jwt(
+        &w,
+        &access_claims("alice", Some("s-alice-1"), "openid notes:read"),
+    );
+    let ok = w.bearer(&token).get("/auth/verify").await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(header(&ok, "x-auth-credential"), Some("oauth-access-token"));
+    assert_eq!(header(&ok, "x-auth-client-id"), Some("client-1"));
+    assert_eq!(header(&ok, "x-auth-scope"), Some("openid notes:read"));
+    assert_eq!(header(&ok, "x-auth-user-id"), Some("alice"));
+    assert_eq!(header(&ok, "x-auth-session-id"), Some("s-alice-1"));
+
+    let scoped = w.bearer(&token).get("/auth/verify?scope=notes:read").await;
+    assert_eq!(scoped.status, 200);
+    let short = w
+        .bearer(&token)
+        .get("/auth/verify?scope=notes:read%20notes:write%20files")
+        .await;
+    assert_eq!(short.outcome(), (403, Some("insufficient_scope")));
+    assert!(
+        short.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("notes:write files")
+    );
+    let challenge = &challenges(&short)[0];
+    assert!(
+        challenge.starts_with(r#"Bearer error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="notes:read notes:write files""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!(r#"resource_metadata="{METADATA}""#)),
+        "{challenge}"
+    );
+}
+
+#[sqlx::test]
+async fn a_client_credentials_token_names_the_client_and_no_user(db: PgPool) {
+    let w = world(db).await;
+    let token = at_jwt(&w, &access_claims("client-1", None, "notes:read"));
+    let ok = w.bearer(&token).get("/auth/verify?scope=notes:read").await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(header(&ok, "x-auth-client-id"), Some("client-1"));
+    assert_eq!(header(&ok, "x-auth-user-id"), None);
+    assert_eq!(header(&ok, "x-auth-session-id"), None);
+    // A route asking a user's role: a client alone holds none.
+    let role = w.bearer(&token).get("/auth/verify?role=admin").await;
+    assert_eq!(role.outcome(), (403, Some("forbidden")));
+}
+
+#[sqlx::test]
+async fn session_jwts_and_access_tokens_are_never_taken_for_each_other(db: PgPool) {
+    let w = world(db).await;
+    let access = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "notes:read"));
+    // An access token on a route for people's own credentials.
+    let me = w.bearer(&access).get("/users/me").await;
+    assert_eq!(me.outcome(), (401, Some("access_token_not_accepted")));
+    assert!(challenges(&me)[0].contains(&format!(r#"resource_metadata="{METADATA}""#)));
+    // A session JWT where scopes are asked.
+    let session = w.as_alice().get("/auth/verify?scope=notes:read").await;
+    assert_eq!(session.outcome(), (401, Some("access_token_required")));
+    // An at+jwt carrying a session JWT's issuer and audience is judged as an access token.
+    let mut disguised = claims_with_sid("alice", "s-alice-1");
+    disguised["client_id"] = Value::from("client-1");
+    let disguised = at_jwt(&w, &disguised);
+    let refused = w.bearer(&disguised).get("/auth/verify").await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+    // A session JWT (no typ) with an access token's issuer and audience is judged as a
+    // session JWT.
+    let plain = w
+        .key
+        .sign(&access_claims("alice", Some("s-alice-1"), "notes:read"));
+    let refused = w.bearer(&plain).get("/auth/verify").await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+    // Another resource's token.
+    let mut other = access_claims("alice", Some("s-alice-1"), "notes:read");
+    other["aud"] = json!(["https://other.test", "https://third.test"]);
+    let refused = w.bearer(&at_jwt(&w, &other)).get("/auth/verify").await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another resource")
+    );
+    // An array naming this resource is fine.
+    let mut both = access_claims("alice", Some("s-alice-1"), "notes:read");
+    both["aud"] = json!(["https://other.test", RESOURCE]);
+    assert_eq!(w.bearer(&at_jwt(&w, &both)).get("/auth/verify").await.status, 200);
+    // Without RESOURCE_URL no access token passes at all, and ISSUER stays the session rule.
+    let off = w.variant(Setup::default()).await;
+    let refused = off.bearer(&access).get("/auth/verify").await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+    assert!(ISSUER.starts_with("http://auth.test"));
+}
+
+#[sqlx::test]
+async fn a_disabled_client_a_banned_user_and_an_ended_session_stop_the_token(db: PgPool) {
+    let w = world(db).await;
+    let token = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "notes:read"));
+    assert_eq!(w.bearer(&token).get("/auth/verify").await.status, 200);
+    w.exec("DELETE FROM session WHERE id = 's-alice-1'").await;
+    let ended = w.bearer(&token).get("/auth/verify").await;
+    assert_eq!(ended.outcome(), (401, Some("session_revoked")));
+
+    let token = at_jwt(&w, &access_claims("alice", Some("s-alice-2"), "notes:read"));
+    assert_eq!(w.bearer(&token).get("/auth/verify").await.status, 200);
+    w.exec(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
+        .await;
+    assert_eq!(
+        w.bearer(&token).get("/auth/verify").await.outcome(),
+        (403, Some("banned"))
+    );
+
+    let client = at_jwt(&w, &access_claims("client-1", None, "notes:read"));
+    assert_eq!(w.bearer(&client).get("/auth/verify").await.status, 200);
+    w.exec("UPDATE oauth_client SET disabled = true WHERE client_id = 'client-1'")
+        .await;
+    let disabled = w.bearer(&client).get("/auth/verify").await;
+    assert_eq!(disabled.outcome(), (401, Some("invalid_token")));
+    assert!(disabled.body["detail"].as_str().unwrap().contains("disabled"));
+}
+
+async fn insert_opaque(w: &World, id: &str, token: &str, extra: &str) {
+    w.exec(&format!(
+        r#"INSERT INTO oauth_access_token (id, token, client_id, session_id, user_id, scopes, expires_at, created_at{})
+           VALUES ('{id}', '{}', 'client-1', 's-alice-1', 'alice', '["notes:read","openid"]', now() + interval '1 hour', now(){})"#,
+        if extra.is_empty() { "" } else { ", revoked" },
+        stored_form(token, true),
+        if extra.is_empty() { String::new() } else { format!(", {extra}") },
+    ))
+    .await;
+}
+
+#[sqlx::test]
+async fn an_opaque_token_is_found_by_its_hash_and_refused_once_revoked_or_expired(db: PgPool) {
+    let w = world(db).await;
+    let token = "OpaqueAccessTokenNumberOne012345";
+    insert_opaque(&w, "oat-1", token, "").await;
+    let ok = w.bearer(token).get("/auth/verify?scope=notes:read").await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(header(&ok, "x-auth-client-id"), Some("client-1"));
+    assert_eq!(header(&ok, "x-auth-scope"), Some("notes:read openid"));
+    assert_eq!(header(&ok, "x-auth-user-id"), Some("alice"));
+    // A session token is still a session token.
+    assert_eq!(
+        header(
+            &w.bearer("tok-alice-1").get("/auth/verify").await,
+            "x-auth-credential"
+        ),
+        Some("session-token")
+    );
+    w.exec("UPDATE oauth_access_token SET revoked = now() WHERE id = 'oat-1'")
+        .await;
+    let revoked = w.bearer(token).get("/auth/verify").await;
+    assert_eq!(revoked.outcome(), (401, Some("invalid_token")));
+    assert!(revoked.body["detail"].as_str().unwrap().contains("revoked"));
+
+    let expired = "OpaqueAccessTokenNumberTwo012345";
+    insert_opaque(&w, "oat-2", expired, "").await;
+    w.exec("UPDATE oauth_access_token SET expires_at = now() - interval '1 second' WHERE id = 'oat-2'")
+        .await;
+    assert_eq!(
+        w.bearer(expired).get("/auth/verify").await.outcome(),
+        (401, Some("token_expired"))
+    );
+    let unknown = w
+        .bearer("NoSuchTokenAnywhere0123456789abc")
+        .get("/auth/verify")
+        .await;
+    assert_eq!(unknown.outcome(), (401, Some("invalid_token")));
+}
+
+#[sqlx::test]
+async fn the_metadata_document_is_where_the_challenge_says(db: PgPool) {
+    let w = world(db).await;
+    let refused = w.anonymous().get("/auth/verify?scope=notes:read").await;
+    assert_eq!(refused.outcome(), (401, Some("missing_token")));
+    let all = challenges(&refused);
+    assert_eq!(
+        all,
+        vec![
+            format!(r#"Bearer resource_metadata="{METADATA}""#),
+            format!(r#"DPoP algs="ES256 EdDSA RS256 PS256 ES512", resource_metadata="{METADATA}""#),
+        ]
+    );
+    let doc = w.anonymous().get("/.well-known/oauth-protected-resource").await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(
+        doc.body,
+        json!({
+            "resource": RESOURCE,
+            "authorization_servers": [OAUTH_ISSUER],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": ["notes:read", "notes:write"],
+            "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256", "ES512"],
+        })
+    );
+    assert_eq!(
+        w.anonymous()
+            .get("/.well-known/oauth-protected-resource/other")
+            .await
+            .status,
+        404
+    );
+    let off = w.variant(Setup::default()).await;
+    assert_eq!(
+        off.anonymous()
+            .get("/.well-known/oauth-protected-resource")
+            .await
+            .status,
+        404
+    );
+}
+
+#[sqlx::test]
+async fn a_dpop_bound_token_needs_a_fresh_proof_of_its_key_for_this_request(db: PgPool) {
+    let w = world(db).await;
+    let key = DpopKey::generate_es256();
+    let mut claims = access_claims("alice", Some("s-alice-1"), "notes:read");
+    claims["cnf"] = json!({"jkt": key.thumbprint()});
+    let token = at_jwt(&w, &claims);
+    let url = format!("{RESOURCE}/notes");
+    let call = |proof: Option<String>, scheme: &str, uri: &str, method: &str| {
+        let mut caller = w
+            .anonymous()
+            .header("authorization", &format!("{scheme} {token}"))
+            .header("x-forwarded-uri", uri)
+            .header("x-forwarded-method", method);
+        if let Some(proof) = proof {
+            caller = caller.header("dpop", &proof);
+        }
+        async move { caller.get("/auth/verify").await }
+    };
+    let proof = key.proof("GET", &url, Some(&token), now(), "jti-1");
+    let ok = call(Some(proof.clone()), "DPoP", "/notes?page=2", "GET").await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(header(&ok, "x-auth-client-id"), Some("client-1"));
+
+    let replayed = call(Some(proof), "DPoP", "/notes", "GET").await;
+    assert_eq!(replayed.outcome(), (401, Some("invalid_dpop_proof")));
+    assert!(challenges(&replayed)[0].starts_with(r#"DPoP error="invalid_dpop_proof""#));
+
+    let as_bearer = call(None, "Bearer", "/notes", "GET").await;
+    assert_eq!(as_bearer.outcome(), (401, Some("invalid_token")));
+    let none = call(None, "DPoP", "/notes", "GET").await;
+    assert_eq!(none.outcome(), (401, Some("invalid_dpop_proof")));
+    let other_url = key.proof("GET", &format!("{RESOURCE}/other"), Some(&token), now(), "jti-2");
+    assert_eq!(
+        call(Some(other_url), "DPoP", "/notes", "GET").await.outcome(),
+        (401, Some("invalid_dpop_proof"))
+    );
+    let other_method = key.proof("POST", &url, Some(&token), now(), "jti-3");
+    assert_eq!(
+        call(Some(other_method), "DPoP", "/notes", "GET").await.outcome(),
+        (401, Some("invalid_dpop_proof"))
+    );
+    let stranger = DpopKey::generate_es256().proof("GET", &url, Some(&token), now(), "jti-4");
+    let wrong_key = call(Some(stranger), "DPoP", "/notes", "GET").await;
+    assert_eq!(wrong_key.outcome(), (401, Some("invalid_token")));
+    let stale = key.proof("GET", &url, Some(&token), now() - 600, "jti-5");
+    assert_eq!(
+        call(Some(stale), "DPoP", "/notes", "GET").await.outcome(),
+        (401, Some("invalid_dpop_proof"))
+    );
+    // An unbound token with the DPoP scheme.
+    let unbound = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "notes:read"));
+    let answer = w
+        .anonymous()
+        .header("authorization", &format!("DPoP {unbound}"))
+        .header("dpop", &key.proof("GET", &url, Some(&unbound), now(), "jti-6"))
+        .header("x-forwarded-uri", "/notes")
+        .header("x-forwarded-method", "GET")
+        .get("/auth/verify")
+        .await;
+    assert_eq!(answer.outcome(), (401, Some("invalid_token")));
+}
+
+#[sqlx::test]
+async fn a_session_ended_through_warden_revokes_its_opaque_tokens_as_better_auth_does(db: PgPool) {
+    let w = world(db).await;
+    let token = "OpaqueAccessTokenOfSessionTwo012";
+    w.exec(&format!(
+        r#"INSERT INTO oauth_access_token (id, token, client_id, session_id, user_id, scopes, expires_at, created_at)
+           VALUES ('oat-s2', '{}', 'client-1', 's-alice-2', 'alice', '["notes:read"]', now() + interval '1 hour', now())"#,
+        stored_form(token, true)
+    ))
+    .await;
+    assert_eq!(w.bearer(token).get("/auth/verify").await.status, 200);
+    let signed_out = w.as_alice().delete("/users/me/sessions/s-alice-2").await;
+    assert!(signed_out.status.is_success(), "{:?}", signed_out.body);
+    // The plugin's own rule on a session's deletion: its access tokens are revoked (the
+    // foreign key alone would only clear `session_id`, and the token would stay active).
+    assert_eq!(
+        w.scalar_i64("SELECT count(*) FROM oauth_access_token WHERE id = 'oat-s2' AND revoked IS NOT NULL AND session_id IS NULL")
+            .await,
+        1
+    );
+    let refused = w.bearer(token).get("/auth/verify").await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+}
