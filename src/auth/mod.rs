@@ -42,6 +42,7 @@ pub use builder::{AuthBuilder, DEFAULT_BETTER_AUTH_URL, DEFAULT_LEEWAY_SECS};
 pub use jwt::jwks::{DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS, JwksSettings};
 pub use jwt::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};
 pub use oauth::OAuthSettings;
+pub use oauth::metadata::ResourceMetadata;
 pub use oauth::scope::Scopes;
 pub use oauth::token::AccessToken;
 pub use policy::{AccessControl, AuthPolicy, Connector, SessionCheck, Statements};
@@ -170,6 +171,33 @@ impl Auth {
             params: Arc::clone(&self.0.challenge),
             used_dpop,
         })
+    }
+
+    /// This resource's protected-resource metadata (RFC 9728), to serve at
+    /// [`oauth::METADATA_PATH`] (with the resource's path appended); `None` unless access
+    /// tokens are accepted (`RESOURCE_URL`).
+    pub fn resource_metadata(&self) -> Option<oauth::metadata::ResourceMetadata> {
+        oauth::metadata::ResourceMetadata::of(&self.0.policy.oauth)
+    }
+
+    /// 403 `insufficient_scope` (RFC 6750, naming every scope of `scopes` the token lacks, with
+    /// this resource's challenge) unless `client`'s token holds them all: for scopes decided
+    /// at run time (an MCP tool's), where [`RequireScope`] takes them from a type.
+    pub fn require_scopes(&self, client: &Client, scopes: &[&str]) -> Result<(), crate::error::ApiError> {
+        let missing: Vec<String> = oauth::scope::missing(&client.token.scope(), scopes.iter().copied())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(self.challenged(
+            crate::error::ApiError::InsufficientScope {
+                missing,
+                asked: scopes.join(" "),
+            },
+            client.token.jkt().is_some(),
+        ))
     }
 
     /// `err`, its challenges naming this OAuth resource when access tokens are accepted.

@@ -11,6 +11,7 @@ mod console;
 mod embed;
 mod gateway;
 mod hostile;
+mod mcp;
 mod oauth;
 mod oauth_flows;
 mod permissions;

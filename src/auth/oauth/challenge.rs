@@ -186,6 +186,41 @@ mod tests {
         );
     }
 
+    /// Whatever a description or scope holds (a detail can quote client input), each challenge
+    /// is one valid header value of the scheme and parameters written, every quoted string
+    /// closed.
+    #[test]
+    fn any_text_in_a_refusal_gives_well_formed_challenges() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..5_000 {
+            let text: String = (0..next() % 60)
+                .map(|_| char::from_u32((next() % 0x3000) as u32).unwrap_or('x'))
+                .collect();
+            let refusal = Refusal {
+                error: Some(["invalid_token", "insufficient_scope", "invalid_dpop_proof"][round % 3]),
+                description: &text,
+                scope: (round % 2 == 0).then_some(text.as_str()),
+            };
+            let all = challenges(&refusal, &context(Some("ES256"), round % 5 == 0, round % 7 == 0));
+            assert!(!all.is_empty(), "{text:?}");
+            for value in all {
+                let value = value.to_str().expect("visible ASCII");
+                assert!(
+                    value.starts_with("Bearer") || value.starts_with("DPoP"),
+                    "{value}"
+                );
+                assert_eq!(value.matches('"').count() % 2, 0, "{value}");
+                assert!(!value.contains('\\'), "{value}");
+            }
+        }
+    }
+
     #[test]
     fn dpop_failures_and_dpop_requests_are_dpop_challenges() {
         let proof = Refusal {

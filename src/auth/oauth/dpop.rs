@@ -508,17 +508,22 @@ impl ReplayCache {
     /// Whether this is the first use of `jti` with the key `jkt`, for a proof made at `iat`,
     /// at `now_secs`: `true` exactly once; `false` for a replay, and for a proof the cache
     /// cannot vouch for (older than the window or than the floor). Atomic: of any number of
-    /// concurrent calls for the same pair, one returns `true`.
+    /// concurrent calls for the same pair, one returns `true`. [`Self::record`] is the same
+    /// question with the two refusals told apart, and what requests ask; this form is for
+    /// tests and benchmarks.
+    #[cfg(any(test, feature = "testing"))]
     pub fn first_use(&self, jkt: &str, jti: &str, iat: f64, now_secs: f64) -> bool {
         self.admit(jkt, jti, iat, now_secs) == Admission::First
     }
 
     /// How many proofs the cache remembers now (expired ones included until next pruned).
+    #[cfg(any(test, feature = "testing"))]
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).seen.len()).sum()
     }
 
     /// Whether the cache remembers no proof at all.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -187,6 +187,7 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// The token of `Authorization: Bearer <token>`. The scheme is case-insensitive (RFC 7235).
+#[cfg(feature = "server")]
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     authorization_token(headers, false).map(|(token, _)| token)
 }

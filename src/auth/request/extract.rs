@@ -133,22 +133,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let client = Client::from_request_parts(parts, state).await?;
-        let scope = client.token.scope();
-        let missing: Vec<String> = crate::auth::oauth::scope::missing(&scope, S::SCOPES.iter().copied())
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        if !missing.is_empty() {
-            let auth = Auth::from_ref(state);
-            let used_dpop = client.token.jkt().is_some();
-            return Err(auth.challenged(
-                ApiError::InsufficientScope {
-                    missing,
-                    asked: S::SCOPES.join(" "),
-                },
-                used_dpop,
-            ));
-        }
+        Auth::from_ref(state).require_scopes(&client, S::SCOPES)?;
         Ok(Self {
             client,
             scopes: PhantomData,
