@@ -155,7 +155,7 @@ pub enum ApiError {
     /// request, too old, replayed, or of another key (401 `invalid_dpop_proof`, RFC 9449).
     #[error("invalid DPoP proof: {0}")]
     InvalidDpopProof(String),
-    /// An OAuth access token on a route that takes people's own credentials (401
+    /// An OAuth access token on a route that takes people's own credentials (403
     /// `access_token_not_accepted`): its scopes name what it may do, and this route names none.
     #[error("OAuth access tokens are not accepted here: {0}")]
     AccessTokenNotAccepted(String),
@@ -447,7 +447,7 @@ mod specs {
         "",
     );
     pub(super) const ACCESS_TOKEN_NOT_ACCEPTED: Spec = (
-        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
         "access_token_not_accepted",
         "Access token not accepted",
         "",

@@ -7,7 +7,8 @@
 //! - **a library** for your own Axum app: [`Auth`] and the extractors [`AuthUser`],
 //!   [`MaybeAuthUser`], [`Admin`], [`RequireRole`], [`RequirePermission`], [`OrgMember`],
 //!   [`RequireOrgPermission`], and for Better-Auth's API keys [`ApiKey`] and
-//!   [`RequireApiKeyPermission`], with any state type of yours; what they hand you ([`User`],
+//!   [`RequireApiKeyPermission`], for OAuth clients of Better-Auth's OAuth provider [`Client`]
+//!   and [`RequireScope`], with any state type of yours; what they hand you ([`User`],
 //!   [`Claims`], [`Credential`]) and their rejection, [`ApiError`]. `warden = {
 //!   default-features = false }` builds just this;
 //! - **the `warden` server** (feature `server`, on by default; the `server` module), built on that same

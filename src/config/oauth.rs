@@ -1,5 +1,5 @@
 //! The OAuth resource-server group: `RESOURCE_URL`, `OAUTH_ISSUER`, `OAUTH_SCOPES`,
-//! `PUBLIC_URL`, `DPOP_REQUIRED` and `DPOP_WINDOW_SECS`. Off unless `RESOURCE_URL` is set: then
+//! `OAUTH_OPAQUE_TOKENS`, `PUBLIC_URL`, `DPOP_REQUIRED` and `DPOP_WINDOW_SECS`. Off unless `RESOURCE_URL` is set: then
 //! warden takes the access tokens Better-Auth's OAuth provider issues for that resource.
 
 use super::env::{Env, http_url, invalid};
@@ -33,6 +33,7 @@ impl OAuthSettings {
                 "give the origin clients reach warden by (https://api.example.com), without a path",
             ));
         }
+        let opaque_tokens = env.flag("OAUTH_OPAQUE_TOKENS", true)?;
         let dpop_required = env.flag("DPOP_REQUIRED", false)?;
         if dpop_required && resource.is_none() {
             return Err(invalid(
@@ -45,6 +46,7 @@ impl OAuthSettings {
             issuer,
             scopes_supported,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            opaque_tokens,
             dpop_required,
             dpop_window_secs: env.secs("DPOP_WINDOW_SECS", 300, 10..=3600)?.as_secs(),
         })

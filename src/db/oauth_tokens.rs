@@ -27,6 +27,8 @@ pub struct StoredAccessToken {
     pub revoked: bool,
     /// The DPoP key it is bound to (`confirmation.jkt`).
     pub jkt: Option<String>,
+    /// A confirmation without `jkt`: bound by another method.
+    pub bound_otherwise: bool,
 }
 
 /// The token stored as `stored` (base64url of its SHA-256); the plugin's
@@ -35,7 +37,8 @@ pub async fn find_by_token(pool: &PgPool, stored: &str) -> Result<Option<StoredA
     let row = sqlx::query!(
         r#"SELECT client_id, user_id, session_id, resources AS "resources: Json<Vec<String>>",
                   scopes AS "scopes!: Json<Vec<String>>", expires_at, revoked IS NOT NULL AS "revoked!",
-                  confirmation->>'jkt' AS jkt
+                  confirmation->>'jkt' AS jkt,
+                  (confirmation IS NOT NULL AND confirmation <> 'null'::jsonb AND confirmation->>'jkt' IS NULL) AS "bound_otherwise!"
            FROM oauth_access_token WHERE token = $1 LIMIT 1"#,
         stored
     )
@@ -50,6 +53,7 @@ pub async fn find_by_token(pool: &PgPool, stored: &str) -> Result<Option<StoredA
         expires_at: r.expires_at,
         revoked: r.revoked,
         jkt: r.jkt,
+        bound_otherwise: r.bound_otherwise,
     }))
 }
 

@@ -9,7 +9,7 @@ use warden::testing::auth::api_key::stored_form;
 use warden::testing::auth::oauth::dpop::testing_proofs::DpopKey;
 
 use crate::common::Answer;
-use crate::common::{ISSUER, claims_with_sid, now};
+use crate::common::{claims_with_sid, now};
 use crate::world::{Setup, World};
 
 const RESOURCE: &str = "https://api.test";
@@ -78,13 +78,15 @@ async fn a_jwt_access_token_passes_forward_auth_with_its_client_scopes_and_user(
         &w,
         &access_claims("alice", Some("s-alice-1"), "openid notes:read"),
     );
-    let ok = w.bearer(&token).get("/auth/verify").await;
+    let ok = w.bearer(&token).get("/auth/verify?scope=openid").await;
     assert_eq!(ok.status, 200, "{:?}", ok.body);
     assert_eq!(header(&ok, "x-auth-credential"), Some("oauth-access-token"));
     assert_eq!(header(&ok, "x-auth-client-id"), Some("client-1"));
     assert_eq!(header(&ok, "x-auth-scope"), Some("openid notes:read"));
     assert_eq!(header(&ok, "x-auth-user-id"), Some("alice"));
     assert_eq!(header(&ok, "x-auth-session-id"), Some("s-alice-1"));
+    // The user's identity, not their role: the client holds scopes, not the user's authority.
+    assert_eq!(header(&ok, "x-auth-user-role"), None);
 
     let scoped = w.bearer(&token).get("/auth/verify?scope=notes:read").await;
     assert_eq!(scoped.status, 200);
@@ -124,7 +126,10 @@ async fn a_client_credentials_token_names_the_client_and_no_user(db: PgPool) {
     assert_eq!(header(&ok, "x-auth-user-id"), None);
     assert_eq!(header(&ok, "x-auth-session-id"), None);
     // A route asking a user's role: a client alone holds none.
-    let role = w.bearer(&token).get("/auth/verify?role=admin").await;
+    let role = w
+        .bearer(&token)
+        .get("/auth/verify?scope=notes:read&role=admin")
+        .await;
     assert_eq!(role.outcome(), (403, Some("forbidden")));
 }
 
@@ -134,8 +139,22 @@ async fn session_jwts_and_access_tokens_are_never_taken_for_each_other(db: PgPoo
     let access = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "notes:read"));
     // An access token on a route for people's own credentials.
     let me = w.bearer(&access).get("/users/me").await;
-    assert_eq!(me.outcome(), (401, Some("access_token_not_accepted")));
-    assert!(challenges(&me)[0].contains(&format!(r#"resource_metadata="{METADATA}""#)));
+    assert_eq!(me.outcome(), (403, Some("access_token_not_accepted")));
+    assert!(
+        challenges(&me).is_empty(),
+        "not an OAuth resource: no challenge to chase"
+    );
+    // Nor through forward auth without scopes, whatever the user who granted it may do: an
+    // admin's token for notes:read is no admin.
+    let admins = at_jwt(&w, &access_claims("admin", Some("s-admin"), "notes:read"));
+    for path in ["/auth/verify", "/auth/verify?role=admin"] {
+        let refused = w.bearer(&admins).get(path).await;
+        assert_eq!(
+            refused.outcome(),
+            (403, Some("access_token_not_accepted")),
+            "{path}"
+        );
+    }
     // A session JWT where scopes are asked.
     let session = w.as_alice().get("/auth/verify?scope=notes:read").await;
     assert_eq!(session.outcome(), (401, Some("access_token_required")));
@@ -143,19 +162,22 @@ async fn session_jwts_and_access_tokens_are_never_taken_for_each_other(db: PgPoo
     let mut disguised = claims_with_sid("alice", "s-alice-1");
     disguised["client_id"] = Value::from("client-1");
     let disguised = at_jwt(&w, &disguised);
-    let refused = w.bearer(&disguised).get("/auth/verify").await;
+    let refused = w.bearer(&disguised).get("/auth/verify?scope=notes:read").await;
     assert_eq!(refused.outcome(), (401, Some("invalid_token")));
     // A session JWT (no typ) with an access token's issuer and audience is judged as a
     // session JWT.
     let plain = w
         .key
         .sign(&access_claims("alice", Some("s-alice-1"), "notes:read"));
-    let refused = w.bearer(&plain).get("/auth/verify").await;
+    let refused = w.bearer(&plain).get("/auth/verify?scope=notes:read").await;
     assert_eq!(refused.outcome(), (401, Some("invalid_token")));
     // Another resource's token.
     let mut other = access_claims("alice", Some("s-alice-1"), "notes:read");
     other["aud"] = json!(["https://other.test", "https://third.test"]);
-    let refused = w.bearer(&at_jwt(&w, &other)).get("/auth/verify").await;
+    let refused = w
+        .bearer(&at_jwt(&w, &other))
+        .get("/auth/verify?scope=notes:read")
+        .await;
     assert_eq!(refused.outcome(), (401, Some("invalid_token")));
     assert!(
         refused.body["detail"]
@@ -166,37 +188,59 @@ async fn session_jwts_and_access_tokens_are_never_taken_for_each_other(db: PgPoo
     // An array naming this resource is fine.
     let mut both = access_claims("alice", Some("s-alice-1"), "notes:read");
     both["aud"] = json!(["https://other.test", RESOURCE]);
-    assert_eq!(w.bearer(&at_jwt(&w, &both)).get("/auth/verify").await.status, 200);
+    assert_eq!(
+        w.bearer(&at_jwt(&w, &both))
+            .get("/auth/verify?scope=notes:read")
+            .await
+            .status,
+        200
+    );
     // Without RESOURCE_URL no access token passes at all, and ISSUER stays the session rule.
     let off = w.variant(Setup::default()).await;
-    let refused = off.bearer(&access).get("/auth/verify").await;
+    let refused = off.bearer(&access).get("/auth/verify?scope=notes:read").await;
     assert_eq!(refused.outcome(), (401, Some("invalid_token")));
-    assert!(ISSUER.starts_with("http://auth.test"));
+    // A session JWT is still judged by the session rules there.
+    assert_eq!(off.bearer(&w.alice).get("/auth/verify").await.status, 200);
 }
 
 #[sqlx::test]
 async fn a_disabled_client_a_banned_user_and_an_ended_session_stop_the_token(db: PgPool) {
     let w = world(db).await;
     let token = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "notes:read"));
-    assert_eq!(w.bearer(&token).get("/auth/verify").await.status, 200);
+    assert_eq!(
+        w.bearer(&token).get("/auth/verify?scope=notes:read").await.status,
+        200
+    );
     w.exec("DELETE FROM session WHERE id = 's-alice-1'").await;
-    let ended = w.bearer(&token).get("/auth/verify").await;
+    let ended = w.bearer(&token).get("/auth/verify?scope=notes:read").await;
     assert_eq!(ended.outcome(), (401, Some("session_revoked")));
 
     let token = at_jwt(&w, &access_claims("alice", Some("s-alice-2"), "notes:read"));
-    assert_eq!(w.bearer(&token).get("/auth/verify").await.status, 200);
+    assert_eq!(
+        w.bearer(&token).get("/auth/verify?scope=notes:read").await.status,
+        200
+    );
     w.exec(r#"UPDATE "user" SET banned = true WHERE id = 'alice'"#)
         .await;
     assert_eq!(
-        w.bearer(&token).get("/auth/verify").await.outcome(),
+        w.bearer(&token)
+            .get("/auth/verify?scope=notes:read")
+            .await
+            .outcome(),
         (403, Some("banned"))
     );
 
     let client = at_jwt(&w, &access_claims("client-1", None, "notes:read"));
-    assert_eq!(w.bearer(&client).get("/auth/verify").await.status, 200);
+    assert_eq!(
+        w.bearer(&client)
+            .get("/auth/verify?scope=notes:read")
+            .await
+            .status,
+        200
+    );
     w.exec("UPDATE oauth_client SET disabled = true WHERE client_id = 'client-1'")
         .await;
-    let disabled = w.bearer(&client).get("/auth/verify").await;
+    let disabled = w.bearer(&client).get("/auth/verify?scope=notes:read").await;
     assert_eq!(disabled.outcome(), (401, Some("invalid_token")));
     assert!(disabled.body["detail"].as_str().unwrap().contains("disabled"));
 }
@@ -232,7 +276,7 @@ async fn an_opaque_token_is_found_by_its_hash_and_refused_once_revoked_or_expire
     );
     w.exec("UPDATE oauth_access_token SET revoked = now() WHERE id = 'oat-1'")
         .await;
-    let revoked = w.bearer(token).get("/auth/verify").await;
+    let revoked = w.bearer(token).get("/auth/verify?scope=notes:read").await;
     assert_eq!(revoked.outcome(), (401, Some("invalid_token")));
     assert!(revoked.body["detail"].as_str().unwrap().contains("revoked"));
 
@@ -241,12 +285,15 @@ async fn an_opaque_token_is_found_by_its_hash_and_refused_once_revoked_or_expire
     w.exec("UPDATE oauth_access_token SET expires_at = now() - interval '1 second' WHERE id = 'oat-2'")
         .await;
     assert_eq!(
-        w.bearer(expired).get("/auth/verify").await.outcome(),
+        w.bearer(expired)
+            .get("/auth/verify?scope=notes:read")
+            .await
+            .outcome(),
         (401, Some("token_expired"))
     );
     let unknown = w
         .bearer("NoSuchTokenAnywhere0123456789abc")
-        .get("/auth/verify")
+        .get("/auth/verify?scope=notes:read")
         .await;
     assert_eq!(unknown.outcome(), (401, Some("invalid_token")));
 }
@@ -310,7 +357,7 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_of_its_key_for_this_request(db: 
         if let Some(proof) = proof {
             caller = caller.header("dpop", &proof);
         }
-        async move { caller.get("/auth/verify").await }
+        async move { caller.get("/auth/verify?scope=notes:read").await }
     };
     let proof = key.proof("GET", &url, Some(&token), now(), "jti-1");
     let ok = call(Some(proof.clone()), "DPoP", "/notes?page=2", "GET").await;
@@ -351,7 +398,7 @@ async fn a_dpop_bound_token_needs_a_fresh_proof_of_its_key_for_this_request(db: 
         .header("dpop", &key.proof("GET", &url, Some(&unbound), now(), "jti-6"))
         .header("x-forwarded-uri", "/notes")
         .header("x-forwarded-method", "GET")
-        .get("/auth/verify")
+        .get("/auth/verify?scope=notes:read")
         .await;
     assert_eq!(answer.outcome(), (401, Some("invalid_token")));
 }
@@ -366,7 +413,10 @@ async fn a_session_ended_through_warden_revokes_its_opaque_tokens_as_better_auth
         stored_form(token, true)
     ))
     .await;
-    assert_eq!(w.bearer(token).get("/auth/verify").await.status, 200);
+    assert_eq!(
+        w.bearer(token).get("/auth/verify?scope=notes:read").await.status,
+        200
+    );
     let signed_out = w.as_alice().delete("/users/me/sessions/s-alice-2").await;
     assert!(signed_out.status.is_success(), "{:?}", signed_out.body);
     // The plugin's own rule on a session's deletion: its access tokens are revoked (the
@@ -376,6 +426,234 @@ async fn a_session_ended_through_warden_revokes_its_opaque_tokens_as_better_auth
             .await,
         1
     );
-    let refused = w.bearer(token).get("/auth/verify").await;
+    let refused = w.bearer(token).get("/auth/verify?scope=notes:read").await;
     assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+}
+
+#[sqlx::test]
+async fn a_location_asking_scopes_takes_no_api_key_and_counts_no_use(db: PgPool) {
+    let w = world(db).await;
+    let key = "wd_scoped_key_0123456789abcdefghij";
+    w.exec(&format!(
+        r#"INSERT INTO apikey (id, config_id, reference_id, key, enabled, rate_limit_enabled, remaining, created_at, updated_at)
+           VALUES ('k-1', 'default', 'alice', '{}', true, false, 5, now(), now())"#,
+        stored_form(key, true)
+    ))
+    .await;
+    let refused = w
+        .anonymous()
+        .header("x-api-key", key)
+        .get("/auth/verify?scope=notes:read")
+        .await;
+    assert_eq!(refused.outcome(), (401, Some("access_token_required")));
+    assert_eq!(
+        w.scalar_i64("SELECT remaining::bigint FROM apikey WHERE id = 'k-1'")
+            .await,
+        5
+    );
+    // Without scopes the key is what it always was.
+    let ok = w.anonymous().header("x-api-key", key).get("/auth/verify").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        w.scalar_i64("SELECT remaining::bigint FROM apikey WHERE id = 'k-1'")
+            .await,
+        4
+    );
+}
+
+/// The cached paths: an opaque token and its client's state come from the row cache (held
+/// until a notification drops them), and every change the plugin or an admin makes in SQL is
+/// seen on the next requests: revocation, narrower scopes, a disabled client, a deleted row.
+#[sqlx::test]
+async fn cached_opaque_tokens_and_clients_follow_every_change_made_in_sql(db: PgPool) {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use warden::testing::cache::{RowCache, RowCacheSettings, listener};
+
+    let rows = Arc::new(RowCache::new(RowCacheSettings {
+        enabled: true,
+        ttl: Duration::from_secs(600),
+        bytes: 8 * 1024 * 1024,
+    }));
+    let task = listener::spawn(Arc::clone(&rows), (*db.connect_options()).clone());
+    let cached = Arc::clone(&rows);
+    let w = World::with(
+        db,
+        Setup::default()
+            .policy(|p| {
+                p.oauth = warden::OAuthSettings {
+                    resource: Some(RESOURCE.into()),
+                    issuer: OAUTH_ISSUER.into(),
+                    public_url: RESOURCE.into(),
+                    ..warden::OAuthSettings::default()
+                };
+            })
+            .auth(move |a| a.row_cache(cached)),
+    )
+    .await;
+    let start = Instant::now();
+    while !rows.trusted() {
+        assert!(start.elapsed() < Duration::from_secs(5), "the listener is not up");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    w.exec(
+        r#"INSERT INTO oauth_client (id, client_id, redirect_uris, created_at, updated_at)
+           VALUES ('oc-1', 'client-1', '["http://127.0.0.1:9/cb"]', now(), now())"#,
+    )
+    .await;
+    let seen = |token: &'static str, path: &'static str, expected: (u16, Option<&'static str>)| {
+        let w = &w;
+        async move {
+            let start = Instant::now();
+            loop {
+                let answer = w.bearer(token).get(path).await;
+                let (status, code) = answer.outcome();
+                if (status, code) == expected {
+                    return start.elapsed();
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(2),
+                    "{path}: still {status} {code:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    let token = "CachedOpaqueTokenNumberOne012345";
+    insert_opaque(&w, "oat-c1", token, "").await;
+    seen(token, "/auth/verify?scope=notes:read", (200, None)).await;
+    let slot = warden::testing::auth::api_key::cache_slot(&stored_form(token, true));
+    assert!(rows.access_token(&slot).is_some() && rows.oauth_client("client-1").is_some());
+
+    w.exec(r#"UPDATE oauth_access_token SET scopes = '["openid"]' WHERE id = 'oat-c1'"#)
+        .await;
+    seen(
+        token,
+        "/auth/verify?scope=notes:read",
+        (403, Some("insufficient_scope")),
+    )
+    .await;
+    w.exec(r#"UPDATE oauth_access_token SET scopes = '["notes:read"]' WHERE id = 'oat-c1'"#)
+        .await;
+    seen(token, "/auth/verify?scope=notes:read", (200, None)).await;
+    w.exec("UPDATE oauth_access_token SET revoked = now() WHERE id = 'oat-c1'")
+        .await;
+    let took = seen(
+        token,
+        "/auth/verify?scope=notes:read",
+        (401, Some("invalid_token")),
+    )
+    .await;
+    eprintln!("revocation seen after {} ms", took.as_millis());
+
+    let second = "CachedOpaqueTokenNumberTwo012345";
+    insert_opaque(&w, "oat-c2", second, "").await;
+    seen(second, "/auth/verify?scope=notes:read", (200, None)).await;
+    w.exec("UPDATE oauth_client SET disabled = true WHERE client_id = 'client-1'")
+        .await;
+    seen(
+        second,
+        "/auth/verify?scope=notes:read",
+        (401, Some("invalid_token")),
+    )
+    .await;
+    w.exec("UPDATE oauth_client SET disabled = false WHERE client_id = 'client-1'")
+        .await;
+    seen(second, "/auth/verify?scope=notes:read", (200, None)).await;
+    w.exec("DELETE FROM oauth_access_token WHERE id = 'oat-c2'").await;
+    seen(
+        second,
+        "/auth/verify?scope=notes:read",
+        (401, Some("invalid_token")),
+    )
+    .await;
+    task.abort();
+}
+
+#[sqlx::test]
+async fn a_token_bound_by_a_method_warden_cannot_check_is_refused(db: PgPool) {
+    let w = world(db).await;
+    let mut claims = access_claims("alice", Some("s-alice-1"), "notes:read");
+    claims["cnf"] = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
+    let refused = w
+        .bearer(&at_jwt(&w, &claims))
+        .get("/auth/verify?scope=notes:read")
+        .await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+    let token = "OpaqueBoundByMtlsToken0123456789";
+    insert_opaque(&w, "oat-m", token, "").await;
+    w.exec(r#"UPDATE oauth_access_token SET confirmation = '{"x5t#S256":"abc"}' WHERE id = 'oat-m'"#)
+        .await;
+    let refused = w.bearer(token).get("/auth/verify?scope=notes:read").await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+}
+
+struct NotesWrite;
+impl warden::Scopes for NotesWrite {
+    const SCOPES: &'static [&'static str] = &["notes:write"];
+}
+
+/// The library's extractors under a nested router: the DPoP proof names the path the client
+/// sent (`/api/notes`), not the nested router's (`/notes`); `RequireScope` names what a token
+/// lacks; `Client` takes no session credential.
+#[sqlx::test]
+async fn client_and_require_scope_check_dpop_against_the_path_the_client_sent(db: PgPool) {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+
+    let w = world(db).await;
+    async fn write(caller: warden::RequireScope<NotesWrite>) -> axum::Json<Value> {
+        axum::Json(json!({"client": caller.client.client_id()}))
+    }
+    async fn who(client: warden::Client) -> axum::Json<Value> {
+        axum::Json(json!({"user": client.user.map(|u| u.id.clone())}))
+    }
+    let app = axum::Router::new()
+        .nest(
+            "/api",
+            axum::Router::new()
+                .route("/notes", get(write))
+                .route("/who", get(who)),
+        )
+        .with_state(w.state.auth.clone());
+    let key = DpopKey::generate_ed25519();
+    let mut claims = access_claims("alice", Some("s-alice-1"), "notes:read notes:write");
+    claims["cnf"] = json!({"jkt": key.thumbprint()});
+    let token = at_jwt(&w, &claims);
+    let request = |path: &str, proof_url: &str, jti: &str| {
+        Request::get(path)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", key.proof("GET", proof_url, Some(&token), now(), jti))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let ok = crate::common::send(&app, request("/api/notes", "https://api.test/api/notes", "n-1")).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(ok.body, json!({"client": "client-1"}));
+    let nested = crate::common::send(&app, request("/api/notes", "https://api.test/notes", "n-2")).await;
+    assert_eq!(nested.outcome(), (401, Some("invalid_dpop_proof")));
+    assert!(challenges(&nested)[0].starts_with(r#"DPoP error="invalid_dpop_proof""#));
+
+    let narrow = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "notes:read"));
+    let short = crate::common::send(
+        &app,
+        Request::get("/api/notes")
+            .header("authorization", format!("Bearer {narrow}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(short.outcome(), (403, Some("insufficient_scope")));
+    assert!(challenges(&short)[0].contains(r#"scope="notes:write""#));
+    let person = crate::common::send(
+        &app,
+        Request::get("/api/who")
+            .header("authorization", format!("Bearer {}", w.alice))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(person.outcome(), (401, Some("access_token_required")));
+    assert!(challenges(&person)[0].contains(&format!(r#"resource_metadata="{METADATA}""#)));
 }

@@ -46,6 +46,11 @@ pub struct OAuthSettings {
     /// `RESOURCE_URL`): a DPoP proof's `htu` is checked against it and the request's path,
     /// never against what a client's headers claim the host to be.
     pub public_url: String,
+    /// Take opaque access tokens (`OAUTH_OPAQUE_TOKENS`, default on). The provider issues one
+    /// whenever a client names no `resource`, so an opaque token names no audience: any of the
+    /// provider's clients' tokens passes here if its scopes do. Off: JWT access tokens only,
+    /// which name this resource.
+    pub opaque_tokens: bool,
     /// Refuse access tokens not bound to a DPoP key (`DPOP_REQUIRED`, default off).
     pub dpop_required: bool,
     /// How far a DPoP proof's `iat` may lie in the past, in seconds (`DPOP_WINDOW_SECS`,
@@ -61,6 +66,7 @@ impl Default for OAuthSettings {
             issuer: format!("{}/api/auth", crate::auth::DEFAULT_BETTER_AUTH_URL),
             scopes_supported: Vec::new(),
             public_url: String::new(),
+            opaque_tokens: true,
             dpop_required: false,
             dpop_window_secs: dpop::DEFAULT_IAT_WINDOW_SECS,
         }
@@ -71,6 +77,18 @@ impl OAuthSettings {
     /// Whether access tokens are accepted at all.
     pub fn enabled(&self) -> bool {
         self.resource.is_some()
+    }
+
+    /// Whether `token` (a bearer string that is not a JWT) may be an opaque access token to
+    /// look up: opaque tokens are accepted, and it has the provider's shape (letters and
+    /// digits, or base64url, no dot: a signed session token has one).
+    pub fn may_be_opaque(&self, token: &str) -> bool {
+        self.enabled()
+            && self.opaque_tokens
+            && (16..=256).contains(&token.len())
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }
 
     /// The rules a JWT access token must pass, when access tokens are accepted.

@@ -27,7 +27,7 @@ pub fn missing<'a>(held: &str, asked: impl IntoIterator<Item = &'a str>) -> Vec<
 /// too): each one RFC 6749's `scope-token` (printable ASCII but space, `"` and `\`), or the
 /// one that is not.
 pub fn parse_list(text: &str) -> Result<Vec<&str>, &str> {
-    let scopes: Vec<&str> = text.split([' ', ',', '+']).filter(|s| !s.is_empty()).collect();
+    let scopes: Vec<&str> = text.split([' ', ',']).filter(|s| !s.is_empty()).collect();
     for scope in &scopes {
         if !scope
             .bytes()

@@ -38,11 +38,12 @@ impl AccessToken {
     }
 
     /// The user who granted it; `None` for a client acting for itself (`client_credentials`,
-    /// whose JWT names the client as `sub`).
+    /// whose JWT names the client as `sub` and no session).
     pub fn user_id(&self) -> Option<&str> {
         match self {
             Self::Jwt(claims) => {
-                (Some(claims.sub.as_str()) != claims.client()).then_some(claims.sub.as_str())
+                let for_itself = claims.sid.is_none() && Some(claims.sub.as_str()) == claims.client();
+                (!for_itself).then_some(claims.sub.as_str())
             }
             Self::Opaque(row) => row.user_id.as_deref(),
         }
@@ -86,6 +87,15 @@ impl AccessToken {
         match self {
             Self::Jwt(claims) => claims.jkt(),
             Self::Opaque(row) => row.jkt.as_deref(),
+        }
+    }
+
+    /// Bound by a method other than DPoP (a confirmation without `jkt`): refused, since warden
+    /// cannot check it.
+    pub fn bound_otherwise(&self) -> bool {
+        match self {
+            Self::Jwt(claims) => claims.bound_otherwise(),
+            Self::Opaque(row) => row.bound_otherwise,
         }
     }
 

@@ -47,25 +47,29 @@ impl Auth {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.len() > 5 && v[..5].eq_ignore_ascii_case("dpop "));
+            .is_some_and(|v| v.len() > 5 && v.as_bytes()[..5].eq_ignore_ascii_case(b"dpop "));
         let client = self.client_ips().client_ip(parts);
+        // The path the client sent, before any nesting router took its prefix off.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |uri| uri.0.path());
         let target = Target {
             method: parts.method.as_str(),
-            url: format!(
-                "{}{}",
-                self.policy().oauth.public_url.trim_end_matches('/'),
-                parts.uri.path()
-            ),
+            url: format!("{}{path}", self.policy().oauth.public_url.trim_end_matches('/')),
         };
         let caller = self
-            .authenticate_caller(Some(&parts.method), &parts.headers, client, Some(&target))
+            .authenticate_as(
+                Want::Client,
+                Some(&parts.method),
+                &parts.headers,
+                client,
+                Some(&target),
+            )
             .await;
         let refused = match caller {
             Ok(Some(Caller::Client(client))) => return Ok(client),
-            Ok(Some(Caller::User(_))) => ApiError::AccessTokenRequired(
-                "this route is for OAuth clients: send an access token from Better-Auth's OAuth provider"
-                    .into(),
-            ),
+            Ok(Some(Caller::User(_))) => access_token_required(),
             Ok(None) => ApiError::MissingToken,
             Err(err) => err,
         };
@@ -91,13 +95,13 @@ impl Auth {
         headers: &HeaderMap,
         client: Option<IpAddr>,
     ) -> Result<Option<AuthUser>, ApiError> {
-        match self.authenticate_caller(method, headers, client, None).await? {
+        match self
+            .authenticate_as(Want::Person, method, headers, client, None)
+            .await?
+        {
             None => Ok(None),
             Some(Caller::User(user)) => Ok(Some(user)),
-            Some(Caller::Client(_)) => Err(ApiError::AccessTokenNotAccepted(
-                "this route takes a person's own credential (a session, a session JWT or an API key); an OAuth access token is accepted only where a route names the scopes it needs"
-                    .into(),
-            )),
+            Some(Caller::Client(_)) => Err(access_token_not_accepted()),
         }
     }
 
@@ -111,9 +115,27 @@ impl Auth {
         client: Option<IpAddr>,
         target: Option<&Target<'_>>,
     ) -> Result<Option<Caller>, ApiError> {
+        self.authenticate_as(Want::Either, method, headers, client, target)
+            .await
+    }
+
+    /// The caller, for a route that takes `want`: a credential of the other kind is refused
+    /// as soon as its kind is known, before any work it would cost (an API key's use, an access
+    /// token's client and session reads).
+    pub(crate) async fn authenticate_as(
+        &self,
+        want: Want,
+        method: Option<&Method>,
+        headers: &HeaderMap,
+        client: Option<IpAddr>,
+        target: Option<&Target<'_>>,
+    ) -> Result<Option<Caller>, ApiError> {
         let Some(mut presented) = credential::presented(headers, self.policy())? else {
             return Ok(None);
         };
+        if want == Want::Client && matches!(presented, Presented::ApiKey(_) | Presented::Cookie(_)) {
+            return Err(access_token_required());
+        }
         if let Presented::ApiKey(_) = presented
             && !self.policy().api_keys.as_users
         {
@@ -144,6 +166,9 @@ impl Auth {
             return key_as_user(key, owner).map(|user| Some(Caller::User(user)));
         }
         if let Proof::Access(token) = proof {
+            if want == Want::Person {
+                return Err(access_token_not_accepted());
+            }
             let (raw, used_dpop) = match presented {
                 Presented::Jwt(raw) | Presented::SessionToken(raw) => (raw, false),
                 Presented::Dpop(raw) => (raw, true),
@@ -162,6 +187,9 @@ impl Auth {
             return Err(ApiError::InvalidToken(
                 "the DPoP scheme carries OAuth access tokens only, and this is a session credential".into(),
             ));
+        }
+        if want == Want::Client {
+            return Err(access_token_required());
         }
         // A JWT seen for the first time usually names a user and a session that are not cached
         // either: read both in one round trip.
@@ -207,7 +235,17 @@ impl Auth {
             None => None,
         };
         if let Some(sid) = token.session_id() {
-            let session = self.session(sid).await?;
+            // A session found gone is remembered for a minute, as for session JWTs: a client
+            // that keeps sending a signed-out user's token costs no read each time.
+            let session = if self.gone().session(sid) {
+                None
+            } else {
+                let found = self.session(sid).await?;
+                if found.is_none() {
+                    self.gone().session_gone(sid);
+                }
+                found
+            };
             let owner = user.as_ref().map_or("", |u| u.id.as_str());
             live_session_of(session.as_deref(), owner, now)?;
         }
@@ -233,6 +271,12 @@ impl Auth {
                 ApiError::InvalidDpopProof(e.to_string())
             }
         };
+        if token.bound_otherwise() {
+            return Err(ApiError::InvalidToken(
+                "the access token is bound to its client by a method warden does not check (its confirmation has no jkt)"
+                    .into(),
+            ));
+        }
         let jkt = match (token.jkt(), used_dpop) {
             (Some(jkt), true) => jkt,
             (Some(_), false) => {
@@ -286,15 +330,18 @@ impl Auth {
             Some(state) => state.enabled,
             None => {
                 let ticket = self.rows().ticket(client_id);
-                let enabled = crate::db::oauth_tokens::client_enabled(self.db(), client_id)
-                    .await?
-                    .unwrap_or(false);
-                self.rows().put_oauth_client(
-                    client_id,
-                    Arc::new(crate::cache::ClientState { enabled }),
-                    ticket,
-                );
-                enabled
+                match crate::db::oauth_tokens::client_enabled(self.db(), client_id).await? {
+                    Some(enabled) => {
+                        self.rows().put_oauth_client(
+                            client_id,
+                            Arc::new(crate::cache::ClientState { enabled }),
+                            ticket,
+                        );
+                        enabled
+                    }
+                    // Not cached: no trigger tells of a client's creation.
+                    None => false,
+                }
             }
         };
         if !enabled {
@@ -491,6 +538,32 @@ fn key_as_user(key: Arc<ApiKey>, owner: Option<Arc<User>>) -> Result<AuthUser, A
         impersonated_by: None,
         credential: Credential::ApiKey(key),
     })
+}
+
+/// Which callers a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A person, by their own credential (`AuthUser`, warden's `/users` and `/admin`).
+    Person,
+    /// An OAuth client, by an access token (`Client`, `RequireScope`).
+    Client,
+    /// Either (forward auth, which answers for both).
+    Either,
+}
+
+/// 403 `access_token_not_accepted`: an access token where a person's own credential is needed.
+pub(crate) fn access_token_not_accepted() -> ApiError {
+    ApiError::AccessTokenNotAccepted(
+        "this route takes a person's own credential (a session, a session JWT or an API key); an OAuth access token is accepted only where a route names the scopes it needs"
+            .into(),
+    )
+}
+
+/// 401 `access_token_required`: a person's credential where an OAuth client's is needed.
+pub(crate) fn access_token_required() -> ApiError {
+    ApiError::AccessTokenRequired(
+        "this route is for OAuth clients: send an access token from Better-Auth's OAuth provider".into(),
+    )
 }
 
 /// The request a DPoP proof must name: its method, and its URL as clients see it (the public

@@ -340,10 +340,7 @@ pub(crate) async fn caller_of(auth: &Auth, parts: &mut Parts) -> Result<AuthUser
     if let Some(caller) = parts.extensions.get::<AuthUser>() {
         return Ok(caller.clone());
     }
-    let caller = auth
-        .authenticate(parts)
-        .await
-        .map_err(|err| auth.challenged(err, false))?;
+    let caller = auth.authenticate(parts).await?;
     remember(parts, &caller);
     Ok(caller)
 }

@@ -11,6 +11,10 @@
 //! `?role=<role>` (one of `ROLES` or `ADMIN_ROLES`) also requires the role: 403 `forbidden`
 //! without it (for an admin role, Better-Auth's admin rule decides, `ADMIN_USER_IDS` included).
 //! `?verified=true` also requires a verified email: 403 `email_not_verified` without it.
+//! `?scope=notes:read notes:write` makes the location one for OAuth clients (`RESOURCE_URL`):
+//! only an access token of Better-Auth's OAuth provider holding every scope passes, answered
+//! with `X-Auth-Client-Id` and `X-Auth-Scope`; without `?scope=`, no access token passes (a
+//! person's own credential is needed), so no existing location opens to OAuth clients.
 //! The original method and URI come from `X-Forwarded-Method`/`X-Forwarded-Uri` (Traefik,
 //! Caddy) or `X-Original-Method`/`X-Original-URI` (nginx): the method decides the cookie rule
 //! (`COOKIE_AUTH`), and only an unambiguous one counts (see `original_request`); both are
@@ -30,6 +34,7 @@ use super::extract::{AppQuery, checked_text};
 use crate::auth::oauth::scope;
 use crate::auth::policy::access::describe;
 use crate::auth::policy::{Connector, Statements};
+use crate::auth::request::authenticate::{Want, access_token_required};
 use crate::auth::request::credential;
 use crate::auth::request::identify::Asked;
 use crate::auth::{ApiKey, ApiKeyOwner, AuthUser, Caller, Client, Target};
@@ -207,7 +212,7 @@ async fn verify(
     let (method, path) = original_request(&parts.headers);
     tracing::debug!(
         original_method = method.as_ref().map_or("unknown", Method::as_str),
-        original_path = %path,
+        original_path = %path.chars().take(256).collect::<String>(),
         "forward auth"
     );
     if let Some(role) = &params.role {
@@ -235,6 +240,10 @@ async fn verify(
     if !parts.headers.contains_key(AUTHORIZATION)
         && credential::api_key(&parts.headers, &state.auth.policy().api_keys)?.is_some()
     {
+        if scopes.is_some() {
+            // Scopes are an OAuth client's; a key holds none (and its use is not counted).
+            return Err(state.auth.challenged(access_token_required(), false));
+        }
         // ?role= and ?verified= are asked of the key's owning user before a use is counted.
         let owner_check = |owner: Option<&User>| -> Result<(), ApiError> {
             if let Some(role) = &params.role {
@@ -264,26 +273,32 @@ async fn verify(
             state.auth.policy().oauth.public_url.trim_end_matches('/')
         ),
     };
+    // A location that names scopes is for OAuth clients only; one that names none, for people
+    // only: an access token never passes with its user's whole authority.
+    let want = if scopes.is_some() {
+        Want::Client
+    } else {
+        Want::Person
+    };
     let caller = state
         .auth
-        .authenticate_caller(method.as_ref(), &parts.headers, client, Some(&target))
+        .authenticate_as(want, method.as_ref(), &parts.headers, client, Some(&target))
         .await
         .and_then(|caller| caller.ok_or(ApiError::MissingToken))
-        .map_err(challenged)?;
+        .map_err(|err| if scopes.is_some() { challenged(err) } else { err })?;
     let caller = match caller {
         Caller::User(user) => user,
         Caller::Client(client) => {
-            if let Some(asked) = &scopes {
-                let missing: Vec<String> = scope::missing(&client.token.scope(), asked.iter().copied())
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(challenged(ApiError::InsufficientScope {
-                        missing,
-                        asked: asked.join(" "),
-                    }));
-                }
+            let asked = scopes.as_deref().unwrap_or_default();
+            let missing: Vec<String> = scope::missing(&client.token.scope(), asked.iter().copied())
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            if !missing.is_empty() {
+                return Err(challenged(ApiError::InsufficientScope {
+                    missing,
+                    asked: asked.join(" "),
+                }));
             }
             let user = client.user.as_deref();
             if let Some(role) = &params.role {
@@ -304,9 +319,7 @@ async fn verify(
         }
     };
     if scopes.is_some() {
-        return Err(challenged(ApiError::AccessTokenRequired(
-            "this location asks for OAuth scopes, which only an access token of Better-Auth's OAuth provider holds".into(),
-        )));
+        return Err(challenged(access_token_required()));
     }
     if let Some(role) = &params.role {
         require_role(&state, Some(&caller.user), role)?;
@@ -381,14 +394,7 @@ fn original_request(headers: &HeaderMap) -> (Option<Method>, String) {
     let method = one_of(headers, ["x-forwarded-method", "x-original-method"])
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
     let path: String = one_of(headers, ["x-forwarded-uri", "x-original-uri"])
-        .map(|u| {
-            u.split('?')
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .take(256)
-                .collect()
-        })
+        .map(|u| u.split('?').next().unwrap_or_default().to_owned())
         .unwrap_or_default();
     (method, path)
 }
@@ -437,8 +443,15 @@ fn client_identity_response(client: &Client) -> Response {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The user's identity, not their roles: the client holds its scopes, not the user's role.
     if let Some(user) = &client.user {
-        set_user(headers, user);
+        let mut set = setter(headers);
+        set(X_AUTH_USER_ID, &user.id);
+        set(X_AUTH_USER_EMAIL, &user.email);
+        set(
+            X_AUTH_USER_EMAIL_VERIFIED,
+            if user.email_verified { "true" } else { "false" },
+        );
     }
     let mut set = setter(headers);
     if let Some(session) = client.token.session_id() {

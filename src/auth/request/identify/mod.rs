@@ -97,7 +97,7 @@ impl Auth {
                 })
             }
             Presented::SessionToken(token) => {
-                let oauth = self.policy().oauth.enabled();
+                let oauth = self.policy().oauth.may_be_opaque(token);
                 if oauth && let Some(row) = self.cached_opaque(token) {
                     return self.cached_opaque_proof(row);
                 }
@@ -122,6 +122,11 @@ impl Auth {
                         Proof::Jwt(claims) => jwt_proof(claims),
                         other => other,
                     });
+                }
+                if !self.policy().oauth.may_be_opaque(token) {
+                    return Err(ApiError::InvalidToken(
+                        "the DPoP scheme carries OAuth access tokens, and this is none".into(),
+                    ));
                 }
                 if let Some(row) = self.cached_opaque(token) {
                     return self.cached_opaque_proof(row);
