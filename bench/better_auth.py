@@ -159,7 +159,11 @@ def serve_jwks(body):
         def log_message(self, *args):
             pass
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", JWKS_PORT), Handler)
+    class Server(socketserver.ThreadingTCPServer):
+        # A run right after another finds the port in TIME_WAIT: take it anyway.
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", JWKS_PORT), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

@@ -2,7 +2,8 @@
 -- `Authorization` and `DPoP` (a DPoP-bound token and a proof made for it). Every proof is
 -- single-use, so each wrk thread takes its own lines (thread k of n: lines k, k+n, ...); a run
 -- longer than the file has lines replays proofs, which warden refuses (counted as errors).
--- Prints one RESULT line in bench/load.lua's format.
+-- X-Forwarded-Method and X-Forwarded-Uri ($FORWARDED_URI) say what request the proofs name, as
+-- a gateway's forward auth does. Prints one RESULT line in bench/load.lua's format.
 local threads = {}
 local next_id = 0
 
@@ -30,7 +31,9 @@ end
 request = function()
   local pair = lines[((counter * stride + id) % #lines) + 1]
   counter = counter + 1
-  return wrk.format("GET", path, { ["Authorization"] = pair[1], ["DPoP"] = pair[2] })
+  -- What a gateway tells warden of the request the proof was made for.
+  return wrk.format("GET", path, { ["Authorization"] = pair[1], ["DPoP"] = pair[2],
+    ["X-Forwarded-Method"] = "GET", ["X-Forwarded-Uri"] = os.getenv("FORWARDED_URI") })
 end
 
 done = function(summary, latency, requests)

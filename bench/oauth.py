@@ -9,7 +9,8 @@ It seeds USERS users with a session each and an OAuth client, signs tokens as Be
 signs them (one Ed25519 key, its JWKS served here) for TOKENS of those users, and measures,
 one kind at a time, warden (RESOURCE_URL set, defaults otherwise) at CONNECTIONS:
 
-- `session-jwt`: the user's session JWT (`sid`), the yardstick;
+- `session-jwt`: the user's session JWT (`sid`), the yardstick, at `/auth/verify` (a location
+  for people); every other kind at `/auth/verify?scope=notes:read` (one for OAuth clients);
 - `access-jwt`: a JWT access token (`typ: at+jwt`, `aud` the resource, `sid`, scopes), as the
   OAuth provider issues it for a named resource;
 - `access-opaque`: an opaque access token (32 letters, its row in `oauth_access_token`);
@@ -46,8 +47,8 @@ os.environ.setdefault("USERS", "10000")
 os.environ.setdefault("TOKENS", "1000")
 os.environ.setdefault("CONNECTIONS", "64")
 import better_auth as ba  # noqa: E402  (seeding, the JWKS server, warden's start, measuring)
-from common import (ROOT, PgCpu, build_warden, cpu_ticks, drop_db, env_int, env_list, http_json,  # noqa: E402
-                    knobs, loadavg, log, machine, need_wrk, psql, raise_nofile, require_free, stop,
+from common import (ROOT, build_warden, cpu_ticks, drop_db, env_int, env_list, http_json,  # noqa: E402
+                    knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, stop,
                     ticks_to_us)
 
 KINDS = env_list("KINDS", "session-jwt,access-jwt,access-opaque,bearer-same-token,dpop")
@@ -136,17 +137,23 @@ def tokens(signer, ids):
 
 
 def seed_oauth(url, rows):
-    psql(url, f"""INSERT INTO oauth_client (id, client_id, redirect_uris, created_at, updated_at)
-                  VALUES ('oc-bench', '{CLIENT}', '["http://127.0.0.1:9/cb"]', now(), now());
-                  INSERT INTO oauth_access_token (id, token, client_id, session_id, user_id, scopes, expires_at,
-                  created_at) VALUES {",".join(rows)}; ANALYZE oauth_access_token;""")
+    sql = f"""INSERT INTO oauth_client (id, client_id, redirect_uris, created_at, updated_at)
+              VALUES ('oc-bench', '{CLIENT}', '["http://127.0.0.1:9/cb"]', now(), now());
+              INSERT INTO oauth_access_token (id, token, client_id, session_id, user_id, scopes, expires_at,
+              created_at) VALUES {",".join(rows)}; ANALYZE oauth_access_token;"""
+    subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAt", "-f", "-"], input=sql, text=True, check=True)
 
 
-def verify_once(value, dpop=None):
+def route(kind):
+    """The session JWT at a location for people; access tokens at one naming a scope."""
+    return "/auth/verify" if kind == "session-jwt" else "/auth/verify?scope=notes:read"
+
+
+def verify_once(kind, value, dpop=None):
     headers = {"authorization": value, "x-forwarded-uri": PATH, "x-forwarded-method": "GET"}
     if dpop:
         headers["dpop"] = dpop
-    status, got, body = http_json("GET", f"{ba.WARDEN_URL}/auth/verify", headers=headers)
+    status, got, body = http_json("GET", ba.WARDEN_URL + route(kind), headers=headers)
     return status, got, body
 
 
@@ -161,14 +168,16 @@ def proofs_file(signer, bound, count, label):
     return ba.write_values(f"dpop-{label}.txt", lines)
 
 
-def run_wrk(values_file, connections, duration, dpop):
+def run_wrk(kind, values_file, connections, duration):
+    dpop = kind == "dpop"
     if not dpop:
-        return ba.wrk(ba.WARDEN_URL, PATH_VERIFY, "Authorization", values_file, connections, duration, ba.WRK_TIMEOUT)
+        return ba.wrk(ba.WARDEN_URL, route(kind), "Authorization", values_file, connections, duration, ba.WRK_TIMEOUT)
     threads = max(1, min(2, connections))
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", f"{ba.WRK_TIMEOUT}s",
          "-s", os.path.join(ROOT, "bench", "dpop.lua"), ba.WARDEN_URL],
-        env=dict(os.environ, HEADERS_FILE=values_file, REQ_PATH=PATH_VERIFY, WRK_THREADS=str(threads)),
+        env=dict(os.environ, HEADERS_FILE=values_file, REQ_PATH=route(kind), WRK_THREADS=str(threads),
+                 FORWARDED_URI=PATH),
         capture_output=True, text=True, check=True).stdout
     import re
     m = re.search(r"RESULT requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) p999_us=(\d+) "
@@ -180,12 +189,9 @@ def run_wrk(values_file, connections, duration, dpop):
     return r
 
 
-PATH_VERIFY = "/auth/verify"
-
-
-def measure(proc, values_file, connections, dpop):
+def measure(proc, kind, values_file, connections):
     before = cpu_ticks(proc.pid)
-    r = run_wrk(values_file, connections, ba.DURATION, dpop)
+    r = run_wrk(kind, values_file, connections, ba.DURATION)
     r["cpu_us"] = ticks_to_us(cpu_ticks(proc.pid) - before) / max(1, r["requests"])
     log(f"  {connections} connections: {r['rps']:,.0f} req/s, p50 {r['p50'] / 1000:.2f} ms, "
         f"p99 {r['p99'] / 1000:.2f} ms, CPU {r['cpu_us']:.0f} µs/req, errors {r['errors']}")
@@ -215,25 +221,26 @@ def main():
             if dpop:
                 # Each token once with a proof (its first use verifies the token), then the runs.
                 for n, token in enumerate(values["dpop-token"]):
-                    status, _, body = verify_once(f"DPoP {token}", signer.proof(RESOURCE + PATH, token, f"check-{n}"))
+                    status, _, body = verify_once(kind, f"DPoP {token}",
+                                                  signer.proof(RESOURCE + PATH, token, f"check-{n}"))
                     if status != 200:
                         raise SystemExit(f"dpop: {status} {str(body)[:300]}")
             else:
                 for i, value in zip(ids, values[kind]):
-                    status, got, body = verify_once(value)
+                    status, got, body = verify_once(kind, value)
                     if status != 200 or got.get("x-auth-user-id") != f"u{i}":
                         raise SystemExit(f"{kind}: u{i} answered {status} {str(body)[:300]}")
             for connections in ba.CONNECTIONS:
                 if dpop:
                     if ba.WARMUP:
                         warm = proofs_file(signer, values["dpop-token"], PROOFS_PER_SEC * ba.WARMUP, f"warm-{connections}")
-                        run_wrk(warm, 64, ba.WARMUP, True)
+                        run_wrk(kind, warm, 64, ba.WARMUP)
                     file = proofs_file(signer, values["dpop-token"], PROOFS_PER_SEC * ba.DURATION, f"run-{connections}")
                 else:
                     file = ba.write_values(f"{kind}.txt", values[kind])
                     if ba.WARMUP:
-                        run_wrk(file, 64, ba.WARMUP, False)
-                results[(kind, connections)] = measure(proc, file, connections, dpop)
+                        run_wrk(kind, file, 64, ba.WARMUP)
+                results[(kind, connections)] = measure(proc, kind, file, connections)
     finally:
         stop(proc)
         jwks_server.shutdown()

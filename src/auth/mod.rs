@@ -46,7 +46,7 @@ pub use oauth::metadata::ResourceMetadata;
 pub use oauth::scope::Scopes;
 pub use oauth::token::AccessToken;
 pub use policy::{AccessControl, AuthPolicy, Connector, SessionCheck, Statements};
-pub use request::authenticate::Target;
+pub use request::authenticate::{RouteScope, Target};
 pub use request::{
     Admin, AuthUser, Caller, Client, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission,
     RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RequireScope, RoleName,

@@ -139,10 +139,11 @@ async fn session_jwts_and_access_tokens_are_never_taken_for_each_other(db: PgPoo
     let access = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "notes:read"));
     // An access token on a route for people's own credentials.
     let me = w.bearer(&access).get("/users/me").await;
-    assert_eq!(me.outcome(), (403, Some("access_token_not_accepted")));
+    assert_eq!(me.outcome(), (403, Some("insufficient_scope")));
     assert!(
-        challenges(&me).is_empty(),
-        "not an OAuth resource: no challenge to chase"
+        challenges(&me)[0].contains(r#"scope="warden:me""#),
+        "{:?}",
+        challenges(&me)
     );
     // Nor through forward auth without scopes, whatever the user who granted it may do: an
     // admin's token for notes:read is no admin.
@@ -656,4 +657,58 @@ async fn client_and_require_scope_check_dpop_against_the_path_the_client_sent(db
     .await;
     assert_eq!(person.outcome(), (401, Some("access_token_required")));
     assert!(challenges(&person)[0].contains(&format!(r#"resource_metadata="{METADATA}""#)));
+}
+
+/// warden's own routes each name a scope: an access token whose user granted it stands in for
+/// the user there (their role deciding the rest), and nowhere else.
+#[sqlx::test]
+async fn warden_own_routes_take_an_access_token_holding_their_scope(db: PgPool) {
+    let w = world(db).await;
+    let read = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "warden:me"));
+    let me = w.bearer(&read).get("/users/me").await;
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["id"], "alice");
+    let sessions = w.bearer(&read).get("/users/me/sessions").await;
+    assert_eq!(sessions.status, 200);
+    let write = w
+        .bearer(&read)
+        .patch("/users/me", json!({"name": "Alice A."}))
+        .await;
+    assert_eq!(write.outcome(), (403, Some("insufficient_scope")));
+    assert!(write.body["detail"].as_str().unwrap().contains("warden:me.write"));
+    assert_eq!(
+        w.scalar_text(r#"SELECT name FROM "user" WHERE id = 'alice'"#)
+            .await
+            .as_deref(),
+        Some("Test User")
+    );
+    let writer = at_jwt(
+        &w,
+        &access_claims("alice", Some("s-alice-1"), "warden:me warden:me.write"),
+    );
+    let changed = w
+        .bearer(&writer)
+        .patch("/users/me", json!({"name": "Alice A."}))
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+
+    // /admin needs warden:admin and an admin.
+    let admins = at_jwt(&w, &access_claims("admin", Some("s-admin"), "warden:admin"));
+    assert_eq!(w.bearer(&admins).get("/admin/users").await.status, 200);
+    let alices = at_jwt(&w, &access_claims("alice", Some("s-alice-1"), "warden:admin"));
+    assert_eq!(
+        w.bearer(&alices).get("/admin/users").await.outcome(),
+        (403, Some("forbidden"))
+    );
+    let admin_reading = at_jwt(&w, &access_claims("admin", Some("s-admin"), "warden:me"));
+    assert_eq!(
+        w.bearer(&admin_reading).get("/admin/users").await.outcome(),
+        (403, Some("insufficient_scope"))
+    );
+    // A client acting for itself is no user.
+    let client = at_jwt(&w, &access_claims("client-1", None, "warden:me"));
+    assert_eq!(
+        w.bearer(&client).get("/users/me").await.outcome(),
+        (403, Some("access_token_not_accepted"))
+    );
 }

@@ -77,9 +77,12 @@ impl AccessToken {
         }
     }
 
-    /// Its scopes, space-separated, as `scope` is written.
-    pub fn scope(&self) -> String {
-        self.scopes().collect::<Vec<_>>().join(" ")
+    /// Its scopes, space-separated, as `scope` is written (a JWT's own claim, not copied).
+    pub fn scope(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Jwt(claims) => std::borrow::Cow::Borrowed(claims.scope.as_deref().unwrap_or_default()),
+            Self::Opaque(row) => std::borrow::Cow::Owned(row.scopes.join(" ")),
+        }
     }
 
     /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if it is bound.

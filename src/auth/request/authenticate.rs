@@ -49,15 +49,7 @@ impl Auth {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.len() > 5 && v.as_bytes()[..5].eq_ignore_ascii_case(b"dpop "));
         let client = self.client_ips().client_ip(parts);
-        // The path the client sent, before any nesting router took its prefix off.
-        let path = parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or_else(|| parts.uri.path(), |uri| uri.0.path());
-        let target = Target {
-            method: parts.method.as_str(),
-            url: format!("{}{path}", self.policy().oauth.public_url.trim_end_matches('/')),
-        };
+        let target = self.target_of(parts);
         let caller = self
             .authenticate_as(
                 Want::Client,
@@ -78,10 +70,39 @@ impl Auth {
 
     /// The caller of this request, or `None` when it carries no credential at all. A credential
     /// that is present but bad is an error, never an anonymous caller.
+    /// On a route that names an OAuth scope ([`RouteScope`], as warden's own routes do), an
+    /// access token whose user granted that scope stands in for the user.
     pub async fn authenticate_optional(&self, parts: &Parts) -> Result<Option<AuthUser>, ApiError> {
         let client = self.client_ips().client_ip(parts);
-        self.authenticate_request(Some(&parts.method), &parts.headers, client)
-            .await
+        let scope = parts.extensions.get::<RouteScope>().map(|s| s.0);
+        let target = self.target_of(parts);
+        let caller = self
+            .authenticate_as(
+                Want::Person(scope),
+                Some(&parts.method),
+                &parts.headers,
+                client,
+                Some(&target),
+            )
+            .await?;
+        match caller {
+            None => Ok(None),
+            Some(Caller::User(user)) => Ok(Some(user)),
+            Some(Caller::Client(_)) => Err(access_token_not_accepted()),
+        }
+    }
+
+    /// The method and public URL of a request received, which a DPoP proof must name: the path
+    /// the client sent (before any nesting router took its prefix off) at `PUBLIC_URL`.
+    fn target_of<'p>(&self, parts: &'p Parts) -> Target<'p> {
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |uri| uri.0.path());
+        Target {
+            method: parts.method.as_str(),
+            url: format!("{}{path}", self.policy().oauth.public_url.trim_end_matches('/')),
+        }
     }
 
     /// The same for a request described rather than received: forward auth passes the method
@@ -96,7 +117,7 @@ impl Auth {
         client: Option<IpAddr>,
     ) -> Result<Option<AuthUser>, ApiError> {
         match self
-            .authenticate_as(Want::Person, method, headers, client, None)
+            .authenticate_as(Want::Person(None), method, headers, client, None)
             .await?
         {
             None => Ok(None),
@@ -166,8 +187,18 @@ impl Auth {
             return key_as_user(key, owner).map(|user| Some(Caller::User(user)));
         }
         if let Proof::Access(token) = proof {
-            if want == Want::Person {
-                return Err(access_token_not_accepted());
+            let route_scope = match want {
+                Want::Person(None) => return Err(access_token_not_accepted()),
+                Want::Person(Some(scope)) => Some(scope),
+                Want::Client | Want::Either => None,
+            };
+            if let Some(scope) = route_scope
+                && !token.has_scope(scope)
+            {
+                return Err(ApiError::InsufficientScope {
+                    missing: vec![scope.to_owned()],
+                    asked: scope.to_owned(),
+                });
             }
             let (raw, used_dpop) = match presented {
                 Presented::Jwt(raw) | Presented::SessionToken(raw) => (raw, false),
@@ -178,10 +209,25 @@ impl Auth {
                     ));
                 }
             };
-            return self
+            let client = self
                 .client_of(token, raw, used_dpop, headers, target, now)
-                .await
-                .map(|c| Some(Caller::Client(c)));
+                .await?;
+            if route_scope.is_none() {
+                return Ok(Some(Caller::Client(client)));
+            }
+            // The route's scope, granted by a user: the token stands in for them.
+            let Some(user) = client.user else {
+                return Err(ApiError::AccessTokenNotAccepted(
+                    "this route acts for a user, and this access token was issued to a client acting for itself"
+                        .into(),
+                ));
+            };
+            return Ok(Some(Caller::User(AuthUser {
+                user,
+                session_id: client.token.session_id().map(str::to_owned),
+                impersonated_by: None,
+                credential: Credential::AccessToken(client.token),
+            })));
         }
         if let Presented::Dpop(_) = presented {
             return Err(ApiError::InvalidToken(
@@ -540,11 +586,20 @@ fn key_as_user(key: Arc<ApiKey>, owner: Option<Arc<User>>) -> Result<AuthUser, A
     })
 }
 
+/// The OAuth scope a route names (`route_layer(Extension(RouteScope("notes:read")))`): there
+/// [`AuthUser`] (and the extractors built on it) also takes an access token of Better-Auth's
+/// OAuth provider whose user granted that scope, standing in for the user
+/// (`Credential::AccessToken`). warden's own routes each name one (README, "OAuth clients and
+/// MCP servers"). Without it, a route takes people's own credentials only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteScope(pub &'static str);
+
 /// Which callers a route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Want {
-    /// A person, by their own credential (`AuthUser`, warden's `/users` and `/admin`).
-    Person,
+    /// A person, by their own credential (`AuthUser`, warden's `/users` and `/admin`), or, with
+    /// a route scope, by an access token their user granted it.
+    Person(Option<&'static str>),
     /// An OAuth client, by an access token (`Client`, `RequireScope`).
     Client,
     /// Either (forward auth, which answers for both).

@@ -44,17 +44,21 @@ pub enum Credential {
     /// A user's API key standing in for its owner (`API_KEYS_AS_USERS=true`), with what the
     /// key is.
     ApiKey(Arc<ApiKey>),
+    /// An OAuth access token its user granted the route's scope ([`crate::RouteScope`]),
+    /// standing in for the user.
+    AccessToken(crate::auth::oauth::token::AccessToken),
 }
 
 impl Credential {
     /// The kind's name, as `/auth/verify` answers it in `X-Auth-Credential`: `jwt`,
-    /// `session-token`, `cookie` or `api-key`.
+    /// `session-token`, `cookie`, `api-key` or `oauth-access-token`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Jwt(_) => "jwt",
             Self::SessionToken => "session-token",
             Self::Cookie => "cookie",
             Self::ApiKey(_) => "api-key",
+            Self::AccessToken(_) => "oauth-access-token",
         }
     }
 }

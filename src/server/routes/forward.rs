@@ -278,7 +278,7 @@ async fn verify(
     let want = if scopes.is_some() {
         Want::Client
     } else {
-        Want::Person
+        Want::Person(None)
     };
     let caller = state
         .auth

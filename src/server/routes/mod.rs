@@ -45,10 +45,15 @@ use crate::server::state::AppState;
 /// (health, docs, console, metrics) keep their own caching.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let private = || middleware::map_response(crate::server::http::private_answer);
+    let scoped = || middleware::map_request(name_own_scope);
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
-        .merge(users::router().route_layer(private()))
-        .merge(admin::router().route_layer(private()))
-        .merge(organizations::router().route_layer(private()))
+        .merge(users::router().route_layer(scoped()).route_layer(private()))
+        .merge(admin::router().route_layer(scoped()).route_layer(private()))
+        .merge(
+            organizations::router()
+                .route_layer(scoped())
+                .route_layer(private()),
+        )
         .merge(forward::router().route_layer(private()))
         .merge(health::router())
         .split_for_parts()
@@ -86,6 +91,27 @@ pub fn metrics_app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(health::metrics))
         .with_state(state)
+}
+
+/// The OAuth scope each of warden's own routes names (README, "OAuth clients and MCP
+/// servers"), so that an access token whose user granted it stands in for the user there:
+/// `warden:admin` for `/admin` (the user must be an admin too), `warden:me` for reading one's
+/// own account (GETs and the has-permission questions), `warden:me.write` for changing it
+/// (the profile, signing sessions out).
+pub fn own_scope(method: &axum::http::Method, path: &str) -> &'static str {
+    if path.starts_with("/admin") {
+        "warden:admin"
+    } else if *method == axum::http::Method::GET || path.ends_with("/has-permission") {
+        "warden:me"
+    } else {
+        "warden:me.write"
+    }
+}
+
+async fn name_own_scope(mut request: axum::extract::Request) -> axum::extract::Request {
+    let scope = own_scope(request.method(), request.uri().path());
+    request.extensions_mut().insert(crate::auth::RouteScope(scope));
+    request
 }
 
 /// Unknown routes answer a problem+json 404, like every other error.
