@@ -712,3 +712,32 @@ async fn warden_own_routes_take_an_access_token_holding_their_scope(db: PgPool) 
         (403, Some("access_token_not_accepted"))
     );
 }
+
+/// An access token expires on the second, as the provider's introspection has it: none of the
+/// leeway a session JWT gets (JWT_LEEWAY_SECS).
+#[sqlx::test]
+async fn an_access_token_expires_without_leeway(db: PgPool) {
+    let w = world(db).await;
+    let mut claims = access_claims("alice", Some("s-alice-1"), "notes:read");
+    claims["exp"] = json!(now() - 5);
+    let expired = w
+        .bearer(&at_jwt(&w, &claims))
+        .get("/auth/verify?scope=notes:read")
+        .await;
+    assert_eq!(expired.outcome(), (401, Some("token_expired")));
+    // The same 5 s past is within a session JWT's leeway.
+    let mut session = claims_with_sid("alice", "s-alice-1");
+    session["exp"] = json!(now() - 5);
+    assert_eq!(
+        w.bearer(&w.key.sign(&session)).get("/auth/verify").await.status,
+        200
+    );
+    // Without azp, the provider calls a token inactive.
+    let mut claims = access_claims("alice", Some("s-alice-1"), "notes:read");
+    claims.as_object_mut().unwrap().remove("azp");
+    let refused = w
+        .bearer(&at_jwt(&w, &claims))
+        .get("/auth/verify?scope=notes:read")
+        .await;
+    assert_eq!(refused.outcome(), (401, Some("invalid_token")));
+}
