@@ -144,13 +144,8 @@ pub enum ApiError {
     BadGateway,
     /// An OAuth access token without every scope the route asks (403 `insufficient_scope`,
     /// RFC 6750): names each one missing.
-    #[error("insufficient scope: missing {}", missing.join(" "))]
-    InsufficientScope {
-        /// The scopes the token lacks.
-        missing: Vec<String>,
-        /// Every scope the route asks, space-separated (the challenge's `scope`).
-        asked: String,
-    },
+    #[error("insufficient scope: missing {}", .0.missing.join(" "))]
+    InsufficientScope(Box<ScopeRefusal>),
     /// A DPoP proof that is missing where the token is DPoP-bound, malformed, for another
     /// request, too old, replayed, or of another key (401 `invalid_dpop_proof`, RFC 9449).
     #[error("invalid DPoP proof: {0}")]
@@ -210,7 +205,7 @@ impl ApiError {
             Self::ProxyLoop => specs::PROXY_LOOP,
             Self::AdminThroughProxyRefused => specs::ADMIN_THROUGH_PROXY_REFUSED,
             Self::BadGateway => specs::BAD_GATEWAY,
-            Self::InsufficientScope { .. } => specs::INSUFFICIENT_SCOPE,
+            Self::InsufficientScope(_) => specs::INSUFFICIENT_SCOPE,
             Self::InvalidDpopProof(_) => specs::INVALID_DPOP_PROOF,
             Self::AccessTokenNotAccepted(_) => specs::ACCESS_TOKEN_NOT_ACCEPTED,
             Self::AccessTokenRequired(_) => specs::ACCESS_TOKEN_REQUIRED,
@@ -249,10 +244,10 @@ impl ApiError {
             | Self::AccessTokenNotAccepted(why)
             | Self::AccessTokenRequired(why)
             | Self::BadRequest(why) => why.clone(),
-            Self::InsufficientScope { missing, .. } => format!(
+            Self::InsufficientScope(refusal) => format!(
                 "this needs the scope{} {}, which the access token was not granted",
-                if missing.len() == 1 { "" } else { "s" },
-                missing.join(" ")
+                if refusal.missing.len() == 1 { "" } else { "s" },
+                refusal.missing.join(" ")
             ),
             Self::Challenged(inner, _) => inner.detail(),
             Self::Banned { reason, expires } => {
@@ -596,10 +591,10 @@ impl ApiError {
                 description: "",
                 scope: None,
             },
-            Self::InsufficientScope { asked, .. } => Refusal {
+            Self::InsufficientScope(refusal) => Refusal {
                 error: Some("insufficient_scope"),
                 description: &detail,
-                scope: Some(asked),
+                scope: Some(&refusal.asked),
             },
             Self::InvalidDpopProof(_) => Refusal {
                 error: Some("invalid_dpop_proof"),
@@ -630,6 +625,23 @@ impl ApiError {
             }
         };
         HeaderValue::from_str(&text).ok().into_iter().collect()
+    }
+}
+
+/// What an OAuth access token lacks for a route (boxed in [`ApiError::InsufficientScope`], so
+/// every other error stays small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRefusal {
+    /// The scopes the token lacks.
+    pub missing: Vec<String>,
+    /// Every scope the route asks, space-separated (the challenge's `scope`).
+    pub asked: String,
+}
+
+impl ApiError {
+    /// 403 `insufficient_scope`: the token lacks `missing` of the scopes `asked`.
+    pub fn insufficient_scope(missing: Vec<String>, asked: String) -> Self {
+        Self::InsufficientScope(Box::new(ScopeRefusal { missing, asked }))
     }
 }
 

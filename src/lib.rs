@@ -52,7 +52,8 @@ pub use auth::{
     AccessControl, AccessToken, Admin, ApiKey, ApiKeyOwner, ApiKeySettings, Auth, AuthBuilder, AuthPolicy,
     AuthUser, Caller, Client, Connector, Credential, JwksSettings, MaybeAuthUser, OAuthSettings, OrgMember,
     OrgPermission, Permission, RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole,
-    RequireScope, ResourceMetadata, RoleName, RouteScope, Scopes, SessionCheck, Statements, Target,
+    RequireScope, ResourceMetadata, RoleName, RouteScope, RouteScopes, Scopes, SessionCheck, Statements,
+    Target,
 };
 /// The path of the protected-resource metadata document (RFC 9728): serve
 /// [`Auth::resource_metadata`] there, with the resource's own path appended.

@@ -49,6 +49,7 @@ pub struct AuthBuilder {
     verifier: Option<Verifier>,
     rows: Option<Arc<RowCache>>,
     http_client: Option<reqwest::Client>,
+    route_scopes: Option<crate::auth::request::authenticate::RouteScopes>,
 }
 
 impl AuthBuilder {
@@ -70,6 +71,7 @@ impl AuthBuilder {
             verifier: None,
             rows: None,
             http_client: None,
+            route_scopes: None,
         }
     }
 
@@ -132,6 +134,14 @@ impl AuthBuilder {
     /// Proxies whose `X-Forwarded-For` names the client.
     pub fn trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The OAuth scope of each route, by method and path, in one table: on a route it names,
+    /// an access token whose user granted that scope stands in for the user (as a
+    /// [`crate::RouteScope`] on the route does). warden's server names its own routes' so.
+    pub fn route_scopes(mut self, scopes: crate::auth::request::authenticate::RouteScopes) -> Self {
+        self.route_scopes = Some(scopes);
         self
     }
 
@@ -224,6 +234,7 @@ impl AuthBuilder {
             known_api_keys: KnownKeys::default(),
             dpop_replays,
             dpop,
+            route_scopes: self.route_scopes,
             challenge,
             tasks,
         })))

@@ -46,7 +46,7 @@ pub use oauth::metadata::ResourceMetadata;
 pub use oauth::scope::Scopes;
 pub use oauth::token::AccessToken;
 pub use policy::{AccessControl, AuthPolicy, Connector, SessionCheck, Statements};
-pub use request::authenticate::{RouteScope, Target};
+pub use request::authenticate::{RouteScope, RouteScopes, Target};
 pub use request::{
     Admin, AuthUser, Caller, Client, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission,
     RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RequireScope, RoleName,
@@ -82,6 +82,7 @@ pub(super) struct Inner {
     pub(super) known_api_keys: api_key::known::KnownKeys,
     pub(super) dpop_replays: oauth::dpop::ReplayCache,
     pub(super) dpop: oauth::dpop::DpopSettings,
+    pub(super) route_scopes: Option<request::authenticate::RouteScopes>,
     pub(super) challenge: Arc<oauth::challenge::ChallengeParams>,
     pub(super) sessions: Batcher<SessionsWithUsers>,
     pub(super) users: Batcher<Users>,
@@ -164,6 +165,10 @@ impl Auth {
         &self.0.dpop
     }
 
+    pub(crate) fn route_scopes(&self) -> Option<request::authenticate::RouteScopes> {
+        self.0.route_scopes
+    }
+
     /// This resource's challenge parameters, for a refusal's `WWW-Authenticate`; `None`
     /// unless access tokens are accepted.
     pub(crate) fn challenge_context(&self, used_dpop: bool) -> Option<oauth::challenge::Context> {
@@ -192,10 +197,7 @@ impl Auth {
             return Ok(());
         }
         Err(self.challenged(
-            crate::error::ApiError::InsufficientScope {
-                missing,
-                asked: scopes.join(" "),
-            },
+            crate::error::ApiError::insufficient_scope(missing, scopes.join(" ")),
             client.token.jkt().is_some(),
         ))
     }

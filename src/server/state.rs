@@ -102,7 +102,11 @@ impl AppState {
     /// The `warden` server's state: an [`Auth`] on the primary pool, the read replica, HTTP
     /// settings, where `/metrics` goes, the auth proxy's upstream, and the console.
     pub async fn from_config(config: &Config, pools: db::Pools) -> Result<Self, StartupError> {
-        let auth = Auth::from_config(config, pools.primary).await?;
+        let auth = config
+            .auth_builder(pools.primary)?
+            .route_scopes(crate::server::routes::own_scope)
+            .build()
+            .await?;
         Ok(Shared {
             auth,
             read_db: pools.read,

@@ -164,7 +164,8 @@ pub async fn state(
         .verifier(Verifier::new(jwks, rules()))
         .policy(policy)
         .user_cache(None)
-        .failures_per_minute(0);
+        .failures_per_minute(0)
+        .route_scopes(warden::server::routes::own_scope);
     warden::server::AppState::new(auth(builder).build().await.unwrap())
 }
 

@@ -741,3 +741,43 @@ async fn an_access_token_expires_without_leeway(db: PgPool) {
         .await;
     assert_eq!(refused.outcome(), (401, Some("invalid_token")));
 }
+
+/// A route naming its scope takes a DPoP-bound token once per request, whatever number of
+/// extractors the handler takes (the proof is single-use).
+#[sqlx::test]
+async fn a_route_scope_takes_a_dpop_bound_token_once_for_all_its_extractors(db: PgPool) {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+
+    let w = world(db).await;
+    async fn twice(first: warden::AuthUser, second: warden::MaybeAuthUser) -> axum::Json<Value> {
+        axum::Json(json!({
+            "first": first.user.id,
+            "second": second.0.map(|u| u.user.id.clone()),
+            "credential": first.credential.kind(),
+        }))
+    }
+    let app = axum::Router::new()
+        .route("/notes", get(twice))
+        .route_layer(axum::Extension(warden::RouteScope("notes:read")))
+        .with_state(w.state.auth.clone());
+    let key = DpopKey::generate_es256();
+    let mut claims = access_claims("alice", Some("s-alice-1"), "notes:read");
+    claims["cnf"] = json!({"jkt": key.thumbprint()});
+    let token = at_jwt(&w, &claims);
+    let request = Request::get("/notes")
+        .header("authorization", format!("DPoP {token}"))
+        .header(
+            "dpop",
+            key.proof("GET", "https://api.test/notes", Some(&token), now(), "t-1"),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let ok = crate::common::send(&app, request).await;
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(
+        ok.body,
+        json!({"first": "alice", "second": "alice", "credential": "oauth-access-token"})
+    );
+}

@@ -74,15 +74,14 @@ impl Auth {
     /// access token whose user granted that scope stands in for the user.
     pub async fn authenticate_optional(&self, parts: &Parts) -> Result<Option<AuthUser>, ApiError> {
         let client = self.client_ips().client_ip(parts);
-        let scope = parts.extensions.get::<RouteScope>().map(|s| s.0);
-        let target = self.target_of(parts);
+        // The route's scope and the request's URL are looked up only for an access token.
         let caller = self
             .authenticate_as(
-                Want::Person(scope),
+                Want::Person(Some(parts)),
                 Some(&parts.method),
                 &parts.headers,
                 client,
-                Some(&target),
+                None,
             )
             .await?;
         match caller {
@@ -90,6 +89,19 @@ impl Auth {
             Some(Caller::User(user)) => Ok(Some(user)),
             Some(Caller::Client(_)) => Err(access_token_not_accepted()),
         }
+    }
+
+    /// The OAuth scope the request's route names: its [`RouteScope`], else what the app's
+    /// [`RouteScopes`] table says of its method and path.
+    fn route_scope(&self, parts: &Parts) -> Option<&'static str> {
+        if let Some(scope) = parts.extensions.get::<RouteScope>() {
+            return Some(scope.0);
+        }
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |uri| uri.0.path());
+        self.route_scopes().and_then(|of| of(&parts.method, path))
     }
 
     /// The method and public URL of a request received, which a DPoP proof must name: the path
@@ -145,7 +157,7 @@ impl Auth {
     /// token's client and session reads).
     pub(crate) async fn authenticate_as(
         &self,
-        want: Want,
+        want: Want<'_>,
         method: Option<&Method>,
         headers: &HeaderMap,
         client: Option<IpAddr>,
@@ -154,7 +166,7 @@ impl Auth {
         let Some(mut presented) = credential::presented(headers, self.policy())? else {
             return Ok(None);
         };
-        if want == Want::Client && matches!(presented, Presented::ApiKey(_) | Presented::Cookie(_)) {
+        if matches!(want, Want::Client) && matches!(presented, Presented::ApiKey(_) | Presented::Cookie(_)) {
             return Err(access_token_required());
         }
         if let Presented::ApiKey(_) = presented
@@ -187,18 +199,27 @@ impl Auth {
             return key_as_user(key, owner).map(|user| Some(Caller::User(user)));
         }
         if let Proof::Access(token) = proof {
-            let route_scope = match want {
-                Want::Person(None) => return Err(access_token_not_accepted()),
-                Want::Person(Some(scope)) => Some(scope),
+            let request = match want {
+                Want::Person(request) => Some(request.ok_or_else(access_token_not_accepted)?),
                 Want::Client | Want::Either => None,
             };
+            let route_scope = match request {
+                Some(parts) => Some(self.route_scope(parts).ok_or_else(access_token_not_accepted)?),
+                None => None,
+            };
+            // A request received (not described, as forward auth's): its own URL.
+            let own_target = match (target, request) {
+                (None, Some(parts)) => Some(self.target_of(parts)),
+                _ => None,
+            };
+            let target = target.or(own_target.as_ref());
             if let Some(scope) = route_scope
                 && !token.has_scope(scope)
             {
-                return Err(ApiError::InsufficientScope {
-                    missing: vec![scope.to_owned()],
-                    asked: scope.to_owned(),
-                });
+                return Err(ApiError::insufficient_scope(
+                    vec![scope.to_owned()],
+                    scope.to_owned(),
+                ));
             }
             let (raw, used_dpop) = match presented {
                 Presented::Jwt(raw) | Presented::SessionToken(raw) => (raw, false),
@@ -234,7 +255,7 @@ impl Auth {
                 "the DPoP scheme carries OAuth access tokens only, and this is a session credential".into(),
             ));
         }
-        if want == Want::Client {
+        if matches!(want, Want::Client) {
             return Err(access_token_required());
         }
         // A JWT seen for the first time usually names a user and a session that are not cached
@@ -594,12 +615,18 @@ fn key_as_user(key: Arc<ApiKey>, owner: Option<Arc<User>>) -> Result<AuthUser, A
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteScope(pub &'static str);
 
+/// A function naming the OAuth scope of a route by its method and path, for an app that names
+/// them in one table rather than with a [`RouteScope`] on each route (warden's own routes);
+/// `None`: the route takes people's own credentials only.
+pub type RouteScopes = fn(&Method, &str) -> Option<&'static str>;
+
 /// Which callers a route takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
-    /// A person, by their own credential (`AuthUser`, warden's `/users` and `/admin`), or, with
-    /// a route scope, by an access token their user granted it.
-    Person(Option<&'static str>),
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Want<'a> {
+    /// A person, by their own credential (`AuthUser`, warden's `/users` and `/admin`); on a
+    /// request received (`Some`) whose route names a scope, also by an access token their user
+    /// granted it.
+    Person(Option<&'a Parts>),
     /// An OAuth client, by an access token (`Client`, `RequireScope`).
     Client,
     /// Either (forward auth, which answers for both).

@@ -336,10 +336,10 @@ where
     }
 }
 
-/// The request's caller. Authenticated by an API key, it is remembered in the request: a
-/// second extractor of the same handler takes it instead of checking the key again, so the
-/// key's use is counted once. (Any other credential is checked again, from the caches: that
-/// costs less than keeping it.)
+/// The request's caller. Authenticated by an API key or an access token, it is remembered in
+/// the request: a second extractor of the same handler takes it instead of checking again, so
+/// the key's use is counted once and a DPoP proof taken once. (Any other credential is checked
+/// again, from the caches: that costs less than keeping it.)
 pub(crate) async fn caller_of(auth: &Auth, parts: &mut Parts) -> Result<AuthUser, ApiError> {
     if let Some(caller) = parts.extensions.get::<AuthUser>() {
         return Ok(caller.clone());
@@ -349,9 +349,10 @@ pub(crate) async fn caller_of(auth: &Auth, parts: &mut Parts) -> Result<AuthUser
     Ok(caller)
 }
 
-/// Keeps a caller authenticated by an API key in the request for the next extractor.
+/// Keeps a caller authenticated by an API key (its use is counted once) or an access token (a
+/// DPoP proof is taken once) in the request for the next extractor.
 fn remember(parts: &mut Parts, caller: &AuthUser) {
-    if let Credential::ApiKey(_) = &caller.credential {
+    if let Credential::ApiKey(_) | Credential::AccessToken(_) = &caller.credential {
         parts.extensions.insert(caller.clone());
     }
 }

@@ -264,15 +264,21 @@ async fn verify(
             .await?;
         return Ok(key_identity_response(&key, owner.as_deref()));
     }
-    let used_dpop = credential::authorization_token(&parts.headers, true).is_ok_and(|(_, dpop)| dpop);
+    let used_dpop = parts.headers.get(AUTHORIZATION).is_some_and(|v| {
+        v.as_bytes()
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"dpop "))
+    });
     let challenged = |err: ApiError| state.auth.challenged(err, used_dpop);
-    let target = Target {
+    // What a DPoP proof must name; only a request with the DPoP scheme can need it (a bound
+    // token sent as Bearer is refused before any proof is read).
+    let target = used_dpop.then(|| Target {
         method: method.as_ref().map_or("", Method::as_str),
         url: format!(
             "{}{path}",
             state.auth.policy().oauth.public_url.trim_end_matches('/')
         ),
-    };
+    });
     // A location that names scopes is for OAuth clients only; one that names none, for people
     // only: an access token never passes with its user's whole authority.
     let want = if scopes.is_some() {
@@ -282,7 +288,7 @@ async fn verify(
     };
     let caller = state
         .auth
-        .authenticate_as(want, method.as_ref(), &parts.headers, client, Some(&target))
+        .authenticate_as(want, method.as_ref(), &parts.headers, client, target.as_ref())
         .await
         .and_then(|caller| caller.ok_or(ApiError::MissingToken))
         .map_err(|err| if scopes.is_some() { challenged(err) } else { err })?;
@@ -295,10 +301,7 @@ async fn verify(
                 .map(str::to_owned)
                 .collect();
             if !missing.is_empty() {
-                return Err(challenged(ApiError::InsufficientScope {
-                    missing,
-                    asked: asked.join(" "),
-                }));
+                return Err(challenged(ApiError::insufficient_scope(missing, asked.join(" "))));
             }
             let user = client.user.as_deref();
             if let Some(role) = &params.role {

@@ -45,15 +45,10 @@ use crate::server::state::AppState;
 /// (health, docs, console, metrics) keep their own caching.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let private = || middleware::map_response(crate::server::http::private_answer);
-    let scoped = || middleware::map_request(name_own_scope);
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
-        .merge(users::router().route_layer(scoped()).route_layer(private()))
-        .merge(admin::router().route_layer(scoped()).route_layer(private()))
-        .merge(
-            organizations::router()
-                .route_layer(scoped())
-                .route_layer(private()),
-        )
+        .merge(users::router().route_layer(private()))
+        .merge(admin::router().route_layer(private()))
+        .merge(organizations::router().route_layer(private()))
         .merge(forward::router().route_layer(private()))
         .merge(health::router())
         .split_for_parts()
@@ -97,21 +92,20 @@ pub fn metrics_app(state: AppState) -> Router {
 /// servers"), so that an access token whose user granted it stands in for the user there:
 /// `warden:admin` for `/admin` (the user must be an admin too), `warden:me` for reading one's
 /// own account (GETs and the has-permission questions), `warden:me.write` for changing it
-/// (the profile, signing sessions out).
-pub fn own_scope(method: &axum::http::Method, path: &str) -> &'static str {
-    if path.starts_with("/admin") {
-        "warden:admin"
+/// (the profile, signing sessions out). The server's `Auth` is built with it
+/// (`AuthBuilder::route_scopes`); it is asked only when an access token arrives, so other
+/// requests pay nothing for it. Any other path (forward auth) names none.
+pub fn own_scope(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    let own = path == "/users/me" || path.starts_with("/users/me/") || path.starts_with("/orgs/");
+    if path.starts_with("/admin/") {
+        Some("warden:admin")
+    } else if !own {
+        None
     } else if *method == axum::http::Method::GET || path.ends_with("/has-permission") {
-        "warden:me"
+        Some("warden:me")
     } else {
-        "warden:me.write"
+        Some("warden:me.write")
     }
-}
-
-async fn name_own_scope(mut request: axum::extract::Request) -> axum::extract::Request {
-    let scope = own_scope(request.method(), request.uri().path());
-    request.extensions_mut().insert(crate::auth::RouteScope(scope));
-    request
 }
 
 /// Unknown routes answer a problem+json 404, like every other error.
