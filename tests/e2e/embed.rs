@@ -4,26 +4,13 @@
 //! the real api-key plugin reach `/notes/export` when their permissions grant it, and `/notes`
 //! as their owner with `API_KEYS_AS_USERS=true`.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::stack::{Options, SECRET, Stack};
-use crate::support::{free_port, warden_binary};
-
-/// The example's binary, built beside the test binaries (`cargo test` builds examples).
-fn example_binary() -> PathBuf {
-    let path = warden_binary().parent().unwrap().join("examples").join("embed");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example embed` (cargo test builds it)",
-        path.display()
-    );
-    path
-}
+use crate::stack::{Options, Stack};
+use crate::support::free_port;
 
 struct Notes {
     url: String,
@@ -34,38 +21,19 @@ struct Notes {
 impl Notes {
     async fn start(stack: &Stack) -> Self {
         let port = free_port();
-        let child = Command::new(example_binary())
-            .env("API_KEYS_AS_USERS", "true")
-            .env("DATABASE_URL", &stack.db.url)
-            .env("BETTER_AUTH_URL", &stack.auth_url)
-            .env("BETTER_AUTH_SECRET", SECRET)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let notes = Self {
+        let child = crate::stack::start_example(
+            stack,
+            "embed",
+            port,
+            &[("API_KEYS_AS_USERS", "true".into())],
+            "/notes",
+        )
+        .await;
+        Self {
             url: format!("http://127.0.0.1:{port}"),
             _child: child,
             http: reqwest::Client::new(),
-        };
-        let start = Instant::now();
-        while notes
-            .http
-            .get(format!("{}/notes", notes.url))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the example did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        notes
     }
 
     async fn with_key(&self, path: &str, key: &str) -> (u16, Value) {

@@ -5,26 +5,12 @@
 //! session (initialize, list tools, call tools); a tool whose scope the token lacks is 403
 //! `insufficient_scope` naming it, and a token with it works.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::oauth_flows::{OAuthClient, REDIRECT_URI, SCOPES, register_client};
-use crate::stack::{Options, SECRET, Stack};
-use crate::support::{free_port, warden_binary};
-
-fn example_binary() -> PathBuf {
-    let path = warden_binary().parent().unwrap().join("examples").join("mcp");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example mcp` (cargo test builds it)",
-        path.display()
-    );
-    path
-}
+use crate::stack::{Options, Stack};
+use crate::support::free_port;
 
 struct McpServer {
     url: String,
@@ -34,39 +20,22 @@ struct McpServer {
 
 impl McpServer {
     async fn start(stack: &Stack, port: u16) -> Self {
-        let child = Command::new(example_binary())
-            .env("DATABASE_URL", &stack.db.url)
-            .env("BETTER_AUTH_URL", &stack.auth_url)
-            .env("BETTER_AUTH_SECRET", SECRET)
-            .env("RESOURCE_URL", format!("http://127.0.0.1:{port}/mcp"))
-            .env("OAUTH_SCOPES", "notes:read notes:write")
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let server = Self {
+        let child = crate::stack::start_example(
+            stack,
+            "mcp",
+            port,
+            &[
+                ("RESOURCE_URL", format!("http://127.0.0.1:{port}/mcp")),
+                ("OAUTH_SCOPES", "notes:read notes:write".into()),
+            ],
+            "/mcp",
+        )
+        .await;
+        Self {
             url: format!("http://127.0.0.1:{port}"),
             _child: child,
             http: reqwest::Client::new(),
-        };
-        let start = Instant::now();
-        while server
-            .http
-            .get(format!("{}/mcp", server.url))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the example did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        server
     }
 
     /// One JSON-RPC message to `/mcp` as an MCP client sends it: status, `WWW-Authenticate`,

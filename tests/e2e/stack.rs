@@ -447,3 +447,51 @@ pub fn jwt_header(jwt: &str) -> Value {
     )
     .unwrap()
 }
+
+/// One of the crate's examples (`examples/<name>.rs`, built beside the test binaries: `cargo
+/// test` builds them), run against the stack's database and Better-Auth on 127.0.0.1:`port`
+/// with `vars` besides; killed when dropped. Returns once it answers a GET of `probe`.
+pub async fn start_example(
+    stack: &Stack,
+    name: &str,
+    port: u16,
+    vars: &[(&str, String)],
+    probe: &str,
+) -> Child {
+    let binary = crate::support::warden_binary()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --example {name}` (cargo test builds it)",
+        binary.display()
+    );
+    let mut command = Command::new(binary);
+    command
+        .env("DATABASE_URL", &stack.db.url)
+        .env("BETTER_AUTH_URL", &stack.auth_url)
+        .env("BETTER_AUTH_SECRET", SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn");
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    let child = command
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}{probe}");
+    let start = Instant::now();
+    while stack.http.get(&url).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the example {name} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child
+}
