@@ -26,6 +26,8 @@ import {
 import { createAuthEndpoint } from "better-auth/api";
 import { apiKey } from "@better-auth/api-key";
 import { oauthProvider } from "@better-auth/oauth-provider";
+import { redisStorage } from "@better-auth/redis-storage";
+import { Redis } from "ioredis";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
 
@@ -151,7 +153,7 @@ const API_KEY_SESSIONS = switchOf("API_KEY_SESSIONS", "0");
 // JWT access token for it (typ at+jwt, aud the resource, signed with the jwt plugin's keys),
 // which warden verifies; one naming none gets an opaque token, stored hashed. The plugin signs
 // with the jwt plugin, so it is on only with JWT_PLUGIN=1; OAUTH_PROVIDER=0 leaves it out.
-const OAUTH_PROVIDER = switchOf("OAUTH_PROVIDER", JWT_PLUGIN);
+let OAUTH_PROVIDER = switchOf("OAUTH_PROVIDER", JWT_PLUGIN);
 if (OAUTH_PROVIDER === "1" && JWT_PLUGIN === "0") fail("OAUTH_PROVIDER=1 needs the jwt plugin (JWT_PLUGIN=1): it signs the OAuth tokens");
 // The resources (absolute URIs, comma-separated) a token may name: each becomes an
 // oauth_resource row at start (rows already there are left as they are: insert only). Default:
@@ -184,6 +186,29 @@ function pageUrl(name, value) {
 }
 const OAUTH_LOGIN_PAGE = pageUrl("OAUTH_LOGIN_PAGE", env("OAUTH_LOGIN_PAGE", "http://localhost:5173/sign-in"));
 const OAUTH_CONSENT_PAGE = pageUrl("OAUTH_CONSENT_PAGE", env("OAUTH_CONSENT_PAGE", "http://localhost:5173/consent"));
+
+// Where sessions live. SESSION_STORE=database (the default): the session table, as in
+// Better-Auth without secondary storage. SESSION_STORE=redis: Better-Auth's secondaryStorage,
+// the official @better-auth/redis-storage on REDIS_URL with keys under REDIS_KEY_PREFIX (its
+// default "better-auth:"); sessions then live in Redis only, unless STORE_SESSION_IN_DATABASE=1
+// (session.storeSessionInDatabase: both hold them) and PRESERVE_SESSION_IN_DATABASE=1
+// (session.preserveSessionInDatabase: ended rows are kept with expires_at moved to the end).
+// warden must be told the same four settings (its variables have the same names).
+const SESSION_STORE = env("SESSION_STORE", "database");
+if (SESSION_STORE !== "database" && SESSION_STORE !== "redis") fail(`SESSION_STORE must be database or redis, got "${SESSION_STORE}"`);
+const REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379");
+const REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "better-auth:");
+const STORE_SESSION_IN_DATABASE = switchOf("STORE_SESSION_IN_DATABASE", "0");
+const PRESERVE_SESSION_IN_DATABASE = switchOf("PRESERVE_SESSION_IN_DATABASE", "0");
+if (PRESERVE_SESSION_IN_DATABASE === "1" && STORE_SESSION_IN_DATABASE !== "1") {
+  fail("PRESERVE_SESSION_IN_DATABASE=1 needs STORE_SESSION_IN_DATABASE=1 (it keeps the rows that one writes)");
+}
+// The oauth-provider plugin refuses to start on sessions kept in secondary storage alone (its
+// tokens name sessions by row): off by default then, and an error when asked for.
+if (SESSION_STORE === "redis" && STORE_SESSION_IN_DATABASE === "0" && OAUTH_PROVIDER === "1") {
+  if (env("OAUTH_PROVIDER", undefined) !== undefined) fail("OAUTH_PROVIDER=1 needs sessions in the database: with SESSION_STORE=redis set STORE_SESSION_IN_DATABASE=1");
+  OAUTH_PROVIDER = "0";
+}
 
 // Endpoints for end-to-end tests only, never for production: POST /e2e/api-key/create and
 // /e2e/api-key/verify call the plugin's server-only createApiKey and verifyApiKey with the
@@ -416,6 +441,13 @@ const rateLimitStorage = {
 // ---------------------------------------------------------------- Better-Auth
 
 const pool = new pg.Pool({ connectionString: DATABASE_URL });
+
+let redis;
+if (SESSION_STORE === "redis") {
+  // ioredis reconnects by itself; while Redis is away, session reads fail (Better-Auth answers 500).
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  redis.on("error", (err) => console.error("auth-server: redis:", err.message));
+}
 pool.on("error", (err) => console.error("auth-server: idle database connection error:", err.message));
 
 const jwks = { keyPairConfig };
@@ -566,6 +598,7 @@ const options = {
   basePath: "/api/auth",
   secret: BETTER_AUTH_SECRET,
   database: pool,
+  ...(redis ? { secondaryStorage: redisStorage({ client: redis, keyPrefix: REDIS_KEY_PREFIX }) } : {}),
   trustedOrigins,
   telemetry: { enabled: false },
   rateLimit: { enabled: RATE_LIMIT === "1", customStorage: rateLimitStorage },
@@ -585,6 +618,12 @@ const options = {
   session: {
     modelName: "session",
     ...(SESSION_COOKIE_CACHE_SECS ? { cookieCache: { enabled: true, maxAge: SESSION_COOKIE_CACHE_SECS } } : {}),
+    ...(redis
+      ? {
+          storeSessionInDatabase: STORE_SESSION_IN_DATABASE === "1",
+          preserveSessionInDatabase: PRESERVE_SESSION_IN_DATABASE === "1",
+        }
+      : {}),
     fields: {
       expiresAt: "expires_at",
       createdAt: "created_at",

@@ -88,6 +88,11 @@ pub enum ApiError {
     /// timed out (503 `database_unavailable`). The cause is logged, never sent.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(#[source] sqlx::Error),
+    /// Sessions live in Redis (`SESSION_STORE=redis`) and Redis cannot be reached or did not
+    /// answer in time (503 `session_store_unavailable`): no session is guessed from memory. The
+    /// cause is logged, never sent.
+    #[error("session store unavailable: {0}")]
+    SessionStoreUnavailable(String),
     /// No such route, user or session (404 `not_found`).
     #[error("not found")]
     NotFound,
@@ -190,6 +195,7 @@ impl ApiError {
             Self::InvalidOrigin(_) => specs::INVALID_ORIGIN,
             Self::JwksUnavailable => specs::JWKS_UNAVAILABLE,
             Self::DatabaseUnavailable(_) => specs::DATABASE_UNAVAILABLE,
+            Self::SessionStoreUnavailable(_) => specs::SESSION_STORE_UNAVAILABLE,
             Self::NotFound => specs::NOT_FOUND,
             Self::ValidationFailed(_) => specs::VALIDATION_FAILED,
             Self::SelfAction(_) => specs::SELF_ACTION,
@@ -353,6 +359,12 @@ mod specs {
         "database_unavailable",
         "Database unavailable",
         "the database is unavailable; try again shortly",
+    );
+    pub(super) const SESSION_STORE_UNAVAILABLE: Spec = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "session_store_unavailable",
+        "Session store unavailable",
+        "sessions are kept in Redis, which cannot be reached; try again shortly",
     );
     pub(super) const NOT_FOUND: Spec = (
         StatusCode::NOT_FOUND,
@@ -525,7 +537,7 @@ impl IntoResponse for ApiError {
             metrics::counter!("warden_auth_failures_total", "code" => self.code()).increment(1);
         }
         match &self {
-            Self::Internal(_) | Self::DatabaseUnavailable(_) => {
+            Self::Internal(_) | Self::DatabaseUnavailable(_) | Self::SessionStoreUnavailable(_) => {
                 tracing::error!(error = %self, code = self.code(), "request failed");
             }
             _ => tracing::debug!(error = %self, code = self.code(), "request refused"),
@@ -677,6 +689,9 @@ pub enum StartupError {
     /// The migrations could not be applied.
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// `REDIS_URL` is not a Redis URL.
+    #[error("REDIS_URL: {0}")]
+    RedisUrl(#[from] crate::redis::BadUrl),
     /// A listening address cannot be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {

@@ -27,7 +27,8 @@
 //!   the authentication steps, the extractors).
 //! - `cache`: user and session rows kept fresh by PostgreSQL notifications.
 //! - `error`: [`ApiError`], the rejection of every extractor; [`StartupError`].
-//! - `db`: all SQL, one module per table; migrations in `migrations/`.
+//! - `db`: all SQL, one module per table; migrations in `migrations/`. `redis`, beside it:
+//!   sessions in Better-Auth's secondary storage (`SESSION_STORE=redis`).
 //! - `secret`: [`Secret`], a string never printed.
 //!
 //! Outside that order, `testing` (feature `testing`) sees everything: helpers, and the
@@ -40,6 +41,7 @@ mod cache;
 pub mod config;
 mod db;
 mod error;
+mod redis;
 mod secret;
 #[cfg(feature = "server")]
 pub mod server;
@@ -51,9 +53,9 @@ pub use auth::policy::access::{AccessControlError, Role};
 pub use auth::{
     AccessControl, AccessToken, Admin, ApiKey, ApiKeyOwner, ApiKeySettings, Auth, AuthBuilder, AuthPolicy,
     AuthUser, Caller, Client, Connector, Credential, JwksSettings, MaybeAuthUser, OAuthSettings, OrgMember,
-    OrgPermission, Permission, RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole,
-    RequireScope, ResourceMetadata, RoleName, RouteScope, RouteScopes, Scopes, SessionCheck, Statements,
-    Target,
+    OrgPermission, Permission, RedisStorage, RequireApiKeyPermission, RequireOrgPermission,
+    RequirePermission, RequireRole, RequireScope, ResourceMetadata, RoleName, RouteScope, RouteScopes,
+    Scopes, SessionCheck, SessionStorage, Statements, Target,
 };
 /// The path of the protected-resource metadata document (RFC 9728): serve
 /// [`Auth::resource_metadata`] there, with the resource's own path appended.

@@ -50,6 +50,7 @@ pub struct AuthBuilder {
     rows: Option<Arc<RowCache>>,
     http_client: Option<reqwest::Client>,
     route_scopes: Option<crate::auth::request::authenticate::RouteScopes>,
+    session_storage: super::session::store::SessionStorage,
 }
 
 impl AuthBuilder {
@@ -72,6 +73,7 @@ impl AuthBuilder {
             rows: None,
             http_client: None,
             route_scopes: None,
+            session_storage: super::session::store::SessionStorage::Database,
         }
     }
 
@@ -181,6 +183,13 @@ impl AuthBuilder {
         self
     }
 
+    /// Where Better-Auth keeps its sessions (default: the `session` table). With Redis, tell
+    /// warden what Better-Auth's `secondaryStorage` and `session` options say.
+    pub fn session_storage(mut self, storage: super::session::store::SessionStorage) -> Self {
+        self.session_storage = storage;
+        self
+    }
+
     /// Builds the `Auth`: loads the JWKS once (a failure is logged, not fatal: the refresher
     /// retries), and starts the background refresh and, when the user cache is on and warden's
     /// change triggers are in the database, the NOTIFY listener.
@@ -210,6 +219,10 @@ impl AuthBuilder {
             (None, None) => Arc::new(RowCache::disabled()),
             (None, Some((settings, listen))) => self.listened_rows(settings, listen, &mut tasks).await,
         };
+        let session_store = super::session::store::SessionStore::new(&self.session_storage)?;
+        if let Some(keeper) = session_store.spawn() {
+            tasks.push(keeper.abort_handle());
+        }
         let (sessions, batcher) = Batcher::spawn(self.db.clone());
         tasks.push(batcher.abort_handle());
         let (users, batcher) = Batcher::spawn(self.db.clone());
@@ -221,6 +234,7 @@ impl AuthBuilder {
         );
         Ok(Auth(Arc::new(Inner {
             sessions,
+            session_store,
             users,
             db: self.db,
             verifier,

@@ -51,6 +51,7 @@ pub use request::{
     Admin, AuthUser, Caller, Client, Credential, MaybeAuthUser, OrgMember, OrgPermission, Permission,
     RequireApiKeyPermission, RequireOrgPermission, RequirePermission, RequireRole, RequireScope, RoleName,
 };
+pub use session::store::{RedisStorage, SessionStorage};
 
 use crate::cache::RowCache;
 use crate::db::users::User;
@@ -85,6 +86,7 @@ pub(super) struct Inner {
     pub(super) route_scopes: Option<request::authenticate::RouteScopes>,
     pub(super) challenge: Arc<oauth::challenge::ChallengeParams>,
     pub(super) sessions: Batcher<SessionsWithUsers>,
+    pub(super) session_store: session::store::SessionStore,
     pub(super) users: Batcher<Users>,
     pub(super) tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -135,6 +137,20 @@ impl Auth {
 
     pub(crate) fn session_batcher(&self) -> &Batcher<SessionsWithUsers> {
         &self.0.sessions
+    }
+
+    /// Where sessions are found and ended (the table, or Redis: `SESSION_STORE`).
+    pub(crate) fn session_store(&self) -> &session::store::SessionStore {
+        &self.0.session_store
+    }
+
+    /// Whether sessions are kept in Redis and it is connected: `None` when they are in the
+    /// database (readiness).
+    pub fn session_store_connected(&self) -> Option<bool> {
+        self.0
+            .session_store
+            .redis()
+            .map(crate::redis::sessions::RedisSessions::connected)
     }
 
     pub(crate) fn user_batcher(&self) -> &Batcher<Users> {

@@ -10,7 +10,8 @@
 //! [`BetterAuthConfig`] (`better_auth.rs`: JWT, JWKS, secret, cookies, session check),
 //! [`RoleConfig`] (`roles.rs`), [`HttpConfig`] (`http.rs`: addresses, limits, timeouts,
 //! proxies, the auth proxy, the console), [`CacheConfig`] (`caches.rs`) and the API-key
-//! settings (`api_keys.rs`). `env.rs` reads one
+//! settings (`api_keys.rs`), the OAuth resource (`oauth.rs`) and where sessions live
+//! (`sessions.rs`). `env.rs` reads one
 //! variable at a time, typed, and names it in every refusal.
 //!
 //! The configuration then builds what the library defines: the pool settings, the
@@ -25,6 +26,7 @@ mod env;
 pub(crate) mod http;
 mod oauth;
 mod roles;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ pub use self::caches::CacheConfig;
 pub use self::database::DatabaseConfig;
 pub use self::http::{AdminThroughProxy, DEFAULT_MAX_CONNECTIONS, HttpConfig, LogFormat};
 pub use self::roles::RoleConfig;
+pub use self::sessions::DEFAULT_REDIS_URL;
 pub use crate::auth::policy::SessionCheck;
 pub use crate::error::ConfigError;
 pub use crate::secret::Secret;
@@ -68,6 +71,9 @@ pub struct Config {
     /// OAuth access tokens: this resource, its issuer, scopes and DPoP (`RESOURCE_URL`,
     /// `OAUTH_*`, `PUBLIC_URL`, `DPOP_*`).
     pub oauth: crate::auth::OAuthSettings,
+    /// Where Better-Auth keeps sessions: the table, or Redis (`SESSION_STORE`, `REDIS_*`,
+    /// `STORE_SESSION_IN_DATABASE`, `PRESERVE_SESSION_IN_DATABASE`).
+    pub sessions: crate::auth::SessionStorage,
 }
 
 impl Config {
@@ -87,6 +93,7 @@ impl Config {
         let caches = CacheConfig::read(&env)?;
         let api_keys = ApiKeySettings::read(&env)?;
         let oauth = crate::auth::OAuthSettings::read(&env, &better_auth.url)?;
+        let sessions = sessions::read(&env, caches.user_cache_ttl)?;
         // TRUSTED_ORIGINS' default takes in CORS_ORIGINS, so it is read once both groups are.
         better_auth.trusted_origins =
             better_auth::trusted_origins(&env, &better_auth.url, &http.cors_origins)?;
@@ -98,6 +105,7 @@ impl Config {
             caches,
             api_keys,
             oauth,
+            sessions,
         })
     }
 }
@@ -174,7 +182,8 @@ impl Config {
             .user_cache(user_cache)
             .trusted_proxies(self.http.trusted_proxies.clone())
             .failures_per_minute(self.http.auth_failures_per_minute)
-            .checks_capacity(self.http.max_concurrent_requests))
+            .checks_capacity(self.http.max_concurrent_requests)
+            .session_storage(self.sessions.clone()))
     }
 }
 

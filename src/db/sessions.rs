@@ -1,5 +1,6 @@
-//! The shared `session` table (Better-Auth's). The `token` column is read only to find a
-//! session by a bearer session token; it is never returned.
+//! The shared `session` table (Better-Auth's). The `token` column is read to find a session by
+//! a bearer session token, and returned only to the session store (sessions in Redis are
+//! keyed by it); never to a client.
 
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -123,65 +124,98 @@ pub async fn list_live_for_user(pool: &PgPool, user_id: &str) -> Result<Vec<Sess
     .await
 }
 
-// Deleting a session the way Better-Auth does: its OAuth provider plugin, on a session's
-// deletion, revokes the access tokens granted from it and the refresh tokens without
-// `offline_access` (its back-channel logout plan; the foreign key alone would only clear their
-// `session_id`, leaving opaque tokens active). warden's deletions do the same in the same
-// statement, so a session revoked through warden ends its OAuth tokens as one revoked through
-// Better-Auth does. (Better-Auth's own deletion also posts back-channel logout tokens to
-// clients that registered for them; warden does not.)
+// Ending a session the way Better-Auth does: deleting its row, or with
+// `preserveSessionInDatabase` (sessions in secondary storage, rows kept) moving a live row's
+// `expires_at` to now. Its OAuth provider plugin, on a session's end, revokes the access tokens
+// granted from it and the refresh tokens without `offline_access` (its back-channel logout
+// plan; the foreign key alone would only clear their `session_id`, leaving opaque tokens
+// active). warden's statements do the same in the same statement, so a session revoked through
+// warden ends its OAuth tokens as one revoked through Better-Auth does. (Better-Auth's own
+// deletion also posts back-channel logout tokens to clients that registered for them; warden
+// does not.)
 
-/// Deletes one session of one user; `false` when that user has no such session.
-pub async fn delete_for_user(conn: &mut PgConnection, user_id: &str, id: &str) -> Result<bool, sqlx::Error> {
-    let gone = sqlx::query_scalar!(
-        r#"WITH gone AS (DELETE FROM session WHERE id = $1 AND user_id = $2 RETURNING id),
-                access AS (UPDATE oauth_access_token SET revoked = now()
-                           WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL),
-                refresh AS (UPDATE oauth_refresh_token SET revoked = now()
-                            WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL
-                              AND NOT (scopes ? 'offline_access'))
-           SELECT id AS "id!" FROM gone"#,
-        id,
-        user_id
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(gone.len() == 1)
+/// A session that was ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    /// Its id.
+    pub id: String,
+    /// Whose it was.
+    pub user_id: String,
+    /// Its token (sessions in secondary storage are keyed by it).
+    pub token: String,
 }
 
-/// Deletes all the user's sessions but `keep` (the caller's own); returns the ids that went.
-pub async fn delete_all_for_user(
+/// Ends `user_id`'s session `id` (deletes it, or with `preserve` moves a live row's end to
+/// now); `None` when that user has no such session (live, with `preserve`).
+pub async fn end_for_user(
+    conn: &mut PgConnection,
+    user_id: &str,
+    id: &str,
+    preserve: bool,
+) -> Result<Option<Ended>, sqlx::Error> {
+    Ok(end_where(conn, Some(user_id), Some(id), None, preserve)
+        .await?
+        .pop())
+}
+
+/// Ends all `user_id`'s sessions but `keep` (the caller's own).
+pub async fn end_all_for_user(
     conn: &mut PgConnection,
     user_id: &str,
     keep: Option<&str>,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"WITH gone AS (DELETE FROM session WHERE user_id = $1 AND ($2::text IS NULL OR id <> $2) RETURNING id),
+    preserve: bool,
+) -> Result<Vec<Ended>, sqlx::Error> {
+    end_where(conn, Some(user_id), None, keep, preserve).await
+}
+
+/// Ends session `id`, whoever's it is.
+pub async fn end_by_id(
+    conn: &mut PgConnection,
+    id: &str,
+    preserve: bool,
+) -> Result<Option<Ended>, sqlx::Error> {
+    Ok(end_where(conn, None, Some(id), None, preserve).await?.pop())
+}
+
+/// The one statement behind the three above: the sessions of `user_id` (any user when `None`),
+/// `id` (any when `None`; the callers always name one or the other), but `keep`.
+async fn end_where(
+    conn: &mut PgConnection,
+    user_id: Option<&str>,
+    id: Option<&str>,
+    keep: Option<&str>,
+    preserve: bool,
+) -> Result<Vec<Ended>, sqlx::Error> {
+    sqlx::query_as!(
+        Ended,
+        r#"WITH deleted AS (DELETE FROM session
+                            WHERE NOT $4 AND ($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR id = $2)
+                              AND ($3::text IS NULL OR id <> $3)
+                            RETURNING id, user_id, token),
+                ended AS (UPDATE session SET expires_at = now(), updated_at = now()
+                          WHERE $4 AND expires_at > now() AND ($1::text IS NULL OR user_id = $1)
+                            AND ($2::text IS NULL OR id = $2) AND ($3::text IS NULL OR id <> $3)
+                          RETURNING id, user_id, token),
+                gone AS (SELECT * FROM deleted UNION ALL SELECT * FROM ended),
                 access AS (UPDATE oauth_access_token SET revoked = now()
                            WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL),
                 refresh AS (UPDATE oauth_refresh_token SET revoked = now()
                             WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL
                               AND NOT (scopes ? 'offline_access'))
-           SELECT id AS "id!" FROM gone"#,
+           SELECT id AS "id!", user_id AS "user_id!", token AS "token!" FROM gone"#,
         user_id,
-        keep
+        id,
+        keep,
+        preserve
     )
     .fetch_all(conn)
     .await
 }
 
-/// Deletes a session by id; returns its owner when it existed.
-pub async fn delete_by_id(conn: &mut PgConnection, id: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"WITH gone AS (DELETE FROM session WHERE id = $1 RETURNING id, user_id),
-                access AS (UPDATE oauth_access_token SET revoked = now()
-                           WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL),
-                refresh AS (UPDATE oauth_refresh_token SET revoked = now()
-                            WHERE session_id IN (SELECT id FROM gone) AND revoked IS NULL
-                              AND NOT (scopes ? 'offline_access'))
-           SELECT user_id AS "user_id!" FROM gone"#,
-        id
-    )
-    .fetch_optional(conn)
-    .await
+/// The owner and token of session `id` (expired or not).
+pub async fn token_by_id(pool: &PgPool, id: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query!("SELECT user_id, token FROM session WHERE id = $1", id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| (r.user_id, r.token)))
 }

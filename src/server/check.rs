@@ -1,7 +1,7 @@
 //! `warden check`: the first thing to run when something is wrong. It reads the configuration
 //! and reports, one line each and in plain words: config, database (and TLS), schema,
 //! migrations, read replica, JWKS (keys and algorithms; a warning when fetched over plain http
-//! for an https Better-Auth), where `/metrics` is served (a warning when on the main port), and
+//! for an https Better-Auth), where sessions are read (Redis: reachable, tracking, its prefix), where `/metrics` is served (a warning when on the main port), and
 //! the issuer/audience tokens must carry. Exit code 0 when nothing failed, 1 otherwise. It changes nothing.
 
 use std::fmt;
@@ -189,6 +189,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
 
     check_database(&mut report, &config).await;
     check_jwks(&mut report, &config).await;
+    check_sessions(&mut report, &config).await;
     check_exposure(&mut report, &config);
     report.add(
         Outcome::Ok,
@@ -439,6 +440,63 @@ async fn check_pooler(report: &mut Report, url: &str, config: &Config) -> bool {
             );
             false
         }
+    }
+}
+
+/// Where sessions are read: the table, or Redis (reachable, able to track keys, and with keys
+/// under the prefix Better-Auth's storage uses).
+async fn check_sessions(report: &mut Report, config: &Config) {
+    let crate::auth::SessionStorage::Redis(redis) = &config.sessions else {
+        report.add(
+            Outcome::Ok,
+            "sessions",
+            "read from the session table (SESSION_STORE=database)",
+        );
+        return;
+    };
+    let mode = match (redis.store_in_database, redis.preserve_in_database) {
+        (false, _) => "in Redis only",
+        (true, false) => "in Redis and the session table (Redis first)",
+        (true, true) => "in Redis, rows kept in the session table",
+    };
+    let probe = match crate::redis::probe(redis.url.expose(), &redis.key_prefix).await {
+        Ok(probe) => probe,
+        Err(err) => {
+            report.add(
+                Outcome::Fail,
+                "sessions",
+                format!("Redis (REDIS_URL) cannot be reached: {err}"),
+            );
+            return;
+        }
+    };
+    report.add(
+        Outcome::Ok,
+        "sessions",
+        format!("{mode}; {} reachable", probe.server),
+    );
+    if !probe.tracking {
+        report.add(
+            Outcome::Warn,
+            "sessions",
+            "the server refused CLIENT TRACKING (Redis 6+ or Valkey has it): nothing is cached, every session read goes to Redis",
+        );
+    }
+    if probe.keys_seen == 0 {
+        report.add(
+            Outcome::Warn,
+            "sessions",
+            format!(
+                "no key under {:?} yet: nobody has signed in, or REDIS_KEY_PREFIX differs from the storage's keyPrefix",
+                redis.key_prefix
+            ),
+        );
+    } else {
+        report.add(
+            Outcome::Ok,
+            "sessions",
+            format!("keys found under {:?}", redis.key_prefix),
+        );
     }
 }
 

@@ -15,6 +15,7 @@ mod mcp;
 mod oauth;
 mod oauth_flows;
 mod permissions;
+mod redis_sessions;
 mod stack;
 #[path = "../support/mod.rs"]
 mod support;

@@ -175,3 +175,29 @@ async fn scripts_dev_has_better_auth_trust_the_console_on_a_moved_port() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn scripts_dev_keeps_sessions_in_redis_when_asked() {
+    let ports = || {
+        vec![
+            ("AUTH_PORT", free_port().to_string()),
+            ("WARDEN_PORT", free_port().to_string()),
+        ]
+    };
+    let mut vars = ports();
+    vars.push(("REDIS", "1".into()));
+    vars.push(("REDIS_URL", "redis://127.0.0.1:6390".into()));
+    let (ok, out) = dev(&["--check"], &vars).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("sessions would be kept in Redis: redis://127.0.0.1:6390\n"),
+        "{out}"
+    );
+    let (ok, out) = dev(&["--check"], &ports()).await;
+    assert!(ok && !out.contains("Redis"), "{out}");
+    let mut vars = ports();
+    vars.push(("REDIS", "yes".into()));
+    let (ok, out) = dev(&["--check"], &vars).await;
+    assert!(!ok && out.contains("REDIS must be 0 or 1"), "{out}");
+    assert!(!out.contains(CARGO_RAN), "{out}");
+}

@@ -207,7 +207,7 @@ async fn health_readiness_and_unknown_routes(db: PgPool) {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(
         answer.body,
-        json!({"status":"ready","database":"ok","jwks":"ok","keys":1,"algorithms":["EdDSA"]})
+        json!({"status":"ready","database":"ok","jwks":"ok","keys":1,"algorithms":["EdDSA"],"sessions":"database"})
     );
 
     // Better-Auth has not signed anything yet: its JWKS is empty, so warden is not ready.

@@ -70,3 +70,5 @@ pub fn command(program: impl AsRef<OsStr>, args: &[&str], env: Env, vars: &[(&st
 pub fn warden_command(args: &[&str], env: Env, vars: &[(&str, &str)]) -> Command {
     command(warden_binary(), args, env, vars)
 }
+
+pub mod redis;

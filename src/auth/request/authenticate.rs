@@ -307,7 +307,7 @@ impl Auth {
             let session = if self.gone().session(sid) {
                 None
             } else {
-                let found = self.session(sid).await?;
+                let found = self.session(token.user_id(), sid).await?;
                 if found.is_none() {
                     self.gone().session_gone(sid);
                 }
@@ -435,7 +435,13 @@ impl Auth {
         };
         let user = self.rows().user(&claims.sub);
         let sid = match claims.sid.as_deref() {
-            Some(sid) if self.policy().session_check != SessionCheck::Off && self.rows().trusted() => sid,
+            Some(sid)
+                if self.policy().session_check != SessionCheck::Off
+                    && self.rows().trusted()
+                    && self.session_store().in_table() =>
+            {
+                sid
+            }
             _ => return Prefetched { user, session: None },
         };
         let session = self.rows().session(sid);
@@ -556,7 +562,7 @@ impl Auth {
                             Some(found) => found,
                             None if self.gone().session(sid) => None,
                             None => {
-                                let found = self.session(sid).await?;
+                                let found = self.session(Some(&claims.sub), sid).await?;
                                 if found.is_none() {
                                     self.gone().session_gone(sid);
                                 }
@@ -575,8 +581,18 @@ impl Auth {
         }
     }
 
-    /// A session by id: from the cache when it can be trusted, else from the primary.
-    pub(crate) async fn session(&self, id: &str) -> Result<Option<Arc<SessionRef>>, ApiError> {
+    /// A session by id: from the cache when it can be trusted, else from the primary; or,
+    /// with sessions in Redis, from the session store (its own cache, kept by client
+    /// tracking). `owner`: whose session the credential says it is (how Redis finds it).
+    pub(crate) async fn session(
+        &self,
+        owner: Option<&str>,
+        id: &str,
+    ) -> Result<Option<Arc<SessionRef>>, ApiError> {
+        let store = self.session_store();
+        if !store.in_table() {
+            return Ok(store.by_id(self.db(), owner, id).await?.map(Arc::new));
+        }
         if let Some(session) = self.rows().session(id) {
             return Ok(Some(session));
         }

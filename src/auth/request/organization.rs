@@ -28,7 +28,7 @@ impl Auth {
         let Some(session_id) = &caller.session_id else {
             return Ok(None);
         };
-        let Some(session) = self.session(session_id).await? else {
+        let Some(session) = self.session(Some(&caller.user.id), session_id).await? else {
             return Ok(None);
         };
         let Some(active) = &session.active_organization_id else {

@@ -29,7 +29,6 @@ use crate::auth::request::extract::require_permission;
 use crate::auth::{Auth, AuthPolicy, AuthUser, Permission, RequirePermission};
 use crate::cache::RowCache;
 use crate::db::audit::{self, AuditContext, NewAuditEntry};
-use crate::db::sessions;
 use crate::db::users::{self, User};
 use crate::error::ApiError;
 
@@ -160,7 +159,11 @@ impl AdminWrite<'_, BanUsers> {
         ensure_another_admin(self.auth.policy(), &mut tx, &target).await?;
         let banned = users::ban(&mut tx, user_id, &ban.reason, ban.expires_in).await?;
         // Like Better-Auth: a ban signs the user out everywhere.
-        let revoked = sessions::delete_all_for_user(&mut tx, user_id, None).await?;
+        let revoked = self
+            .auth
+            .session_store()
+            .end_all(self.auth.db(), &mut tx, user_id)
+            .await?;
         let expires = banned
             .ban_expires
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
@@ -206,6 +209,14 @@ impl AdminWrite<'_, DeleteUsers> {
         let mut tx = self.begin().await?;
         let target = locked_user(&mut tx, user_id).await?;
         ensure_another_admin(self.auth.policy(), &mut tx, &target).await?;
+        // Better-Auth's removeUser ends the sessions first (in Redis: the revoked-before mark);
+        // in the table they would go by cascade anyway.
+        if !self.auth.session_store().in_table() {
+            self.auth
+                .session_store()
+                .end_all(self.auth.db(), &mut tx, user_id)
+                .await?;
+        }
         users::delete(&mut tx, user_id).await?;
         let done = Done {
             action: "user.remove",
@@ -233,7 +244,11 @@ impl AdminWrite<'_, RevokeSessions> {
         } else {
             None
         };
-        let revoked = sessions::delete_all_for_user(&mut tx, user_id, keep).await?;
+        let store = self.auth.session_store();
+        let revoked = match keep {
+            Some(_) => store.end_others(self.auth.db(), &mut tx, user_id, keep).await?,
+            None => store.end_all(self.auth.db(), &mut tx, user_id).await?,
+        };
         let count = revoked.len() as u64;
         let done = Done {
             action: "user.revoke_sessions",
@@ -252,7 +267,10 @@ impl AdminWrite<'_, RevokeSessions> {
     /// Revokes one session, whoever's it is (404 when there is none).
     pub(crate) async fn revoke_session(self, session_id: &str) -> Result<(), ApiError> {
         let mut tx = self.begin().await?;
-        let owner = sessions::delete_by_id(&mut tx, session_id)
+        let owner = self
+            .auth
+            .session_store()
+            .end_by_id(self.auth.db(), &mut tx, session_id)
             .await?
             .ok_or(ApiError::NotFound)?;
         let done = Done {

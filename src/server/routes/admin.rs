@@ -22,8 +22,8 @@ use super::extract::{AppJson, AppQuery, IdPath, MAX_ID_LEN, RequestOrigin, check
 use super::views::{AuditList, AuditView, Revoked, SessionView, UserList, UserProfile, profile};
 use crate::auth::{Permission, RequirePermission};
 use crate::db::audit;
+use crate::db::users;
 use crate::db::users::{SearchField, SearchOperator, SortBy, SortDirection, UserQuery};
-use crate::db::{sessions, users};
 use crate::error::ApiError;
 use crate::server::admin::{
     AdminWrite, Ban, BanUsers, DeleteUsers, GetUser, ListSessions, ListUsers, ReadAudit, RevokeSessions,
@@ -342,7 +342,7 @@ async fn user_sessions(
     users::find_by_id(state.db(), &id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let list = sessions::list_live_for_user(state.db(), &id).await?;
+    let list = state.auth.session_store().list_live(state.db(), &id).await?;
     let current = admin.session_id.as_deref();
     Ok(Json(
         list.into_iter().map(|s| SessionView::new(s, current)).collect(),

@@ -1,5 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (it can serve: database reachable and at least
-//! one signing key loaded), and `/metrics` (Prometheus text, the current-state gauges set at
+//! `/healthz` (the process is up), `/readyz` (it can serve: database reachable, at least
+//! one signing key loaded, and Redis connected when sessions live there), and `/metrics` (Prometheus text, the current-state gauges set at
 //! scrape time).
 
 use std::time::Duration;
@@ -49,9 +49,12 @@ pub(crate) struct Readiness {
     pub jwks: &'static str,
     pub keys: usize,
     pub algorithms: Vec<&'static str>,
+    /// Where sessions are read: `database`, or with `SESSION_STORE=redis` `redis: ok` or
+    /// `redis: unreachable`
+    pub sessions: &'static str,
 }
 
-/// Readiness: the database answers and at least one signing key is loaded.
+/// Readiness: the database answers, a signing key is loaded, Redis (with sessions there) too.
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
     responses(
@@ -65,13 +68,19 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         Ok(Ok(()))
     );
     let keys = state.auth.verifier().jwks.keys();
-    let ready = database_ok && !keys.is_empty();
+    let redis = state.auth.session_store_connected();
+    let ready = database_ok && !keys.is_empty() && redis != Some(false);
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         database: if database_ok { "ok" } else { "unreachable" },
         jwks: if keys.is_empty() { "no keys loaded" } else { "ok" },
         keys: keys.len(),
         algorithms: keys.algorithms(),
+        sessions: match redis {
+            None => "database",
+            Some(true) => "redis: ok",
+            Some(false) => "redis: unreachable",
+        },
     };
     let status = if ready {
         StatusCode::OK
@@ -96,6 +105,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             .set(pool.num_idle() as f64);
         metrics::gauge!("warden_db_pool_max_connections", "pool" => name)
             .set(f64::from(pool.options().get_max_connections()));
+    }
+    if let Some(redis) = state.auth.session_store().redis() {
+        metrics::gauge!("warden_session_store_connected").set(f64::from(u8::from(redis.connected())));
+        metrics::gauge!("warden_session_store_tracking").set(f64::from(u8::from(redis.tracking())));
     }
     ([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], render()).into_response()
 }

@@ -54,7 +54,7 @@ use crate::auth::jwt::looks_like_jwt;
 use crate::auth::request::credential;
 use crate::auth::session::token::session_token;
 use crate::db::audit::{self, AuditContext, NewAuditEntry};
-use crate::db::sessions::{self, SessionRef};
+use crate::db::sessions::SessionRef;
 use crate::error::ApiError;
 use crate::server::state::{AdminThroughProxy, AppState};
 
@@ -428,7 +428,7 @@ async fn caller_session(state: &AppState, headers: &HeaderMap, proven_only: bool
         if state.auth.unknown_sessions().contains(&raw) {
             continue;
         }
-        match sessions::find_ref_by_token(state.db(), &raw).await {
+        match state.auth.session_store().by_token(state.db(), &raw).await {
             Ok(Some(session)) => return Some(session),
             Ok(None) => state.auth.unknown_sessions().insert(&raw),
             Err(error) => {

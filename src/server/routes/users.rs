@@ -12,7 +12,7 @@ use super::extract::{AppJson, IdPath};
 use super::views::{AccountView, Revoked, SessionView, UserProfile, profile};
 use crate::auth::{AuthUser, Connector, Statements};
 use crate::db::users::ProfileChange;
-use crate::db::{accounts, sessions, users};
+use crate::db::{accounts, users};
 use crate::error::ApiError;
 use crate::server::state::AppState;
 use axum::response::Response;
@@ -139,7 +139,11 @@ async fn my_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
-    let list = sessions::list_live_for_user(state.db(), &auth.user.id).await?;
+    let list = state
+        .auth
+        .session_store()
+        .list_live(state.db(), &auth.user.id)
+        .await?;
     let current = auth.session_id.as_deref();
     Ok(Json(
         list.into_iter().map(|s| SessionView::new(s, current)).collect(),
@@ -159,7 +163,8 @@ async fn revoke_my_session(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     let mut conn = state.db().acquire().await?;
-    if sessions::delete_for_user(&mut conn, &auth.user.id, &id).await? {
+    let store = state.auth.session_store();
+    if store.end_one(state.db(), &mut conn, &auth.user.id, &id).await? {
         state.auth.rows().invalidate_session(&id);
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -177,7 +182,11 @@ async fn revoke_my_other_sessions(
     auth: AuthUser,
 ) -> Result<Json<Revoked>, ApiError> {
     let mut conn = state.db().acquire().await?;
-    let ids = sessions::delete_all_for_user(&mut conn, &auth.user.id, auth.session_id.as_deref()).await?;
+    let ids = state
+        .auth
+        .session_store()
+        .end_others(state.db(), &mut conn, &auth.user.id, auth.session_id.as_deref())
+        .await?;
     state.auth.rows().invalidate_sessions(&ids);
     Ok(Json(Revoked {
         revoked: ids.len() as u64,

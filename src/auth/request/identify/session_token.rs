@@ -11,7 +11,6 @@ use crate::auth::Auth;
 use crate::auth::request::throttle::Ticket;
 use crate::auth::session::refused::Refused;
 use crate::auth::session::token::session_token;
-use crate::db::sessions;
 use crate::error::ApiError;
 
 impl Auth {
@@ -50,20 +49,22 @@ impl Auth {
         if !token.signed && !ticket.allow_dear() {
             return Err(DearWork);
         }
-        Ok(match sessions::find_ref_by_token(self.db(), &token.token).await {
-            Ok(Some(session)) => {
-                // Step 4 refuses it; Better-Auth never extends an expired session.
-                if session.expires_at <= OffsetDateTime::now_utc() {
-                    self.unknown_sessions().remember(&token.token, Refused::Expired);
+        Ok(
+            match self.session_store().by_token(self.db(), &token.token).await {
+                Ok(Some(session)) => {
+                    // Step 4 refuses it; Better-Auth never extends an expired session.
+                    if session.expires_at <= OffsetDateTime::now_utc() {
+                        self.unknown_sessions().remember(&token.token, Refused::Expired);
+                    }
+                    Ok(Proof::Session { session, from_cookie })
                 }
-                Ok(Proof::Session { session, from_cookie })
-            }
-            Ok(None) => {
-                self.unknown_sessions().insert(&token.token);
-                Err(unknown())
-            }
-            Err(e) => Err(e.into()),
-        })
+                Ok(None) => {
+                    self.unknown_sessions().insert(&token.token);
+                    Err(unknown())
+                }
+                Err(e) => Err(e),
+            },
+        )
     }
 }
 
