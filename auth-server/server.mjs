@@ -744,6 +744,21 @@ function apiKeyOptions() {
 
 const auth = betterAuth(options);
 
+// GET /version: the installed Better-Auth and plugin versions, which `warden check` prints.
+function installedVersion(name) {
+  try {
+    return JSON.parse(fs.readFileSync(new URL(`./node_modules/${name}/package.json`, import.meta.url), "utf8")).version;
+  } catch {
+    return null;
+  }
+}
+const VERSIONS = {
+  betterAuth: installedVersion("better-auth"),
+  plugins: Object.fromEntries(
+    ["@better-auth/api-key", "@better-auth/oauth-provider", "@better-auth/redis-storage"].map((n) => [n, installedVersion(n)]),
+  ),
+};
+
 // ---------------------------------------------------------------- schema check
 
 function describeFields(fields) {
@@ -834,6 +849,12 @@ const authNode = toNodeHandler(authWithCors);
 
 const server = http.createServer((req, res) => {
   const path = (req.url ?? "/").split("?")[0];
+
+  if (path === "/version" && req.method === "GET") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify(VERSIONS));
+    return;
+  }
 
   if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
     res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });

@@ -1,7 +1,7 @@
 //! `warden check`: the first thing to run when something is wrong. It reads the configuration
 //! and reports, one line each and in plain words: config, database (and TLS), schema,
 //! migrations, read replica, JWKS (keys and algorithms; a warning when fetched over plain http
-//! for an https Better-Auth), where sessions are read (Redis: reachable, tracking, its prefix), where `/metrics` is served (a warning when on the main port), and
+//! for an https Better-Auth), the Better-Auth version (when the auth server reports it), where sessions are read (Redis: reachable, tracking, its prefix), where `/metrics` is served (a warning when on the main port), and
 //! the issuer/audience tokens must carry. Exit code 0 when nothing failed, 1 otherwise. It changes nothing.
 
 use std::fmt;
@@ -189,6 +189,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Report {
 
     check_database(&mut report, &config).await;
     check_jwks(&mut report, &config).await;
+    check_better_auth_version(&mut report, &config).await;
     check_sessions(&mut report, &config).await;
     check_exposure(&mut report, &config);
     report.add(
@@ -443,6 +444,64 @@ async fn check_pooler(report: &mut Report, url: &str, config: &Config) -> bool {
     }
 }
 
+/// The Better-Auth releases warden is tested against, in CI, both ends (scripts/test pins the
+/// newest in auth-server/, scripts/e2e-lowest runs the lowest).
+pub const BETTER_AUTH_TESTED: (&str, &str) = ("1.7.25", "1.7.29");
+
+/// The Better-Auth version the auth server reports (warden's auth server answers `GET /version`;
+/// Better-Auth itself has no such route): printed, with a warning outside the tested range.
+async fn check_better_auth_version(report: &mut Report, config: &Config) {
+    let jwks = config.better_auth.jwks_url.as_str();
+    let base = jwks
+        .strip_suffix("/api/auth/jwks")
+        .unwrap_or(config.better_auth.url.trim_end_matches('/'));
+    let url = format!("{base}/version");
+    let found = async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .ok()?;
+        let response = client.get(&url).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body: serde_json::Value = response.json().await.ok()?;
+        body["betterAuth"].as_str().map(str::to_owned)
+    }
+    .await;
+    let (low, high) = BETTER_AUTH_TESTED;
+    match found {
+        Some(version) if in_range(&version, low, high) => report.add(
+            Outcome::Ok,
+            "better-auth",
+            format!("{version} (warden is tested with {low} to {high})"),
+        ),
+        Some(version) => report.add(
+            Outcome::Warn,
+            "better-auth",
+            format!("{version}: warden is tested with {low} to {high}; run its end-to-end tests against this one"),
+        ),
+        None => report.add(
+            Outcome::Ok,
+            "better-auth",
+            format!("its version is not reported at {url} (warden's auth server reports it there); warden is tested with {low} to {high}"),
+        ),
+    }
+}
+
+/// Whether `version` (`major.minor.patch`, anything after a `-` ignored) is within `low..=high`.
+fn in_range(version: &str, low: &str, high: &str) -> bool {
+    let parse = |v: &str| -> Option<(u32, u32, u32)> {
+        let mut parts = v.split('-').next()?.split('.').map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??, parts.next()??))
+    };
+    match (parse(version), parse(low), parse(high)) {
+        (Some(v), Some(l), Some(h)) => l <= v && v <= h,
+        _ => false,
+    }
+}
+
 /// Where sessions are read: the table, or Redis (reachable, able to track keys, and with keys
 /// under the prefix Better-Auth's storage uses).
 async fn check_sessions(report: &mut Report, config: &Config) {
@@ -572,5 +631,20 @@ async fn check_jwks(report: &mut Report, config: &Config) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_range;
+
+    #[test]
+    fn versions_are_compared_as_numbers() {
+        assert!(in_range("1.7.25", "1.7.25", "1.7.29"));
+        assert!(in_range("1.7.29", "1.7.25", "1.7.29"));
+        assert!(in_range("1.7.27-beta.1", "1.7.25", "1.7.29"));
+        assert!(!in_range("1.7.3", "1.7.25", "1.7.29"));
+        assert!(!in_range("1.8.0", "1.7.25", "1.7.29"));
+        assert!(!in_range("soon", "1.7.25", "1.7.29"));
     }
 }

@@ -65,7 +65,7 @@ async fn better_auth_decides(admin_user_ids: &[String], cases: &[Value]) -> Vec<
     let root = crate::support::repo();
     let mut child = tokio::process::Command::new("node")
         .arg(root.join("tests/e2e/authorize.mjs"))
-        .arg(root.join("auth-server"))
+        .arg(crate::stack::auth_server_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::stack::{Options, Stack};
 use crate::support::redis::{self as r, RedisServer};
+use crate::support::{Env, warden_command};
 
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -118,6 +119,28 @@ async fn run(mode: Mode) {
     match mode {
         Mode::RedisOnly => assert_eq!(rows, 0, "no rows without storeSessionInDatabase"),
         _ => assert!(rows >= 2, "rows as well"),
+    }
+    if let Mode::RedisOnly = mode {
+        // `warden check` sees the store, the prefix in use, and the auth server's Better-Auth.
+        let mut vars = vec![
+            ("DATABASE_URL", stack.db.url.clone()),
+            ("BETTER_AUTH_URL", stack.auth_url.clone()),
+        ];
+        vars.extend(mode.env(&redis));
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = warden_command(&["check"], Env::Clean, &vars)
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for line in [
+            "[ok  ] better-auth: 1.7.",
+            "(warden is tested with 1.7.25 to 1.7.29)",
+            "[ok  ] sessions: in Redis only; Redis 7.",
+            "[ok  ] sessions: keys found under \"better-auth:\"",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
     }
     let (_, listed) = stack.warden_get("/users/me/sessions", &t1).await;
     assert_eq!(

@@ -33,6 +33,14 @@ fn url_for(database: &str) -> String {
     format!("{prefix}/{database}{query}")
 }
 
+/// The auth server's folder: `auth-server/` (the pinned Better-Auth), or `AUTH_SERVER_DIR`, a
+/// copy at another Better-Auth version (`scripts/e2e-lowest`: the lowest warden supports).
+pub fn auth_server_dir() -> std::path::PathBuf {
+    std::env::var_os("AUTH_SERVER_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo().join("auth-server"))
+}
+
 /// A fresh database, dropped by [`Stack::stop`].
 pub struct Database {
     pub name: String,
@@ -123,7 +131,7 @@ fn spawn_servers(
     let warden_url = format!("http://{}:{warden_port}", options.host);
     let mut auth = Command::new("node");
     auth.arg("server.mjs")
-        .current_dir(repo().join("auth-server"))
+        .current_dir(auth_server_dir())
         .env("DATABASE_URL", db_url)
         .env("BETTER_AUTH_SECRET", SECRET)
         .env("BETTER_AUTH_URL", &auth_url)
@@ -201,10 +209,11 @@ async fn listening(listening: oneshot::Receiver<()>, warden: &mut Child) -> bool
 
 impl Stack {
     pub async fn start(options: Options) -> Self {
-        let node_modules = repo().join("auth-server/node_modules");
+        let node_modules = auth_server_dir().join("node_modules");
         assert!(
             node_modules.is_dir(),
-            "auth-server/node_modules is missing: run `npm ci --prefix auth-server` (scripts/test does)"
+            "{} is missing: run `npm ci --prefix auth-server` (scripts/test does)",
+            node_modules.display()
         );
         let db = Database::create().await;
 
