@@ -2,7 +2,7 @@
 //! a bearer session token, and returned only to the session store (sessions in Redis are
 //! keyed by it); never to a client.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 
 use super::users::User;
@@ -46,13 +46,13 @@ pub struct SessionRef {
 }
 
 /// The session with this id, expired or not.
-pub async fn find_ref_by_id(pool: &PgPool, id: &str) -> Result<Option<SessionRef>, sqlx::Error> {
+pub async fn find_ref_by_id(db: impl PgExecutor<'_>, id: &str) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,
         "SELECT id, user_id, expires_at, active_organization_id, impersonated_by FROM session WHERE id = $1",
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -101,18 +101,21 @@ pub async fn find_refs_with_users(
 }
 
 /// The session with this token (the raw token, not the signed form), expired or not.
-pub async fn find_ref_by_token(pool: &PgPool, token: &str) -> Result<Option<SessionRef>, sqlx::Error> {
+pub async fn find_ref_by_token(
+    db: impl PgExecutor<'_>,
+    token: &str,
+) -> Result<Option<SessionRef>, sqlx::Error> {
     sqlx::query_as!(
         SessionRef,
         "SELECT id, user_id, expires_at, active_organization_id, impersonated_by FROM session WHERE token = $1",
         token
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
 /// The user's sessions that have not expired, newest first.
-pub async fn list_live_for_user(pool: &PgPool, user_id: &str) -> Result<Vec<Session>, sqlx::Error> {
+pub async fn list_live_for_user(db: impl PgExecutor<'_>, user_id: &str) -> Result<Vec<Session>, sqlx::Error> {
     sqlx::query_as!(
         Session,
         r#"SELECT id, user_id, created_at, updated_at, expires_at, ip_address, user_agent, impersonated_by
@@ -120,7 +123,7 @@ pub async fn list_live_for_user(pool: &PgPool, user_id: &str) -> Result<Vec<Sess
            ORDER BY created_at DESC, id"#,
         user_id
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
@@ -213,9 +216,9 @@ async fn end_where(
 }
 
 /// The owner and token of session `id` (expired or not).
-pub async fn token_by_id(pool: &PgPool, id: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+pub async fn token_by_id(db: impl PgExecutor<'_>, id: &str) -> Result<Option<(String, String)>, sqlx::Error> {
     let row = sqlx::query!("SELECT user_id, token FROM session WHERE id = $1", id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     Ok(row.map(|r| (r.user_id, r.token)))
 }

@@ -48,6 +48,8 @@ pub(crate) struct Link<V> {
     tracking: AtomicBool,
     /// Which connection is current: a drop reported late by an older one is ignored.
     generation: AtomicU64,
+    /// The last generation found gone.
+    lost_generation: AtomicU64,
     pub(crate) cache: Tracked<V>,
     /// Whether tracking (and so the cache) is wanted at all (`REDIS_CACHE`).
     cache_wanted: bool,
@@ -75,6 +77,7 @@ impl<V: Clone + Send + Sync + 'static> Link<V> {
             dropped: Notify::new(),
             tracking: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            lost_generation: AtomicU64::new(0),
             cache,
             cache_wanted,
         })
@@ -98,11 +101,18 @@ impl<V: Clone + Send + Sync + 'static> Link<V> {
         self.tracking.load(Ordering::SeqCst)
     }
 
-    fn lost(&self) {
+    /// Connection `generation` is gone: nothing is read through it, nothing cached is served,
+    /// and its keeper wakes. A loss reported for an older connection changes nothing.
+    fn lost(&self, generation: u64) {
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        self.lost_generation.store(generation, Ordering::SeqCst);
         self.current.store(None);
         self.tracking.store(false, Ordering::SeqCst);
         self.cache.flush(false);
-        self.dropped.notify_one();
+        // Wakes a keeper waiting now, and stores no permit for a later one to trip over.
+        self.dropped.notify_waiters();
     }
 
     /// Starts the keeper: connects, keeps the connection, reconnects. Stops when `link` is
@@ -115,13 +125,14 @@ impl<V: Clone + Send + Sync + 'static> Link<V> {
             loop {
                 let Some(link) = weak.upgrade() else { return };
                 match link.connect().await {
-                    Ok(()) => {
+                    Ok(generation) => {
                         if reported {
                             tracing::info!("redis: connected again");
                         }
                         reported = false;
                         pause = Duration::from_millis(100);
-                        link.keep().await;
+                        link.keep(generation).await;
+                        link.lost(generation);
                         tracing::warn!("redis: connection lost; session reads answer 503 until it is back");
                     }
                     Err(err) => {
@@ -138,7 +149,9 @@ impl<V: Clone + Send + Sync + 'static> Link<V> {
         })
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<(), Unavailable> {
+    /// A new connection, made current; returns its generation. Before it, there is none
+    /// (`lost` cleared it), so no read can be tracked on a connection about to go.
+    async fn connect(self: &Arc<Self>) -> Result<u64, Unavailable> {
         let weak = Arc::downgrade(self);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let config = AsyncConnectionConfig::new()
@@ -168,22 +181,33 @@ impl<V: Clone + Send + Sync + 'static> Link<V> {
                     false
                 }
             };
-        self.cache.flush(tracking);
-        self.tracking.store(tracking, Ordering::SeqCst);
+        // Current first, then the cache on: a read that took its ticket before the flush (and
+        // so through no connection, or an older one) cannot land.
         self.current.store(Some(Arc::new(conn)));
-        Ok(())
+        self.tracking.store(tracking, Ordering::SeqCst);
+        self.cache.flush(tracking);
+        if self.lost_generation.load(Ordering::SeqCst) == generation {
+            // It dropped while tracking was being turned on, before it was current.
+            self.current.store(None);
+            self.tracking.store(false, Ordering::SeqCst);
+            self.cache.flush(false);
+        }
+        Ok(generation)
     }
 
-    /// Waits while the connection lives: until the driver reports it closed, or a ping fails.
-    async fn keep(&self) {
+    /// Waits while connection `generation` lives: until it is reported closed, or a ping
+    /// fails (the caller then marks it lost).
+    async fn keep(&self, generation: u64) {
         loop {
             tokio::select! {
-                () = self.dropped.notified() => return,
+                () = self.dropped.notified() => {}
                 () = tokio::time::sleep(PING_EVERY) => {}
+            }
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return;
             }
             let Ok(mut conn) = self.conn() else { return };
             if redis::cmd("PING").query_async::<()>(&mut conn).await.is_err() {
-                self.lost();
                 return;
             }
         }
@@ -202,7 +226,7 @@ impl<V: Clone + Send + Sync + 'static> Link<V> {
                 // A null: the server flushed, or dropped its tracking table: everything.
                 _ => self.cache.flush(self.tracking()),
             },
-            PushKind::Disconnection if generation == self.generation.load(Ordering::SeqCst) => self.lost(),
+            PushKind::Disconnection => self.lost(generation),
             _ => {}
         }
     }

@@ -150,8 +150,16 @@ impl RedisSessions {
         self.key(&format!("revoked-sessions-before-{user_id}"))
     }
 
-    /// `key`'s value, from the cache or Redis, parsed by `parse`.
-    async fn read(&self, key: &str, parse: fn(Option<String>) -> Cached) -> Result<Cached, Unavailable> {
+    /// `key`'s value, from the cache or Redis, parsed by `parse`. A session key found absent
+    /// is not kept: tokens come from clients, and made-up ones must not push real sessions out
+    /// of the cache (the refusal memory of `auth::session::refused` answers repeats); a user's
+    /// absent mark or list is kept (most users have no mark, and every request asks for it).
+    async fn read(
+        &self,
+        key: &str,
+        parse: fn(Option<String>) -> Cached,
+        keep_absent: bool,
+    ) -> Result<Cached, Unavailable> {
         let cache = &self.link.cache;
         if let Some(hit) = cache.get(key) {
             return Ok(hit);
@@ -160,13 +168,15 @@ impl RedisSessions {
         let mut conn = self.link.conn()?;
         let raw: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
         let value = parse(raw);
-        cache.put(key, value.clone(), ticket);
+        if keep_absent || !matches!(value, Cached::Absent) {
+            cache.put(key, value.clone(), ticket);
+        }
         Ok(value)
     }
 
     /// The session stored under `token`, as Better-Auth's `findSession` sees it.
     pub(crate) async fn by_token(&self, token: &str) -> Result<Lookup, Unavailable> {
-        let session = match self.read(&self.key(token), parse_session).await? {
+        let session = match self.read(&self.key(token), parse_session, false).await? {
             Cached::Session(session) => session,
             Cached::Absent => return Ok(Lookup::Absent),
             _ => return Ok(Lookup::Refused),
@@ -188,7 +198,7 @@ impl RedisSessions {
     /// Better-Auth's `isRevokedSession`: created before the user's revoked-before mark.
     async fn revoked(&self, session: &StoredSession) -> Result<bool, Unavailable> {
         let Cached::Marker(before) = self
-            .read(&self.marker_key(&session.user_id), parse_marker)
+            .read(&self.marker_key(&session.user_id), parse_marker, true)
             .await?
         else {
             return Ok(false);
@@ -199,7 +209,7 @@ impl RedisSessions {
 
     /// The user's `active-sessions-` list (empty when there is none or it is unreadable).
     pub(crate) async fn refs(&self, user_id: &str) -> Result<Arc<Vec<ActiveRef>>, Unavailable> {
-        match self.read(&self.refs_key(user_id), parse_refs).await? {
+        match self.read(&self.refs_key(user_id), parse_refs, true).await? {
             Cached::Refs(refs) => Ok(refs),
             _ => Ok(Arc::new(Vec::new())),
         }
@@ -215,7 +225,7 @@ impl RedisSessions {
             if r.expires_at <= now {
                 continue;
             }
-            if let Cached::Session(session) = self.read(&self.key(&r.token), parse_session).await? {
+            if let Cached::Session(session) = self.read(&self.key(&r.token), parse_session, false).await? {
                 self.remember(&session, &r.token);
                 if session.id == id && session.user_id == user_id {
                     return Ok(Some(r.token.clone()));
@@ -260,8 +270,8 @@ impl RedisSessions {
     }
 
     /// Better-Auth's `listSessions` from secondary storage: the listed sessions that have not
-    /// expired, are there and are not revoked, each once, in the list's order.
-    pub(crate) async fn list(&self, user_id: &str) -> Result<Vec<Arc<StoredSession>>, Unavailable> {
+    /// expired, are there and are not revoked, each once, in the list's order, with their tokens.
+    pub(crate) async fn list(&self, user_id: &str) -> Result<Vec<(String, Arc<StoredSession>)>, Unavailable> {
         let now = now_ms();
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
@@ -270,7 +280,7 @@ impl RedisSessions {
                 continue;
             }
             if let Lookup::Found(session) = self.by_token(&r.token).await? {
-                out.push(session);
+                out.push((r.token.clone(), session));
             }
         }
         Ok(out)
@@ -367,19 +377,27 @@ impl RedisSessions {
             Cached::Marker(m) if m.is_finite() => m,
             _ => 0.0,
         };
+        // The mark must outlive every session it revokes: never shorter than the one there
+        // (Better-Auth's own, of its session lifetime), nor than the sessions listed.
+        let left_ms: i64 = redis::cmd("PTTL").arg(&marker_key).query_async(&mut conn).await?;
         let longest = refs
             .iter()
             .map(|r| ttl_secs(r.expires_at, now))
             .max()
             .unwrap_or(0);
-        let mark = previous.max(now);
-        self.set(
-            &mut conn,
-            &marker_key,
-            &format_js_number(mark),
-            longest.max(MARKER_TTL_SECS),
-        )
-        .await?;
+        let mark = format_js_number(previous.max(now));
+        if left_ms == -1 {
+            // There without an expiry: kept so.
+            redis::cmd("SET")
+                .arg(&marker_key)
+                .arg(&mark)
+                .query_async::<()>(&mut conn)
+                .await?;
+            self.link.cache.invalidate(marker_key.as_bytes());
+        } else {
+            let ttl = longest.max(MARKER_TTL_SECS).max((left_ms + 999) / 1000);
+            self.set(&mut conn, &marker_key, &mark, ttl).await?;
+        }
         let deleted: std::collections::HashSet<&str> = refs.iter().map(|r| r.token.as_str()).collect();
         for token in &deleted {
             self.del(&mut conn, &self.key(token)).await?;
@@ -405,16 +423,25 @@ fn parse_session(raw: Option<String>) -> Cached {
     }
 }
 
-/// JavaScript's `Number(value)` of the stored mark: absent or empty is 0, junk NaN.
+/// JavaScript's `Number(value)` of the stored mark: absent or empty is 0, `Infinity` is
+/// infinite, a decimal number is itself, anything else NaN (Rust's own parser also takes
+/// `inf` and `nan`, which JavaScript does not).
 fn parse_marker(raw: Option<String>) -> Cached {
     let Some(raw) = raw else {
         return Cached::Marker(0.0);
     };
     let t = raw.trim();
-    Cached::Marker(if t.is_empty() {
-        0.0
-    } else {
-        t.parse::<f64>().unwrap_or(f64::NAN)
+    Cached::Marker(match t {
+        "" => 0.0,
+        "Infinity" | "+Infinity" => f64::INFINITY,
+        "-Infinity" => f64::NEG_INFINITY,
+        _ if t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')) =>
+        {
+            t.parse::<f64>().unwrap_or(f64::NAN)
+        }
+        _ => f64::NAN,
     })
 }
 
@@ -513,6 +540,8 @@ mod tests {
         assert_eq!(n(Some("")), 0.0);
         assert_eq!(n(Some(" 1796644720706 ")), 1_796_644_720_706.0);
         assert!(n(Some("soon")).is_nan());
+        assert!(n(Some("inf")).is_nan() && n(Some("nan")).is_nan());
+        assert_eq!(n(Some("Infinity")), f64::INFINITY);
     }
 
     #[test]

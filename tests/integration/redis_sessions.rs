@@ -207,7 +207,15 @@ async fn warden_ends_sessions_in_redis_as_better_auth_does(db: PgPool) {
     assert_eq!(r::get(&mut redis, &format!("{P}t-a5")).await, None);
     assert_eq!(w.bearer(&admin).delete("/admin/sessions/a5").await.status, 404);
 
-    // A ban: the revoked-before mark, her keys and list gone, and she is refused.
+    // A ban: the revoked-before mark, her keys and list gone, and she is refused. An earlier
+    // mark of Better-Auth's (an old time, a 30-day lifetime) moves to now and keeps its life.
+    let _: () = redis::cmd("SETEX")
+        .arg(format!("{P}revoked-sessions-before-alice"))
+        .arg(30 * 86_400)
+        .arg((start - 3_600_000).to_string())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     let ban = w
         .bearer(&admin)
         .post("/admin/users/alice/ban", Some(json!({"reason": "spam"})))
@@ -219,6 +227,12 @@ async fn warden_ends_sessions_in_redis_as_better_auth_does(db: PgPool) {
         .parse()
         .unwrap();
     assert!((mark - now_ms()).abs() < 60_000, "mark {mark}");
+    let left: i64 = redis::cmd("TTL")
+        .arg(format!("{P}revoked-sessions-before-alice"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(left > 29 * 86_400, "the mark's life was cut to {left} s");
     assert_eq!(r::get(&mut redis, &format!("{P}t-a1")).await, None);
     assert_eq!(r::get(&mut redis, &list_key).await, None);
     assert_eq!(w.bearer(&alice).get("/users/me").await.status, 403, "banned");
@@ -269,6 +283,24 @@ async fn redis_down_is_503_never_a_stale_session_and_warden_recovers_without_a_r
     put_session(&mut redis, P, ("rs-a", "alice", "rtok-a"), now_ms() - 1000, 3600).await;
     assert_eq!(w.bearer("rtok-a").get("/users/me").await.status, 200);
     assert_eq!(w.anonymous().get("/readyz").await.body["sessions"], "redis: ok");
+
+    // Hung rather than gone (the connection stays open): the ping notices, and the warm
+    // session is not served from memory meanwhile; then back, with what it held.
+    assert_eq!(w.bearer("rtok-a").get("/users/me").await.status, 200);
+    server.pause().await;
+    within(|| async { w.state.auth.session_store_connected() == Some(false) }).await;
+    assert_eq!(
+        w.bearer("rtok-a").get("/users/me").await.outcome(),
+        (503, Some("session_store_unavailable"))
+    );
+    server.resume().await;
+    wait_connected(&w).await;
+    assert_eq!(w.bearer("rtok-a").get("/users/me").await.status, 200);
+
+    // And a second loss after a recovery is noticed as the first was.
+    server.stop().await;
+    within(|| async { w.state.auth.session_store_connected() == Some(false) }).await;
+    assert_eq!(w.bearer("rtok-a").get("/users/me").await.status, 503);
 }
 
 #[sqlx::test]

@@ -97,6 +97,30 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub async fn pause(&self) {
+        self.signal("-STOP").await;
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub async fn resume(&self) {
+        self.signal("-CONT").await;
+    }
+
+    async fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(tokio::process::Child::id)
+            .expect("running");
+        let status = tokio::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Starts it again on the same port, empty.
     pub async fn restart(&mut self) {
         self.stop().await;

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use crate::db::sessions::{self, Ended, Session, SessionRef};
 use crate::error::ApiError;
-use crate::redis::sessions::{Lookup, RedisSessions, StoredSession};
+use crate::redis::sessions::{ActiveRef, Lookup, RedisSessions, StoredSession};
 use crate::redis::{BadUrl, Unavailable};
 use crate::secret::Secret;
 
@@ -141,13 +141,17 @@ impl SessionStore {
 
     /// The session with this (raw) token, expired or not.
     pub(crate) async fn by_token(&self, db: &PgPool, token: &str) -> Result<Option<SessionRef>, ApiError> {
+        self.by_token_in(&mut Db::Pool(db), token).await
+    }
+
+    async fn by_token_in(&self, db: &mut Db<'_>, token: &str) -> Result<Option<SessionRef>, ApiError> {
         let Self::Redis { redis, .. } = self else {
-            return Ok(sessions::find_ref_by_token(db, token).await?);
+            return Ok(db.find_ref_by_token(token).await?);
         };
         match redis.by_token(token).await? {
             Lookup::Found(session) => Ok(Some(as_ref(&session))),
             Lookup::Refused => Ok(None),
-            Lookup::Absent if self.table_fallback() => Ok(sessions::find_ref_by_token(db, token).await?),
+            Lookup::Absent if self.table_fallback() => Ok(db.find_ref_by_token(token).await?),
             Lookup::Absent => Ok(None),
         }
     }
@@ -160,64 +164,103 @@ impl SessionStore {
         owner: Option<&str>,
         id: &str,
     ) -> Result<Option<SessionRef>, ApiError> {
+        self.by_id_in(&mut Db::Pool(db), owner, id).await
+    }
+
+    async fn by_id_in(
+        &self,
+        db: &mut Db<'_>,
+        owner: Option<&str>,
+        id: &str,
+    ) -> Result<Option<SessionRef>, ApiError> {
         if let Self::Database = self {
-            return Ok(sessions::find_ref_by_id(db, id).await?);
+            return Ok(db.find_ref_by_id(id).await?);
         }
         let Some(token) = self.token_of(db, owner, id).await? else {
             return Ok(None);
         };
-        Ok(self.by_token(db, &token).await?.filter(|s| s.id == id))
+        Ok(self.by_token_in(db, &token).await?.filter(|s| s.id == id))
     }
 
-    /// Redis modes: the token of session `id` (of `owner`, when given).
-    async fn token_of(&self, db: &PgPool, owner: Option<&str>, id: &str) -> Result<Option<String>, ApiError> {
+    /// The token of session `id` (of `owner`, when given): through Redis's list of the owner's
+    /// sessions, or the row where rows are kept; without an owner and without rows, by walking
+    /// Redis's lists.
+    async fn token_of(
+        &self,
+        db: &mut Db<'_>,
+        owner: Option<&str>,
+        id: &str,
+    ) -> Result<Option<String>, ApiError> {
         let Self::Redis { redis, rows, .. } = self else {
-            return Ok(sessions::token_by_id(db, id).await?.map(|(_, token)| token));
+            return Ok(db.token_by_id(id).await?.map(|(_, token)| token));
         };
-        let found = match owner {
-            Some(owner) => redis.token_of(owner, id).await?,
-            None if *rows => None,
-            None => redis.owner_of(id).await?.map(|(_, token)| token),
-        };
-        if found.is_some() || !*rows {
-            return Ok(found);
+        if let Some(owner) = owner
+            && let Some(token) = redis.token_of(owner, id).await?
+        {
+            return Ok(Some(token));
         }
-        Ok(sessions::token_by_id(db, id)
-            .await?
-            .filter(|(user, _)| owner.is_none_or(|o| o == user))
-            .map(|(_, token)| token))
+        if *rows {
+            return Ok(db
+                .token_by_id(id)
+                .await?
+                .filter(|(user, _)| owner.is_none_or(|o| o == user))
+                .map(|(_, token)| token));
+        }
+        match owner {
+            Some(_) => Ok(None),
+            None => Ok(redis.owner_of(id).await?.map(|(_, token)| token)),
+        }
     }
 
     /// The user's sessions that have not expired, newest first (Better-Auth's `listSessions`).
     pub(crate) async fn list_live(&self, db: &PgPool, user_id: &str) -> Result<Vec<Session>, ApiError> {
+        Ok(self
+            .list_live_in(&mut Db::Pool(db), user_id)
+            .await?
+            .into_iter()
+            .map(|(session, _)| session)
+            .collect())
+    }
+
+    /// [`SessionStore::list_live`], each session with its token when Redis listed it.
+    async fn list_live_in(
+        &self,
+        db: &mut Db<'_>,
+        user_id: &str,
+    ) -> Result<Vec<(Session, Option<String>)>, ApiError> {
         match self {
             Self::Redis { redis, .. } if !self.table_fallback() => {
                 let now = OffsetDateTime::now_utc();
-                let mut list: Vec<Session> = redis
+                let mut list: Vec<(Session, Option<String>)> = redis
                     .list(user_id)
                     .await?
                     .iter()
-                    .filter(|s| s.expires_at > now)
-                    .map(|s| as_listed(s))
+                    .filter(|(_, s)| s.expires_at > now)
+                    .map(|(token, s)| (as_listed(s), Some(token.clone())))
                     .collect();
-                list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+                list.sort_by(|(a, _), (b, _)| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
                 Ok(list)
             }
-            _ => Ok(sessions::list_live_for_user(db, user_id).await?),
+            _ => Ok(db
+                .list_live_for_user(user_id)
+                .await?
+                .into_iter()
+                .map(|s| (s, None))
+                .collect()),
         }
     }
 
     // ---------------------------------------------------------------- ending sessions
     //
-    // Each does what Better-Auth's own route does: the table's part in `conn` (the caller's
-    // transaction, when it has one), then Redis's part, so an error in either leaves the table
-    // as it was (the caller does not commit).
+    // Each does what Better-Auth's own route does, reading and writing the table through `conn`
+    // (the caller's transaction): the table's part, then Redis's, so a Redis error leaves the
+    // table as it was (the caller does not commit). A commit that fails after Redis's part
+    // leaves the session ended in Redis only.
 
     /// Ends one of `user_id`'s sessions (Better-Auth's `revokeSession`); `false` when the user has
     /// no such live session.
     pub(crate) async fn end_one(
         &self,
-        db: &PgPool,
         conn: &mut PgConnection,
         user_id: &str,
         id: &str,
@@ -230,9 +273,14 @@ impl SessionStore {
         else {
             return Ok(sessions::end_for_user(conn, user_id, id, false).await?.is_some());
         };
-        let live = self.by_id(db, Some(user_id), id).await?;
+        let live = self
+            .by_id_in(&mut Db::Conn(&mut *conn), Some(user_id), id)
+            .await?;
         let token = match &live {
-            Some(_) => self.token_of(db, Some(user_id), id).await?,
+            Some(_) => {
+                self.token_of(&mut Db::Conn(&mut *conn), Some(user_id), id)
+                    .await?
+            }
             None => None,
         };
         let row = if *rows {
@@ -247,10 +295,9 @@ impl SessionStore {
     }
 
     /// Ends all `user_id`'s sessions but `keep` (Better-Auth's `revokeOtherSessions`: each
-    /// listed session deleted); returns the ids ended.
+    /// listed session deleted, no revoked-before mark); returns the ids ended.
     pub(crate) async fn end_others(
         &self,
-        db: &PgPool,
         conn: &mut PgConnection,
         user_id: &str,
         keep: Option<&str>,
@@ -263,16 +310,18 @@ impl SessionStore {
         else {
             return Ok(ids(sessions::end_all_for_user(conn, user_id, keep, false).await?));
         };
-        let listed = self.list_live(db, user_id).await?;
-        let mut ended: Vec<(String, Option<String>)> = Vec::new();
-        for s in listed.iter().filter(|s| Some(s.id.as_str()) != keep) {
-            let token = self.token_of(db, Some(user_id), &s.id).await?;
-            ended.push((s.id.clone(), token));
-        }
+        let mut ended: Vec<(String, Option<String>)> = self
+            .list_live_in(&mut Db::Conn(&mut *conn), user_id)
+            .await?
+            .into_iter()
+            .filter(|(s, _)| Some(s.id.as_str()) != keep)
+            .map(|(s, token)| (s.id, token))
+            .collect();
         if *rows {
             for row in sessions::end_all_for_user(conn, user_id, keep, *preserve).await? {
-                if !ended.iter().any(|(id, _)| *id == row.id) {
-                    ended.push((row.id, Some(row.token)));
+                match ended.iter_mut().find(|(id, _)| *id == row.id) {
+                    Some((_, token)) => *token = Some(row.token),
+                    None => ended.push((row.id, Some(row.token))),
                 }
             }
         }
@@ -286,7 +335,6 @@ impl SessionStore {
     /// all", a removal): in Redis, the revoked-before mark moved to now; returns the ids ended.
     pub(crate) async fn end_all(
         &self,
-        db: &PgPool,
         conn: &mut PgConnection,
         user_id: &str,
     ) -> Result<Vec<String>, ApiError> {
@@ -300,25 +348,20 @@ impl SessionStore {
         };
         let refs = redis.refs(user_id).await?;
         let mut ended: Vec<String> = self
-            .list_live(db, user_id)
+            .list_live_in(&mut Db::Conn(&mut *conn), user_id)
             .await?
             .into_iter()
-            .map(|s| s.id)
+            .map(|(s, _)| s.id)
             .collect();
-        let mut more = Vec::new();
+        let mut tokens: Vec<ActiveRef> = refs.iter().cloned().collect();
         if *rows {
             for row in sessions::end_all_for_user(conn, user_id, None, *preserve).await? {
                 if !ended.contains(&row.id) {
-                    ended.push(row.id.clone());
+                    ended.push(row.id);
                 }
-                more.push(row);
+                tokens.push(ActiveRef::new(row.token));
             }
         }
-        let mut tokens: Vec<_> = refs.iter().cloned().collect();
-        tokens.extend(
-            more.into_iter()
-                .map(|row| crate::redis::sessions::ActiveRef::new(row.token)),
-        );
         redis.revoke_user(user_id, &tokens).await?;
         Ok(ended)
     }
@@ -327,7 +370,6 @@ impl SessionStore {
     /// `revokeUserSession`); returns its owner when there was such a live session.
     pub(crate) async fn end_by_id(
         &self,
-        db: &PgPool,
         conn: &mut PgConnection,
         id: &str,
     ) -> Result<Option<String>, ApiError> {
@@ -339,13 +381,16 @@ impl SessionStore {
         else {
             return Ok(sessions::end_by_id(conn, id, false).await?.map(|e| e.user_id));
         };
-        let found = match redis.owner_of(id).await? {
-            Some(found) => Some(found),
-            None if *rows => sessions::token_by_id(db, id).await?,
-            None => None,
+        let found = if *rows {
+            sessions::token_by_id(&mut *conn, id).await?
+        } else {
+            redis.owner_of(id).await?
         };
         let live = match &found {
-            Some((owner, _)) => self.by_id(db, Some(owner), id).await?.map(|s| s.user_id),
+            Some((owner, _)) => self
+                .by_id_in(&mut Db::Conn(&mut *conn), Some(owner), id)
+                .await?
+                .map(|s| s.user_id),
             None => None,
         };
         let row = if *rows {
@@ -357,6 +402,43 @@ impl SessionStore {
             redis.delete(token).await?;
         }
         Ok(live.or(row.map(|r| r.user_id)))
+    }
+}
+
+/// Where the table is read: the pool (a request's lookups), or the caller's connection (its
+/// transaction, so that ending a session takes one connection, never a second while holding one).
+enum Db<'a> {
+    Pool(&'a PgPool),
+    Conn(&'a mut PgConnection),
+}
+
+impl Db<'_> {
+    async fn find_ref_by_token(&mut self, token: &str) -> Result<Option<SessionRef>, sqlx::Error> {
+        match self {
+            Db::Pool(pool) => sessions::find_ref_by_token(*pool, token).await,
+            Db::Conn(conn) => sessions::find_ref_by_token(&mut **conn, token).await,
+        }
+    }
+
+    async fn find_ref_by_id(&mut self, id: &str) -> Result<Option<SessionRef>, sqlx::Error> {
+        match self {
+            Db::Pool(pool) => sessions::find_ref_by_id(*pool, id).await,
+            Db::Conn(conn) => sessions::find_ref_by_id(&mut **conn, id).await,
+        }
+    }
+
+    async fn token_by_id(&mut self, id: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+        match self {
+            Db::Pool(pool) => sessions::token_by_id(*pool, id).await,
+            Db::Conn(conn) => sessions::token_by_id(&mut **conn, id).await,
+        }
+    }
+
+    async fn list_live_for_user(&mut self, user_id: &str) -> Result<Vec<Session>, sqlx::Error> {
+        match self {
+            Db::Pool(pool) => sessions::list_live_for_user(*pool, user_id).await,
+            Db::Conn(conn) => sessions::list_live_for_user(&mut **conn, user_id).await,
+        }
     }
 }
 

@@ -159,11 +159,7 @@ impl AdminWrite<'_, BanUsers> {
         ensure_another_admin(self.auth.policy(), &mut tx, &target).await?;
         let banned = users::ban(&mut tx, user_id, &ban.reason, ban.expires_in).await?;
         // Like Better-Auth: a ban signs the user out everywhere.
-        let revoked = self
-            .auth
-            .session_store()
-            .end_all(self.auth.db(), &mut tx, user_id)
-            .await?;
+        let revoked = self.auth.session_store().end_all(&mut tx, user_id).await?;
         let expires = banned
             .ban_expires
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
@@ -212,10 +208,7 @@ impl AdminWrite<'_, DeleteUsers> {
         // Better-Auth's removeUser ends the sessions first (in Redis: the revoked-before mark);
         // in the table they would go by cascade anyway.
         if !self.auth.session_store().in_table() {
-            self.auth
-                .session_store()
-                .end_all(self.auth.db(), &mut tx, user_id)
-                .await?;
+            self.auth.session_store().end_all(&mut tx, user_id).await?;
         }
         users::delete(&mut tx, user_id).await?;
         let done = Done {
@@ -246,8 +239,8 @@ impl AdminWrite<'_, RevokeSessions> {
         };
         let store = self.auth.session_store();
         let revoked = match keep {
-            Some(_) => store.end_others(self.auth.db(), &mut tx, user_id, keep).await?,
-            None => store.end_all(self.auth.db(), &mut tx, user_id).await?,
+            Some(_) => store.end_others(&mut tx, user_id, keep).await?,
+            None => store.end_all(&mut tx, user_id).await?,
         };
         let count = revoked.len() as u64;
         let done = Done {
@@ -270,7 +263,7 @@ impl AdminWrite<'_, RevokeSessions> {
         let owner = self
             .auth
             .session_store()
-            .end_by_id(self.auth.db(), &mut tx, session_id)
+            .end_by_id(&mut tx, session_id)
             .await?
             .ok_or(ApiError::NotFound)?;
         let done = Done {

@@ -162,9 +162,15 @@ async fn revoke_my_session(
     auth: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let mut conn = state.db().acquire().await?;
-    let store = state.auth.session_store();
-    if store.end_one(state.db(), &mut conn, &auth.user.id, &id).await? {
+    // One transaction: with sessions in Redis too, a Redis error leaves the row as it was.
+    let mut tx = state.db().begin().await?;
+    if state
+        .auth
+        .session_store()
+        .end_one(&mut tx, &auth.user.id, &id)
+        .await?
+    {
+        tx.commit().await?;
         state.auth.rows().invalidate_session(&id);
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -181,12 +187,13 @@ async fn revoke_my_other_sessions(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Json<Revoked>, ApiError> {
-    let mut conn = state.db().acquire().await?;
+    let mut tx = state.db().begin().await?;
     let ids = state
         .auth
         .session_store()
-        .end_others(state.db(), &mut conn, &auth.user.id, auth.session_id.as_deref())
+        .end_others(&mut tx, &auth.user.id, auth.session_id.as_deref())
         .await?;
+    tx.commit().await?;
     state.auth.rows().invalidate_sessions(&ids);
     Ok(Json(Revoked {
         revoked: ids.len() as u64,
