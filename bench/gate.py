@@ -12,8 +12,8 @@ so a slowdown of a few percent shows. What it cannot see: the kernel's work (TCP
 waiting on PostgreSQL, memory and cache misses; the load tests (bench/load.py) measure those.
 
 How it measures: a release build of warden runs under callgrind with its defaults (both caches
-on, as shipped), against a scratch database of a few thousand users (and API keys of some of
-them) and a JWKS served on 127.0.0.1. For each path it first sends warm-up requests that take the same path (so one-time
+on, as shipped), against a scratch database of a few thousand users (API keys and OAuth
+access tokens of some of them; `RESOURCE_URL` set) and a JWKS served on 127.0.0.1. For each path it first sends warm-up requests that take the same path (so one-time
 costs, such as a first JWKS fetch or a first query's preparation, fall outside), zeroes the
 counters, sends the measured requests one at a time over one keep-alive connection (one at a
 time so that nothing depends on how requests interleave: a cold read is a batch of one), dumps
@@ -54,7 +54,7 @@ def ranges():
     rows): name -> (first, last) user number, inclusive. A path of new tokens needs a new token
     for every measured request of every round."""
     sizes = [("hot", 200), ("new_token", MEASURED * ROUNDS), ("new_user", MEASURED * ROUNDS), ("new_user_warm", 100),
-             ("stock", MEASURED * ROUNDS), ("stock_warm", 100), ("session", 200), ("keys", 200)]
+             ("stock", MEASURED * ROUNDS), ("stock_warm", 100), ("session", 200), ("keys", 200), ("oauth", 200)]
     found, first = {}, 1
     for name, size in sizes:
         found[name] = (first, first + size - 1)
@@ -105,7 +105,73 @@ def mint_all():
         lo, hi = r[name]
         return tokens[lo - 1:hi]  # token k is user k's (1-based)
 
-    return first, second, of
+    def sign(header_fields, claims):
+        head = b64(json.dumps({"alg": "EdDSA", "kid": kid, **header_fields}, separators=(",", ":")).encode())
+        signing_input = head + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
+        return signing_input + "." + b64(key.sign(signing_input.encode()))
+
+    return first, second, of, sign
+
+
+# OAuth access tokens (RESOURCE_URL set on the gate's warden): the resource, its public origin
+# (a DPoP proof's htu), the client, the scope asked at /auth/verify.
+RESOURCE = "https://api.gate.test"
+OAUTH_PATH = "/notes"
+CLIENT = "gate-client"
+SCOPED = "/auth/verify?scope=notes:read"
+
+
+def oauth_credentials(sign):
+    """For the `oauth` users: JWT access tokens (`typ: at+jwt`, as the OAuth provider issues them
+    for a named resource), opaque access tokens (their rows in `oauth_access_token`), and
+    DPoP-bound JWT access tokens with a fresh ES256 proof for every request (each used once).
+    Returns {kind: [credential, ...]} (a credential: a bearer token, or a dict of headers)."""
+    import hashlib
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    lo, hi = ranges()["oauth"]
+    now = int(time.time())
+    issuer = f"{load.ISSUER}/api/auth"
+    dpop_key = ec.generate_private_key(ec.SECP256R1())
+    numbers = dpop_key.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x.to_bytes(32, "big")), "y": b64(numbers.y.to_bytes(32, "big"))}
+    jkt = b64(hashlib.sha256(json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")},
+                                        separators=(",", ":")).encode()).digest())
+    out = {"jwt": [], "opaque": [], "bound": []}
+    rows = []
+    for user in range(lo, hi + 1):
+        claims = {"sub": f"u{user}", "iat": now, "exp": now + 3600, "sid": f"s{user}", "iss": issuer, "aud": RESOURCE,
+                  "client_id": CLIENT, "azp": CLIENT, "scope": "notes:read notes:write", "jti": f"at-{user}"}
+        out["jwt"].append(sign({"typ": "at+jwt"}, claims))
+        out["bound"].append(sign({"typ": "at+jwt"}, dict(claims, jti=f"bound-{user}", cnf={"jkt": jkt})))
+        opaque = f"gate-opaque-{user:08d}".ljust(32, "o")
+        out["opaque"].append(opaque)
+        stored = b64(hashlib.sha256(opaque.encode()).digest())
+        rows.append(f"('oat-{user}', '{stored}', '{CLIENT}', 's{user}', 'u{user}', '[\"notes:read\",\"notes:write\"]', "
+                    "now() + interval '1 day', now())")
+    load.psql(load.DB_URL, f"""INSERT INTO oauth_client (id, client_id, redirect_uris, created_at, updated_at)
+        VALUES ('oc-gate', '{CLIENT}', '["http://127.0.0.1:9/cb"]', now(), now());
+        INSERT INTO oauth_access_token (id, token, client_id, session_id, user_id, scopes, expires_at, created_at)
+        VALUES {",".join(rows)}; ANALYZE oauth_access_token;""")
+
+    def proofs(tokens, count, label):
+        made = []
+        for n in range(count):
+            token = tokens[n % len(tokens)]
+            claims = {"jti": f"{label}-{n}", "htm": "GET", "htu": RESOURCE + OAUTH_PATH, "iat": int(time.time()),
+                      "ath": b64(hashlib.sha256(token.encode()).digest())}
+            head = b64(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}, separators=(",", ":")).encode())
+            signing_input = head + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
+            r, s_ = decode_dss_signature(dpop_key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+            proof = signing_input + "." + b64(r.to_bytes(32, "big") + s_.to_bytes(32, "big"))
+            made.append({"Authorization": f"DPoP {token}", "DPoP": proof, "X-Forwarded-Uri": OAUTH_PATH,
+                         "X-Forwarded-Method": "GET"})
+        return made
+
+    out["dpop_warm"] = proofs(out["bound"], len(out["bound"]) * 2, "warm")
+    out["dpop"] = proofs(out["bound"], MEASURED * ROUNDS, "measured")
+    return out
 
 
 def api_keys():
@@ -129,10 +195,11 @@ def api_keys():
 def paths():
     """Every measured path: name -> (what it is, route, header, warm-up credentials, measured
     credentials). A credential is a bearer token, or an API key in `x-api-key`."""
-    first, second, of = mint_all()
+    first, second, of, sign = mint_all()
     hot = of(first, "hot")
     sessions = [f"tok{i}" for i in range(ranges()["session"][0], ranges()["session"][1] + 1)]
     keys = api_keys()
+    oauth = oauth_credentials(sign)
     bearer = "Authorization"
     return {
         "jwt-hot": ("a JWT seen before (both caches hit), GET /users/me", "/users/me", bearer, hot * 2, hot),
@@ -150,6 +217,13 @@ def paths():
                            "/auth/verify", "x-api-key", keys["unlimited"] * 2, keys["unlimited"]),
         "api-key-claim": ("an API key with a quota, seen before: one guarded claim in the database, GET /auth/verify",
                           "/auth/verify", "x-api-key", keys["quota"] * 2, keys["quota"]),
+        "access-token-jwt": ("an OAuth JWT access token (at+jwt) seen before, its client and session cached, "
+                             "GET /auth/verify?scope=", SCOPED, bearer, oauth["jwt"] * 2, oauth["jwt"]),
+        "access-token-opaque": ("an opaque OAuth access token seen before (its row, client and session cached), "
+                                "GET /auth/verify?scope=", SCOPED, bearer, oauth["opaque"] * 2, oauth["opaque"]),
+        "access-token-dpop": ("a DPoP-bound JWT access token seen before, with a new ES256 proof (its signature, "
+                              "jti and htu checked), GET /auth/verify?scope=", SCOPED, "headers", oauth["dpop_warm"],
+                              oauth["dpop"]),
     }
 
 
@@ -160,8 +234,11 @@ def send(route, header, tokens, count):
     try:
         for i in range(count):
             token = tokens[i % len(tokens)]
-            value = f"Bearer {token}" if header == "Authorization" else token
-            conn.request("GET", route, headers={header: value})
+            if isinstance(token, dict):
+                headers = token
+            else:
+                headers = {header: f"Bearer {token}" if header == "Authorization" else token}
+            conn.request("GET", route, headers=headers)
             response = conn.getresponse()
             body = response.read()
             if response.status != 200:
@@ -180,7 +257,7 @@ def measure():
     # offered): rustls's buffering moved the session-token path's count by 9% from one run to
     # the next; what a path asks of the database is counted either way.
     load.DB_URL = load.ADMIN_URL.rsplit("/", 1)[0] + "/" + load.DB + "?sslmode=disable"
-    load.USERS = ranges()["keys"][1]
+    load.USERS = ranges()["oauth"][1]
     if not os.environ.get("WARDEN_BIN"):
         subprocess.run(["cargo", "build", "--quiet", "--release", "--locked", "--bin", "warden"], cwd=load.ROOT,
                        check=True, env=dict(os.environ, SQLX_OFFLINE="true"))
@@ -197,7 +274,9 @@ def measure():
     # A cached API key's use is written once a second (wall-clock, so under callgrind's pace a
     # varying share of requests): not within the measured rounds (API_KEY_STAMP_SECS).
     extra = dict(USER_CACHE_MB="512", USER_CACHE_TTL_SECS="3600", TOKIO_WORKER_THREADS="1",
-                 API_KEY_STAMP_SECS="3600")
+                 API_KEY_STAMP_SECS="3600", RESOURCE_URL=RESOURCE, OAUTH_SCOPES="notes:read notes:write",
+                 # The proofs are made before the run, which takes minutes under callgrind.
+                 DPOP_WINDOW_SECS="3600")
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=300)
     results, dump, proc = {}, 0, None
     try:
