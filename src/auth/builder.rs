@@ -243,6 +243,7 @@ impl AuthBuilder {
             client_ips: TrustedProxies::new(self.trusted_proxies),
             failures: FailureLimiter::new(self.failures_per_minute, self.checks_capacity),
             unknown_sessions: UnknownTokens::default(),
+            known_sessions: super::session::known::KnownTokens::default(),
             gone: Gone::default(),
             api_key_stamps,
             known_api_keys: KnownKeys::default(),

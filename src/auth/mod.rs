@@ -78,6 +78,7 @@ pub(super) struct Inner {
     pub(super) client_ips: TrustedProxies,
     pub(super) failures: FailureLimiter,
     pub(super) unknown_sessions: UnknownTokens,
+    pub(super) known_sessions: session::known::KnownTokens,
     pub(super) gone: Gone,
     pub(super) api_key_stamps: Arc<api_key::stamps::Stamps>,
     pub(super) known_api_keys: api_key::known::KnownKeys,
@@ -159,6 +160,10 @@ impl Auth {
 
     pub(crate) fn unknown_sessions(&self) -> &UnknownTokens {
         &self.0.unknown_sessions
+    }
+
+    pub(crate) fn known_sessions(&self) -> &session::known::KnownTokens {
+        &self.0.known_sessions
     }
 
     pub(crate) fn gone(&self) -> &Gone {

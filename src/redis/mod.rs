@@ -11,6 +11,10 @@
 //! Which of Redis and PostgreSQL is asked, in each of Better-Auth's storage modes, is decided
 //! one level up (`crate::auth::session::store`).
 
+// Ending sessions (warden's own revocations), listing them and `warden check`'s probe serve the
+// server's routes; the library alone (`default-features = false`) only finds sessions.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 pub(crate) mod conn;
 pub(crate) mod sessions;
 pub(crate) mod tracked;

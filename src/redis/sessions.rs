@@ -13,6 +13,10 @@
 //! The user object in a session's value is Better-Auth's copy; warden reads users from
 //! PostgreSQL, where every change lands first (and tells warden at once).
 
+// Ending sessions (warden's own revocations), listing them and `warden check`'s probe serve the
+// server's routes; the library alone (`default-features = false`) only finds sessions.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use std::sync::Arc;
 use std::time::Duration;
 

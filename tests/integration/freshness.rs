@@ -501,6 +501,41 @@ async fn a_signed_out_jwt_is_refused_without_reading_its_session_twice(db: PgPoo
     assert_eq!(refused().await, (401, json!("session_revoked"), 0));
 }
 
+/// A session token seen before finds its session by id in the row cache: no read at all once
+/// warm (it used to read its session by token every time), and still refused at once when the
+/// session goes.
+#[sqlx::test]
+async fn a_session_token_seen_before_reads_nothing_and_its_sign_out_is_seen(db: PgPool) {
+    let (counted, reads) = common::counting_pool(&db).await;
+    let w = World::new(counted).await;
+    let rows = long_lived_cache();
+    rows.set_trusted(true);
+    let app = with_cache(&w, &rows).await;
+    let settled = || async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        reads.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let ask = || async {
+        let before = settled().await;
+        let answer = app.bearer("tok-alice-1").get("/users/me").await;
+        (answer.status.as_u16(), settled().await - before)
+    };
+    // The first: the session by token (and the user); the next: the session by id, once.
+    assert_eq!(ask().await.0, 200);
+    assert_eq!(ask().await.0, 200);
+    for _ in 0..3 {
+        assert_eq!(ask().await, (200, 0), "a warm session token read the database");
+    }
+    sqlx::query("DELETE FROM session WHERE id = 's-alice-1'")
+        .execute(&db)
+        .await
+        .unwrap();
+    rows.invalidate_session("s-alice-1");
+    assert_eq!(ask().await.0, 401);
+    // Another token of the same user still works.
+    assert_eq!(app.bearer("tok-alice-2").get("/users/me").await.status, 200);
+}
+
 /// A deleted user's JWT, replayed: one read finds the user gone, the replays none. A session
 /// token whose session expired, the same.
 #[sqlx::test]

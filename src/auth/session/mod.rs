@@ -5,6 +5,8 @@
 //!   or `token.signature` under `BETTER_AUTH_SECRET`), parsed and its HMAC checked.
 //! - [`refused`]: tokens, sessions and users found unknown, expired or gone, remembered for a
 //!   minute.
+//! - `known`: session tokens seen to name a session (by SHA-256), so a token seen before finds
+//!   its session in the row cache.
 //! - [`store`]: where sessions are found and ended: the `session` table, or Redis
 //!   (Better-Auth's secondary storage) in each of its modes.
 //!
@@ -12,6 +14,7 @@
 //! ([`crate::auth::request::authenticate`]); the rows come from `db::sessions` and the row
 //! cache (a cold JWT's rows are read in batches: `crate::auth::batch`).
 
+pub(crate) mod known;
 pub mod refused;
 pub mod store;
 pub mod token;

@@ -108,14 +108,18 @@ impl Default for UnknownTokens {
 
 impl UnknownTokens {
     fn key(token: &str) -> [u8; 32] {
-        let mut key = [0u8; 32];
-        key.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref());
-        key
+        super::known::token_key(token)
     }
 
     /// Why `token` was refused within the last minute, if it was.
+    #[cfg(feature = "server")]
     pub fn refused(&self, token: &str) -> Option<Refused> {
-        self.0.get(&Self::key(token))
+        self.refused_key(&Self::key(token))
+    }
+
+    /// [`UnknownTokens::refused`] by the token's key (`known::token_key`).
+    pub(crate) fn refused_key(&self, key: &[u8; 32]) -> Option<Refused> {
+        self.0.get(key)
     }
 
     /// Whether `token` matched no live session within the last minute.

@@ -18,6 +18,10 @@
 //! through the user's `active-sessions-` list (or the table, when rows are kept) once, and
 //! remembered (a session's token never changes).
 
+// Ending sessions (warden's own revocations), listing them and `warden check`'s probe serve the
+// server's routes; the library alone (`default-features = false`) only finds sessions.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
@@ -118,6 +122,19 @@ impl SessionStore {
         match self {
             Self::Database => None,
             Self::Redis { redis, .. } => Some(redis),
+        }
+    }
+
+    /// Redis's store and the two row options (`storeSessionInDatabase`, `preserve...`), when
+    /// sessions are in Redis.
+    fn redis_mode(&self) -> Option<(&RedisSessions, bool, bool)> {
+        match self {
+            Self::Database => None,
+            Self::Redis {
+                redis,
+                rows,
+                preserve,
+            } => Some((redis, *rows, *preserve)),
         }
     }
 
@@ -265,12 +282,7 @@ impl SessionStore {
         user_id: &str,
         id: &str,
     ) -> Result<bool, ApiError> {
-        let Self::Redis {
-            redis,
-            rows,
-            preserve,
-        } = self
-        else {
+        let Some((redis, rows, preserve)) = self.redis_mode() else {
             return Ok(sessions::end_for_user(conn, user_id, id, false).await?.is_some());
         };
         let live = self
@@ -283,8 +295,8 @@ impl SessionStore {
             }
             None => None,
         };
-        let row = if *rows {
-            sessions::end_for_user(conn, user_id, id, *preserve).await?
+        let row = if rows {
+            sessions::end_for_user(conn, user_id, id, preserve).await?
         } else {
             None
         };
@@ -302,12 +314,7 @@ impl SessionStore {
         user_id: &str,
         keep: Option<&str>,
     ) -> Result<Vec<String>, ApiError> {
-        let Self::Redis {
-            redis,
-            rows,
-            preserve,
-        } = self
-        else {
+        let Some((redis, rows, preserve)) = self.redis_mode() else {
             return Ok(ids(sessions::end_all_for_user(conn, user_id, keep, false).await?));
         };
         let mut ended: Vec<(String, Option<String>)> = self
@@ -317,8 +324,8 @@ impl SessionStore {
             .filter(|(s, _)| Some(s.id.as_str()) != keep)
             .map(|(s, token)| (s.id, token))
             .collect();
-        if *rows {
-            for row in sessions::end_all_for_user(conn, user_id, keep, *preserve).await? {
+        if rows {
+            for row in sessions::end_all_for_user(conn, user_id, keep, preserve).await? {
                 match ended.iter_mut().find(|(id, _)| *id == row.id) {
                     Some((_, token)) => *token = Some(row.token),
                     None => ended.push((row.id, Some(row.token))),
@@ -338,12 +345,7 @@ impl SessionStore {
         conn: &mut PgConnection,
         user_id: &str,
     ) -> Result<Vec<String>, ApiError> {
-        let Self::Redis {
-            redis,
-            rows,
-            preserve,
-        } = self
-        else {
+        let Some((redis, rows, preserve)) = self.redis_mode() else {
             return Ok(ids(sessions::end_all_for_user(conn, user_id, None, false).await?));
         };
         let refs = redis.refs(user_id).await?;
@@ -354,8 +356,8 @@ impl SessionStore {
             .map(|(s, _)| s.id)
             .collect();
         let mut tokens: Vec<ActiveRef> = refs.iter().cloned().collect();
-        if *rows {
-            for row in sessions::end_all_for_user(conn, user_id, None, *preserve).await? {
+        if rows {
+            for row in sessions::end_all_for_user(conn, user_id, None, preserve).await? {
                 if !ended.contains(&row.id) {
                     ended.push(row.id);
                 }
@@ -373,15 +375,10 @@ impl SessionStore {
         conn: &mut PgConnection,
         id: &str,
     ) -> Result<Option<String>, ApiError> {
-        let Self::Redis {
-            redis,
-            rows,
-            preserve,
-        } = self
-        else {
+        let Some((redis, rows, preserve)) = self.redis_mode() else {
             return Ok(sessions::end_by_id(conn, id, false).await?.map(|e| e.user_id));
         };
-        let found = if *rows {
+        let found = if rows {
             sessions::token_by_id(&mut *conn, id).await?
         } else {
             redis.owner_of(id).await?
@@ -393,8 +390,8 @@ impl SessionStore {
                 .map(|s| s.user_id),
             None => None,
         };
-        let row = if *rows {
-            sessions::end_by_id(conn, id, *preserve).await?
+        let row = if rows {
+            sessions::end_by_id(conn, id, preserve).await?
         } else {
             None
         };

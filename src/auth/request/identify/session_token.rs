@@ -2,13 +2,15 @@
 //! signed) or the session cookie (always signed): its form and HMAC, the refusal memory, then
 //! the session it names. A session token whose HMAC was checked is proof that Better-Auth made
 //! it, so reading its session is never junk's cost; an unsigned one is, and is read only when
-//! the client's ticket allows dear work.
+//! the client's ticket allows dear work. A token seen before (with sessions in the table) finds
+//! its session by id, in the row cache (`session::known`).
 
 use time::OffsetDateTime;
 
 use super::{Checked, DearWork, Proof};
 use crate::auth::Auth;
 use crate::auth::request::throttle::Ticket;
+use crate::auth::session::known::token_key;
 use crate::auth::session::refused::Refused;
 use crate::auth::session::token::session_token;
 use crate::error::ApiError;
@@ -41,30 +43,54 @@ impl Auth {
                 "no live session has this session token: it was signed out, it expired, or it never existed",
             )
         };
-        match self.unknown_sessions().refused(&token.token) {
+        let key = token_key(&token.token);
+        match self.unknown_sessions().refused_key(&key) {
             Some(Refused::Unknown) => return Ok(Err(unknown())),
             Some(Refused::Expired) => return Ok(Err(ApiError::TokenExpired)),
             None => {}
         }
-        if !token.signed && !ticket.allow_dear() {
-            return Err(DearWork);
-        }
-        Ok(
-            match self.session_store().by_token(self.db(), &token.token).await {
-                Ok(Some(session)) => {
-                    // Step 4 refuses it; Better-Auth never extends an expired session.
-                    if session.expires_at <= OffsetDateTime::now_utc() {
-                        self.unknown_sessions().remember(&token.token, Refused::Expired);
-                    }
-                    Ok(Proof::Session { session, from_cookie })
-                }
+        let in_table = self.session_store().in_table();
+        // A token seen before: its session by id, from the row cache while it is trusted (a
+        // read by id otherwise). Bounded work, like any session a credential names.
+        let known = if in_table {
+            self.known_sessions().session_of(&key)
+        } else {
+            None
+        };
+        let found = match known {
+            Some(id) => match self.session(None, &id).await {
+                Ok(Some(session)) => Ok(Some((*session).clone())),
                 Ok(None) => {
-                    self.unknown_sessions().insert(&token.token);
-                    Err(unknown())
+                    self.known_sessions().forget(&key);
+                    Ok(None)
                 }
                 Err(e) => Err(e),
             },
-        )
+            None => {
+                if !token.signed && !ticket.allow_dear() {
+                    return Err(DearWork);
+                }
+                let found = self.session_store().by_token(self.db(), &token.token).await;
+                if in_table && let Ok(Some(session)) = &found {
+                    self.known_sessions().remember(key, &session.id);
+                }
+                found
+            }
+        };
+        Ok(match found {
+            Ok(Some(session)) => {
+                // Step 4 refuses it; Better-Auth never extends an expired session.
+                if session.expires_at <= OffsetDateTime::now_utc() {
+                    self.unknown_sessions().remember(&token.token, Refused::Expired);
+                }
+                Ok(Proof::Session { session, from_cookie })
+            }
+            Ok(None) => {
+                self.unknown_sessions().insert(&token.token);
+                Err(unknown())
+            }
+            Err(e) => Err(e),
+        })
     }
 }
 
