@@ -209,7 +209,7 @@ def paths():
                          "/users/me", bearer, of(first, "new_user_warm"), of(first, "new_user")),
         "jwt-stock-new-user": ("a new stock JWT (no sid) of a user not seen: its user read (a batch of one)",
                                "/users/me", bearer, of(first, "stock_warm"), of(first, "stock")),
-        "session-token": ("a session token (bearer): its session read, the user cached, GET /users/me",
+        "session-token": ("a session token (bearer) seen before: its session found by id in the row cache, the user cached, GET /users/me",
                           "/users/me", bearer, sessions * 2, sessions),
         "forward-auth": ("a JWT seen before, GET /auth/verify (the headers a gateway copies)",
                          "/auth/verify", bearer, hot * 2, hot),
