@@ -235,7 +235,7 @@ def report(load_results, fresh, started, load_at_start):
              f"Redis {version.strip()} (Debian's redis-server, no persistence), PostgreSQL, wrk and warden share the machine.",
              ""]
     if load_results:
-        what = {"postgres": "PostgreSQL (the session read by token every request, the user cached)",
+        what = {"postgres": "PostgreSQL (row cache kept by NOTIFY: the session by id once its token is known)",
                 "redis": "Redis (client tracking: nothing read once warm)",
                 "redis-uncached": "Redis, `REDIS_CACHE_ENTRIES=0` (2 GETs a request)"}
         lines += [f"### A session token (`GET /auth/verify`, {len(ba.sample_ids())} users' tokens, each seen before)", "",
