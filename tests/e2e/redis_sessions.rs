@@ -296,6 +296,32 @@ async fn run(mode: Mode) {
         "banned through warden, still live for Better-Auth"
     );
 
+    // The grid: every session token of this run, each ended its own way (one kept live in
+    // the row mode, and a new one after an unban), asked of Better-Auth's get-session and of
+    // warden; the two verdicts must agree for every one.
+    let (status, _, _) = stack
+        .auth_post("/admin/unban-user", Some(&admin), json!({"userId": alice_id}))
+        .await;
+    assert_eq!(status, 200);
+    let t10 = stack.sign_in("alice@redis.test").await;
+    let tokens = [&t1, &t2, &t3, &t4, &t5, &t6, &t7, &t8, &t9, &t10, &admin];
+    let mut live = 0;
+    for (n, token) in tokens.iter().enumerate() {
+        let better_auth = better_auth_has_session(&stack, token).await;
+        let (status, body) = stack.warden_get("/users/me", token).await;
+        let warden = status == 200;
+        assert_eq!(
+            warden, better_auth,
+            "token {n}: Better-Auth says live={better_auth}, warden answers {status} {body}"
+        );
+        live += usize::from(better_auth);
+    }
+    eprintln!(
+        "redis agreement ({mode:?}): {} session tokens, {} agree with Better-Auth's get-session; {{\"live\": {live}, \"ended\": {}}}",
+        tokens.len(),
+        tokens.len(),
+        tokens.len() - live
+    );
     eprintln!(
         "redis sessions ({mode:?}): {} checks against Better-Auth 1.7 with redis-storage, every change seen by warden; slowest {} ms",
         seen.checks,
