@@ -145,6 +145,13 @@ function switchOf(name, fallback) {
 }
 const API_KEY_RATE_LIMIT = switchOf("API_KEY_RATE_LIMIT", "1");
 const API_KEY_SESSIONS = switchOf("API_KEY_SESSIONS", "0");
+// Where the plugin keeps keys (its storage option): API_KEY_STORAGE=database (the default) or
+// secondary-storage (Redis: SESSION_STORE=redis), and API_KEY_FALLBACK_TO_DATABASE=1 for
+// fallbackToDatabase (the table decides; Redis holds copies). warden is told the same.
+const API_KEY_STORAGE = env("API_KEY_STORAGE", "database");
+if (API_KEY_STORAGE !== "database" && API_KEY_STORAGE !== "secondary-storage") fail(`API_KEY_STORAGE must be database or secondary-storage, got "${API_KEY_STORAGE}"`);
+const API_KEY_FALLBACK_TO_DATABASE = switchOf("API_KEY_FALLBACK_TO_DATABASE", "0");
+if (API_KEY_FALLBACK_TO_DATABASE === "1" && API_KEY_STORAGE !== "secondary-storage") fail("API_KEY_FALLBACK_TO_DATABASE=1 applies to keys in secondary storage: set API_KEY_STORAGE=secondary-storage");
 
 // The oauth-provider plugin (@better-auth/oauth-provider): this server is also an OAuth 2.1 /
 // OpenID Connect authorization server (/api/auth/oauth2/authorize, token, introspect, revoke,
@@ -196,6 +203,7 @@ const OAUTH_CONSENT_PAGE = pageUrl("OAUTH_CONSENT_PAGE", env("OAUTH_CONSENT_PAGE
 // warden must be told the same four settings (its variables have the same names).
 const SESSION_STORE = env("SESSION_STORE", "database");
 if (SESSION_STORE !== "database" && SESSION_STORE !== "redis") fail(`SESSION_STORE must be database or redis, got "${SESSION_STORE}"`);
+if (API_KEY_STORAGE === "secondary-storage" && SESSION_STORE !== "redis") fail("API_KEY_STORAGE=secondary-storage keeps keys in Better-Auth's secondary storage: set SESSION_STORE=redis");
 const REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379");
 const REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "better-auth:");
 const STORE_SESSION_IN_DATABASE = switchOf("STORE_SESSION_IN_DATABASE", "0");
@@ -739,6 +747,8 @@ function apiKeyOptions() {
     enableMetadata: true,
     rateLimit: { enabled: API_KEY_RATE_LIMIT === "1" },
     enableSessionForAPIKeys: API_KEY_SESSIONS === "1",
+    storage: API_KEY_STORAGE,
+    fallbackToDatabase: API_KEY_FALLBACK_TO_DATABASE === "1",
   };
 }
 

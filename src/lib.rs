@@ -28,7 +28,8 @@
 //! - `cache`: user and session rows kept fresh by PostgreSQL notifications.
 //! - `error`: [`ApiError`], the rejection of every extractor; [`StartupError`].
 //! - `db`: all SQL, one module per table; migrations in `migrations/`. `redis`, beside it:
-//!   sessions in Better-Auth's secondary storage (`SESSION_STORE=redis`).
+//!   sessions, and the api-key plugin's keys, in Better-Auth's secondary storage
+//!   (`SESSION_STORE=redis`, `API_KEY_STORAGE=secondary-storage`).
 //! - `secret`: [`Secret`], a string never printed.
 //!
 //! Outside that order, `testing` (feature `testing`) sees everything: helpers, and the
@@ -51,9 +52,9 @@ pub mod testing;
 pub use auth::jwt::verify::{Audience, Claims};
 pub use auth::policy::access::{AccessControlError, Role};
 pub use auth::{
-    AccessControl, AccessToken, Admin, ApiKey, ApiKeyOwner, ApiKeySettings, Auth, AuthBuilder, AuthPolicy,
-    AuthUser, Caller, Client, Connector, Credential, JwksSettings, MaybeAuthUser, OAuthSettings, OrgMember,
-    OrgPermission, Permission, RedisStorage, RequireApiKeyPermission, RequireOrgPermission,
+    AccessControl, AccessToken, Admin, ApiKey, ApiKeyOwner, ApiKeySettings, ApiKeyStorage, Auth, AuthBuilder,
+    AuthPolicy, AuthUser, Caller, Client, Connector, Credential, JwksSettings, MaybeAuthUser, OAuthSettings,
+    OrgMember, OrgPermission, Permission, RedisStorage, RequireApiKeyPermission, RequireOrgPermission,
     RequirePermission, RequireRole, RequireScope, ResourceMetadata, RoleName, RouteScope, RouteScopes,
     Scopes, SessionCheck, SessionStorage, Statements, Target,
 };

@@ -194,6 +194,19 @@ impl AuthBuilder {
     /// retries), and starts the background refresh and, when the user cache is on and warden's
     /// change triggers are in the database, the NOTIFY listener.
     pub async fn build(mut self) -> Result<Auth, StartupError> {
+        if self.policy.api_keys.storage.uses_secondary_storage()
+            && matches!(
+                self.session_storage,
+                super::session::store::SessionStorage::Database
+            )
+        {
+            return Err(StartupError::Config(crate::error::ConfigError::Invalid {
+                var: "API_KEY_STORAGE",
+                reason:
+                    "keys in secondary storage are in the sessions' Redis: configure it (session_storage)"
+                        .into(),
+            }));
+        }
         let mut tasks = Vec::new();
         let verifier = match self.verifier.take() {
             Some(verifier) => verifier,

@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-pub use api_key::{ApiKey, ApiKeyOwner, ApiKeySettings};
+pub use api_key::{ApiKey, ApiKeyOwner, ApiKeySettings, ApiKeyStorage};
 pub use builder::{AuthBuilder, DEFAULT_BETTER_AUTH_URL, DEFAULT_LEEWAY_SECS};
 pub use jwt::jwks::{DEFAULT_JWKS_GRACE_SECS, DEFAULT_JWKS_MAX_WAITERS, JwksSettings};
 pub use jwt::{DEFAULT_TOKEN_CACHE_BYTES, Verifier};

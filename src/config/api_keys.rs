@@ -1,6 +1,6 @@
 //! The API-key group: `API_KEYS`, `API_KEY_HEADERS`, `API_KEY_HASHING`, `API_KEY_RATE_LIMIT`,
 //! `API_KEY_CONFIG_ID`, `API_KEY_ORGANIZATION_CONFIGS`, `API_KEYS_AS_USERS` and
-//! `API_KEY_STAMP_SECS`: the options of
+//! `API_KEY_STAMP_SECS`, `API_KEY_STORAGE` and `API_KEY_FALLBACK_TO_DATABASE`: the options of
 //! Better-Auth's api-key plugin that decide how a key is read and judged, which warden must be
 //! told because they live in the auth server's code.
 
@@ -8,7 +8,7 @@ use axum::http::HeaderName;
 
 use super::env::{Env, invalid};
 use crate::auth::ApiKeySettings;
-use crate::auth::api_key::DEFAULT_API_KEY_HEADER;
+use crate::auth::api_key::{ApiKeyStorage, DEFAULT_API_KEY_HEADER};
 use crate::error::ConfigError;
 
 impl ApiKeySettings {
@@ -33,6 +33,23 @@ impl ApiKeySettings {
         if headers.is_empty() {
             return Err(invalid("API_KEY_HEADERS", "names no header"));
         }
+        let secondary = env.choice(
+            "API_KEY_STORAGE",
+            false,
+            &[("database", false), ("secondary-storage", true)],
+        )?;
+        let fallback = env.flag("API_KEY_FALLBACK_TO_DATABASE", false)?;
+        let storage = match (secondary, fallback) {
+            (false, false) => ApiKeyStorage::Database,
+            (false, true) => {
+                return Err(invalid(
+                    "API_KEY_FALLBACK_TO_DATABASE",
+                    "applies to keys in secondary storage: set API_KEY_STORAGE=secondary-storage",
+                ));
+            }
+            (true, false) => ApiKeyStorage::SecondaryStorage,
+            (true, true) => ApiKeyStorage::SecondaryStorageWithFallback,
+        };
         Ok(Self {
             enabled: env.flag("API_KEYS", true)?,
             headers,
@@ -42,6 +59,7 @@ impl ApiKeySettings {
             organization_configs: env.list("API_KEY_ORGANIZATION_CONFIGS", ""),
             as_users: env.flag("API_KEYS_AS_USERS", false)?,
             stamp_every: env.secs("API_KEY_STAMP_SECS", 1, 1..=3600)?,
+            storage,
         })
     }
 }
@@ -50,6 +68,7 @@ impl ApiKeySettings {
 mod tests {
     use super::super::tests::{assert_each_refused, config};
     use crate::auth::ApiKeySettings;
+    use crate::auth::api_key::ApiKeyStorage;
 
     #[test]
     fn the_plugins_defaults() {
@@ -79,6 +98,33 @@ mod tests {
     }
 
     #[test]
+    fn keys_in_secondary_storage_need_sessions_there() {
+        let refused = config(&[
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("API_KEY_STORAGE", "secondary-storage"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("API_KEY_STORAGE") && refused.contains("SESSION_STORE=redis"),
+            "{refused}"
+        );
+        for (fallback, storage) in [
+            ("false", ApiKeyStorage::SecondaryStorage),
+            ("true", ApiKeyStorage::SecondaryStorageWithFallback),
+        ] {
+            let c = config(&[
+                ("DATABASE_URL", "postgres://localhost/db"),
+                ("SESSION_STORE", "redis"),
+                ("API_KEY_STORAGE", "secondary-storage"),
+                ("API_KEY_FALLBACK_TO_DATABASE", fallback),
+            ])
+            .unwrap();
+            assert_eq!(c.api_keys.storage, storage);
+        }
+    }
+
+    #[test]
     fn every_bad_value_names_its_variable() {
         assert_each_refused(&[
             ("API_KEY_HEADERS", "x key"),
@@ -88,6 +134,8 @@ mod tests {
             ("API_KEY_HASHING", "2"),
             ("API_KEYS_AS_USERS", "yes please"),
             ("API_KEY_STAMP_SECS", "0"),
+            ("API_KEY_STORAGE", "redis"),
+            ("API_KEY_FALLBACK_TO_DATABASE", "true"),
         ]);
     }
 }

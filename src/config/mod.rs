@@ -94,6 +94,14 @@ impl Config {
         let api_keys = ApiKeySettings::read(&env)?;
         let oauth = crate::auth::OAuthSettings::read(&env, &better_auth.url)?;
         let sessions = sessions::read(&env, caches.user_cache_ttl)?;
+        if api_keys.storage.uses_secondary_storage()
+            && matches!(sessions, crate::auth::SessionStorage::Database)
+        {
+            return Err(env::invalid(
+                "API_KEY_STORAGE",
+                "secondary-storage is Better-Auth's secondary storage, where sessions are too: set SESSION_STORE=redis and REDIS_URL",
+            ));
+        }
         // TRUSTED_ORIGINS' default takes in CORS_ORIGINS, so it is read once both groups are.
         better_auth.trusted_origins =
             better_auth::trusted_origins(&env, &better_auth.url, &http.cors_origins)?;

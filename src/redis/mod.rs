@@ -7,6 +7,9 @@
 //!   no keyspace notifications, no server configuration and no polling).
 //! - `sessions`: Better-Auth's key layout and its rules (`findSession`, `listSessions`, the
 //!   revoked-before mark, and the writes of `deleteSession` and `deleteUserSessions`).
+//! - `api_keys`: the api-key plugin's keys in the same storage (`storage: "secondary-storage"`):
+//!   read, and one use claimed with a compare-and-set, never a lost update.
+//! - `js`: dates and times as Better-Auth's JavaScript writes them.
 //!
 //! Which of Redis and PostgreSQL is asked, in each of Better-Auth's storage modes, is decided
 //! one level up (`crate::auth::session::store`).
@@ -15,11 +18,30 @@
 // server's routes; the library alone (`default-features = false`) only finds sessions.
 #![cfg_attr(not(feature = "server"), allow(dead_code))]
 
+pub(crate) mod api_keys;
 pub(crate) mod conn;
+mod js;
 pub(crate) mod sessions;
 pub(crate) mod tracked;
 
+use std::sync::Arc;
+
 pub use conn::{BadUrl, Unavailable};
+
+/// What a key held, parsed; what the cache keeps.
+#[derive(Debug, Clone)]
+pub(crate) enum Cached {
+    /// No such key.
+    Absent,
+    /// A value Better-Auth could not read (a session, or an API key).
+    Unreadable,
+    Session(Arc<sessions::StoredSession>),
+    /// `revoked-sessions-before-<userId>` as JavaScript's `Number()` reads it (absent: 0).
+    Marker(f64),
+    Refs(Arc<Vec<sessions::ActiveRef>>),
+    /// An API key's value (`api-key:<hash>`); absent keys are not kept.
+    ApiKey(Arc<api_keys::StoredApiKey>),
+}
 
 /// What `warden check` learns of a Redis: its version, whether it tracks keys for clients
 /// (Redis 6+, Valkey), and how many keys a first `SCAN` page found under the prefix.

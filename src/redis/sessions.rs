@@ -25,7 +25,9 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 use time::OffsetDateTime;
 
+use super::Cached;
 use super::conn::{BadUrl, Link, Unavailable};
+use super::js::{js_date, js_date_opt, now_ms, unix_ms};
 use super::tracked::Tracked;
 
 /// A session as Better-Auth stores it in secondary storage (the fields warden uses).
@@ -74,19 +76,6 @@ impl ActiveRef {
             expires_at: 0.0,
         }
     }
-}
-
-/// What a key held, parsed; what the cache keeps.
-#[derive(Debug, Clone)]
-pub(crate) enum Cached {
-    /// No such key.
-    Absent,
-    /// A session's key whose value is not a session Better-Auth could read.
-    Unreadable,
-    Session(Arc<StoredSession>),
-    /// `revoked-sessions-before-<userId>` as JavaScript's `Number()` reads it (absent: 0).
-    Marker(f64),
-    Refs(Arc<Vec<ActiveRef>>),
 }
 
 /// A session token looked up as Better-Auth's `findSession` does in secondary storage.
@@ -140,6 +129,12 @@ impl RedisSessions {
     /// Whether reads are cached (client tracking on).
     pub(crate) fn tracking(&self) -> bool {
         self.link.tracking()
+    }
+
+    /// API keys in the same storage (the api-key plugin's `storage: "secondary-storage"`),
+    /// over the same connection and cache.
+    pub(crate) fn api_keys(&self) -> super::api_keys::RedisApiKeys {
+        super::api_keys::RedisApiKeys::new(Arc::clone(&self.link), &self.prefix)
     }
 
     fn key(&self, name: &str) -> String {
@@ -467,29 +462,6 @@ fn parse_refs(raw: Option<String>) -> Cached {
         })
         .collect();
     Cached::Refs(Arc::new(refs))
-}
-
-/// A date as `JSON.stringify` writes one (ISO 8601 with ms and `Z`), or ms since the epoch.
-fn js_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
-    js_date_opt(d)?.ok_or_else(|| serde::de::Error::custom("not a date"))
-}
-
-fn js_date_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
-    Ok(match Json::deserialize(d)? {
-        Json::String(s) => OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok(),
-        Json::Number(n) => n
-            .as_f64()
-            .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos((ms * 1e6) as i128).ok()),
-        _ => None,
-    })
-}
-
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn now_ms() -> f64 {
-    unix_ms(OffsetDateTime::now_utc()) as f64
 }
 
 /// Better-Auth's `getTTLSeconds`: whole seconds left, never negative.

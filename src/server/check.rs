@@ -534,6 +534,18 @@ async fn check_sessions(report: &mut Report, config: &Config) {
         "sessions",
         format!("{mode}; {} reachable", probe.server),
     );
+    let keys = match config.api_keys.storage {
+        crate::auth::ApiKeyStorage::Database => None,
+        crate::auth::ApiKeyStorage::SecondaryStorage => {
+            Some("API keys read and counted in Redis (API_KEY_STORAGE=secondary-storage)")
+        }
+        crate::auth::ApiKeyStorage::SecondaryStorageWithFallback => {
+            Some("API keys decided in the apikey table, Redis holding copies (fallbackToDatabase)")
+        }
+    };
+    if let Some(keys) = keys {
+        report.add(Outcome::Ok, "api keys", keys);
+    }
     if !probe.tracking {
         report.add(
             Outcome::Warn,

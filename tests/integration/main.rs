@@ -21,6 +21,7 @@ mod migrations;
 mod oauth;
 mod operability;
 mod permissions;
+mod redis_api_keys;
 mod redis_sessions;
 mod roles;
 mod search_paths;

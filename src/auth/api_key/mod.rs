@@ -19,6 +19,7 @@
 //! request; the plugin's `verifyApiKey` does not look at the owner).
 
 pub mod known;
+pub mod secondary;
 pub mod stamps;
 pub mod verdict;
 
@@ -65,6 +66,34 @@ pub struct ApiKeySettings {
     /// How often the use of a key that counts nothing is written (`updatedAt`, `lastRequest`),
     /// per key (`API_KEY_STAMP_SECS`, default 1 s; the plugin writes every use).
     pub stamp_every: std::time::Duration,
+    /// Where the plugin keeps keys (`API_KEY_STORAGE`, `API_KEY_FALLBACK_TO_DATABASE`: its
+    /// `storage` and `fallbackToDatabase`). Secondary storage is the sessions' Redis, so it
+    /// needs [`crate::SessionStorage::Redis`].
+    pub storage: ApiKeyStorage,
+}
+
+/// Where Better-Auth's api-key plugin keeps keys: its `storage` option, and `fallbackToDatabase`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ApiKeyStorage {
+    /// The `apikey` table (`storage: "database"`, the plugin's default).
+    #[default]
+    Database,
+    /// Better-Auth's secondary storage alone (`storage: "secondary-storage"`): each key a JSON
+    /// value in Redis, under its hash and its id; no row. Decided and counted there
+    /// (`crate::redis::api_keys`).
+    SecondaryStorage,
+    /// Secondary storage in front of the table (`storage: "secondary-storage"`,
+    /// `fallbackToDatabase: true`): the table decides and counts, as the plugin's own
+    /// verification does in this mode; Redis holds copies, which warden drops when it changes a
+    /// key, so that the plugin reads the table again.
+    SecondaryStorageWithFallback,
+}
+
+impl ApiKeyStorage {
+    /// Whether keys are kept in secondary storage at all (which must then be configured).
+    pub fn uses_secondary_storage(self) -> bool {
+        !matches!(self, Self::Database)
+    }
 }
 
 impl Default for ApiKeySettings {
@@ -80,6 +109,7 @@ impl Default for ApiKeySettings {
             organization_configs: Vec::new(),
             as_users: false,
             stamp_every: stamps::STAMP_EVERY,
+            storage: ApiKeyStorage::Database,
         }
     }
 }

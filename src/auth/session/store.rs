@@ -29,6 +29,7 @@ use time::OffsetDateTime;
 
 use crate::db::sessions::{self, Ended, Session, SessionRef};
 use crate::error::ApiError;
+use crate::redis::api_keys::RedisApiKeys;
 use crate::redis::sessions::{ActiveRef, Lookup, RedisSessions, StoredSession};
 use crate::redis::{BadUrl, Unavailable};
 use crate::secret::Secret;
@@ -83,6 +84,8 @@ pub(crate) enum SessionStore {
     Database,
     Redis {
         redis: RedisSessions,
+        /// API keys in the same storage, when the api-key plugin keeps them there.
+        api_keys: RedisApiKeys,
         /// `storeSessionInDatabase`: rows exist too.
         rows: bool,
         /// `preserveSessionInDatabase`: rows outlive their sessions.
@@ -101,11 +104,15 @@ impl SessionStore {
     pub(crate) fn new(storage: &SessionStorage) -> Result<Self, BadUrl> {
         Ok(match storage {
             SessionStorage::Database => Self::Database,
-            SessionStorage::Redis(r) => Self::Redis {
-                redis: RedisSessions::new(r.url.expose(), &r.key_prefix, r.cache_entries, r.cache_ttl)?,
-                rows: r.store_in_database,
-                preserve: r.store_in_database && r.preserve_in_database,
-            },
+            SessionStorage::Redis(r) => {
+                let redis = RedisSessions::new(r.url.expose(), &r.key_prefix, r.cache_entries, r.cache_ttl)?;
+                Self::Redis {
+                    api_keys: redis.api_keys(),
+                    redis,
+                    rows: r.store_in_database,
+                    preserve: r.store_in_database && r.preserve_in_database,
+                }
+            }
         })
     }
 
@@ -125,6 +132,14 @@ impl SessionStore {
         }
     }
 
+    /// API keys in Redis, when there is Redis.
+    pub(crate) fn api_keys(&self) -> Option<&RedisApiKeys> {
+        match self {
+            Self::Database => None,
+            Self::Redis { api_keys, .. } => Some(api_keys),
+        }
+    }
+
     /// Redis's store and the two row options (`storeSessionInDatabase`, `preserve...`), when
     /// sessions are in Redis.
     fn redis_mode(&self) -> Option<(&RedisSessions, bool, bool)> {
@@ -134,6 +149,7 @@ impl SessionStore {
                 redis,
                 rows,
                 preserve,
+                ..
             } => Some((redis, *rows, *preserve)),
         }
     }
