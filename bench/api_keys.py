@@ -21,11 +21,19 @@ otherwise) and Better-Auth (`auth-server/`, `API_KEY_SESSIONS=1`, its rate limit
 kind; and warden with cached JWTs of the same users (`jwt`), the yardstick for keys that count
 nothing. Requests/s, p50/p99, the server's CPU per request and PostgreSQL's.
 
+`STORE=redis` keeps the keys in Better-Auth's secondary storage instead (the plugin's
+`storage: "secondary-storage"`): a private redis-server (started here, no persistence) holds
+them as the plugin writes them, both servers run with `SESSION_STORE=redis` and
+`API_KEY_STORAGE=secondary-storage`, and Redis's CPU per request is reported too (the JWT
+yardstick is left out: its sessions are in the table).
+
 Knobs: USERS=10000 KEYS=1000 DURATION=10 WARMUP=2 CONNECTIONS=64 TRIALS=1 KINDS=unlimited,rate-limit,quota
-SERVERS=warden,better-auth PORT_BASE=18200 BENCH_DATABASE=warden_bench_api_keys KEEP_DB=0
-OUT=bench/RESULTS-api-keys.md, WARDEN_BIN (else cargo build --release). Needs wrk, PostgreSQL,
-node with auth-server/node_modules.
+SERVERS=warden,better-auth STORE=database PORT_BASE=18200 BENCH_DATABASE=warden_bench_api_keys KEEP_DB=0
+OUT=bench/RESULTS-api-keys.md (STORE=redis: bench/RESULTS-api-keys-redis.md), WARDEN_BIN (else cargo
+build --release). Needs wrk, PostgreSQL, node with auth-server/node_modules; redis-server and
+redis-cli with STORE=redis.
 """
+import json
 import base64
 import hashlib
 import os
@@ -43,12 +51,20 @@ os.environ.setdefault("USERS", "10000")
 os.environ.setdefault("TOKENS", os.environ.get("KEYS", "1000"))
 os.environ.setdefault("CONNECTIONS", "64")
 import better_auth as ba  # noqa: E402  (its servers, seeding and measuring, with the knobs above)
-from common import (ROOT, PgCpu, auth_server_ready, build_warden, drop_db, env_list, http_json,  # noqa: E402
-                    knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, stop)
+from common import (ROOT, PgCpu, auth_server_ready, build_warden, cpu_ticks, drop_db, env_list,  # noqa: E402
+                    http_json, knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, spawn, stop,
+                    ticks_to_us)
 
 KINDS = env_list("KINDS", "unlimited,rate-limit,quota")
 SERVERS = env_list("SERVERS", "warden,better-auth")
-OUT = os.environ.get("OUT", os.path.join(ROOT, "bench", "RESULTS-api-keys.md"))
+STORE = os.environ.get("STORE", "database")
+if STORE not in ("database", "redis"):
+    raise SystemExit(f"STORE must be database or redis, got {STORE!r}")
+OUT = os.environ.get("OUT", os.path.join(ROOT, "bench", "RESULTS-api-keys.md" if STORE == "database"
+                                         else "RESULTS-api-keys-redis.md"))
+REDIS_PORT = int(os.environ["PORT_BASE"]) + 90
+REDIS_ENV = {"SESSION_STORE": "redis", "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}",
+             "API_KEY_STORAGE": "secondary-storage"}
 BIG = 1_000_000_000
 KIND_SQL = {
     "unlimited": ("NULL", "false", "NULL", "NULL"),
@@ -61,18 +77,66 @@ def stored(key):
     return base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
 
 
+def start_redis():
+    proc = spawn(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no"], dict(os.environ), os.path.join(ba.WORK, "redis.log"))
+    deadline = time.monotonic() + 10
+    while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"], capture_output=True).stdout.strip() != b"PONG":
+        if time.monotonic() > deadline:
+            raise SystemExit("redis-server did not answer")
+        time.sleep(0.05)
+    return proc
+
+
+def resp(*parts):
+    out = f"*{len(parts)}\r\n"
+    for p in parts:
+        p = str(p)
+        out += f"${len(p.encode())}\r\n{p}\r\n"
+    return out
+
+
+def seed_redis(values):
+    """The keys as the plugin's createApiKey writes them to secondary storage: the value under its
+    hash and its id, and each owner's list."""
+    created = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 60))
+    lines, owners = [], {}
+    sql_value = lambda v: None if v == "NULL" else (v == "true" if v in ("true", "false") else int(v))  # noqa: E731
+    for kind, i, key in values:
+        remaining, enabled, window, top = KIND_SQL[kind]
+        value = {"configId": "default", "createdAt": created, "updatedAt": created, "name": None, "prefix": None,
+                 "start": key[:6], "key": stored(key), "enabled": True, "expiresAt": None, "referenceId": f"u{i}",
+                 "lastRefillAt": None, "lastRequest": None, "metadata": None, "rateLimitMax": sql_value(top),
+                 "rateLimitTimeWindow": sql_value(window), "remaining": sql_value(remaining), "refillAmount": None,
+                 "refillInterval": None, "rateLimitEnabled": sql_value(enabled), "requestCount": 0,
+                 "id": f"{kind}-{i}"}
+        text = json.dumps(value, separators=(",", ":"))
+        lines.append(resp("SET", f"better-auth:api-key:{stored(key)}", text))
+        lines.append(resp("SET", f"better-auth:api-key:by-id:{kind}-{i}", text))
+        owners.setdefault(i, []).append(f"{kind}-{i}")
+    for i, key_ids in owners.items():
+        lines.append(resp("SET", f"better-auth:api-key:by-ref:u{i}", json.dumps(key_ids, separators=(",", ":"))))
+    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--pipe"], input="".join(lines), text=True, check=True,
+                   capture_output=True)
+    log(f"  {len(values):,} keys written to Redis")
+
+
 def seed_keys(url, ids):
     """KEYS keys per kind, one per sampled user: {kind: [key, ...]} in the order of ids."""
     rng = random.Random(7)
-    keys, rows = {}, []
+    keys, rows, values = {}, [], []
     for kind in KINDS:
         remaining, enabled, window, top = KIND_SQL[kind]
         keys[kind] = []
         for i in ids:
             key = "".join(rng.choice(string.ascii_letters) for _ in range(64))
             keys[kind].append(key)
+            values.append((kind, i, key))
             rows.append(f"('{kind}-{i}', 'default', 'u{i}', '{key[:6]}', '{stored(key)}', {enabled}, {window}, "
                         f"{top}, 0, {remaining}, now(), now())")
+    if STORE == "redis":
+        seed_redis(values)
+        return keys
     sql = ("INSERT INTO apikey (id, config_id, reference_id, start, key, rate_limit_enabled, "
            "rate_limit_time_window, rate_limit_max, request_count, remaining, created_at, updated_at) VALUES "
            + ",".join(rows) + "; ANALYZE apikey;")
@@ -104,6 +168,7 @@ def main():
     url = ba.seed()
     pg_cpu = PgCpu(url, ba.DB)
     ids = ba.sample_ids()
+    redis_proc = start_redis() if STORE == "redis" else None
     keys = seed_keys(url, ids)
 
     log("Better-Auth: a JWT per session and the JWKS, for warden's yardstick")
@@ -113,17 +178,18 @@ def main():
         _, _, jwks = http_json("GET", f"{ba.BA_URL}/api/auth/jwks")
     finally:
         stop(proc)
-    jwks_server = ba.serve_jwks(__import__("json").dumps(jwks).encode())
+    jwks_server = ba.serve_jwks(json.dumps(jwks).encode())
     results = {}
+    store_env = REDIS_ENV if STORE == "redis" else {}
     try:
         for server in SERVERS:
             if server == "warden":
-                os.environ["API_KEYS_AS_USERS"] = "true"
+                os.environ.update(store_env, API_KEYS_AS_USERS="true")
                 proc = ba.start_warden(url)
             else:
-                proc = ba.start_better_auth(url, {"API_KEY_SESSIONS": "1"}, "api-keys")
+                proc = ba.start_better_auth(url, {"API_KEY_SESSIONS": "1", **store_env}, "api-keys")
             try:
-                kinds = KINDS + (["jwt"] if server == "warden" else [])
+                kinds = KINDS + (["jwt"] if server == "warden" and STORE == "database" else [])
                 for kind in kinds:
                     values = [f"Bearer {t}" for t in jwts] if kind == "jwt" else keys[kind]
                     header = "authorization" if kind == "jwt" else "x-api-key"
@@ -135,13 +201,20 @@ def main():
                     if ba.WARMUP:
                         ba.wrk(base, path, header, values_file, 64, ba.WARMUP, ba.WRK_TIMEOUT)
                     for connections in ba.CONNECTIONS:
-                        results[(server, kind, connections)] = ba.measure(proc, base, path, header, values_file,
-                                                                          connections, pg_cpu)
+                        redis_before = cpu_ticks(redis_proc.pid) if redis_proc else 0
+                        r = ba.measure(proc, base, path, header, values_file, connections, pg_cpu)
+                        if redis_proc:
+                            spent = ticks_to_us(cpu_ticks(redis_proc.pid) - redis_before)
+                            r["redis_us"] = spent / max(1, r["requests"] * ba.TRIALS)
+                            log(f"  Redis {r['redis_us']:.1f} µs/req")
+                        results[(server, kind, connections)] = r
                     check(server, kind, ids, values)
             finally:
                 stop(proc)
     finally:
         jwks_server.shutdown()
+        if redis_proc:
+            stop(redis_proc)
         if os.environ.get("KEEP_DB", "0") != "1":
             drop_db(ba.DB)
     text = report(results, started, load_at_start)
@@ -153,23 +226,27 @@ def main():
 
 def report(results, started, load_at_start):
     cmd = " ".join(filter(None, [knobs(["USERS", "KEYS", "DURATION", "WARMUP", "CONNECTIONS", "TRIALS", "KINDS",
-                                        "SERVERS"]), "python3 bench/api_keys.py"]))
+                                        "SERVERS", "STORE"]), "python3 bench/api_keys.py"]))
+    redis = STORE == "redis"
+    title = " (keys in Redis, `API_KEY_STORAGE=secondary-storage`)" if redis else ""
     lines = [
-        "## API keys: warden `GET /users/me` vs Better-Auth `get-session`, with `x-api-key`",
+        f"## API keys: warden `GET /users/me` vs Better-Auth `get-session`, with `x-api-key`{title}",
         "",
         f"Command: `{cmd}` (USERS={ba.USERS}, KEYS={len(ba.sample_ids())} per kind, DURATION={ba.DURATION} s). "
         f"Measured {started} on {machine()}; load average {load_at_start} at the start. One server at a time; "
         "the servers, PostgreSQL and wrk share the machine.",
         "",
-        "| kind | connections | warden req/s | p99 ms | CPU µs/req | PG µs/req | Better-Auth req/s | p99 ms | "
-        "CPU µs/req | PG µs/req | warden ÷ Better-Auth |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| kind | connections | warden req/s | p99 ms | CPU µs/req | PG µs/req | " + ("Redis µs/req | " if redis else "")
+        + "Better-Auth req/s | p99 ms | CPU µs/req | PG µs/req | " + ("Redis µs/req | " if redis else "")
+        + "warden ÷ Better-Auth |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if redis else ""),
     ]
-    for kind in KINDS + ["jwt"]:
+    for kind in KINDS + ([] if redis else ["jwt"]):
         for c in ba.CONNECTIONS:
             w, b = results.get(("warden", kind, c)), results.get(("better-auth", kind, c))
-            cell = lambda r: (f"{r['rps']:,.0f} | {r['p99'] / 1000:.2f} | {r['cpu_us']:.0f} | {r['pg_us']:.0f}"  # noqa: E731
-                              if r else "– | – | – | –")
+            cell = lambda r: ((f"{r['rps']:,.0f} | {r['p99'] / 1000:.2f} | {r['cpu_us']:.0f} | {r['pg_us']:.0f}"  # noqa: E731
+                               + (f" | {r['redis_us']:.1f}" if redis else ""))
+                              if r else "– | – | – | –" + (" | –" if redis else ""))
             ratio = f"{w['rps'] / b['rps']:.1f}×" if w and b and b["rps"] else "–"
             name = "cached JWT (yardstick)" if kind == "jwt" else kind
             lines.append(f"| {name} | {c} | {cell(w)} | {cell(b)} | {ratio} |")

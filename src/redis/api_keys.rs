@@ -13,8 +13,10 @@
 //! under concurrency). warden computes the same changes (`crate::auth::api_key::secondary`)
 //! on the value it read, and [`RedisApiKeys::replace`] writes them only while the key still
 //! holds exactly that value (a compare-and-set, one Lua script); otherwise the script returns
-//! the current value and the caller decides again on it. Each use is counted once; a quota is
-//! never overdrawn by warden, whoever else writes.
+//! the current value and the caller decides again on it. warden's own uses are each counted
+//! once and never overdraw a quota. (The plugin's claim, and its `updateApiKey`, still write
+//! values computed from an earlier read: one of them racing warden's on the same key can put
+//! back a count from before warden's use, as it can with another of its own.)
 
 use std::sync::Arc;
 
@@ -25,13 +27,30 @@ use super::conn::{Link, Unavailable};
 use super::js::{date_of, iso};
 use crate::db::api_keys::ApiKeyRow;
 
-/// A key as the plugin stored it: the row warden decides on, and the exact value read (what a
-/// compare-and-set compares, and what a write merges onto).
+/// A key as the plugin stored it: the row warden decides on, its counters at full width, and
+/// the exact value read (what a compare-and-set compares, and what a write merges onto).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoredApiKey {
+    /// The key as a row of the table. Its counters are clamped to the column's `int4` (which
+    /// keeps whether each is set, zero or negative, all the checks before a claim ask); the
+    /// claim counts with [`StoredApiKey::counters`].
     pub(crate) row: ApiKeyRow,
+    pub(crate) counters: Counters,
     raw: String,
     fields: Map<String, Json>,
+}
+
+/// A key's counters as JavaScript numbers hold them: without a table behind it, the plugin
+/// takes any number (a monthly refill, 2,592,000,000 ms, is beyond an `int4`). Whole numbers
+/// only: a fractional one is not read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) remaining: Option<i64>,
+    pub(crate) refill_interval: Option<i64>,
+    pub(crate) refill_amount: Option<i64>,
+    pub(crate) rate_limit_time_window: Option<i64>,
+    pub(crate) rate_limit_max: Option<i64>,
+    pub(crate) request_count: Option<i64>,
 }
 
 impl StoredApiKey {
@@ -42,8 +61,18 @@ impl StoredApiKey {
         let Json::Object(fields) = serde_json::from_str::<Json>(&raw).ok()? else {
             return None;
         };
-        let row = row_of(&fields)?;
-        Some(Self { row, raw, fields })
+        let (row, counters) = row_of(&fields)?;
+        Some(Self {
+            row,
+            counters,
+            raw,
+            fields,
+        })
+    }
+
+    /// Its stored form (`key`: the hash, or the key itself without hashing).
+    fn stored(&self) -> &str {
+        self.fields.get("key").and_then(Json::as_str).unwrap_or_default()
     }
 
     /// The value with `changes` merged over it (`{...stored, ...changes}`), serialized.
@@ -61,7 +90,7 @@ pub(crate) fn js_date(at: Option<time::OffsetDateTime>) -> Json {
     at.map_or(Json::Null, |at| Json::String(iso(at)))
 }
 
-fn row_of(f: &Map<String, Json>) -> Option<ApiKeyRow> {
+fn row_of(f: &Map<String, Json>) -> Option<(ApiKeyRow, Counters)> {
     // Absent and null are both none; anything else must be of the field's type.
     fn opt<'a>(f: &'a Map<String, Json>, name: &str) -> Option<&'a Json> {
         f.get(name).filter(|v| !v.is_null())
@@ -73,12 +102,21 @@ fn row_of(f: &Map<String, Json>) -> Option<ApiKeyRow> {
             Some(_) => Err(()),
         }
     };
-    let int = |name: &str| -> Result<Option<i32>, ()> {
+    let int = |name: &str| -> Result<Option<i64>, ()> {
         match opt(f, name) {
             None => Ok(None),
-            Some(v) => v.as_i64().and_then(|n| i32::try_from(n).ok()).map(Some).ok_or(()),
+            Some(v) => match v.as_i64() {
+                Some(n) => Ok(Some(n)),
+                // 2.0 as some writers put it; 2.5 is no count.
+                None => v
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && n.abs() < 9.0e15)
+                    .map(|n| Some(n as i64))
+                    .ok_or(()),
+            },
         }
     };
+    let clamp = |n: Option<i64>| n.map(|n| n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
     let flag = |name: &str| -> Result<Option<bool>, ()> {
         match opt(f, name) {
             None => Ok(None),
@@ -91,23 +129,31 @@ fn row_of(f: &Map<String, Json>) -> Option<ApiKeyRow> {
             Some(v) => date_of(v).map(Some).ok_or(()),
         }
     };
-    let read = || -> Result<ApiKeyRow, ()> {
-        Ok(ApiKeyRow {
+    let read = || -> Result<(ApiKeyRow, Counters), ()> {
+        let counters = Counters {
+            remaining: int("remaining")?,
+            refill_interval: int("refillInterval")?,
+            refill_amount: int("refillAmount")?,
+            rate_limit_time_window: int("rateLimitTimeWindow")?,
+            rate_limit_max: int("rateLimitMax")?,
+            request_count: int("requestCount")?,
+        };
+        let row = ApiKeyRow {
             id: text("id")?.ok_or(())?,
             config_id: text("configId")?.unwrap_or_else(|| "default".to_owned()),
             name: text("name")?,
             start: text("start")?,
             reference_id: text("referenceId")?.ok_or(())?,
             prefix: text("prefix")?,
-            refill_interval: int("refillInterval")?,
-            refill_amount: int("refillAmount")?,
+            refill_interval: clamp(counters.refill_interval),
+            refill_amount: clamp(counters.refill_amount),
             last_refill_at: date("lastRefillAt")?,
             enabled: flag("enabled")?,
             rate_limit_enabled: flag("rateLimitEnabled")?,
-            rate_limit_time_window: int("rateLimitTimeWindow")?,
-            rate_limit_max: int("rateLimitMax")?,
-            request_count: int("requestCount")?,
-            remaining: int("remaining")?,
+            rate_limit_time_window: clamp(counters.rate_limit_time_window),
+            rate_limit_max: clamp(counters.rate_limit_max),
+            request_count: clamp(counters.request_count),
+            remaining: clamp(counters.remaining),
             last_request: date("lastRequest")?,
             expires_at: date("expiresAt")?,
             created_at: date("createdAt")?.ok_or(())?,
@@ -119,7 +165,8 @@ fn row_of(f: &Map<String, Json>) -> Option<ApiKeyRow> {
                 Some(Json::String(s)) => Some(s.clone()),
                 Some(other) => Some(other.to_string()),
             },
-        })
+        };
+        Ok((row, counters))
     };
     read().ok()
 }
@@ -133,10 +180,21 @@ fn parse_key(raw: Option<String>) -> Cached {
 
 /// Writes `ARGV[2]` under the key's two names (with TTL `ARGV[3]`, 0: none) if its hash name
 /// still holds `ARGV[1]`, and adds its id (`ARGV[4]`) to its owner's list, as the plugin's
-/// `setApiKey` does. Returns 1, or else the value there now (nil: gone).
+/// `setApiKey` does. Returns 1, or else the value there now (nil: gone). Everything that can
+/// fail is read before the first write (a list that is not a JSON array counts as empty, as the
+/// plugin reads one; one that is not a string is left alone).
 const REPLACE: &str = r"
 local now = redis.call('GET', KEYS[1])
 if now ~= ARGV[1] then return now end
+local raw = redis.pcall('GET', KEYS[3])
+local ids, listed, writable = {}, false, type(raw) ~= 'table'
+if writable and raw then
+  local ok, parsed = pcall(cjson.decode, raw)
+  if ok and type(parsed) == 'table' and (parsed[1] ~= nil or next(parsed) == nil) then ids = parsed end
+end
+for _, id in ipairs(ids) do
+  if id == ARGV[4] then listed = true end
+end
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
@@ -145,17 +203,10 @@ else
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[2], ARGV[2])
 end
-local raw = redis.call('GET', KEYS[3])
-local ids = {}
-if raw then
-  local ok, parsed = pcall(cjson.decode, raw)
-  if ok and type(parsed) == 'table' then ids = parsed end
+if writable and not listed then
+  table.insert(ids, ARGV[4])
+  redis.call('SET', KEYS[3], cjson.encode(ids))
 end
-for _, id in ipairs(ids) do
-  if id == ARGV[4] then return 1 end
-end
-table.insert(ids, ARGV[4])
-redis.call('SET', KEYS[3], cjson.encode(ids))
 return 1
 ";
 
@@ -164,8 +215,9 @@ return 1
 /// `deleteApiKeyFromStorage` does. Returns 1 if deleted, 0 if the value changed meanwhile.
 const DELETE: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local raw = redis.pcall('GET', KEYS[3])
 redis.call('DEL', KEYS[1], KEYS[2])
-local raw = redis.call('GET', KEYS[3])
+if type(raw) == 'table' then return 1 end
 local kept = {}
 if raw then
   local ok, ids = pcall(cjson.decode, raw)
@@ -250,7 +302,12 @@ impl RedisApiKeys {
         let ticket = cache.ticket(&key);
         let mut conn = self.link.conn()?;
         let raw: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
-        let value = parse_key(raw);
+        let mut value = parse_key(raw);
+        // Only a key stored under its own stored form: `by-id:<id>` sent as a key (without
+        // hashing, the stored form is what the client sends) names a key's other copy.
+        if matches!(&value, Cached::ApiKey(found) if found.stored() != stored) {
+            value = Cached::Unreadable;
+        }
         if let Cached::ApiKey(found) = &value {
             let found = Arc::clone(found);
             cache.put(&key, value, ticket);
@@ -267,11 +324,7 @@ impl RedisApiKeys {
         ttl_secs: Option<i64>,
     ) -> Result<Replaced, Unavailable> {
         let row = &current.row;
-        let stored = current
-            .fields
-            .get("key")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
+        let stored = current.stored();
         let (key, id_key) = (self.key(stored), self.id_key(&row.id));
         let mut conn = self.link.conn()?;
         let answer: redis::Value = redis::cmd("EVAL")
@@ -293,6 +346,7 @@ impl RedisApiKeys {
             redis::Value::BulkString(bytes) => String::from_utf8(bytes)
                 .ok()
                 .and_then(StoredApiKey::parse)
+                .filter(|k| k.stored() == stored)
                 .map_or(Replaced::Gone, |k| Replaced::Changed(Arc::new(k))),
             _ => Replaced::Gone,
         })
@@ -302,11 +356,7 @@ impl RedisApiKeys {
     /// changed since it was read (given a later expiry, or more uses).
     pub(crate) async fn delete(&self, current: &StoredApiKey) -> Result<(), Unavailable> {
         let row = &current.row;
-        let stored = current
-            .fields
-            .get("key")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
+        let stored = current.stored();
         let (key, id_key) = (self.key(stored), self.id_key(&row.id));
         let mut conn = self.link.conn()?;
         redis::cmd("EVAL")
@@ -368,6 +418,21 @@ mod tests {
         assert_eq!(row.metadata.as_deref(), Some(r#"{"plan":"pro"}"#));
         assert_eq!(iso(row.created_at), "2026-12-07T15:02:11.412Z");
         assert_eq!(row.expires_at, None);
+        assert_eq!(key.stored(), "h4sh");
+    }
+
+    #[test]
+    fn counters_beyond_an_int4_are_read_at_full_width() {
+        let monthly = WRITTEN
+            .replace(r#""refillInterval":null"#, r#""refillInterval":2592000000"#)
+            .replace(r#""remaining":null"#, r#""remaining":3.0"#)
+            .replace(r#""refillAmount":null"#, r#""refillAmount":100"#);
+        let key = StoredApiKey::parse(monthly).unwrap();
+        assert_eq!(key.counters.refill_interval, Some(2_592_000_000));
+        assert_eq!(key.row.refill_interval, Some(i32::MAX), "clamped in the row");
+        assert_eq!(key.counters.remaining, Some(3));
+        let half = WRITTEN.replace(r#""remaining":null"#, r#""remaining":2.5"#);
+        assert!(StoredApiKey::parse(half).is_none());
     }
 
     #[test]

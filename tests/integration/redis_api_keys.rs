@@ -16,11 +16,18 @@ use crate::world::{Setup, World};
 const P: &str = "better-auth:";
 
 async fn world(db: PgPool, server: &RedisServer) -> World {
+    world_hashing(db, server, true).await
+}
+
+async fn world_hashing(db: PgPool, server: &RedisServer, hashing: bool) -> World {
     let storage = SessionStorage::Redis(RedisStorage::new(server.url()));
     let w = World::with(
         db,
         Setup::default()
-            .policy(|p| p.api_keys.storage = ApiKeyStorage::SecondaryStorage)
+            .policy(move |p| {
+                p.api_keys.storage = ApiKeyStorage::SecondaryStorage;
+                p.api_keys.hashing = hashing;
+            })
             .auth(move |a| a.session_storage(storage)),
     )
     .await;
@@ -36,7 +43,19 @@ async fn world(db: PgPool, server: &RedisServer) -> World {
 /// A key as the plugin's `createApiKey` stores it in secondary storage (its hash, its id, its
 /// owner's list), with `fields` over the plugin's defaults.
 async fn put_key(conn: &mut MultiplexedConnection, id: &str, key: &str, owner: &str, fields: Value) {
-    let stored = warden::testing::auth::api_key::stored_form(key, true);
+    put_stored(conn, id, key, true, owner, fields).await;
+}
+
+/// [`put_key`], the key stored hashed or (the plugin's `disableKeyHashing`) as itself.
+async fn put_stored(
+    conn: &mut MultiplexedConnection,
+    id: &str,
+    key: &str,
+    hashing: bool,
+    owner: &str,
+    fields: Value,
+) {
+    let stored = warden::testing::auth::api_key::stored_form(key, hashing);
     let created = js_date(now_ms() - 3_600_000);
     let mut value = json!({
         "configId": "default", "createdAt": created, "updatedAt": created, "name": null,
@@ -271,4 +290,48 @@ async fn redis_down_refuses_keys_with_503_and_warden_recovers(db: PgPool) {
     )
     .await;
     assert_eq!(verify(&w, "wd_redis_key_down_000d").await, (200, None));
+}
+
+#[sqlx::test]
+async fn counts_beyond_an_int4_work_and_a_keys_other_name_is_no_key(db: PgPool) {
+    if !r::available() {
+        return;
+    }
+    let server = RedisServer::start().await;
+    let mut redis = server.connect().await;
+    let w = world_hashing(db, &server, false).await;
+
+    // Without hashing the stored form is the key itself; its copy under `by-id:<id>` is not a
+    // key a client can send (key ids are shown to owners and logged).
+    put_stored(
+        &mut redis,
+        "rk-p",
+        "wd_plain_key_00000p",
+        false,
+        "alice",
+        json!({}),
+    )
+    .await;
+    assert_eq!(verify(&w, "wd_plain_key_00000p").await, (200, None));
+    assert_eq!(
+        verify(&w, "by-id:rk-p").await,
+        (401, Some("invalid_api_key".into()))
+    );
+
+    // A monthly refill (2,592,000,000 ms, beyond an int4) of a used-up key, last refilled 31
+    // days ago: refilled, as the plugin refills it.
+    put_stored(
+        &mut redis,
+        "rk-m",
+        "wd_monthly_key_000m",
+        false,
+        "alice",
+        json!({"remaining": 0, "refillAmount": 5_000_000_000_i64, "refillInterval": 2_592_000_000_i64,
+               "lastRefillAt": js_date(now_ms() - 31 * 86_400_000), "rateLimitEnabled": false}),
+    )
+    .await;
+    assert_eq!(verify(&w, "wd_monthly_key_000m").await, (200, None));
+    let after = stored(&mut redis, "rk-m").await.unwrap();
+    assert_eq!(after["remaining"], 4_999_999_999_i64);
+    assert_eq!(after["refillInterval"], 2_592_000_000_i64, "kept as written");
 }

@@ -19,7 +19,7 @@
 //! request; the plugin's `verifyApiKey` does not look at the owner).
 
 pub mod known;
-pub mod secondary;
+pub(crate) mod secondary;
 pub mod stamps;
 pub mod verdict;
 
@@ -212,7 +212,7 @@ pub struct ApiKey {
 
 impl ApiKey {
     /// The key a row describes, with `remaining` as left after the claim.
-    pub(crate) fn of(row: &ApiKeyRow, settings: &ApiKeySettings, remaining: Option<i32>) -> Self {
+    pub(crate) fn of(row: &ApiKeyRow, settings: &ApiKeySettings, remaining: Option<i64>) -> Self {
         Self {
             id: row.id.clone(),
             name: row.name.clone(),
@@ -222,7 +222,7 @@ impl ApiKey {
             owner: settings.owner_of(&row.config_id, &row.reference_id),
             permissions: verdict::permissions_of(row),
             metadata: metadata_of(row.metadata.as_deref()),
-            remaining: remaining.map(i64::from),
+            remaining,
             expires_at: row.expires_at,
         }
     }

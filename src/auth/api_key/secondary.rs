@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::ApiKeySettings;
 use crate::db::api_keys::ApiKeyRow;
-use crate::redis::api_keys::js_date;
+use crate::redis::api_keys::{Counters, js_date};
 
 /// What a use does to a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +24,7 @@ pub enum Use {
     /// Granted: `remaining` left after it (`None`: unlimited), and the fields to write.
     Granted {
         /// Uses left.
-        remaining: Option<i32>,
+        remaining: Option<i64>,
         /// The plugin's `mutations`, merged over the stored key.
         changes: Vec<(&'static str, Json)>,
     },
@@ -37,15 +37,20 @@ pub enum Use {
     },
 }
 
-/// The use of `row` at `now` (ms precision, the plugin's clock).
-pub fn claim(row: &ApiKeyRow, settings: &ApiKeySettings, now: OffsetDateTime) -> Use {
+/// The use of `row`, whose counters are `counters`, at `now` (ms precision, the plugin's clock).
+pub(crate) fn claim(
+    row: &ApiKeyRow,
+    counters: &Counters,
+    settings: &ApiKeySettings,
+    now: OffsetDateTime,
+) -> Use {
     let now_ms = ms(now);
-    let mut remaining = row.remaining;
+    let mut remaining = counters.remaining;
     let mut last_refill_at = row.last_refill_at;
     if let Some(mut left) = remaining {
         let last = ms(row.last_refill_at.unwrap_or(row.created_at));
         // `refillInterval && refillAmount && now - lastTime > refillInterval` (0 and null are false).
-        if let (Some(interval), Some(amount)) = (row.refill_interval, row.refill_amount)
+        if let (Some(interval), Some(amount)) = (counters.refill_interval, counters.refill_amount)
             && interval != 0
             && amount != 0
             && now_ms - last > i128::from(interval)
@@ -62,8 +67,8 @@ pub fn claim(row: &ApiKeyRow, settings: &ApiKeySettings, now: OffsetDateTime) ->
     // The plugin's `evaluateRateLimit`, then `applyRateLimitToSnapshot`.
     if !settings.rate_limits || row.rate_limit_enabled == Some(false) {
         changes.push(("lastRequest", js_date(Some(now))));
-    } else if let (Some(window), Some(max)) = (row.rate_limit_time_window, row.rate_limit_max) {
-        let count = row.request_count.unwrap_or(0);
+    } else if let (Some(window), Some(max)) = (counters.rate_limit_time_window, counters.rate_limit_max) {
+        let count = counters.request_count.unwrap_or(0);
         match row.last_request {
             Some(last) if now_ms - ms(last) <= i128::from(window) => {
                 if count >= max {
@@ -130,6 +135,21 @@ mod tests {
             permissions: None,
             metadata: None,
         }
+    }
+
+    fn counters(row: &ApiKeyRow) -> Counters {
+        Counters {
+            remaining: row.remaining.map(i64::from),
+            refill_interval: row.refill_interval.map(i64::from),
+            refill_amount: row.refill_amount.map(i64::from),
+            rate_limit_time_window: row.rate_limit_time_window.map(i64::from),
+            rate_limit_max: row.rate_limit_max.map(i64::from),
+            request_count: row.request_count.map(i64::from),
+        }
+    }
+
+    fn claim(row: &ApiKeyRow, settings: &ApiKeySettings, now: OffsetDateTime) -> Use {
+        super::claim(row, &counters(row), settings, now)
     }
 
     fn changed<'a>(u: &'a Use, name: &str) -> Option<&'a Json> {

@@ -174,22 +174,29 @@ impl Auth {
             self.api_key_stamps()
                 .due(&row.id, Instant::now(), settings.stamp_every)
         });
-        let remaining = match (source, counts_nothing, due) {
-            (Source::Redis(_), Some(_), Some(Due::No)) => None,
-            (Source::Redis(found), _, _) => self.claim_in_redis(&found, asked, now).await?,
+        let (remaining, row) = match (source, counts_nothing, due) {
+            (Source::Redis(_), Some(_), Some(Due::No)) => (None, row),
+            (Source::Redis(found), _, _) => {
+                // Built from the value the use was written on (it may have changed since read).
+                let (remaining, written) = self.claim_in_redis(&found, asked, now).await?;
+                return Ok(Proof::ApiKey {
+                    key: Arc::new(ApiKey::of(&written.row, settings, remaining)),
+                    owner,
+                });
+            }
             (Source::Table, Some(last_request), due) => {
                 match due {
                     Some(Due::First) => api_keys::stamp(self.db(), &row.id, now, last_request).await?,
                     Some(Due::Again) => self.api_key_stamps().queue(&row.id, now, last_request),
                     _ => {}
                 }
-                None
+                (None, row)
             }
             (Source::Table, None, _) => {
                 let claimed = api_keys::claim(self.db(), &row.id, now, settings.rate_limits).await?;
                 self.forget_copies(stored, row, false).await;
                 match claimed {
-                    Claimed::Granted { remaining } => remaining,
+                    Claimed::Granted { remaining } => (remaining.map(i64::from), row),
                     Claimed::UsageExceeded {
                         remaining,
                         refill_amount,
@@ -221,13 +228,13 @@ impl Auth {
 
     /// One use of a key kept in Redis alone, decided as the plugin's secondary-storage claim
     /// (`api_key::secondary`) on the value read, and written only while the key still holds
-    /// it; decided again on the newer value otherwise.
+    /// it; decided again on the newer value otherwise. The uses left, and the value written on.
     async fn claim_in_redis(
         &self,
         found: &Arc<StoredApiKey>,
         asked: Asked<'_>,
         now: OffsetDateTime,
-    ) -> Result<Option<i32>, ApiError> {
+    ) -> Result<(Option<i64>, Arc<StoredApiKey>), ApiError> {
         let settings = &self.policy().api_keys;
         let redis = self.redis_keys()?;
         let _in_line = redis.lock(&found.row.id).await;
@@ -239,14 +246,14 @@ impl Auth {
                 redis.delete(&current).await?;
                 return Err(ApiError::UsageExceeded);
             }
-            let (remaining, changes) = match secondary::claim(row, settings, now) {
+            let (remaining, changes) = match secondary::claim(row, &current.counters, settings, now) {
                 Use::Granted { remaining, changes } => (remaining, changes),
                 Use::UsageExceeded => return Err(ApiError::UsageExceeded),
                 Use::RateLimited { retry_after_ms } => return Err(rate_limited(retry_after_ms)),
             };
             let ttl = secondary::ttl_secs(row.expires_at, now);
             match redis.replace(&current, &changes, ttl).await? {
-                Replaced::Done => return Ok(remaining),
+                Replaced::Done => return Ok((remaining, current)),
                 Replaced::Gone => return Err(gone(&found.row)),
                 Replaced::Changed(fresh) => {
                     // Changed meanwhile: switched off, expired or narrowed keys stop here.
