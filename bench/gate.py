@@ -33,6 +33,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -54,7 +55,8 @@ def ranges():
     rows): name -> (first, last) user number, inclusive. A path of new tokens needs a new token
     for every measured request of every round."""
     sizes = [("hot", 200), ("new_token", MEASURED * ROUNDS), ("new_user", MEASURED * ROUNDS), ("new_user_warm", 100),
-             ("stock", MEASURED * ROUNDS), ("stock_warm", 100), ("session", 200), ("keys", 200), ("oauth", 200)]
+             ("stock", MEASURED * ROUNDS), ("stock_warm", 100), ("session", 200), ("keys", 200), ("oauth", 200),
+             ("redis", 200)]
     found, first = {}, 1
     for name, size in sizes:
         found[name] = (first, first + size - 1)
@@ -192,6 +194,89 @@ def api_keys():
     return found
 
 
+REDIS_PORT = 18192
+REDIS_PREFIX = "better-auth:"
+
+
+def resp(*parts):
+    out = f"*{len(parts)}\r\n"
+    for p in parts:
+        p = str(p)
+        out += f"${len(p.encode())}\r\n{p}\r\n"
+    return out
+
+
+def start_redis():
+    """A private redis-server (no persistence) on REDIS_PORT."""
+    for tool in ("redis-server", "redis-cli"):
+        if not shutil.which(tool):
+            raise SystemExit(f"the gate measures sessions and API keys in Redis: {tool} is needed "
+                             "(Debian: apt-get install redis-server)")
+    proc = subprocess.Popen(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"], capture_output=True).stdout.strip() != b"PONG":
+        if time.monotonic() > deadline:
+            raise SystemExit("redis-server did not answer")
+        time.sleep(0.05)
+    return proc
+
+
+def redis_credentials():
+    """For the `redis` users: sessions as @better-auth/redis-storage writes them (the value under
+    the token, the user's active-sessions list) and API keys as the api-key plugin writes them
+    with `storage: "secondary-storage"` (under the hash and the id, the owner's list), two kinds
+    as in `api_keys`. Returns {kind: [credential, ...]}."""
+    import hashlib
+    lo, hi = ranges()["redis"]
+    now = time.time()
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))  # noqa: E731
+    out, lines = {"session": [], "unlimited": [], "quota": []}, []
+    for user in range(lo, hi + 1):
+        token = f"rtok{user}"
+        out["session"].append(token)
+        value = {"session": {"id": f"rs{user}", "userId": f"u{user}", "token": token, "expiresAt": iso(now + 86400),
+                             "createdAt": iso(now - 60), "updatedAt": iso(now - 60), "ipAddress": "", "userAgent": ""},
+                 "user": {"id": f"u{user}"}}
+        lines.append(resp("SETEX", REDIS_PREFIX + token, 86400, json.dumps(value)))
+        lines.append(resp("SETEX", f"{REDIS_PREFIX}active-sessions-u{user}", 86400,
+                          json.dumps([{"token": token, "expiresAt": int((now + 86400) * 1000)}])))
+        ids = []
+        for kind, remaining in (("unlimited", None), ("quota", 1_000_000_000)):
+            key = f"gate-redis-{kind}-key-of-user-{user:08d}".ljust(64, "x")
+            out[kind].append(key)
+            stored = b64(hashlib.sha256(key.encode()).digest())
+            ids.append(f"r{kind}-{user}")
+            value = {"configId": "default", "createdAt": iso(now - 60), "updatedAt": iso(now - 60), "name": None,
+                     "prefix": None, "start": key[:6], "key": stored, "enabled": True, "expiresAt": None,
+                     "referenceId": f"u{user}", "lastRefillAt": None, "lastRequest": None, "metadata": None,
+                     "rateLimitMax": None, "rateLimitTimeWindow": None, "remaining": remaining, "refillAmount": None,
+                     "refillInterval": None, "rateLimitEnabled": False, "requestCount": 0, "id": ids[-1]}
+            text = json.dumps(value, separators=(",", ":"))
+            lines.append(resp("SET", f"{REDIS_PREFIX}api-key:{stored}", text))
+            lines.append(resp("SET", f"{REDIS_PREFIX}api-key:by-id:{ids[-1]}", text))
+        lines.append(resp("SET", f"{REDIS_PREFIX}api-key:by-ref:u{user}", json.dumps(ids, separators=(",", ":"))))
+    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--pipe"], input="".join(lines), text=True, check=True,
+                   capture_output=True)
+    return out
+
+
+def redis_paths(creds):
+    """The paths through Redis (a second warden with SESSION_STORE=redis and
+    API_KEY_STORAGE=secondary-storage), as `paths` describes them."""
+    return {
+        "session-token-redis": ("a session token (bearer) in Redis seen before (client tracking: its value, the "
+                                "user's revoked-before mark and the user cached), GET /users/me",
+                                "/users/me", "Authorization", creds["session"] * 2, creds["session"]),
+        "api-key-redis-cached": ("an API key in Redis that counts nothing, seen before (its value cached under "
+                                 "client tracking, the owner cached), GET /auth/verify", "/auth/verify", "x-api-key",
+                                 creds["unlimited"] * 2, creds["unlimited"]),
+        "api-key-redis-claim": ("an API key in Redis with a quota, seen before: its value read and one use written "
+                                "by compare-and-set (a Lua script), GET /auth/verify", "/auth/verify", "x-api-key",
+                                creds["quota"] * 2, creds["quota"]),
+    }
+
+
 def paths():
     """Every measured path: name -> (what it is, route, header, warm-up credentials, measured
     credentials). A credential is a bearer token, or an API key in `x-api-key`."""
@@ -257,7 +342,7 @@ def measure():
     # offered): rustls's buffering moved the session-token path's count by 9% from one run to
     # the next; what a path asks of the database is counted either way.
     load.DB_URL = load.ADMIN_URL.rsplit("/", 1)[0] + "/" + load.DB + "?sslmode=disable"
-    load.USERS = ranges()["oauth"][1]
+    load.USERS = ranges()["redis"][1]
     if not os.environ.get("WARDEN_BIN"):
         subprocess.run(["cargo", "build", "--quiet", "--release", "--locked", "--bin", "warden"], cwd=load.ROOT,
                        check=True, env=dict(os.environ, SQLX_OFFLINE="true"))
@@ -273,12 +358,36 @@ def measure():
     # count by well under 1%, where two workers moved the hot path's by 1.5%.
     # A cached API key's use is written once a second (wall-clock, so under callgrind's pace a
     # varying share of requests): not within the measured rounds (API_KEY_STAMP_SECS).
+    # The same settings for the second warden, whose sessions and API keys are in Redis.
     extra = dict(USER_CACHE_MB="512", USER_CACHE_TTL_SECS="3600", TOKIO_WORKER_THREADS="1",
                  API_KEY_STAMP_SECS="3600", RESOURCE_URL=RESOURCE, OAUTH_SCOPES="notes:read notes:write",
                  # The proofs are made before the run, which takes minutes under callgrind.
                  DPOP_WINDOW_SECS="3600")
+    results, what = {}, {name: w for name, (w, *_rest) in measured_paths.items()}
+    try:
+        run_paths(measured_paths, extra, out, results)
+        # The paths through Redis, in a second warden whose sessions and API keys are there.
+        redis = start_redis()
+        try:
+            creds = redis_credentials()
+            through_redis = redis_paths(creds)
+            what.update({name: w for name, (w, *_rest) in through_redis.items()})
+            run_paths(through_redis, dict(extra, SESSION_STORE="redis", REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}",
+                                          API_KEY_STORAGE="secondary-storage"), out + ".redis", results)
+        finally:
+            redis.terminate()
+            redis.wait(timeout=10)
+    finally:
+        jwks.shutdown()
+        jwks.server_close()
+    return results, what
+
+
+def run_paths(measured_paths, extra, out, results):
+    """Measures `measured_paths` in one warden under callgrind (environment `extra`, counts in
+    `out`.N), into `results`."""
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=300)
-    results, dump, proc = {}, 0, None
+    dump, proc = 0, None
     try:
         proc = load.start_warden(True, True, defaults=True, extra=extra, prefix=[
             "setarch", "x86_64", "-R", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--quiet"])
@@ -305,9 +414,6 @@ def measure():
     finally:
         if proc is not None:
             load.stop(proc, timeout=120)  # valgrind writes its last dump on the way out
-        jwks.shutdown()
-        jwks.server_close()
-    return results, {name: what for name, (what, *_rest) in measured_paths.items()}
 
 
 def wait_until_listening(seconds=120):
