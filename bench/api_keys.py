@@ -51,8 +51,9 @@ os.environ.setdefault("USERS", "10000")
 os.environ.setdefault("TOKENS", os.environ.get("KEYS", "1000"))
 os.environ.setdefault("CONNECTIONS", "64")
 import better_auth as ba  # noqa: E402  (its servers, seeding and measuring, with the knobs above)
+import common  # noqa: E402  (a private redis-server)
 from common import (ROOT, PgCpu, auth_server_ready, build_warden, cpu_ticks, drop_db, env_list,  # noqa: E402
-                    http_json, knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, spawn, stop,
+                    http_json, knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, stop,
                     ticks_to_us)
 
 KINDS = env_list("KINDS", "unlimited,rate-limit,quota")
@@ -78,22 +79,7 @@ def stored(key):
 
 
 def start_redis():
-    proc = spawn(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no"], dict(os.environ), os.path.join(ba.WORK, "redis.log"))
-    deadline = time.monotonic() + 10
-    while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"], capture_output=True).stdout.strip() != b"PONG":
-        if time.monotonic() > deadline:
-            raise SystemExit("redis-server did not answer")
-        time.sleep(0.05)
-    return proc
-
-
-def resp(*parts):
-    out = f"*{len(parts)}\r\n"
-    for p in parts:
-        p = str(p)
-        out += f"${len(p.encode())}\r\n{p}\r\n"
-    return out
+    return common.start_redis(REDIS_PORT, os.path.join(ba.WORK, "redis.log"))
 
 
 def seed_redis(values):
@@ -111,13 +97,12 @@ def seed_redis(values):
                  "refillInterval": None, "rateLimitEnabled": sql_value(enabled), "requestCount": 0,
                  "id": f"{kind}-{i}"}
         text = json.dumps(value, separators=(",", ":"))
-        lines.append(resp("SET", f"better-auth:api-key:{stored(key)}", text))
-        lines.append(resp("SET", f"better-auth:api-key:by-id:{kind}-{i}", text))
+        lines.append(common.redis_resp("SET", f"better-auth:api-key:{stored(key)}", text))
+        lines.append(common.redis_resp("SET", f"better-auth:api-key:by-id:{kind}-{i}", text))
         owners.setdefault(i, []).append(f"{kind}-{i}")
     for i, key_ids in owners.items():
-        lines.append(resp("SET", f"better-auth:api-key:by-ref:u{i}", json.dumps(key_ids, separators=(",", ":"))))
-    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--pipe"], input="".join(lines), text=True, check=True,
-                   capture_output=True)
+        lines.append(common.redis_resp("SET", f"better-auth:api-key:by-ref:u{i}", json.dumps(key_ids, separators=(",", ":"))))
+    common.redis_pipe(REDIS_PORT, lines)
     log(f"  {len(values):,} keys written to Redis")
 
 

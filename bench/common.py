@@ -189,6 +189,39 @@ def auth_server_ready():
 
 # ---------------------------------------------------------------- /proc
 
+def redis_resp(*parts):
+    """One command in Redis's wire format, for `redis-cli --pipe`."""
+    out = f"*{len(parts)}\r\n"
+    for p in parts:
+        p = str(p)
+        out += f"${len(p.encode())}\r\n{p}\r\n"
+    return out
+
+
+def start_redis(port, log_path=None):
+    """A private redis-server (no persistence) on 127.0.0.1:`port`, answering."""
+    for tool in ("redis-server", "redis-cli"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is needed (Debian: apt-get install redis-server)")
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if log_path:
+        proc = spawn(args, dict(os.environ), log_path)
+    else:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+        if time.monotonic() > deadline:
+            raise SystemExit("redis-server did not answer")
+        time.sleep(0.05)
+    return proc
+
+
+def redis_pipe(port, commands):
+    """Sends `commands` (each from `redis_resp`) in one `redis-cli --pipe`."""
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input="".join(commands), text=True, check=True,
+                   capture_output=True)
+
+
 def cpu_ticks(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime, all threads

@@ -33,7 +33,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (a private redis-server)
 import load  # noqa: E402  (bench/load.py: the database seed, the JWKS server, warden's start)
 
 BASELINES = os.path.join(load.ROOT, "bench", "instructions.json")
@@ -198,28 +198,9 @@ REDIS_PORT = 18192
 REDIS_PREFIX = "better-auth:"
 
 
-def resp(*parts):
-    out = f"*{len(parts)}\r\n"
-    for p in parts:
-        p = str(p)
-        out += f"${len(p.encode())}\r\n{p}\r\n"
-    return out
-
-
 def start_redis():
-    """A private redis-server (no persistence) on REDIS_PORT."""
-    for tool in ("redis-server", "redis-cli"):
-        if not shutil.which(tool):
-            raise SystemExit(f"the gate measures sessions and API keys in Redis: {tool} is needed "
-                             "(Debian: apt-get install redis-server)")
-    proc = subprocess.Popen(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"], capture_output=True).stdout.strip() != b"PONG":
-        if time.monotonic() > deadline:
-            raise SystemExit("redis-server did not answer")
-        time.sleep(0.05)
-    return proc
+    """A private redis-server for the paths through Redis."""
+    return common.start_redis(REDIS_PORT)
 
 
 def redis_credentials():
@@ -238,8 +219,8 @@ def redis_credentials():
         value = {"session": {"id": f"rs{user}", "userId": f"u{user}", "token": token, "expiresAt": iso(now + 86400),
                              "createdAt": iso(now - 60), "updatedAt": iso(now - 60), "ipAddress": "", "userAgent": ""},
                  "user": {"id": f"u{user}"}}
-        lines.append(resp("SETEX", REDIS_PREFIX + token, 86400, json.dumps(value)))
-        lines.append(resp("SETEX", f"{REDIS_PREFIX}active-sessions-u{user}", 86400,
+        lines.append(common.redis_resp("SETEX", REDIS_PREFIX + token, 86400, json.dumps(value)))
+        lines.append(common.redis_resp("SETEX", f"{REDIS_PREFIX}active-sessions-u{user}", 86400,
                           json.dumps([{"token": token, "expiresAt": int((now + 86400) * 1000)}])))
         ids = []
         for kind, remaining in (("unlimited", None), ("quota", 1_000_000_000)):
@@ -253,11 +234,10 @@ def redis_credentials():
                      "rateLimitMax": None, "rateLimitTimeWindow": None, "remaining": remaining, "refillAmount": None,
                      "refillInterval": None, "rateLimitEnabled": False, "requestCount": 0, "id": ids[-1]}
             text = json.dumps(value, separators=(",", ":"))
-            lines.append(resp("SET", f"{REDIS_PREFIX}api-key:{stored}", text))
-            lines.append(resp("SET", f"{REDIS_PREFIX}api-key:by-id:{ids[-1]}", text))
-        lines.append(resp("SET", f"{REDIS_PREFIX}api-key:by-ref:u{user}", json.dumps(ids, separators=(",", ":"))))
-    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--pipe"], input="".join(lines), text=True, check=True,
-                   capture_output=True)
+            lines.append(common.redis_resp("SET", f"{REDIS_PREFIX}api-key:{stored}", text))
+            lines.append(common.redis_resp("SET", f"{REDIS_PREFIX}api-key:by-id:{ids[-1]}", text))
+        lines.append(common.redis_resp("SET", f"{REDIS_PREFIX}api-key:by-ref:u{user}", json.dumps(ids, separators=(",", ":"))))
+    common.redis_pipe(REDIS_PORT, lines)
     return out
 
 

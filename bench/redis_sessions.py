@@ -30,7 +30,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -41,10 +40,11 @@ os.environ.setdefault("USERS", "10000")
 os.environ.setdefault("TOKENS", "1000")
 os.environ.setdefault("CONNECTIONS", "64")
 import better_auth as ba  # noqa: E402  (seeding, warden's start, measuring)
+import common  # noqa: E402  (a private redis-server)
 import oauth  # noqa: E402  (a signing key, for the JWKS warden needs to be ready)
 import replicas as rp  # noqa: E402  (Better-Auth and replicas, sessions, pollers, timed refusals)
 from common import (ROOT, PgCpu, build_warden, cpu_ticks, create_db, drop_db, env_int, http_json,  # noqa: E402
-                    knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, spawn, stop,
+                    knobs, loadavg, log, machine, need_wrk, raise_nofile, require_free, stop,
                     ticks_to_us)
 
 PORT_BASE = env_int("PORT_BASE", 18260)
@@ -56,14 +56,7 @@ WAYS = ["Better-Auth sign-out", "Better-Auth revoke-sessions", "replica 1 DELETE
 
 
 def start_redis():
-    proc = spawn(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no"], dict(os.environ), os.path.join(ba.WORK, "redis.log"))
-    deadline = time.monotonic() + 10
-    while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"], capture_output=True).stdout.strip() != b"PONG":
-        if time.monotonic() > deadline:
-            raise SystemExit("redis-server did not answer")
-        time.sleep(0.05)
-    return proc
+    return common.start_redis(REDIS_PORT, os.path.join(ba.WORK, "redis.log"))
 
 
 def redis_cli(*args):
@@ -71,12 +64,7 @@ def redis_cli(*args):
                           check=True).stdout.strip()
 
 
-def resp(*parts):
-    out = f"*{len(parts)}\r\n"
-    for p in parts:
-        p = str(p)
-        out += f"${len(p.encode())}\r\n{p}\r\n"
-    return out
+resp = common.redis_resp
 
 
 def js_date(seconds):
@@ -98,8 +86,7 @@ def seed_redis():
         lines.append(resp("SETEX", f"{PREFIX}{token}", 7 * 86400, json.dumps(value)))
         lines.append(resp("SETEX", f"{PREFIX}active-sessions-u{i}", 7 * 86400,
                           json.dumps([{"token": token, "expiresAt": int(expires * 1000)}])))
-    subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "--pipe"], input="".join(lines), text=True, check=True,
-                   capture_output=True)
+    common.redis_pipe(REDIS_PORT, lines)
     log(f"  {ba.USERS:,} sessions written to Redis ({redis_cli('dbsize')} keys)")
 
 

@@ -31,13 +31,22 @@ async fn world_hashing(db: PgPool, server: &RedisServer, hashing: bool) -> World
             .auth(move |a| a.session_storage(storage)),
     )
     .await;
+    connected(&w, true).await;
+    w
+}
+
+/// Until warden's Redis connection is up (`true`) or found gone (`false`), 5 s at most.
+async fn connected(w: &World, up: bool) {
     for _ in 0..200 {
-        if w.state.auth.session_store_connected() == Some(true) {
-            return w;
+        if w.state.auth.session_store_connected() == Some(up) {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("warden did not connect to Redis");
+    panic!(
+        "warden's Redis connection is not {}",
+        if up { "up" } else { "down" }
+    );
 }
 
 /// A key as the plugin's `createApiKey` stores it in secondary storage (its hash, its id, its
@@ -256,12 +265,7 @@ async fn redis_down_refuses_keys_with_503_and_warden_recovers(db: PgPool) {
     assert_eq!(verify(&w, "wd_redis_key_down_000d").await, (200, None));
 
     server.stop().await;
-    for _ in 0..200 {
-        if w.state.auth.session_store_connected() == Some(false) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    connected(&w, false).await;
     assert_eq!(
         verify(&w, "wd_redis_key_down_000d").await,
         (503, Some("session_store_unavailable".into())),
@@ -270,12 +274,7 @@ async fn redis_down_refuses_keys_with_503_and_warden_recovers(db: PgPool) {
 
     server.restart().await;
     let mut redis = server.connect().await;
-    for _ in 0..200 {
-        if w.state.auth.session_store_connected() == Some(true) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    connected(&w, true).await;
     assert_eq!(
         verify(&w, "wd_redis_key_down_000d").await,
         (401, Some("invalid_api_key".into())),
