@@ -9,6 +9,7 @@ database; and the write cost that warden's search indexes and user count add to 
     python3 bench/admin_search.py --write-cost     # + INSERT/UPDATE cost per index set (pgbench)
     python3 bench/admin_search.py --write-cost-only
     REUSE=1 python3 bench/admin_search.py ...      # keep an already seeded database
+    ONLY=cursor python3 bench/admin_search.py      # only the shapes whose label holds one of these (comma list)
     USERS=200000 SECONDS_PER_CASE=2 python3 bench/admin_search.py
 
 Seeding: generate_series, then VACUUM ANALYZE (what autovacuum does to a table after a million
@@ -116,9 +117,25 @@ def prefix_successor(prefix):
 class Shape:
     """One query shape: warden's query string, Better-Auth's, and the plain SQL for its count."""
 
-    def __init__(self, label, search=None, role=None, banned=None, sort=None, direction=None, offset=0, limit=50):
+    def __init__(self, label, search=None, role=None, banned=None, sort=None, direction=None, offset=0, limit=50,
+                 cursor=False):
         self.label, self.search, self.role, self.banned = label, search, role, banned
         self.sort, self.direction, self.offset, self.limit = sort, direction, offset, limit
+        # `cursor`: warden is asked for the page at `offset` by keyset, with the `nextCursor` of
+        # the page before it (found once, by offset, before the timing); Better-Auth, which has
+        # no cursor, by `offset`.
+        self.cursor, self.cursor_value = cursor, None
+
+    def resolve_cursor(self, headers):
+        """The cursor of the page at `offset` (asked once, slowly, by offset), and that page's
+        ids, which the keyset page must equal."""
+        before = Shape(self.label, self.search, self.role, self.banned, self.sort, self.direction,
+                       self.offset - self.limit, self.limit)
+        _, body = request(f"http://127.0.0.1:{PORT}/admin/users?{before.warden_query()}", headers)
+        self.cursor_value = body["nextCursor"]
+        at = Shape(self.label, self.search, self.role, self.banned, self.sort, self.direction, self.offset, self.limit)
+        _, body = request(f"http://127.0.0.1:{PORT}/admin/users?{at.warden_query()}", headers)
+        return [u["id"] for u in body["users"]]
 
     def warden_query(self):
         q = {}
@@ -131,7 +148,10 @@ class Shape:
             q["banned"] = "true" if self.banned else "false"
         if self.sort:
             q.update(sortBy=self.sort, sortDirection=self.direction)
-        q.update(limit=self.limit, offset=self.offset)
+        if self.cursor:
+            q.update(limit=self.limit, cursor=self.cursor_value)
+        else:
+            q.update(limit=self.limit, offset=self.offset)
         return urllib.parse.urlencode(q)
 
     def better_auth_query(self):
@@ -206,6 +226,13 @@ class Shape:
         fwd = (self.direction or "desc").upper()
         back = "ASC" if fwd == "DESC" else "DESC"
         cols = "id, name, email, email_verified, image, created_at, updated_at, role, banned, ban_reason, ban_expires"
+        if self.cursor:
+            import base64
+            position = json.loads(base64.urlsafe_b64decode(self.cursor_value + "=" * (-len(self.cursor_value) % 4)))
+            key = sql_text(position["key"]) + ("::timestamptz" if col.endswith("_at") else "")
+            beyond = ">" if fwd == "ASC" else "<"
+            return (f'SELECT {cols} FROM "user" WHERE {self.warden_where()} AND ({col}, id) {beyond} '
+                    f"({key}, {sql_text(position['id'])}) ORDER BY {col} {fwd}, id {fwd} LIMIT {self.limit}")
         if self.offset < 1000:
             return (f'SELECT {cols} FROM "user" WHERE {self.warden_where()} '
                     f"ORDER BY {col} {fwd}, id {fwd} LIMIT {self.limit} OFFSET {self.offset}")
@@ -249,7 +276,14 @@ def shapes():
     out.append(Shape("newest first, near the end", sort="createdAt", direction="desc", offset=USERS - 49))
     out.append(Shape("sortBy=email asc, near the end", sort="email", direction="asc", offset=USERS - 49))
     out.append(Shape("email ends_with 1/4, offset=100,000", search=("email", "ends_with", "@corp.test"), offset=100_000))
-    return out
+    # The same deep pages by keyset cursor (`nextCursor`), as an admin console pages.
+    for sort in ["createdAt", "updatedAt", "email", "name"]:
+        out.append(Shape(f"sortBy={sort} desc, cursor at 500,000", sort=sort, direction="desc", offset=500_000,
+                         cursor=True))
+    out.append(Shape("email ends_with 1/4, cursor at 100,000", search=("email", "ends_with", "@corp.test"),
+                     offset=100_000, cursor=True))
+    only = [o.strip() for o in os.environ.get("ONLY", "").split(",") if o.strip()]
+    return [s for s in out if not only or any(o in s.label for o in only)]
 
 
 def request(url, headers):
@@ -461,9 +495,12 @@ def main():
         print(head)
         for shape in shapes() if "--write-cost-only" not in args else []:
             want = int(psql(DB_URL, f'SELECT count(*) FROM "user" WHERE {shape.where()}', capture=True))
+            page_ids = shape.resolve_cursor({"Authorization": f"Bearer {TOKEN}"}) if shape.cursor else None
             p50, p99, n, body = timed(f"http://127.0.0.1:{PORT}/admin/users?{shape.warden_query()}",
                                       {"Authorization": f"Bearer {TOKEN}"}, REQUESTS, SECONDS_PER_CASE)
             assert body["total"] == want, f"{shape.label}: warden total {body['total']} != count(*) {want}"
+            if page_ids is not None:
+                assert [u["id"] for u in body["users"]] == page_ids, f"{shape.label}: not the page at the offset"
             row = f"| {shape.label} | {want:,} | {p50:.1f} | {p99:.1f} | {n} |"
             if ba:
                 bp50, bp99, bn, bbody = timed(f"{ba[0]}/api/auth/admin/list-users?{shape.better_auth_query()}",
@@ -472,7 +509,8 @@ def main():
                 note = "" if bbody["total"] in (want, want + 1) else f" (Better-Auth total {bbody['total']:,})"
                 row += f" {bp50:.1f} | {bp99:.1f} | {bn} | {bp50 / p50:.1f}× | {bp99 / p99:.1f}×{note} |"
             (pplan, pms) = plan_summary(shape.page_sql(want), shape.serial())
-            if shape.offset < 1000 and (want - shape.offset < shape.limit) and (want > shape.offset or shape.offset == 0):
+            if not shape.cursor and shape.offset < 1000 and (want - shape.offset < shape.limit) and \
+                    (want > shape.offset or shape.offset == 0):
                 cplan = "none: the page is the last one"  # warden counts nothing (list_page)
             else:
                 (cplan, cms) = plan_summary(shape.count_sql(), shape.serial())

@@ -189,6 +189,43 @@ pub struct UserQuery {
     pub limit: i64,
     /// Users skipped before the page.
     pub offset: i64,
+    /// Keyset paging: the page starts after this user, in the listing's order (then `offset`
+    /// is 0). A page costs the same however deep it is, where an offset walks every row it skips.
+    pub after: Option<After>,
+}
+
+/// A position in a listing: the sort key and id of the last user of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    /// The user's sort key.
+    pub key: SortKey,
+    /// The user's id (ties in the key are ordered by id).
+    pub id: String,
+}
+
+/// A sort key's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    /// `createdAt` or `updatedAt`.
+    Time(OffsetDateTime),
+    /// `email` or `name`.
+    Text(String),
+}
+
+impl After {
+    /// Where the page after `user` starts, in a listing sorted by `sort_by`.
+    pub fn user(user: &User, sort_by: SortBy) -> Self {
+        let key = match sort_by {
+            SortBy::CreatedAt => SortKey::Time(user.created_at),
+            SortBy::UpdatedAt => SortKey::Time(user.updated_at),
+            SortBy::Email => SortKey::Text(user.email.clone()),
+            SortBy::Name => SortKey::Text(user.name.clone()),
+        };
+        Self {
+            key,
+            id: user.id.clone(),
+        }
+    }
 }
 
 /// `%`, `_` and `\` in user input match themselves, not anything.
@@ -355,6 +392,23 @@ fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder
         SortDirection::Asc => ("ASC", "DESC"),
         SortDirection::Desc => ("DESC", "ASC"),
     };
+    if let Some(after) = &query.after {
+        // The (column, id) sort index walked from the position on: the same rows as an offset
+        // to there would give, without passing the rows before.
+        let mut page = sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT {COLUMNS} FROM "user""#));
+        push_filters(&mut page, query, Prefix::Operator);
+        let beyond = if forward == "ASC" { ">" } else { "<" };
+        page.push(format_args!(" AND ({column}, id) {beyond} ("));
+        match &after.key {
+            SortKey::Time(at) => page.push_bind(*at),
+            SortKey::Text(text) => page.push_bind(text.clone()),
+        };
+        page.push(", ")
+            .push_bind(after.id.clone())
+            .push(format_args!(") ORDER BY {column} {forward}, id {forward} LIMIT "))
+            .push_bind(query.limit);
+        return page;
+    }
     if query.offset < DEEP_OFFSET {
         let mut page = sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT {COLUMNS} FROM "user""#));
         push_filters(&mut page, query, Prefix::Operator);
@@ -398,6 +452,8 @@ pub struct UserPage {
     /// How many `warden_user_count` rows were summed for `total` (0 when users were counted):
     /// past a few hundred, [`compact_user_count`] is due.
     pub count_rows: i64,
+    /// Where the next page starts (keyset paging), when this one is full and more follow.
+    pub next: Option<After>,
 }
 
 /// Whether a listing's statements may keep a prepared plan. A text search may not: its
@@ -467,7 +523,12 @@ pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sql
     // One snapshot for the total and the page: the page's position may be found from the
     // total's far end.
     let mut tx = listing_transaction(pool, query).await?;
-    let (users, total, count_rows) = if query.offset < DEEP_OFFSET {
+    let (users, total, count_rows) = if query.after.is_some() {
+        // A keyset page cannot tell its own position: the total is always counted.
+        let users = fetch_page(&mut tx, query, 0).await?;
+        let (total, count_rows) = fetch_total(&mut tx, query).await?;
+        (users, total, count_rows)
+    } else if query.offset < DEEP_OFFSET {
         // The page first: when it is the last one (short, and not past the end) the total is
         // known without counting, and a search with few matches is looked up once.
         let users = fetch_page(&mut tx, query, 0).await?;
@@ -488,10 +549,17 @@ pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sql
         (users, total, count_rows)
     };
     tx.commit().await?;
+    let full = i64::try_from(users.len()).is_ok_and(|len| len == query.limit);
+    let more = query.after.is_some() || query.offset.saturating_add(query.limit) < total;
+    let next = users
+        .last()
+        .filter(|_| full && more)
+        .map(|last| After::user(last, query.sort_by));
     Ok(UserPage {
         users,
         total,
         count_rows,
+        next,
     })
 }
 

@@ -489,6 +489,8 @@ async fn list_users_search_filter_sort_and_pages(db: PgPool) {
         "?searchField=role&search=a",
         "?banned=maybe",
         "?colour=blue",
+        "?cursor=not-a-cursor",
+        "?cursor=e30",
     ] {
         let answer = w.as_admin().get(&format!("/admin/users{bad}")).await;
         assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{bad}");
@@ -728,4 +730,52 @@ fn actions_of(page: &serde_json::Value) -> Vec<&str> {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect()
+}
+
+#[sqlx::test]
+async fn the_user_list_pages_by_cursor(db: PgPool) {
+    let w = World::new(db).await;
+    let all = w.as_admin().get("/admin/users?sortBy=email&limit=200").await.body;
+    let total = all["total"].as_i64().unwrap();
+    assert!(total >= 3, "{all}");
+    assert!(all["nextCursor"].is_null(), "one page holds them all");
+    let expected: Vec<&str> = all["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+
+    // One user a page, by cursor: the same users in the same order, the total on every page.
+    let mut seen = Vec::new();
+    let mut url = "/admin/users?sortBy=email&limit=1".to_owned();
+    for _ in 0..=total {
+        let page = w.as_admin().get(&url).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.body["total"], total);
+        seen.extend(
+            page.body["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned()),
+        );
+        match page.body["nextCursor"].as_str() {
+            Some(cursor) => url = format!("/admin/users?sortBy=email&limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+
+    // A cursor belongs to its order, and places the page alone.
+    let first = w.as_admin().get("/admin/users?sortBy=email&limit=1").await.body;
+    let cursor = first["nextCursor"].as_str().unwrap();
+    for bad in [
+        format!("?sortBy=email&sortDirection=desc&cursor={cursor}"),
+        format!("?sortBy=name&cursor={cursor}"),
+        format!("?sortBy=email&offset=1&cursor={cursor}"),
+    ] {
+        let answer = w.as_admin().get(&format!("/admin/users{bad}")).await;
+        assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{bad}");
+    }
 }

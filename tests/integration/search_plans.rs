@@ -45,6 +45,7 @@ fn query() -> UserQuery {
         direction: SortDirection::Desc,
         limit: 50,
         offset: 0,
+        after: None,
     }
 }
 

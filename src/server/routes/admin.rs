@@ -94,6 +94,9 @@ pub(crate) struct ListParams {
     /// Users to skip (default 0).
     #[param(minimum = 0)]
     offset: Option<i64>,
+    /// Keyset paging: the `nextCursor` of the page before, in the same order (then no
+    /// `offset`). Every page then costs the same, however deep.
+    cursor: Option<String>,
 }
 
 impl ListParams {
@@ -118,6 +121,15 @@ impl ListParams {
             (None, None) => (SortBy::CreatedAt, SortDirection::Desc),
             (by, dir) => (by.unwrap_or(SortBy::CreatedAt), dir.unwrap_or(SortDirection::Asc)),
         };
+        let after = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(_) if offset > 0 => {
+                return Err(ApiError::ValidationFailed(
+                    "`cursor` and `offset` cannot both place the page".into(),
+                ));
+            }
+            Some(cursor) => Some(super::cursor::decode(cursor, sort_by, direction)?),
+        };
         Ok(UserQuery {
             search,
             role: self.role.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
@@ -126,6 +138,7 @@ impl ListParams {
             direction,
             limit,
             offset,
+            after,
         })
     }
 }
@@ -157,6 +170,10 @@ async fn list_users(
         total: page.total,
         limit: query.limit,
         offset: query.offset,
+        next_cursor: page
+            .next
+            .as_ref()
+            .map(|after| super::cursor::encode(after, query.sort_by, query.direction)),
     })
     .into_response())
 }

@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod console;
+pub(crate) mod cursor;
 pub mod docs;
 pub mod extract;
 pub mod forward;

@@ -185,12 +185,16 @@ impl From<AuditEntry> for AuditView {
 
 /// A page of users, shaped like Better-Auth's `listUsers` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct UserList<'a> {
     pub users: Vec<UserProfile<'a>>,
     /// How many users match, over all pages.
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+    /// Where the next page starts (pass it as `cursor`), when this one is full and more
+    /// follow; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// A page of the audit trail, newest first.
