@@ -192,6 +192,10 @@ pub struct UserQuery {
     /// Keyset paging: the page starts after this user, in the listing's order (then `offset`
     /// is 0). A page costs the same however deep it is, where an offset walks every row it skips.
     pub after: Option<After>,
+    /// Count a text search's matches only up to this many (then `total` is this number and
+    /// not exact): an exact count of a broad search reads every matching row. Listings
+    /// without a text search are always exact (their total is summed, not counted).
+    pub count_limit: Option<i64>,
 }
 
 /// A position in a listing: the sort key and id of the last user of a page.
@@ -361,6 +365,18 @@ fn counted_by_deltas(query: &UserQuery) -> bool {
 /// `prefix` is empty, or `EXPLAIN ...` for [`list_plans`]. Two columns: the total, and how
 /// many delta rows were summed for it (0 when users were counted).
 fn count_query(prefix: &str, query: &UserQuery) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    if let Some(limit) = capped_count(query) {
+        // Stops at the first `limit + 1` matches: one more than the cap tells "more than".
+        let mut count = sqlx::QueryBuilder::new(format!(
+            r#"{prefix}SELECT count(*), 0::bigint FROM (SELECT 1 FROM "user""#
+        ));
+        push_filters(&mut count, query, Prefix::Range);
+        count
+            .push(" LIMIT ")
+            .push_bind(limit.saturating_add(1))
+            .push(") AS matches");
+        return count;
+    }
     let mut count = if counted_by_deltas(query) {
         // The role and banned filters are the same expressions on the same two columns.
         sqlx::QueryBuilder::new(format!(
@@ -371,6 +387,11 @@ fn count_query(prefix: &str, query: &UserQuery) -> sqlx::QueryBuilder<sqlx::Post
     };
     push_filters(&mut count, query, Prefix::Range);
     count
+}
+
+/// The cap on counting, when the listing's total is counted (a text search) and capped.
+fn capped_count(query: &UserQuery) -> Option<i64> {
+    query.count_limit.filter(|_| !counted_by_deltas(query))
 }
 
 /// From this offset on, a page first finds its ids (an index-only scan over the sort index
@@ -454,6 +475,8 @@ pub struct UserPage {
     pub count_rows: i64,
     /// Where the next page starts (keyset paging), when this one is full and more follow.
     pub next: Option<After>,
+    /// Whether `total` is exact: `false` when the count stopped at `count_limit` (more match).
+    pub total_exact: bool,
 }
 
 /// Whether a listing's statements may keep a prepared plan. A text search may not: its
@@ -496,13 +519,21 @@ async fn listing_transaction(
     Ok(tx)
 }
 
-/// The listing's total and how many `warden_user_count` rows were summed for it, read in `tx`.
-async fn fetch_total(tx: &mut sqlx::PgConnection, query: &UserQuery) -> Result<(i64, i64), sqlx::Error> {
-    count_query("", query)
+/// The listing's total, how many `warden_user_count` rows were summed for it, and whether it
+/// is exact (not capped by `count_limit`), read in `tx`.
+async fn fetch_total(
+    tx: &mut sqlx::PgConnection,
+    query: &UserQuery,
+) -> Result<(i64, i64, bool), sqlx::Error> {
+    let (counted, rows): (i64, i64) = count_query("", query)
         .build_query_as()
         .persistent(cached_plan(query))
         .fetch_one(tx)
-        .await
+        .await?;
+    Ok(match capped_count(query) {
+        Some(limit) if counted > limit => (limit, rows, false),
+        _ => (counted, rows, true),
+    })
 }
 
 /// The listing's page (`total` places a deep page; 0 for a shallow one), read in `tx`.
@@ -523,34 +554,35 @@ pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sql
     // One snapshot for the total and the page: the page's position may be found from the
     // total's far end.
     let mut tx = listing_transaction(pool, query).await?;
-    let (users, total, count_rows) = if query.after.is_some() {
+    let (users, total, count_rows, exact) = if query.after.is_some() {
         // A keyset page cannot tell its own position: the total is always counted.
         let users = fetch_page(&mut tx, query, 0).await?;
-        let (total, count_rows) = fetch_total(&mut tx, query).await?;
-        (users, total, count_rows)
+        let (total, count_rows, exact) = fetch_total(&mut tx, query).await?;
+        (users, total, count_rows, exact)
     } else if query.offset < DEEP_OFFSET {
         // The page first: when it is the last one (short, and not past the end) the total is
         // known without counting, and a search with few matches is looked up once.
         let users = fetch_page(&mut tx, query, 0).await?;
         let len = i64::try_from(users.len()).unwrap_or(i64::MAX);
         if len < query.limit && (len > 0 || query.offset == 0) {
-            (users, query.offset + len, 0)
+            (users, query.offset + len, 0, true)
         } else {
-            let (total, count_rows) = fetch_total(&mut tx, query).await?;
-            (users, total, count_rows)
+            let (total, count_rows, exact) = fetch_total(&mut tx, query).await?;
+            (users, total, count_rows, exact)
         }
     } else {
-        let (total, count_rows) = fetch_total(&mut tx, query).await?;
-        let users = if query.offset >= total {
+        let (total, count_rows, exact) = fetch_total(&mut tx, query).await?;
+        let users = if exact && query.offset >= total {
             Vec::new()
         } else {
-            fetch_page(&mut tx, query, total).await?
+            // A capped total cannot place the page from the far end: walk from the front.
+            fetch_page(&mut tx, query, if exact { total } else { i64::MAX }).await?
         };
-        (users, total, count_rows)
+        (users, total, count_rows, exact)
     };
     tx.commit().await?;
     let full = i64::try_from(users.len()).is_ok_and(|len| len == query.limit);
-    let more = query.after.is_some() || query.offset.saturating_add(query.limit) < total;
+    let more = query.after.is_some() || !exact || query.offset.saturating_add(query.limit) < total;
     let next = users
         .last()
         .filter(|_| full && more)
@@ -560,6 +592,7 @@ pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sql
         total,
         count_rows,
         next,
+        total_exact: exact,
     })
 }
 
@@ -593,7 +626,8 @@ pub async fn list_plans(
 ) -> Result<(serde_json::Value, serde_json::Value), sqlx::Error> {
     const EXPLAIN: &str = "EXPLAIN (FORMAT JSON) ";
     let mut tx = listing_transaction(pool, query).await?;
-    let (total, _) = fetch_total(&mut tx, query).await?;
+    let (total, _, exact) = fetch_total(&mut tx, query).await?;
+    let total = if exact { total } else { i64::MAX };
     let count = count_query(EXPLAIN, query)
         .build_query_scalar()
         .fetch_one(&mut *tx)

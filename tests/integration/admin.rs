@@ -491,6 +491,8 @@ async fn list_users_search_filter_sort_and_pages(db: PgPool) {
         "?colour=blue",
         "?cursor=not-a-cursor",
         "?cursor=e30",
+        "?countLimit=0",
+        "?countLimit=1000001",
     ] {
         let answer = w.as_admin().get(&format!("/admin/users{bad}")).await;
         assert_eq!(answer.outcome(), (422, Some("validation_failed")), "{bad}");
@@ -766,6 +768,20 @@ async fn the_user_list_pages_by_cursor(db: PgPool) {
         }
     }
     assert_eq!(seen, expected);
+
+    // A count capped under the matches says so; without a search, totals are exact.
+    let capped = w
+        .as_admin()
+        .get("/admin/users?search=example&countLimit=1&limit=1")
+        .await
+        .body;
+    assert_eq!(
+        (capped["total"].clone(), capped["totalExact"].clone()),
+        (json!(1), json!(false)),
+        "{capped}"
+    );
+    assert!(capped["nextCursor"].is_string());
+    assert_eq!(all["totalExact"], true);
 
     // A cursor belongs to its order, and places the page alone.
     let first = w.as_admin().get("/admin/users?sortBy=email&limit=1").await.body;

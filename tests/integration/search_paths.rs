@@ -40,6 +40,7 @@ fn base() -> UserQuery {
         limit: 50,
         offset: 0,
         after: None,
+        count_limit: None,
     }
 }
 
@@ -232,6 +233,7 @@ async fn every_shape_answers_what_the_plain_sql_answers(db: PgPool) {
             offset: 1100,
             limit: 200,
             after: None,
+            count_limit: None,
         },
     )
     .await;
@@ -468,4 +470,89 @@ async fn keyset_pages_walk_every_listing_exactly_once_in_order(db: PgPool) {
     .await
     .unwrap();
     assert_eq!((last.users.len(), last.next), (50, None));
+}
+
+#[sqlx::test]
+async fn a_capped_count_stops_at_its_cap_and_says_so(db: PgPool) {
+    seed(&db).await;
+    let broad = UserQuery {
+        search: Some((SearchField::Email, SearchOperator::Contains, "example.com".into())),
+        ..base()
+    };
+    let (all, exact_total) = reference(
+        &db,
+        &UserQuery {
+            limit: 100_000,
+            ..broad.clone()
+        },
+    )
+    .await;
+    assert!(exact_total > 800, "{exact_total}");
+    // Under the matches: the cap, flagged; the page is the same page.
+    for offset in [0, 60, 700, 1000, 1500] {
+        let q = UserQuery {
+            count_limit: Some(100),
+            offset,
+            ..broad.clone()
+        };
+        let page = users::list_page(&db, &q).await.unwrap();
+        let (expected, _) = reference(&db, &q).await;
+        assert_eq!(
+            page.users.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+            expected,
+            "offset {offset}"
+        );
+        if offset == 0 || offset >= 1000 {
+            assert_eq!((page.total, page.total_exact), (100, false), "offset {offset}");
+        }
+        // Past the cap the next page is still named while matches remain (a deep page is
+        // placed from the front, never from a capped total's "end").
+        let remain = exact_total - offset > 50;
+        assert_eq!(page.next.is_some(), remain, "offset {offset}");
+    }
+    // At or over the matches: exact.
+    for cap in [exact_total, exact_total + 1, 1_000_000] {
+        let page = users::list_page(
+            &db,
+            &UserQuery {
+                count_limit: Some(cap),
+                ..broad.clone()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((page.total, page.total_exact), (exact_total, true), "cap {cap}");
+        assert_eq!(page.users[0].id, all[0]);
+    }
+    // Without a search the total is summed, always exact, the cap unused.
+    let page = users::list_page(
+        &db,
+        &UserQuery {
+            count_limit: Some(10),
+            ..base()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((page.total, page.total_exact), (USERS, true));
+    // Keyset pages under a capped count walk the whole listing.
+    let q = UserQuery {
+        count_limit: Some(10),
+        limit: 97,
+        ..broad.clone()
+    };
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = users::list_page(&db, &UserQuery { after, ..q.clone() })
+            .await
+            .unwrap();
+        assert!(!page.total_exact);
+        seen.extend(page.users.iter().map(|u| u.id.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
 }

@@ -46,6 +46,7 @@ fn query() -> UserQuery {
         limit: 50,
         offset: 0,
         after: None,
+        count_limit: None,
     }
 }
 

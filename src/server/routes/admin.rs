@@ -56,6 +56,9 @@ const MAX_REASON_CHARS: usize = 500;
 /// Ten years: longer bans are forever bans (omit `expiresIn`).
 const MAX_BAN_SECS: i64 = 10 * 365 * 24 * 3600;
 
+/// The largest `countLimit`.
+const MAX_COUNT_LIMIT: i64 = 1_000_000;
+
 fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -97,6 +100,11 @@ pub(crate) struct ListParams {
     /// Keyset paging: the `nextCursor` of the page before, in the same order (then no
     /// `offset`). Every page then costs the same, however deep.
     cursor: Option<String>,
+    /// Count a search's matches only up to this many (1 to 1,000,000): past it, `total` is
+    /// this number and `totalExact` is false. An exact count of a broad search reads every
+    /// match; listings without `search` are always exact.
+    #[param(minimum = 1, maximum = 1000000)]
+    count_limit: Option<i64>,
 }
 
 impl ListParams {
@@ -130,6 +138,14 @@ impl ListParams {
             }
             Some(cursor) => Some(super::cursor::decode(cursor, sort_by, direction)?),
         };
+        if self
+            .count_limit
+            .is_some_and(|n| !(1..=MAX_COUNT_LIMIT).contains(&n))
+        {
+            return Err(ApiError::ValidationFailed(format!(
+                "`countLimit` must be 1 to {MAX_COUNT_LIMIT}"
+            )));
+        }
         Ok(UserQuery {
             search,
             role: self.role.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
@@ -139,6 +155,7 @@ impl ListParams {
             limit,
             offset,
             after,
+            count_limit: self.count_limit,
         })
     }
 }
@@ -168,6 +185,7 @@ async fn list_users(
     Ok(Json(UserList {
         users: page.users.iter().map(UserProfile::from).collect(),
         total: page.total,
+        total_exact: page.total_exact,
         limit: query.limit,
         offset: query.offset,
         next_cursor: page

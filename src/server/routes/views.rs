@@ -188,8 +188,10 @@ impl From<AuditEntry> for AuditView {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserList<'a> {
     pub users: Vec<UserProfile<'a>>,
-    /// How many users match, over all pages.
+    /// How many users match, over all pages (with `countLimit`, at most that many).
     pub total: i64,
+    /// Whether `total` is exact: `false` when counting stopped at `countLimit` (more match).
+    pub total_exact: bool,
     pub limit: i64,
     pub offset: i64,
     /// Where the next page starts (pass it as `cursor`), when this one is full and more
