@@ -239,7 +239,7 @@ class Shape:
             key = sql_text(position["key"]) + ("::timestamptz" if col.endswith("_at") else "")
             beyond = ">" if fwd == "ASC" else "<"
             return (f'SELECT {cols} FROM "user" WHERE {self.warden_where()} AND ({col}, id) {beyond} '
-                    f"({key}, {sql_text(position['id'])}) ORDER BY {col} {fwd}, id {fwd} LIMIT {self.limit}")
+                    f"({key}, {sql_text(position['id'])}) ORDER BY {col} {fwd}, id {fwd} LIMIT {self.limit + 1}")
         if self.offset < 1000:
             return (f'SELECT {cols} FROM "user" WHERE {self.warden_where()} '
                     f"ORDER BY {col} {fwd}, id {fwd} LIMIT {self.limit} OFFSET {self.offset}")

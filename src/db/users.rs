@@ -402,7 +402,16 @@ const DEEP_OFFSET: i64 = 1000;
 const COLUMNS: &str = "id, name, email, email_verified, image, created_at, updated_at, \
                        role, banned, ban_reason, ban_expires";
 
-fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder<sqlx::Postgres> {
+/// The page's SQL. With `lookahead`, a forward page reads one row more than `limit`, which
+/// tells whether more follow; returns whether it did (a page walked backwards from the far end
+/// of an exact total does not: that total tells).
+fn page_query(
+    prefix: &str,
+    query: &UserQuery,
+    total: i64,
+    lookahead: bool,
+) -> (sqlx::QueryBuilder<sqlx::Postgres>, bool) {
+    let ahead = i64::from(lookahead);
     let column = match query.sort_by {
         SortBy::CreatedAt => "created_at",
         SortBy::UpdatedAt => "updated_at",
@@ -427,27 +436,27 @@ fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder
         page.push(", ")
             .push_bind(after.id.clone())
             .push(format_args!(") ORDER BY {column} {forward}, id {forward} LIMIT "))
-            .push_bind(query.limit);
-        return page;
+            .push_bind(query.limit + ahead);
+        return (page, lookahead);
     }
     if query.offset < DEEP_OFFSET {
         let mut page = sqlx::QueryBuilder::new(format!(r#"{prefix}SELECT {COLUMNS} FROM "user""#));
         push_filters(&mut page, query, Prefix::Operator);
         // `id` breaks ties so pages never overlap or skip.
         page.push(format_args!(" ORDER BY {column} {forward}, id {forward} LIMIT "))
-            .push_bind(query.limit)
+            .push_bind(query.limit + ahead)
             .push(" OFFSET ")
             .push_bind(query.offset);
-        return page;
+        return (page, lookahead);
     }
     // Past the middle, the same rows are nearer the other end: walk the order backwards
     // (`(column, id)` is a total order, so backwards is exactly the reverse).
-    let (direction, limit, offset) = if query.offset > total / 2 && query.offset < total {
+    let (direction, limit, offset, looked) = if query.offset > total / 2 && query.offset < total {
         let end = total - query.offset;
         let start = (end - query.limit).max(0);
-        (backward, end - start, start)
+        (backward, end - start, start, false)
     } else {
-        (forward, query.limit, query.offset)
+        (forward, query.limit + ahead, query.offset, lookahead)
     };
     let mut page = sqlx::QueryBuilder::new(format!(
         r#"{prefix}SELECT {COLUMNS} FROM "user" WHERE id IN (SELECT id FROM "user""#
@@ -460,7 +469,7 @@ fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder
     .push(" OFFSET ")
     .push_bind(offset)
     .push(format_args!(") ORDER BY {column} {forward}, id {forward}"));
-    page
+    (page, looked)
 }
 
 /// One page of users, the total matching, and the bookkeeping behind the total.
@@ -468,7 +477,8 @@ fn page_query(prefix: &str, query: &UserQuery, total: i64) -> sqlx::QueryBuilder
 pub struct UserPage {
     /// The page.
     pub users: Vec<User>,
-    /// How many users match, exactly.
+    /// How many users match: exactly, or with a capped count (`total_exact` false) at least
+    /// this many.
     pub total: i64,
     /// How many `warden_user_count` rows were summed for `total` (0 when users were counted):
     /// past a few hundred, [`compact_user_count`] is due.
@@ -536,17 +546,25 @@ async fn fetch_total(
     })
 }
 
-/// The listing's page (`total` places a deep page; 0 for a shallow one), read in `tx`.
+/// The listing's page (`total` places a deep page; 0 for a shallow one), read in `tx`, and
+/// whether more rows follow it: `Some` when the page looked one row ahead (`lookahead`), `None`
+/// when the exact total has to tell.
 async fn fetch_page(
     tx: &mut sqlx::PgConnection,
     query: &UserQuery,
     total: i64,
-) -> Result<Vec<User>, sqlx::Error> {
-    page_query("", query, total)
+    lookahead: bool,
+) -> Result<(Vec<User>, Option<bool>), sqlx::Error> {
+    let (mut page, looked) = page_query("", query, total, lookahead);
+    let mut users = page
         .build_query_as::<User>()
         .persistent(cached_plan(query))
         .fetch_all(tx)
-        .await
+        .await?;
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let more = looked.then_some(users.len() > limit);
+    users.truncate(limit);
+    Ok((users, more))
 }
 
 /// One page of users and the total matching, read in one snapshot.
@@ -554,38 +572,47 @@ pub async fn list_page(pool: &PgPool, query: &UserQuery) -> Result<UserPage, sql
     // One snapshot for the total and the page: the page's position may be found from the
     // total's far end.
     let mut tx = listing_transaction(pool, query).await?;
-    let (users, total, count_rows, exact) = if query.after.is_some() {
+    // Where no exact total tells whether more follow (a keyset page, a capped count), the page
+    // reads one row ahead.
+    let lookahead = query.after.is_some() || capped_count(query).is_some();
+    let (users, more, total, count_rows, exact) = if query.after.is_some() {
         // A keyset page cannot tell its own position: the total is always counted.
-        let users = fetch_page(&mut tx, query, 0).await?;
+        let (users, more) = fetch_page(&mut tx, query, 0, lookahead).await?;
         let (total, count_rows, exact) = fetch_total(&mut tx, query).await?;
-        (users, total, count_rows, exact)
+        (users, more, total, count_rows, exact)
     } else if query.offset < DEEP_OFFSET {
         // The page first: when it is the last one (short, and not past the end) the total is
         // known without counting, and a search with few matches is looked up once.
-        let users = fetch_page(&mut tx, query, 0).await?;
+        let (users, more) = fetch_page(&mut tx, query, 0, lookahead).await?;
         let len = i64::try_from(users.len()).unwrap_or(i64::MAX);
         if len < query.limit && (len > 0 || query.offset == 0) {
-            (users, query.offset + len, 0, true)
+            (users, Some(false), query.offset + len, 0, true)
         } else {
             let (total, count_rows, exact) = fetch_total(&mut tx, query).await?;
-            (users, total, count_rows, exact)
+            (users, more, total, count_rows, exact)
         }
     } else {
         let (total, count_rows, exact) = fetch_total(&mut tx, query).await?;
-        let users = if exact && query.offset >= total {
-            Vec::new()
+        let (users, more) = if exact && query.offset >= total {
+            (Vec::new(), Some(false))
         } else {
             // A capped total cannot place the page from the far end: walk from the front.
-            fetch_page(&mut tx, query, if exact { total } else { i64::MAX }).await?
+            fetch_page(&mut tx, query, if exact { total } else { i64::MAX }, lookahead).await?
         };
-        (users, total, count_rows, exact)
+        (users, more, total, count_rows, exact)
     };
     tx.commit().await?;
-    let full = i64::try_from(users.len()).is_ok_and(|len| len == query.limit);
-    let more = query.after.is_some() || !exact || query.offset.saturating_add(query.limit) < total;
+    let len = i64::try_from(users.len()).unwrap_or(i64::MAX);
+    let more = more.unwrap_or_else(|| query.offset.saturating_add(len) < total);
+    // A capped total is a lower bound: never fewer than the users up to this page's last.
+    let total = if exact || len == 0 {
+        total
+    } else {
+        total.max(query.offset.saturating_add(len))
+    };
     let next = users
         .last()
-        .filter(|_| full && more)
+        .filter(|_| more && len == query.limit)
         .map(|last| After::user(last, query.sort_by));
     Ok(UserPage {
         users,
@@ -632,7 +659,8 @@ pub async fn list_plans(
         .build_query_scalar()
         .fetch_one(&mut *tx)
         .await?;
-    let page = page_query(EXPLAIN, query, total)
+    let page = page_query(EXPLAIN, query, total, false)
+        .0
         .build_query_scalar()
         .fetch_one(&mut *tx)
         .await?;

@@ -405,6 +405,18 @@ async fn keyset_pages_walk_every_listing_exactly_once_in_order(db: PgPool) {
             )
             .await;
             assert_eq!(pages, 16, "2,600 users in pages of 173");
+            // A full last page names no next page (it read one row ahead and found none).
+            let pages = walk(
+                &db,
+                &UserQuery {
+                    sort_by,
+                    direction,
+                    limit: 100,
+                    ..base()
+                },
+            )
+            .await;
+            assert_eq!(pages, 26, "2,600 users in pages of 100");
             walk(
                 &db,
                 &UserQuery {
@@ -504,12 +516,33 @@ async fn a_capped_count_stops_at_its_cap_and_says_so(db: PgPool) {
         );
         if offset == 0 || offset >= 1000 {
             assert_eq!((page.total, page.total_exact), (100, false), "offset {offset}");
+        } else {
+            // A lower bound: at least the users up to this page's last.
+            assert_eq!(
+                (page.total, page.total_exact),
+                (offset + 50, false),
+                "offset {offset}"
+            );
         }
         // Past the cap the next page is still named while matches remain (a deep page is
         // placed from the front, never from a capped total's "end").
         let remain = exact_total - offset > 50;
         assert_eq!(page.next.is_some(), remain, "offset {offset}");
     }
+    // A short page is its own total, exact, whatever the cap.
+    let few = UserQuery {
+        search: Some((SearchField::Email, SearchOperator::Contains, "7@corp".into())),
+        count_limit: Some(3),
+        limit: 200,
+        ..base()
+    };
+    let (matches, n) = reference(&db, &few).await;
+    let page = users::list_page(&db, &few).await.unwrap();
+    assert!(n > 3 && n < 200, "{n}");
+    assert_eq!(
+        (page.total, page.total_exact, page.users.len()),
+        (n, true, matches.len())
+    );
     // At or over the matches: exact.
     for cap in [exact_total, exact_total + 1, 1_000_000] {
         let page = users::list_page(

@@ -100,9 +100,9 @@ pub(crate) struct ListParams {
     /// Keyset paging: the `nextCursor` of the page before, in the same order (then no
     /// `offset`). Every page then costs the same, however deep.
     cursor: Option<String>,
-    /// Count a search's matches only up to this many (1 to 1,000,000): past it, `total` is
-    /// this number and `totalExact` is false. An exact count of a broad search reads every
-    /// match; listings without `search` are always exact.
+    /// Count a search's matches only up to this many (1 to 1,000,000): past it `totalExact` is
+    /// false and `total` a lower bound (this number, or the users up to the page's last). An
+    /// exact count of a broad search reads every match; listings without `search` are exact.
     #[param(minimum = 1, maximum = 1000000)]
     count_limit: Option<i64>,
 }

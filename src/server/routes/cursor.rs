@@ -4,26 +4,27 @@
 //! index entry, so offset 500,000 costs at least 26 ms whatever the query). A cursor names the
 //! last user of a page, by its sort key and id, so the next page is an index range from there
 //! and costs the same at any depth. The cursor is base64url JSON of that position and of the
-//! sort it belongs to; a cursor of another sort, or not one warden gave, is a 400.
+//! sort it belongs to (not signed: a made-up position only moves the caller's own listing); a
+//! cursor of another sort, or one that does not decode, is a 422 `validation_failed`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::db::users::{After, SortBy, SortDirection, SortKey};
 use crate::error::ApiError;
 
-/// The longest cursor read (characters): warden's own are a few hundred at most.
-pub(crate) const MAX_CURSOR_CHARS: usize = 2048;
+/// The longest cursor read (characters): a position holds a user's name or email, which
+/// Better-Auth does not bound; 32 KiB of cursor is a name of about 24,000 bytes.
+pub(crate) const MAX_CURSOR_CHARS: usize = 32 * 1024;
 
 #[derive(Serialize, Deserialize)]
 struct Position {
     /// The sort, as `sortBy` and `sortDirection` name it.
     by: String,
     dir: String,
-    /// The sort key: RFC 3339 for a time, the text itself otherwise.
+    /// The sort key: a time as nanoseconds since the epoch (decimal), the text itself otherwise.
     key: String,
     id: String,
 }
@@ -47,7 +48,7 @@ fn dir_name(direction: SortDirection) -> &'static str {
 /// The cursor of the page after `after`, in a listing sorted by `sort_by`, `direction`.
 pub(crate) fn encode(after: &After, sort_by: SortBy, direction: SortDirection) -> String {
     let key = match &after.key {
-        SortKey::Time(at) => at.format(&Rfc3339).unwrap_or_default(),
+        SortKey::Time(at) => at.unix_timestamp_nanos().to_string(),
         SortKey::Text(text) => text.clone(),
     };
     let position = Position {
@@ -74,9 +75,14 @@ pub(crate) fn decode(cursor: &str, sort_by: SortBy, direction: SortDirection) ->
         )));
     }
     let key = match sort_by {
-        SortBy::CreatedAt | SortBy::UpdatedAt => {
-            SortKey::Time(OffsetDateTime::parse(&position.key, &Rfc3339).map_err(|_| unknown())?)
-        }
+        SortBy::CreatedAt | SortBy::UpdatedAt => SortKey::Time(
+            position
+                .key
+                .parse::<i128>()
+                .ok()
+                .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+                .ok_or_else(unknown)?,
+        ),
         SortBy::Email | SortBy::Name => SortKey::Text(position.key),
     };
     // PostgreSQL's text has no NUL; a cursor with one was not made by warden.
@@ -117,8 +123,20 @@ mod tests {
         for junk in ["", "!!!", "e30", &"A".repeat(MAX_CURSOR_CHARS + 1)] {
             assert!(decode(junk, SortBy::Name, SortDirection::Asc).is_err(), "{junk}");
         }
-        let bad_time = URL_SAFE_NO_PAD.encode(br#"{"by":"createdAt","dir":"asc","key":"soon","id":"u"}"#);
-        assert!(decode(&bad_time, SortBy::CreatedAt, SortDirection::Asc).is_err());
+        for key in [
+            "soon",
+            "9999-12-31T23:59:59-00:01",
+            "999999999999999999999999999999",
+            "-1e30",
+        ] {
+            let bad_time = URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"by":"createdAt","dir":"asc","key":"{key}","id":"u"}}"#
+            ));
+            assert!(
+                decode(&bad_time, SortBy::CreatedAt, SortDirection::Asc).is_err(),
+                "{key}"
+            );
+        }
         let nul =
             URL_SAFE_NO_PAD.encode(b"{\"by\":\"name\",\"dir\":\"asc\",\"key\":\"a\\u0000\",\"id\":\"u\"}");
         assert!(decode(&nul, SortBy::Name, SortDirection::Asc).is_err());

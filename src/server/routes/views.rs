@@ -188,7 +188,8 @@ impl From<AuditEntry> for AuditView {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserList<'a> {
     pub users: Vec<UserProfile<'a>>,
-    /// How many users match, over all pages (with `countLimit`, at most that many).
+    /// How many users match, over all pages; when `totalExact` is false (`countLimit` reached),
+    /// at least this many.
     pub total: i64,
     /// Whether `total` is exact: `false` when counting stopped at `countLimit` (more match).
     pub total_exact: bool,
