@@ -236,7 +236,9 @@ class Shape:
         if self.cursor:
             import base64
             position = json.loads(base64.urlsafe_b64decode(self.cursor_value + "=" * (-len(self.cursor_value) % 4)))
-            key = sql_text(position["key"]) + ("::timestamptz" if col.endswith("_at") else "")
+            # A time is nanoseconds since the epoch in the cursor; PostgreSQL keeps microseconds.
+            key = (f"(timestamptz 'epoch' + {int(position['key']) // 1000} * interval '1 microsecond')"
+                   if col.endswith("_at") else sql_text(position["key"]))
             beyond = ">" if fwd == "ASC" else "<"
             return (f'SELECT {cols} FROM "user" WHERE {self.warden_where()} AND ({col}, id) {beyond} '
                     f"({key}, {sql_text(position['id'])}) ORDER BY {col} {fwd}, id {fwd} LIMIT {self.limit + 1}")
