@@ -240,6 +240,34 @@ fn metadata_of(text: Option<&str>) -> Option<serde_json::Value> {
     (!value.is_null()).then_some(value)
 }
 
+/// A key row as the plugin creates one by default (10 requests a day, no quota), made at `now`.
+#[cfg(test)]
+pub(crate) fn sample_row(now: OffsetDateTime) -> ApiKeyRow {
+    ApiKeyRow {
+        id: "k".into(),
+        config_id: "default".into(),
+        name: None,
+        start: None,
+        reference_id: "u".into(),
+        prefix: None,
+        refill_interval: None,
+        refill_amount: None,
+        last_refill_at: None,
+        enabled: Some(true),
+        rate_limit_enabled: Some(true),
+        rate_limit_time_window: Some(86_400_000),
+        rate_limit_max: Some(10),
+        request_count: Some(0),
+        remaining: None,
+        last_request: None,
+        expires_at: None,
+        created_at: now,
+        updated_at: now,
+        permissions: None,
+        metadata: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,29 +111,13 @@ mod tests {
 
     use super::*;
 
+    /// A window of 2 a minute, the key five minutes old.
     fn row(now: OffsetDateTime) -> ApiKeyRow {
         ApiKeyRow {
-            id: "k".into(),
-            config_id: "default".into(),
-            name: None,
-            start: None,
-            reference_id: "u".into(),
-            prefix: None,
-            refill_interval: None,
-            refill_amount: None,
-            last_refill_at: None,
-            enabled: Some(true),
-            rate_limit_enabled: Some(true),
             rate_limit_time_window: Some(60_000),
             rate_limit_max: Some(2),
-            request_count: Some(0),
-            remaining: None,
-            last_request: None,
-            expires_at: None,
             created_at: now - Duration::minutes(5),
-            updated_at: now,
-            permissions: None,
-            metadata: None,
+            ..super::super::sample_row(now)
         }
     }
 

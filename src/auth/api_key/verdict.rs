@@ -108,30 +108,7 @@ mod tests {
     use super::*;
 
     fn row() -> ApiKeyRow {
-        let now = OffsetDateTime::now_utc();
-        ApiKeyRow {
-            id: "k".into(),
-            config_id: "default".into(),
-            name: None,
-            start: None,
-            reference_id: "u".into(),
-            prefix: None,
-            refill_interval: None,
-            refill_amount: None,
-            last_refill_at: None,
-            enabled: Some(true),
-            rate_limit_enabled: Some(true),
-            rate_limit_time_window: Some(86_400_000),
-            rate_limit_max: Some(10),
-            request_count: Some(0),
-            remaining: None,
-            last_request: None,
-            expires_at: None,
-            created_at: now,
-            updated_at: now,
-            permissions: None,
-            metadata: None,
-        }
+        super::super::sample_row(OffsetDateTime::now_utc())
     }
 
     fn asked(pairs: &[(&str, &[&str])]) -> Statements {
