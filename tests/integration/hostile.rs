@@ -199,6 +199,72 @@ async fn at_the_connection_cap_the_longest_idle_connection_makes_room(db: PgPool
     );
 }
 
+/// One HTTP/2 frame: its type, flags, stream and payload.
+async fn read_frame(stream: &mut TcpStream) -> (u8, u8, u32, Vec<u8>) {
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+        .await
+        .expect("a frame within 5 s")
+        .unwrap();
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.unwrap();
+    (head[3], head[4], id, payload)
+}
+
+#[sqlx::test]
+async fn h2c_with_prior_knowledge_is_served_and_a_dripped_preface_times_out(db: PgPool) {
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    };
+    let server = World::with(db, with_limits(limits)).await.serve().await;
+
+    // The preface, an empty SETTINGS, and GET /healthz as one HEADERS frame (HPACK by hand:
+    // static-table :method GET, :scheme http, then :path and :authority as literals).
+    let mut block = vec![0x82, 0x86, 0x04, 8];
+    block.extend_from_slice(b"/healthz");
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    request.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    let len = block.len() as u32;
+    request.extend_from_slice(&len.to_be_bytes()[1..]);
+    request.extend_from_slice(&[0x1, 0x5, 0, 0, 0, 1]);
+    request.extend_from_slice(&block);
+    let mut h2 = TcpStream::connect(server.addr).await.unwrap();
+    h2.write_all(&request).await.unwrap();
+    let headers = loop {
+        let (kind, _, id, payload) = read_frame(&mut h2).await;
+        if kind == 0x1 && id == 1 {
+            break payload;
+        }
+        assert!(
+            kind == 0x4 || kind == 0x8,
+            "only SETTINGS or WINDOW_UPDATE before the answer: {kind}"
+        );
+    };
+    // 0x88 is the static table's `:status 200`.
+    assert_eq!(headers.first(), Some(&0x88), "{headers:?}");
+
+    // The preface's first bytes, then nothing: the protocol is never known, and the header
+    // read timeout closes the connection as it closes a half-sent HTTP/1 head.
+    let mut partial = TcpStream::connect(server.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2").await.unwrap();
+    let took = closed_within(&mut partial, Duration::from_secs(6))
+        .await
+        .expect("a half-sent preface is not held for ever");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+
+    // Sent in two parts, the preface still makes an HTTP/2 connection.
+    let mut split = TcpStream::connect(server.addr).await.unwrap();
+    split.write_all(&request[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    split.write_all(&request[10..]).await.unwrap();
+    let (kind, _, _, _) = read_frame(&mut split).await;
+    assert_eq!(kind, 0x4, "the server's SETTINGS come first");
+}
+
 #[test]
 fn the_open_files_limit_is_raised_to_the_hard_limit() {
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();

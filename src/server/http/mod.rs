@@ -10,6 +10,7 @@
 //! [`private_answer`] is not one of these layers: the route modules put it on the routes that
 //! take a credential, so only their answers are marked as one caller's.
 
+mod protocol;
 pub mod server;
 
 use std::sync::atomic::{AtomicU64, Ordering};

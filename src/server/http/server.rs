@@ -14,8 +14,9 @@
 //!   room for the new one (as nginx reuses keep-alive connections when it runs out); when every
 //!   connection is busy the new one is refused. The server keeps serving either way.
 //!
-//! Each connection is one task: hyper's connection future raced against a watchdog that sleeps
-//! until the connection's next deadline. The deadline depends on the connection's state (busy,
+//! Each connection is one task: hyper's connection future (HTTP/1.1 or h2c, as [`super::protocol`]
+//! tells from its first bytes) raced against a watchdog that sleeps until the connection's next
+//! deadline. The deadline depends on the connection's state (busy,
 //! idle, head started), which the request wrapper and the socket wrapper keep in atomics.
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::protocol::{Peek, Protocols, Served};
 use crate::config::http;
 
 use axum::Router;
@@ -36,8 +38,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -118,13 +119,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let registry = Arc::new(Registry::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .max_concurrent_streams(128)
-        .max_header_list_size(64 * 1024);
-    let builder = Arc::new(builder);
+    let protocols = Arc::new(Protocols::new());
     metrics::gauge!("warden_connections_open").set(0.0);
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -148,7 +143,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let connection = registry.add();
         tokio::spawn(serve_connection(
-            Arc::clone(&builder),
+            Arc::clone(&protocols),
             stream,
             peer,
             router.clone(),
@@ -187,7 +182,7 @@ async fn accept_error(err: io::Error) {
     reason = "one call site; a struct would only rename them"
 )]
 async fn serve_connection(
-    builder: Arc<Builder<TokioExecutor>>,
+    protocols: Arc<Protocols>,
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
@@ -213,7 +208,7 @@ async fn serve_connection(
         inner: stream,
         state: Arc::clone(&state),
     });
-    let connection = builder.serve_connection_with_upgrades(io, service);
+    let connection = Served::new(io, service, protocols);
     let mut connection = std::pin::pin!(connection);
     let mut stopping = false;
     loop {
@@ -482,6 +477,12 @@ impl AsyncRead for Watched {
             }
         }
         result
+    }
+}
+
+impl Peek for TokioIo<Watched> {
+    fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<usize>> {
+        self.inner().inner.poll_peek(cx, buf)
     }
 }
 
