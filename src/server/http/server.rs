@@ -314,6 +314,20 @@ impl ConnState {
         (now_ms() >= at).then_some(reason)
     }
 
+    /// Bytes of a request came in: they move the stall clock, and when idle they start a head.
+    fn bytes_arrived(&self) {
+        let now = now_ms();
+        self.last_io.store(now, Ordering::Release);
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .head_started
+                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
     fn idle_since(&self) -> Option<u64> {
         (self.in_flight.load(Ordering::Acquire) == 0).then(|| {
             let head = self.head_started.load(Ordering::Acquire);
@@ -464,17 +478,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            let state = &this.state;
-            let now = now_ms();
-            state.last_io.store(now, Ordering::Release);
-            if state.in_flight.load(Ordering::Acquire) == 0
-                && state
-                    .head_started
-                    .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                state.wake.notify_one();
-            }
+            this.state.bytes_arrived();
         }
         result
     }
@@ -482,7 +486,13 @@ impl AsyncRead for Watched {
 
 impl Peek for TokioIo<Watched> {
     fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<usize>> {
-        self.inner().inner.poll_peek(cx, buf)
+        let watched = self.inner();
+        let result = watched.inner.poll_peek(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            // The head has begun, though hyper has not read it yet: its timeout runs from here.
+            watched.state.bytes_arrived();
+        }
+        result
     }
 }
 
