@@ -559,24 +559,35 @@ async fn run(store: Store) {
         let (keys, key) = (keys.clone(), key.clone());
         all.spawn(async move {
             if i % 2 == 0 && !warden_alone {
-                keys.plugin(&key, None).await
+                (true, keys.plugin(&key, None).await)
             } else {
-                keys.warden(&key, None).await
+                (false, keys.warden(&key, None).await)
             }
         });
     }
-    let verdicts = all.join_all().await;
-    let granted = verdicts.iter().filter(|v| *v == "ok").count();
+    // (asked of the plugin, verdict), in the order they completed.
+    let answers = all.join_all().await;
+    let verdicts: Vec<&String> = answers.iter().map(|(_, v)| v).collect();
+    let granted = verdicts.iter().filter(|v| **v == "ok").count();
     // Never over the quota. (A use can go unreported, never uncounted: the plugin decrements,
     // then writes `updatedAt` in a second statement and answers INVALID_API_KEY when the row
     // is gone by then, which happens when the request after the last use, Better-Auth's or
     // warden's, has deleted the used-up key in between. warden's own claim is one statement,
     // so its grants are exactly its uses: 200 requests to warden alone on 50 uses grant 50,
     // tests/integration/api_keys.rs.)
+    // How many uses go unreported that way depends on how many of the plugin's requests are
+    // between their two statements when the key is deleted: CI runs saw 41 and 31 of 50
+    // granted. So the mixed check asks what holds however they interleave: never more than 50
+    // granted, and every use answered, granted or (by the plugin, in that race) refused.
+    let refused_by_plugin = answers
+        .iter()
+        .filter(|(plugin, v)| *plugin && v == "invalid_api_key")
+        .count();
     if warden_alone {
         assert_eq!(granted, 50, "{verdicts:?}");
     } else {
-        assert!((45..=50).contains(&granted), "{verdicts:?}");
+        assert!(granted <= 50, "{verdicts:?}");
+        assert!(granted + refused_by_plugin >= 50, "{verdicts:?}");
     }
     assert!(
         verdicts
@@ -591,7 +602,7 @@ async fn run(store: Store) {
     let by_warden = if warden_alone {
         granted
     } else {
-        verdicts.iter().skip(1).step_by(2).filter(|v| *v == "ok").count()
+        answers.iter().filter(|(plugin, v)| !*plugin && v == "ok").count()
     };
     let asked = if warden_alone {
         "200 requests to warden"
