@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -75,20 +75,26 @@ pub fn route_label(request: &Request) -> String {
         .unwrap_or_else(|| "unmatched".to_owned())
 }
 
-/// Middleware: counts and times every request by method, route template and status.
+/// Middleware: counts and times every request by method, route template and status, for
+/// `axum::middleware::from_fn`. The server's own stack does the same with a layer whose future
+/// is not boxed (`server::http::layered`).
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = route_label(&request);
     let response = next.run(request).await;
+    record_request(method, route, response.status(), started.elapsed());
+    response
+}
+
+/// Counts one answered request and records how long it took.
+pub(crate) fn record_request(method: &'static str, route: String, status: StatusCode, elapsed: Duration) {
     // Status codes are three digits: at most 900 values, in practice a dozen.
-    let status = response.status().as_u16().to_string();
-    let elapsed = started.elapsed().as_secs_f64();
+    let status = status.as_u16().to_string();
     metrics::counter!("warden_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("warden_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(elapsed);
-    response
+        .record(elapsed.as_secs_f64());
 }
 
 /// The Prometheus text of everything recorded so far.

@@ -5,25 +5,29 @@
 //! Order, outermost first: request id → trace span → metrics → shed → CORS → compression →
 //! problem+json for bare errors → timeout → body limit → the route.
 //!
+//! The three that work on both sides of a request (request id, metrics, shedding) are services
+//! written out in `layers`, and the two that map answers are `tower::util::MapResponseLayer`s:
+//! no `axum::middleware` future, which boxes itself and copies the request (ADR 0024).
+//!
 //! [`server`] owns the connections underneath: timeouts for slow and idle clients, and a cap.
 //!
-//! [`private_answer`] is not one of these layers: the route modules put it on the routes that
+//! [`mark_private`] is not one of these layers: the route modules put it on the routes that
 //! take a credential, so only their answers are marked as one caller's.
 
+mod layers;
 mod protocol;
 pub mod server;
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tower::util::MapResponseLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::SizeAbove;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -100,7 +104,6 @@ pub struct RequestId(pub String);
 
 /// Wraps `router` in every layer.
 pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &HttpSettings) -> Router<S> {
-    let slots = Arc::new(Semaphore::new(settings.max_concurrent_requests));
     let mut router = router
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
@@ -108,14 +111,14 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ))
-        .layer(middleware::map_response(problem_for_bare_errors))
+        .layer(MapResponseLayer::new(problem_for_bare_errors))
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024)));
     if let Some(cors) = cors(&settings.cors_origins) {
         router = router.layer(cors);
     }
     router
-        .layer(middleware::from_fn_with_state(slots, shed))
-        .layer(middleware::from_fn(crate::server::metrics::track))
+        .layer(layers::ShedLayer::new(settings.max_concurrent_requests))
+        .layer(layers::TrackLayer)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -137,10 +140,7 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(middleware::from_fn_with_state(
-            Arc::new(settings.trusted_proxies.clone()),
-            request_id,
-        ))
+        .layer(layers::RequestIdLayer::new(settings.trusted_proxies.clone()))
 }
 
 /// Marks an answer to a route that takes a credential (`/users`, `/admin`, `/orgs`,
@@ -149,42 +149,16 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
 /// Authorization, Cookie, X-Api-Key`, added to any `Vary` already there (CORS and compression
 /// add theirs too), so a cache that keeps it anyway never hands it to another credential. (An
 /// API key read from another header, `API_KEY_HEADERS`, is covered by `no-store` alone.)
-pub async fn private_answer(mut response: Response) -> Response {
+pub async fn private_answer(response: Response) -> Response {
+    mark_private(response)
+}
+
+/// [`private_answer`] as a plain function, for `tower::util::MapResponseLayer` (whose future
+/// is the inner one, where `axum::middleware::map_response` boxes another around it).
+pub fn mark_private(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.append(VARY, HeaderValue::from_static("Authorization, Cookie, X-Api-Key"));
-    response
-}
-
-/// Accepts a sane `x-request-id` from a trusted proxy (or from a peer not known, as in an app
-/// that serves without `ConnectInfo`) or makes one; echoes it back. A client's own is
-/// replaced: an id it chose would sit in the logs and in admin audit rows, pointing whoever
-/// reads them at another request's lines.
-async fn request_id(
-    State(trusted): State<Arc<Vec<ipnet::IpNet>>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let from_trusted = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .is_none_or(|peer| {
-            let ip = peer.0.ip().to_canonical();
-            trusted.iter().any(|net| net.contains(&ip))
-        });
-    let incoming = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .filter(|_| from_trusted)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned);
-    let id = incoming.unwrap_or_else(new_request_id);
-    let header = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    request.headers_mut().insert(X_REQUEST_ID, header.clone());
-    request.extensions_mut().insert(RequestId(id));
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(X_REQUEST_ID, header);
     response
 }
 
@@ -230,19 +204,8 @@ fn hex32(hi: u64, lo: u64) -> String {
     out
 }
 
-/// Sheds load: beyond `MAX_CONCURRENT_REQUESTS` in flight, answer 503 at once.
-async fn shed(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    match slots.try_acquire() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => {
-            metrics::counter!("warden_requests_shed_total").increment(1);
-            ApiError::Overloaded.into_response()
-        }
-    }
-}
-
 /// axum and tower-http answer 405, 408 and 413 with plain bodies; give them the house shape.
-async fn problem_for_bare_errors(response: Response) -> Response {
+fn problem_for_bare_errors(response: Response) -> Response {
     let is_problem = response
         .headers()
         .get(CONTENT_TYPE)
@@ -294,6 +257,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn request_ids_are_32_hex_digits_and_distinct() {
@@ -312,6 +276,52 @@ mod tests {
         assert_eq!(
             hex32(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210),
             "0123456789abcdeffedcba9876543210"
+        );
+    }
+
+    /// One slot: a second request while the first holds it is shed (503 `overloaded`, the
+    /// house's problem+json); once the first is answered, its slot is free again.
+    #[tokio::test]
+    async fn a_request_beyond_the_slots_is_shed_and_a_slot_frees_with_its_answer() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let held = Arc::clone(&gate);
+        let router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(move || {
+                    let held = Arc::clone(&held);
+                    async move {
+                        held.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/fast", axum::routing::get(|| async { "fast" }));
+        let settings = HttpSettings {
+            max_concurrent_requests: 1,
+            ..HttpSettings::default()
+        };
+        let app = layered(router, &settings);
+        let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+        let slow = tokio::spawn(app.clone().oneshot(get("/slow")));
+        // The slow request holds the slot once its handler waits.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let shed = app.clone().oneshot(get("/fast")).await.unwrap();
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(shed.headers().contains_key(X_REQUEST_ID));
+        let body = axum::body::to_bytes(shed.into_body(), 4096).await.unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "overloaded");
+        gate.notify_one();
+        let answered = slow.await.unwrap().unwrap();
+        assert_eq!(answered.status(), StatusCode::OK);
+        let again = app.oneshot(get("/fast")).await.unwrap();
+        assert_eq!(
+            again.status(),
+            StatusCode::OK,
+            "the slot is free once the first is answered"
         );
     }
 }

@@ -30,7 +30,6 @@ pub mod users;
 pub mod views;
 
 use axum::Router;
-use axum::middleware;
 use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,10 +41,10 @@ use crate::server::state::AppState;
 /// Every documented route, and the OpenAPI document they make together.
 ///
 /// Every route that takes a credential answers `Cache-Control: no-store` and `Vary:
-/// Authorization, Cookie, X-Api-Key` ([`crate::server::http::private_answer`]), refusals included; the public ones
+/// Authorization, Cookie, X-Api-Key` ([`crate::server::http::mark_private`]), refusals included; the public ones
 /// (health, docs, console, metrics) keep their own caching.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let private = || middleware::map_response(crate::server::http::private_answer);
+    let private = || tower::util::MapResponseLayer::new(crate::server::http::mark_private);
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(users::router().route_layer(private()))
         .merge(admin::router().route_layer(private()))
