@@ -7,6 +7,7 @@
     python3 bench/load.py hot             # both caches on, 1 to 1,000 connections; writes nothing
     WARDEN_BIN=/path/to/warden python3 bench/load.py hot    # any mode, with another build
     python3 bench/load.py idle            # 10,000 idle keep-alive connections; RSS
+    python3 bench/load.py inflight        # memory a request holds while it waits on the database
     python3 bench/load.py cold [EdDSA|RS256]   # every request a token and a user not seen before,
                                           # with sid and stock (no sid); COLD_KINDS=stock for one
     python3 bench/load.py cold EdDSA --warm-rows   # new tokens, users and sessions cached already
@@ -903,6 +904,57 @@ def ratio_lines(ratios, top, bottom, rounds):
     return lines
 
 
+def inflight(count=1000):
+    """The memory a request holds while it waits: `count` connections each send one token warden
+    has not seen while a transaction holds the user table locked, so every request waits for
+    its user's row (as 1,000 new tokens arriving at once do, at the peak of the pinned hold).
+    Anonymous memory with the connections open and idle, then with every request waiting; the
+    difference per request (hyper's read buffer for the request's head included) is the same
+    from run to run, to the byte, where a peak under wrk moves by megabytes. Then the lock goes
+    and every request must be answered 200."""
+    import socket
+    jwks = prepare()
+    tokens = open(os.path.join(WORK, "tokens.txt")).read().split()[:count]
+    proc = start_warden(True, True)
+    lock = None
+    try:
+        socks = [socket.create_connection(("127.0.0.1", WARDEN_PORT)) for _ in tokens]
+        time.sleep(1)
+        idle_anon, _ = memory(proc.pid)
+        lock = subprocess.Popen(["psql", DB_URL, "-qX"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        lock.stdin.write('BEGIN;\nLOCK TABLE "user" IN ACCESS EXCLUSIVE MODE;\n')
+        lock.stdin.flush()
+        held = "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = '\"user\"'::regclass"
+        for _ in range(100):
+            if subprocess.run(["psql", DB_URL, "-Atc", held], capture_output=True, text=True).stdout.strip() == "1":
+                break
+            time.sleep(0.1)
+        for sock, token in zip(socks, tokens):
+            sock.sendall(f"GET /users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+        time.sleep(3)
+        waiting_anon, _ = memory(proc.pid)
+        lock.stdin.write("COMMIT;\n")
+        lock.stdin.close()
+        lock.wait(timeout=30)
+        lock = None
+        answered = 0
+        for sock in socks:
+            sock.settimeout(30)
+            answered += sock.recv(65536).startswith(b"HTTP/1.1 200")
+            sock.close()
+    finally:
+        if lock is not None:
+            lock.kill()
+        proc.terminate()
+        proc.wait(timeout=10)
+        jwks.shutdown()
+    per_request = (waiting_anon - idle_anon) * 1024 / len(tokens)
+    print(f"{len(tokens):,} connections: anonymous memory {idle_anon / 1024:.1f} MB idle, {waiting_anon / 1024:.1f} MB with "
+          f"every request waiting on the database: {per_request:,.0f} bytes a request; {answered:,} of {len(tokens):,} answered 200")
+    if answered != len(tokens):
+        sys.exit("not every request was answered 200")
+
+
 def idle(count=10_000):
     """`count` keep-alive connections that each make one request and then stay open, idle (as
     browsers and proxies keep them): warden's RSS before, with them all open, and after they
@@ -1081,6 +1133,8 @@ if __name__ == "__main__":
         hot()
     elif sys.argv[1:] == ["idle"]:
         idle()
+    elif sys.argv[1:] == ["inflight"]:
+        inflight()
     elif sys.argv[1:2] == ["cold"]:
         cold(*(sys.argv[2:3] or ["EdDSA"]), warm_rows="--warm-rows" in sys.argv[3:])
     elif sys.argv[1:] == ["floor"]:
