@@ -59,7 +59,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (ROOT, auth_server_ready, build_warden, PgCpu, cpu_ticks,  # noqa: E402
                     create_db, drop_db, env_int, env_list, http_json, knobs, loadavg, log, machine,
-                    need_wrk, psql, raise_nofile, require_free, spawn, status_kb, stop,
+                    need_wrk, psql, raise_nofile, require_free, sh, spawn, status_kb, stop, WARDEN,
                     ticks_to_us, wait_http, warden_bin, wrk)
 
 USERS = env_int("USERS", 100_000)

@@ -31,6 +31,7 @@ with pip when missing).
 """
 import base64
 import hashlib
+import importlib.util
 import json
 import os
 import random
@@ -60,9 +61,7 @@ CLIENT = "bench-client"
 
 
 def crypto():
-    try:
-        from cryptography.hazmat.primitives import hashes, serialization  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("cryptography") is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "cryptography"], check=True)
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
