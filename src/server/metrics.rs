@@ -76,8 +76,8 @@ pub fn route_label(request: &Request) -> String {
 }
 
 /// Middleware: counts and times every request by method, route template and status, for
-/// `axum::middleware::from_fn`. The server's own stack does the same with a layer whose future
-/// is not boxed (`server::http::layered`).
+/// `axum::middleware::from_fn`. The server's own stack does the same in a tower layer of its
+/// own (`server::http::layered`), without `from_fn`'s boxes (ADR 0024).
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
