@@ -4,6 +4,7 @@
     python3 bench/load.py                 # writes the top of BENCHMARKS.md
     DURATION=5 python3 bench/load.py      # shorter runs
     python3 bench/load.py hold            # 1,000 connections: wrk unpinned 30 s, then pinned to a core 20 s; RSS
+    HOLD_CPU=0.5 python3 bench/load.py hold   # the same with warden held to half a core (a cgroup): a slow machine
     python3 bench/load.py hot             # both caches on, 1 to 1,000 connections; writes nothing
     WARDEN_BIN=/path/to/warden python3 bench/load.py hot    # any mode, with another build
     python3 bench/load.py idle            # 10,000 idle keep-alive connections; RSS
@@ -13,6 +14,7 @@
     python3 bench/load.py cold EdDSA --warm-rows   # new tokens, users and sessions cached already
     python3 bench/load.py floor           # warden against the floor (examples/floor.rs), 64 and 1,000 connections
     ROUNDS=4 python3 bench/load.py floor  # four alternations instead of two
+    FLOOR_TOKENS=20 python3 bench/load.py floor   # 20 distinct tokens: warden's cached rows stay in the CPU's caches
     python3 bench/load.py instructions [hot|new-tokens|new-users]   # instructions per request (callgrind)
     python3 bench/load.py gateway         # nginx + warden (auth_request) against nginx alone, 64 and 1,000 connections
 
@@ -359,12 +361,17 @@ def hold(connections=1000):
     """`connections` on /users/me (both caches on), both ways the issue asks: wrk with 2 threads
     unpinned for 30 s, then one wrk thread pinned to one core for 20 s (`taskset`; warden is not
     pinned, and mostly runs on the other core); RSS sampled each second, and the peak (VmHWM) of a
-    fresh process each way. Writes the section to BENCHMARKS.md."""
+    fresh process each way. Writes the section to BENCHMARKS.md.
+
+    HOLD_CPU=0.5: warden may use half a core at most (a cgroup's CPU quota), as on a slow
+    machine, where more requests wait at once; prints the figures and writes nothing."""
     jwks = prepare()
     try:
         runs = [hold_once(connections, 30, pinned=False), hold_once(connections, 20, pinned=True)]
     finally:
         jwks.shutdown()
+    if os.environ.get("HOLD_CPU"):
+        return
     lines = [f"## {connections:,} connections, held\n",
              f"Command: `python3 bench/load.py hold` (both caches on, {TOKENS:,} distinct tokens, a fresh warden each way).\n",
              "| wrk | duration | requests/s | errors | p50 | p99 | RSS before | RSS at most (each second) | peak (VmHWM) | RSS after (anonymous / file-backed) |",
@@ -388,10 +395,39 @@ def hold(connections=1000):
         f.write(current)
 
 
+def cpu_quota(pid, cores):
+    """Limits process `pid` (all its threads) to `cores` of CPU time with a cgroup's quota: the
+    cgroup v1 `cpu` controller, or cgroup v2's `cpu.max`. Needs root."""
+    period = 100_000
+    quota = max(1000, int(cores * period))
+    v1, v2 = "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"
+    controllers = os.path.join(v2, "cgroup.controllers")
+    v2_cpu = os.path.exists(controllers) and "cpu" in open(controllers).read().split()
+    if os.path.exists(os.path.join(v1, "cpu.cfs_quota_us")):
+        group = os.path.join(v1, "warden-bench-hold")
+        files = {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": quota}
+    elif v2_cpu:
+        with open(os.path.join(v2, "cgroup.subtree_control"), "w") as f:
+            f.write("+cpu")
+        group = os.path.join(v2, "warden-bench-hold")
+        files = {"cpu.max": f"{quota} {period}"}
+    else:
+        sys.exit("HOLD_CPU needs a cgroup CPU controller (v1 at /sys/fs/cgroup/cpu, or v2) and root")
+    os.makedirs(group, exist_ok=True)
+    for name, value in files.items():
+        with open(os.path.join(group, name), "w") as f:
+            f.write(str(value))
+    with open(os.path.join(group, "cgroup.procs"), "w") as f:
+        f.write(str(pid))
+
+
 def hold_once(connections, duration, pinned):
-    """One hold against a fresh warden: requests/s, latency and its memory."""
+    """One hold against a fresh warden: requests/s, latency and its memory (HOLD_CPU: with
+    warden limited to that many cores)."""
     proc = start_warden(True, True)
     try:
+        if os.environ.get("HOLD_CPU"):
+            cpu_quota(proc.pid, float(os.environ["HOLD_CPU"]))
         before = status(proc.pid, "VmRSS")
         samples = []
         sampling = True
@@ -621,7 +657,18 @@ def floor(rounds=int(os.environ.get("ROUNDS", "2"))):
     how far the machine moved between runs."""
     floor_bin = build_floor()
     jwks = prepare()
-    lines = [f"warden (`{WARDEN}`) against the floor (`python3 bench/load.py floor`, DURATION={DURATION}):", "",
+    # FLOOR_TOKENS: fewer distinct tokens than the 1,000 minted, so that warden's cached rows
+    # stay in the CPU's caches; the difference from a run with all of them is what fetching
+    # those rows from memory costs.
+    in_use = int(os.environ.get("FLOOR_TOKENS", TOKENS))
+    tokens = "tokens.txt"
+    if in_use < TOKENS:
+        tokens = f"tokens-first-{in_use}.txt"
+        minted = open(os.path.join(WORK, "tokens.txt")).read().split()
+        with open(os.path.join(WORK, tokens), "w") as out:
+            out.write("\n".join(minted[:in_use]) + "\n")
+    lines = [f"warden (`{WARDEN}`) against the floor (`python3 bench/load.py floor`, DURATION={DURATION}, "
+             f"{in_use:,} distinct tokens):", "",
              "| connections | server | requests/s | p99 | CPU/request | peak RSS | anonymous / file-backed after |",
              "|---:|---|---:|---:|---:|---:|---:|"]
     ratios = {}
@@ -634,9 +681,9 @@ def floor(rounds=int(os.environ.get("ROUNDS", "2"))):
                     else:
                         proc, port = start_floor(floor_bin), FLOOR_PORT
                     try:
-                        wrk(connections, 2, port=port)
+                        wrk(connections, 2, port=port, tokens=tokens)
                         before = cpu_ticks(proc.pid)
-                        r = wrk(connections, DURATION, port=port)
+                        r = wrk(connections, DURATION, port=port, tokens=tokens)
                         cpu_us = (cpu_ticks(proc.pid) - before) * (1e6 / os.sysconf("SC_CLK_TCK")) / max(1, r["requests"])
                         anon, file_backed = memory(proc.pid)
                         peak = status(proc.pid, "VmHWM")
