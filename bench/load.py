@@ -4,7 +4,7 @@
     python3 bench/load.py                 # writes the top of BENCHMARKS.md
     DURATION=5 python3 bench/load.py      # shorter runs
     python3 bench/load.py hold            # 1,000 connections: wrk unpinned 30 s, then pinned to a core 20 s; RSS
-    HOLD_CPU=0.5 python3 bench/load.py hold   # the same with warden held to half a core (a cgroup): a slow machine
+    HOLD_CPU=0.5 python3 bench/load.py hold   # warden held to half a core (a cgroup; root): a slow machine; writes nothing
     python3 bench/load.py hot             # both caches on, 1 to 1,000 connections; writes nothing
     WARDEN_BIN=/path/to/warden python3 bench/load.py hot    # any mode, with another build
     python3 bench/load.py idle            # 10,000 idle keep-alive connections; RSS
@@ -363,15 +363,13 @@ def hold(connections=1000):
     pinned, and mostly runs on the other core); RSS sampled each second, and the peak (VmHWM) of a
     fresh process each way. Writes the section to BENCHMARKS.md.
 
-    HOLD_CPU=0.5: warden may use half a core at most (a cgroup's CPU quota), as on a slow
-    machine, where more requests wait at once; prints the figures and writes nothing."""
+    HOLD_CPU=0.5: warden may use half a core at most (a cgroup's CPU quota, so root), as on a
+    slow machine, where more requests wait at once; prints the table and writes nothing."""
     jwks = prepare()
     try:
         runs = [hold_once(connections, 30, pinned=False), hold_once(connections, 20, pinned=True)]
     finally:
         jwks.shutdown()
-    if os.environ.get("HOLD_CPU"):
-        return
     lines = [f"## {connections:,} connections, held\n",
              f"Command: `python3 bench/load.py hold` (both caches on, {TOKENS:,} distinct tokens, a fresh warden each way).\n",
              "| wrk | duration | requests/s | errors | p50 | p99 | RSS before | RSS at most (each second) | peak (VmHWM) | RSS after (anonymous / file-backed) |",
@@ -382,6 +380,8 @@ def hold(connections=1000):
                      f"**{r['peak'] / 1024:.1f} MB** | {r['after'] / 1024:.1f} MB ({r['anon'] / 1024:.1f} / {r['file'] / 1024:.1f}) |")
     text = "\n".join(lines) + "\n"
     print(text)
+    if os.environ.get("HOLD_CPU"):
+        return
     path = os.path.join(ROOT, "BENCHMARKS.md")
     current = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
     marker = f"## {connections:,} connections, held"
@@ -404,30 +404,36 @@ def cpu_quota(pid, cores):
     controllers = os.path.join(v2, "cgroup.controllers")
     v2_cpu = os.path.exists(controllers) and "cpu" in open(controllers).read().split()
     if os.path.exists(os.path.join(v1, "cpu.cfs_quota_us")):
-        group = os.path.join(v1, "warden-bench-hold")
-        files = {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": quota}
+        root, files = v1, {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": quota}
     elif v2_cpu:
-        with open(os.path.join(v2, "cgroup.subtree_control"), "w") as f:
-            f.write("+cpu")
-        group = os.path.join(v2, "warden-bench-hold")
-        files = {"cpu.max": f"{quota} {period}"}
+        root, files = v2, {"cpu.max": f"{quota} {period}"}
     else:
         sys.exit("HOLD_CPU needs a cgroup CPU controller (v1 at /sys/fs/cgroup/cpu, or v2) and root")
-    os.makedirs(group, exist_ok=True)
-    for name, value in files.items():
-        with open(os.path.join(group, name), "w") as f:
-            f.write(str(value))
-    with open(os.path.join(group, "cgroup.procs"), "w") as f:
-        f.write(str(pid))
+    group = os.path.join(root, "warden-bench-hold")
+    try:
+        if root == v2:  # the cpu controller, enabled for the root's children
+            with open(os.path.join(v2, "cgroup.subtree_control"), "w") as f:
+                f.write("+cpu")
+        os.makedirs(group, exist_ok=True)
+        for name, value in files.items():
+            with open(os.path.join(group, name), "w") as f:
+                f.write(str(value))
+        # cgroup.procs moves every thread of the process; threads started later join too.
+        with open(os.path.join(group, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+    except OSError as err:
+        sys.exit(f"HOLD_CPU: could not set a CPU quota in {group} ({err}); it needs root and a cgroup it may write")
+    return group
 
 
 def hold_once(connections, duration, pinned):
     """One hold against a fresh warden: requests/s, latency and its memory (HOLD_CPU: with
     warden limited to that many cores)."""
     proc = start_warden(True, True)
+    group = None
     try:
         if os.environ.get("HOLD_CPU"):
-            cpu_quota(proc.pid, float(os.environ["HOLD_CPU"]))
+            group = cpu_quota(proc.pid, float(os.environ["HOLD_CPU"]))
         before = status(proc.pid, "VmRSS")
         samples = []
         sampling = True
@@ -449,6 +455,11 @@ def hold_once(connections, duration, pinned):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if group:
+            try:
+                os.rmdir(group)  # empty once warden is gone; a later run would reuse it anyway
+            except OSError:
+                pass
     r.update(how="1 thread, pinned to one core" if pinned else "2 threads, unpinned", duration=duration,
              rps=r["requests"] / (r["duration_us"] / 1e6), before=before, max=max(samples or [0]), after=after,
              anon=anon, file=file_backed, peak=peak)
@@ -655,12 +666,15 @@ def floor(rounds=int(os.environ.get("ROUNDS", "2"))):
     1,000 connections, alternating the two servers `rounds` times (ROUNDS, default 2); prints a
     table, writes nothing. Besides the ratio of the means, the ratio of each round's pair shows
     how far the machine moved between runs."""
+    # FLOOR_TOKENS: fewer distinct tokens than the 1,000 minted, so that warden's cached rows
+    # stay in the CPU's caches; the difference from a run with all of them is part of what
+    # fetching those rows costs.
+    wanted = os.environ.get("FLOOR_TOKENS", str(TOKENS))
+    if not wanted.isdigit() or not 1 <= int(wanted) <= TOKENS:
+        sys.exit(f"FLOOR_TOKENS must be a whole number from 1 to {TOKENS:,}")
+    in_use = int(wanted)
     floor_bin = build_floor()
     jwks = prepare()
-    # FLOOR_TOKENS: fewer distinct tokens than the 1,000 minted, so that warden's cached rows
-    # stay in the CPU's caches; the difference from a run with all of them is what fetching
-    # those rows from memory costs.
-    in_use = int(os.environ.get("FLOOR_TOKENS", TOKENS))
     tokens = "tokens.txt"
     if in_use < TOKENS:
         tokens = f"tokens-first-{in_use}.txt"
