@@ -371,7 +371,8 @@ def hold(connections=1000):
     finally:
         jwks.shutdown()
     lines = [f"## {connections:,} connections, held\n",
-             f"Command: `python3 bench/load.py hold` (both caches on, {TOKENS:,} distinct tokens, a fresh warden each way).\n",
+             f"Command: `{'HOLD_CPU=' + os.environ['HOLD_CPU'] + ' ' if os.environ.get('HOLD_CPU') else ''}python3 bench/load.py hold` "
+             f"(both caches on, {TOKENS:,} distinct tokens, a fresh warden each way).\n",
              "| wrk | duration | requests/s | errors | p50 | p99 | RSS before | RSS at most (each second) | peak (VmHWM) | RSS after (anonymous / file-backed) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
