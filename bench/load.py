@@ -43,6 +43,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USERS = int(os.environ.get("USERS", "100000"))
 TOKENS = int(os.environ.get("TOKENS", "1000"))
 DURATION = int(os.environ.get("DURATION", "10"))
+# HOLD_CPU: the cores warden may use in the hold mode (a cgroup's quota); unset, no limit.
+HOLD_CPU = os.environ.get("HOLD_CPU") or None
 ADMIN_URL = os.environ.get("ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 DB = os.environ.get("BENCH_DATABASE", "warden_bench_load")
 DB_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB
@@ -365,13 +367,20 @@ def hold(connections=1000):
 
     HOLD_CPU=0.5: warden may use half a core at most (a cgroup's CPU quota, so root), as on a
     slow machine, where more requests wait at once; prints the table and writes nothing."""
+    try:
+        cores = float(HOLD_CPU) if HOLD_CPU else None
+    except ValueError:
+        cores = 0.0
+    if cores is not None and not 0 < cores <= os.cpu_count():
+        sys.exit(f"HOLD_CPU must be a number of cores above 0 and at most {os.cpu_count()}")
     jwks = prepare()
     try:
-        runs = [hold_once(connections, 30, pinned=False), hold_once(connections, 20, pinned=True)]
+        runs = [hold_once(connections, 30, pinned=False, cores=cores),
+                hold_once(connections, 20, pinned=True, cores=cores)]
     finally:
         jwks.shutdown()
     lines = [f"## {connections:,} connections, held\n",
-             f"Command: `{'HOLD_CPU=' + os.environ['HOLD_CPU'] + ' ' if os.environ.get('HOLD_CPU') else ''}python3 bench/load.py hold` "
+             f"Command: `{f'HOLD_CPU={HOLD_CPU} ' if cores else ''}python3 bench/load.py hold` "
              f"(both caches on, {TOKENS:,} distinct tokens, a fresh warden each way).\n",
              "| wrk | duration | requests/s | errors | p50 | p99 | RSS before | RSS at most (each second) | peak (VmHWM) | RSS after (anonymous / file-backed) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -381,7 +390,7 @@ def hold(connections=1000):
                      f"**{r['peak'] / 1024:.1f} MB** | {r['after'] / 1024:.1f} MB ({r['anon'] / 1024:.1f} / {r['file'] / 1024:.1f}) |")
     text = "\n".join(lines) + "\n"
     print(text)
-    if os.environ.get("HOLD_CPU"):
+    if cores:
         return
     path = os.path.join(ROOT, "BENCHMARKS.md")
     current = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
@@ -427,14 +436,14 @@ def cpu_quota(pid, cores):
     return group
 
 
-def hold_once(connections, duration, pinned):
-    """One hold against a fresh warden: requests/s, latency and its memory (HOLD_CPU: with
-    warden limited to that many cores)."""
+def hold_once(connections, duration, pinned, cores=None):
+    """One hold against a fresh warden: requests/s, latency and its memory (`cores`: with
+    warden limited to that many)."""
     proc = start_warden(True, True)
     group = None
     try:
-        if os.environ.get("HOLD_CPU"):
-            group = cpu_quota(proc.pid, float(os.environ["HOLD_CPU"]))
+        if cores:
+            group = cpu_quota(proc.pid, cores)
         before = status(proc.pid, "VmRSS")
         samples = []
         sampling = True
