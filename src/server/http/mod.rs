@@ -7,7 +7,9 @@
 //!
 //! The three that work on both sides of a request (request id, metrics, shedding) are services
 //! written out in `layers`, and the two that map answers are `tower::util::MapResponseLayer`s:
-//! no `axum::middleware` future, which boxes itself and copies the request (ADR 0024).
+//! no `axum::middleware` future, which boxes itself and copies the request (ADR 0024). All of
+//! them go on in one `Router::layer` call, as one `ServiceBuilder` stack: axum wraps every
+//! route in a boxed service per call, cloned and given a boxed future on each request (ADR 0025).
 //!
 //! [`server`] owns the connections underneath: timeouts for slow and idle clients, and a cap.
 //!
@@ -27,6 +29,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
 use tower::util::MapResponseLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::SizeAbove;
@@ -104,21 +107,12 @@ pub struct RequestId(pub String);
 
 /// Wraps `router` in every layer.
 pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &HttpSettings) -> Router<S> {
-    let mut router = router
-        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ))
-        .layer(MapResponseLayer::new(problem_for_bare_errors))
-        .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024)));
-    if let Some(cors) = cors(&settings.cors_origins) {
-        router = router.layer(cors);
-    }
-    router
-        .layer(layers::ShedLayer::new(settings.max_concurrent_requests))
-        .layer(layers::TrackLayer)
+    // One `Router::layer` call for the whole stack: each call wraps every route in another
+    // boxed service, which axum clones (an allocation) and boxes a future for on every
+    // request, so ten calls cost ten of each where one `ServiceBuilder` costs one.
+    let outer = ServiceBuilder::new()
+        .layer(layers::RequestIdLayer::new(settings.trusted_proxies.clone()))
+        .layer(MapResponseLayer::new(plain_body))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -140,7 +134,33 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(layers::RequestIdLayer::new(settings.trusted_proxies.clone()))
+        .layer(layers::TrackLayer)
+        .layer(layers::ShedLayer::new(settings.max_concurrent_requests));
+    let inner = ServiceBuilder::new()
+        .layer(MapResponseLayer::new(plain_body))
+        .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024)))
+        .layer(MapResponseLayer::new(problem_for_bare_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(MapResponseLayer::new(plain_body))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
+    match cors(&settings.cors_origins) {
+        Some(cors) => router.layer(outer.layer(cors).layer(inner)),
+        None => router.layer(outer.layer(inner)),
+    }
+}
+
+/// A layer's answer with its body boxed as axum's, for the layer above that takes only those
+/// (what axum does between the layers of separate `Router::layer` calls).
+fn plain_body<B>(response: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    response.map(axum::body::Body::new)
 }
 
 /// Marks an answer to a route that takes a credential (`/users`, `/admin`, `/orgs`,
