@@ -3,10 +3,11 @@
 //!
 //! Why not `axum::middleware::from_fn`: an `async fn` middleware's future holds the request,
 //! `Next` (the rest of the stack, boxed and cloned for every request) and the inner future
-//! together, about 1 KB each, and `from_fn` boxes it on top of the box every `Router::layer`
-//! puts around a layer's future. Each request paid that three times, and a request waiting on
-//! the database keeps it for the whole wait (`python3 bench/load.py inflight`). Each future
-//! here is the inner future and a few words of state, boxed once, by the `Route` around it.
+//! together, about 1 KB each, and `from_fn` boxes it on top of the box a `Route` puts around
+//! its future. Each request paid that three times, and a request waiting on the database keeps
+//! it for the whole wait (`python3 bench/load.py inflight`). Each future here is the inner
+//! future and a few words of state, held inline in the stack's one future, which the one
+//! `Route` around the whole stack boxes (ADR 0025).
 
 use std::future::Future;
 use std::pin::Pin;

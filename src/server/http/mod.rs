@@ -6,10 +6,12 @@
 //! problem+json for bare errors → timeout → body limit → the route.
 //!
 //! The three that work on both sides of a request (request id, metrics, shedding) are services
-//! written out in `layers`, and the two that map answers are `tower::util::MapResponseLayer`s:
+//! written out in `layers`, and the problem+json rewrite is a `tower::util::MapResponseLayer`:
 //! no `axum::middleware` future, which boxes itself and copies the request (ADR 0024). All of
-//! them go on in one `Router::layer` call, as one `ServiceBuilder` stack: axum wraps every
-//! route in a boxed service per call, cloned and given a boxed future on each request (ADR 0025).
+//! these go on in one `Router::layer` call, as one `ServiceBuilder` stack: each call wraps
+//! every route in a boxed service that axum clones on each request, and a clone copies every
+//! boxed service nested inside it, so nine or ten calls cost dozens of allocations a request
+//! where one costs a few (ADR 0025).
 //!
 //! [`server`] owns the connections underneath: timeouts for slow and idle clients, and a cap.
 //!
@@ -108,8 +110,9 @@ pub struct RequestId(pub String);
 /// Wraps `router` in every layer.
 pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &HttpSettings) -> Router<S> {
     // One `Router::layer` call for the whole stack: each call wraps every route in another
-    // boxed service, which axum clones (an allocation) and boxes a future for on every
-    // request, so ten calls cost ten of each where one `ServiceBuilder` costs one.
+    // boxed service, which axum clones and boxes a future for on every request. A clone copies
+    // every boxed service nested inside, and each of those is cloned again when it is called:
+    // nine or ten calls cost dozens of allocations a request, one `ServiceBuilder` a few.
     let outer = ServiceBuilder::new()
         .layer(layers::RequestIdLayer::new(settings.trusted_proxies.clone()))
         .layer(MapResponseLayer::new(plain_body))
