@@ -109,13 +109,12 @@ pub struct RequestId(pub String);
 
 /// Wraps `router` in every layer.
 pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &HttpSettings) -> Router<S> {
-    // One `Router::layer` call for the whole stack: each call wraps every route in another
-    // boxed service, which axum clones and boxes a future for on every request. A clone copies
-    // every boxed service nested inside, and each of those is cloned again when it is called:
-    // nine or ten calls cost dozens of allocations a request, one `ServiceBuilder` a few.
+    // One `Router::layer` call for the whole stack (ADR 0025). Where a layer's answer has a
+    // body of its own type and the layer above takes only axum's, `into_response` boxes it, as
+    // axum did between the `Route`s of separate calls.
     let outer = ServiceBuilder::new()
         .layer(layers::RequestIdLayer::new(settings.trusted_proxies.clone()))
-        .layer(MapResponseLayer::new(plain_body))
+        .layer(MapResponseLayer::new(IntoResponse::into_response))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -140,30 +139,20 @@ pub fn layered<S: Clone + Send + Sync + 'static>(router: Router<S>, settings: &H
         .layer(layers::TrackLayer)
         .layer(layers::ShedLayer::new(settings.max_concurrent_requests));
     let inner = ServiceBuilder::new()
-        .layer(MapResponseLayer::new(plain_body))
+        .layer(MapResponseLayer::new(IntoResponse::into_response))
         .layer(CompressionLayer::new().compress_when(SizeAbove::new(1024)))
         .layer(MapResponseLayer::new(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ))
-        .layer(MapResponseLayer::new(plain_body))
+        .layer(MapResponseLayer::new(IntoResponse::into_response))
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
     match cors(&settings.cors_origins) {
         Some(cors) => router.layer(outer.layer(cors).layer(inner)),
         None => router.layer(outer.layer(inner)),
     }
-}
-
-/// A layer's answer with its body boxed as axum's, for the layer above that takes only those
-/// (what axum does between the layers of separate `Router::layer` calls).
-fn plain_body<B>(response: axum::http::Response<B>) -> Response
-where
-    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    response.map(axum::body::Body::new)
 }
 
 /// Marks an answer to a route that takes a credential (`/users`, `/admin`, `/orgs`,
